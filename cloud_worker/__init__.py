@@ -1,0 +1,1 @@
+"""The cloud worker: serves escalated requests from edge peers with the full model."""

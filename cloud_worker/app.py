@@ -1,0 +1,139 @@
+"""Wiring of the worker: backend, signaling client, link acceptor, health/metrics HTTP.
+
+``create_app`` builds everything from settings; the long-lived parts start and stop in
+the application's ``cleanup_ctx`` so that Ctrl-C (or SIGTERM from systemd) unwinds them
+in order: stop taking offers, close sessions, free the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cloud_worker.backends import Backend
+from cloud_worker.backends.llama import LlamaBackend
+from cloud_worker.links import LinkAcceptor
+from cloud_worker.metrics import WorkerMetrics
+from cloud_worker.settings import WorkerSettings
+from inference import RunnerConfig, bundled_model_path
+from link import SignalingClient
+from shared.messages import Message, Register
+
+__all__ = ["WorkerParts", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    backend: Backend
+    signaling: SignalingClient
+    acceptor: LinkAcceptor
+    metrics: WorkerMetrics
+
+
+PARTS = web.AppKey("parts", WorkerParts)
+
+
+def build_backend(settings: WorkerSettings) -> Backend:
+    model = settings.model or bundled_model_path()
+    if model is None:
+        raise ValueError(
+            "no --model given and the bundled model (extra 'bundled') is not installed"
+        )
+    config = RunnerConfig(
+        model_path=model,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_gpu_layers=settings.n_gpu_layers,
+        max_waiting=settings.max_queue,
+    )
+    return LlamaBackend(
+        config,
+        parallel=settings.parallel,
+        max_queue=settings.max_queue,
+        served_name=settings.served_name,
+    )
+
+
+def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> web.Application:
+    """The worker as an aiohttp app: /healthz and /metrics, everything else in the background."""
+    if settings.token is None:
+        raise ValueError("a worker token is required (--token or TANDEM_TOKEN)")
+    the_backend = backend or build_backend(settings)
+    metrics = WorkerMetrics(active=lambda: the_backend.active)
+    signaling: SignalingClient
+
+    async def send(message: Message) -> None:
+        await signaling.send(message)
+
+    acceptor = LinkAcceptor(
+        settings, the_backend, metrics, send=send, ice_servers=lambda: signaling.ice_servers
+    )
+
+    def hello() -> tuple[Message, ...]:
+        return (Register(models=the_backend.models, capacity=the_backend.capacity),)
+
+    signaling = SignalingClient(
+        settings.signaling,
+        settings.token.get_secret_value(),
+        on_message=acceptor.handle,
+        hello=hello,
+        reconnect_max_s=settings.reconnect_max_s,
+    )
+    app = web.Application()
+    app[PARTS] = WorkerParts(
+        backend=the_backend, signaling=signaling, acceptor=acceptor, metrics=metrics
+    )
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _start(parts: WorkerParts) -> None:
+    """Load first, then register: signaling must never send us an edge we cannot serve."""
+    await parts.backend.load()
+    log.info(
+        "worker serving %s with capacity %d",
+        ", ".join(parts.backend.models),
+        parts.backend.capacity,
+    )
+    parts.acceptor.start()
+    parts.signaling.start()
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    parts = app[PARTS]
+    startup = asyncio.get_running_loop().create_task(_start(parts), name="worker-startup")
+    try:
+        yield
+    finally:
+        startup.cancel()
+        await asyncio.gather(startup, return_exceptions=True)
+        await parts.signaling.aclose()
+        await parts.acceptor.aclose()
+        await parts.backend.aclose()
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    parts = request.app[PARTS]
+    body = {
+        "status": "ok" if parts.backend.ready else "loading",
+        "models": list(parts.backend.models),
+        "signaling": "connected" if parts.signaling.connected else "disconnected",
+        "sessions": parts.acceptor.sessions,
+        "active_streams": parts.backend.active,
+    }
+    return web.json_response(body, status=200 if parts.backend.ready else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[PARTS].metrics.render()
+    return web.Response(
+        body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )

@@ -1,0 +1,125 @@
+"""The worker's answering side: offers from signaling become links, links become sessions.
+
+Offers arrive only through signaling, which brokered them for this worker; an edge
+cannot reach us any other way. Each offer is answered in a task of its own so that a
+slow ICE gathering never stalls the signaling connection, and every task and session
+is owned here and cancelled by ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from cloud_worker.backends import Backend
+from cloud_worker.metrics import WorkerMetrics
+from cloud_worker.sessions import Session
+from cloud_worker.settings import WorkerSettings
+from link import accept_offer, parse_addresses
+from shared.messages import Answer, IceServer, LoadReport, Message, Offer
+
+__all__ = ["LinkAcceptor"]
+
+log = logging.getLogger(__name__)
+
+
+class LinkAcceptor:
+    """Answers offers, runs a ``Session`` per edge, reports load to signaling."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        backend: Backend,
+        metrics: WorkerMetrics,
+        *,
+        send: Callable[[Message], Awaitable[None]],
+        ice_servers: Callable[[], tuple[IceServer, ...]],
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._metrics = metrics
+        self._send = send
+        self._ice_servers = ice_servers
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sessions: set[Session] = set()
+        self._load_changed = asyncio.Event()
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def start(self) -> None:
+        self._spawn(self._report_load(), "load-reporter")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def handle(self, message: Message) -> None:
+        """Signaling's ``on_message``: only offers are expected here."""
+        if isinstance(message, Offer):
+            self._spawn(self._answer(message), f"offer-{message.session_id}")
+        else:
+            log.debug("ignoring %s from signaling", message.type_tag)
+
+    async def _answer(self, offer: Offer) -> None:
+        label = f"{offer.peer_id}/{offer.session_id[:8]}"
+        try:
+            answer = await accept_offer(
+                offer.sdp,
+                self._ice_servers(),
+                max_frame_bytes=self._settings.max_frame_bytes,
+                host_addresses=parse_addresses(self._settings.ice_host_addresses),
+                label=label,
+            )
+        except Exception as exc:
+            self._metrics.offers_total.labels("bad_offer").inc()
+            log.warning(
+                "could not answer offer from edge %s: %s", offer.peer_id, exc.__class__.__name__
+            )
+            return
+        try:
+            await self._send(Answer(session_id=offer.session_id, sdp=answer.sdp))
+            link = await answer.wait_link(self._settings.connect_timeout_s)
+        except Exception:
+            self._metrics.offers_total.labels("no_channel").inc()
+            log.warning("edge %s never opened its data channel", offer.peer_id)
+            await answer.pc.close()
+            return
+        self._metrics.offers_total.labels("connected").inc()
+        path = link.path.value
+        session = Session(
+            link,
+            self._backend,
+            peer_id=offer.peer_id,
+            max_streams=self._settings.max_streams_per_peer,
+            on_load_change=self._load_changed.set,
+        )
+        self._sessions.add(session)
+        self._metrics.sessions.labels(path).inc()
+        self._metrics.sessions_total.labels(path).inc()
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            self._metrics.sessions.labels(path).dec()
+            log.info("session with edge %s closed", offer.peer_id)
+
+    async def _report_load(self) -> None:
+        while True:
+            await self._load_changed.wait()
+            self._load_changed.clear()
+            try:
+                await self._send(LoadReport(active=self._backend.active))
+            except Exception:  # signaling down: the next change (or reconnect) reports again
+                log.debug("could not report load to signaling")
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(s.aclose() for s in list(self._sessions)), return_exceptions=True)

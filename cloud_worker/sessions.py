@@ -1,0 +1,141 @@
+"""``Session``: one edge peer's link, many concurrent streams over it.
+
+Frames in: ``GenerateRequest`` starts a stream (a task of its own), ``Cancel`` stops one,
+``Ping`` is answered. Frames out: the backend's ``TokenChunk``s (already coalesced when
+the link is slower than the model) and one ``StreamEnd`` or ``StreamFailed`` per stream.
+A peer that sends something it must not gets its link closed; other sessions carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import aclosing
+
+from cloud_worker.backends import Backend
+from cloud_worker.errors import BackendUnavailable, Draining
+from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
+from link import Link, LinkClosed
+from shared.messages import Cancel, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
+
+__all__ = ["Session"]
+
+log = logging.getLogger(__name__)
+
+
+def failure_for(exc: BaseException) -> tuple[ErrorCode, str, bool]:
+    """Map a generation error to (wire code, client-safe message, retryable)."""
+    if isinstance(exc, ContextTooLong):
+        return ErrorCode.CONTEXT_TOO_LONG, str(exc), False
+    if isinstance(exc, Draining):
+        return ErrorCode.DRAINING, "worker is draining", True
+    if isinstance(exc, BackendUnavailable | RunnerOverloaded | ModelLoadError):
+        return ErrorCode.OVERLOADED, str(exc), True
+    if isinstance(exc, InferenceError):
+        return ErrorCode.BAD_REQUEST, str(exc), False
+    return ErrorCode.BACKEND_ERROR, "generation failed on the worker", True
+
+
+class Session:
+    """Serves one edge peer until its link closes."""
+
+    def __init__(
+        self,
+        link: Link,
+        backend: Backend,
+        *,
+        peer_id: str,
+        max_streams: int,
+        on_load_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.peer_id = peer_id
+        self._link = link
+        self._backend = backend
+        self._max_streams = max_streams
+        self._on_load_change = on_load_change
+        self._streams: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._streams)
+
+    async def run(self) -> None:
+        """Read frames until the link closes, then cancel what is still running."""
+        log.info("session with edge %s open on path %s", self.peer_id, self._link.path.value)
+        try:
+            while True:
+                try:
+                    message = await self._link.recv()
+                except LinkClosed:
+                    return
+                if isinstance(message, GenerateRequest):
+                    await self._start(message)
+                elif isinstance(message, Cancel):
+                    task = self._streams.get(message.request_id)
+                    if task is not None:
+                        task.cancel()
+                elif isinstance(message, Ping):
+                    await self._link.send(Pong(nonce=message.nonce))
+                else:
+                    log.warning(
+                        "edge %s sent a %s on the data channel; closing",
+                        self.peer_id,
+                        message.type_tag,
+                    )
+                    return
+        except LinkClosed:
+            return
+        finally:
+            await self.aclose()
+
+    async def _start(self, request: GenerateRequest) -> None:
+        rid = request.request_id
+        if rid in self._streams:
+            await self._fail(rid, ErrorCode.BAD_REQUEST, "duplicate request id", retryable=False)
+            return
+        if len(self._streams) >= self._max_streams:
+            await self._fail(
+                rid, ErrorCode.OVERLOADED, "too many streams on this session", retryable=True
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(request), name=f"stream-{rid}")
+        self._streams[rid] = task
+        task.add_done_callback(lambda _: self._finished(rid))
+        self._on_load_change()
+
+    def _finished(self, rid: str) -> None:
+        self._streams.pop(rid, None)
+        self._on_load_change()
+
+    async def _serve(self, request: GenerateRequest) -> None:
+        rid = request.request_id
+        try:
+            async with aclosing(self._backend.stream(request)) as events:
+                async for event in events:
+                    await self._link.send(event)
+        except asyncio.CancelledError:
+            raise
+        except LinkClosed:
+            return
+        except Exception as exc:
+            code, message, retryable = failure_for(exc)
+            if code is ErrorCode.BACKEND_ERROR:
+                log.exception("stream %s failed", rid)
+            await self._fail(rid, code, message, retryable=retryable)
+
+    async def _fail(self, rid: str, code: ErrorCode, message: str, *, retryable: bool) -> None:
+        failed = StreamFailed(
+            request_id=rid, code=code, message=message[:1000], retryable=retryable
+        )
+        with contextlib.suppress(LinkClosed):
+            await self._link.send(failed)
+
+    async def aclose(self) -> None:
+        """Cancel every stream, wait for them, close the link. Safe to call twice."""
+        tasks = list(self._streams.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._link.aclose()

@@ -1,0 +1,73 @@
+"""Cloud worker settings: every field is a ``--flag``, a ``TANDEM_<NAME>`` env var and a
+key in the ``--config`` TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from shared.settings import TandemSettings
+
+__all__ = ["WorkerSettings"]
+
+
+class WorkerSettings(TandemSettings):
+    """Configuration of ``cloud-worker serve``."""
+
+    signaling: str = Field(
+        default="ws://127.0.0.1:8765/v1/signal", description="Signaling server WebSocket URL."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="This worker's signed peer token (required)."
+    )
+    model: Path | None = Field(
+        default=None,
+        description="GGUF model to serve (default: the bundled SmolLM2-135M-Instruct).",
+    )
+    served_name: str | None = Field(
+        default=None,
+        description="Name to advertise the model under (default: file name without .gguf).",
+    )
+    n_ctx: int = Field(
+        default=4096, ge=128, description="Context window per generation, in tokens."
+    )
+    n_gpu_layers: int = Field(
+        default=0, ge=-1, description="Layers to offload to the GPU (-1 = all)."
+    )
+    n_threads: int | None = Field(default=None, ge=1, description="CPU threads per model instance.")
+    parallel: int = Field(
+        default=1, ge=1, le=64, description="Concurrent generations (one model instance each)."
+    )
+    max_queue: int = Field(
+        default=16,
+        ge=0,
+        description="Requests allowed to wait for a free instance; more are refused as overloaded.",
+    )
+    max_streams_per_peer: int = Field(
+        default=32, ge=1, description="Concurrent streams one edge may have open on this worker."
+    )
+    max_frame_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Largest data-channel frame; bigger messages are split.",
+    )
+    ice_host_addresses: str | None = Field(
+        default=None,
+        description="Comma-separated local addresses to offer as ICE host candidates "
+        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
+    )
+    connect_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Deadline for an edge's data channel to open after the answer.",
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between reconnections to signaling."
+    )
+    host: str = Field(
+        default="127.0.0.1", description="Address of the /healthz and /metrics HTTP endpoint."
+    )
+    port: int = Field(
+        default=8766, ge=0, le=65535, description="Port of the /healthz and /metrics endpoint."
+    )

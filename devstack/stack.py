@@ -1,0 +1,197 @@
+"""``Stack``: start, health-check and stop the three processes as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from shared.messages import Role
+from shared.tokens import mint_token
+
+__all__ = ["Stack", "StackConfig", "StackError", "free_port"]
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not come up."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class StackConfig:
+    """Where and how to run the stack."""
+
+    edge_model: Path | None = None
+    worker_model: Path | None = None
+    host: str = "127.0.0.1"
+    signaling_port: int = 8765
+    worker_port: int = 8766
+    edge_port: int = 8080
+    log_dir: Path | None = None
+    """Write each process's log here; ``None`` lets them share our stderr."""
+    token_ttl_s: int = 30 * 24 * 3600
+    startup_timeout_s: float = 120.0
+    edge_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
+    log_level: str = "INFO"
+
+
+class Stack:
+    """Owns the three child processes; ``stop`` (or leaving the ``with``) ends them."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.secret = secrets.token_urlsafe(32)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def signaling_url(self) -> str:
+        return f"ws://{self.config.host}:{self.config.signaling_port}/v1/signal"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.edge_port}"
+
+    @property
+    def worker_health_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.worker_port}/healthz"
+
+    def token(self, role: Role, peer_id: str) -> str:
+        return mint_token(
+            self.secret, role=role, peer_id=peer_id, ttl_s=self.config.token_ttl_s, now=time.time()
+        )
+
+    def _spawn(self, name: str, module: str, args: list[str], env: dict[str, str]) -> None:
+        cfg = self.config
+        stderr: IO[bytes] | None = None
+        if cfg.log_dir is not None:
+            cfg.log_dir.mkdir(parents=True, exist_ok=True)
+            stderr = (cfg.log_dir / f"{name}.log").open("wb")
+            self._logs.append(stderr)
+        full_env = {**os.environ, **env, "TANDEM_LOG_LEVEL": cfg.log_level, "PYTHONUNBUFFERED": "1"}
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", module, "serve", *args],
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+        )
+
+    def start(self) -> None:
+        cfg = self.config
+        try:
+            self._spawn(
+                "signaling",
+                "signaling",
+                ["--host", cfg.host, "--port", str(cfg.signaling_port)],
+                {"TANDEM_SECRET": self.secret},
+            )
+            self.wait_healthy(f"http://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
+            loopback = ["--ice-host-addresses", "127.0.0.1"]
+            worker_args = [
+                "--signaling",
+                self.signaling_url,
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.worker_port),
+            ]
+            worker_args += loopback
+            if cfg.worker_model is not None:
+                worker_args += ["--model", str(cfg.worker_model)]
+            self._spawn(
+                "worker",
+                "cloud_worker",
+                worker_args + cfg.worker_args,
+                {"TANDEM_TOKEN": self.token(Role.WORKER, "worker-1")},
+            )
+            edge_args = [
+                "--signaling",
+                self.signaling_url,
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.edge_port),
+            ]
+            edge_args += loopback
+            if cfg.edge_model is not None:
+                edge_args += ["--model", str(cfg.edge_model)]
+            self._spawn(
+                "edge",
+                "edge_agent",
+                edge_args + cfg.edge_args,
+                {"TANDEM_TOKEN": self.token(Role.EDGE, "edge-1")},
+            )
+            self.wait_healthy(self.worker_health_url, "worker")
+            self.wait_healthy(
+                f"{self.edge_url}/healthz", "edge", want=lambda b: b.get("cloud") == "ready"
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_healthy(self, url: str, name: str, want: Any = None) -> dict[str, Any]:
+        """Poll ``url`` until it answers 200 (and ``want(body)``), or fail with the reason."""
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for proc_name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise StackError(
+                        f"{proc_name} exited with code {proc.returncode} while starting"
+                    )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    body: dict[str, Any] = json.loads(resp.read())
+                    if want is None or want(body):
+                        return body
+                    last = json.dumps(body)
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise StackError(
+            f"{name} not healthy at {url} after {self.config.startup_timeout_s:.0f} s: {last}"
+        )
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM in reverse start order, then SIGKILL whatever is left. Idempotent."""
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

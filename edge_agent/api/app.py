@@ -1,0 +1,60 @@
+"""``build_api(deps)``: the edge agent's HTTP application, wired from its parts.
+
+Only wiring lives here. The caller owns the engines (it loads the local model, runs
+the peer pool) and their lifecycle; the app only borrows them, so tests and the real
+``edge_agent.app`` build it the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from edge_agent.api.dispatch import Dispatcher
+from edge_agent.api.health import HealthRoutes
+from edge_agent.api.middleware import api_key_middleware, outcome_middleware
+from edge_agent.api.ollama_compat import OllamaRoutes
+from edge_agent.api.openai_compat import OpenAIRoutes
+from edge_agent.engines.base import Engine
+from edge_agent.engines.local import LocalEngine
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import Router
+from edge_agent.settings import EdgeSettings
+
+__all__ = ["ApiDeps", "build_api"]
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    """Everything the HTTP layer uses; built by the process's ``app.py``."""
+
+    settings: EdgeSettings
+    local: LocalEngine
+    cloud: Engine | None
+    """``None`` when no signaling server is configured (local only); otherwise consulted
+    per request through ``cloud.ready``."""
+    router: Router
+    metrics: EdgeMetrics
+
+
+def build_api(deps: ApiDeps) -> web.Application:
+    """The aiohttp application serving the OpenAI- and Ollama-compatible API."""
+    middlewares: list[Middleware] = [outcome_middleware(deps.metrics)]
+    if deps.settings.api_key is not None:
+        middlewares.append(api_key_middleware(deps.settings.api_key))
+    app = web.Application(client_max_size=deps.settings.max_body_bytes, middlewares=middlewares)
+    dispatcher = Dispatcher(
+        settings=deps.settings,
+        local=deps.local,
+        cloud=deps.cloud,
+        router=deps.router,
+        metrics=deps.metrics,
+    )
+    created = int(time.time())
+    OpenAIRoutes(dispatcher, created=created).add_to(app.router)
+    OllamaRoutes(dispatcher).add_to(app.router)
+    HealthRoutes(local=deps.local, cloud=deps.cloud, metrics=deps.metrics).add_to(app.router)
+    return app

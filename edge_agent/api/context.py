@@ -1,0 +1,66 @@
+"""Per-request state the handlers fill in and the middleware reports.
+
+Handlers learn the serving engine and the route reason only after routing, but the
+``X-Tandem-*`` headers and the request metric must be right for every response,
+including errors raised later. So the outermost middleware creates one
+``RequestContext`` per request, handlers update it, and whoever builds the response
+(middleware for JSON, the stream writer for SSE/NDJSON) copies its headers on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+__all__ = [
+    "CLIENT_CLOSED",
+    "REQUEST_CONTEXT",
+    "REQUEST_ID_HEADER",
+    "ROUTE_HEADER",
+    "ROUTE_REASON_HEADER",
+    "SERVED_BY_HEADER",
+    "RequestContext",
+]
+
+ROUTE_HEADER = "X-Tandem-Route"
+SERVED_BY_HEADER = "X-Tandem-Served-By"
+ROUTE_REASON_HEADER = "X-Tandem-Route-Reason"
+REQUEST_ID_HEADER = "X-Request-Id"
+
+CLIENT_CLOSED = 499
+"""Status recorded (never sent) when the client goes away mid-response; nginx's code."""
+
+
+@dataclass
+class RequestContext:
+    """What is known about one HTTP request so far; owned by that request only."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: int = field(default_factory=lambda: int(time.time()))
+    """Unix time of arrival: the ``created`` field of OpenAI responses."""
+    started: float = field(default_factory=time.monotonic)
+    """Monotonic time of arrival, for time-to-first-token."""
+    served_by: str | None = None
+    reason: str | None = None
+    status: int | None = None
+    """Outcome to record when it differs from the HTTP status already sent (a stream
+    that failed or was abandoned after its 200 went out)."""
+
+    def headers(self) -> dict[str, str]:
+        """The ``X-Request-Id`` and, once routed, the ``X-Tandem-*`` headers."""
+        headers = {REQUEST_ID_HEADER: self.request_id}
+        if self.served_by is not None:
+            headers[SERVED_BY_HEADER] = self.served_by
+        if self.reason is not None:
+            headers[ROUTE_REASON_HEADER] = self.reason
+        return headers
+
+    def apply(self, response: web.StreamResponse) -> None:
+        """Copy ``headers()`` onto a response that has not been sent yet."""
+        response.headers.update(self.headers())
+
+
+REQUEST_CONTEXT = web.RequestKey("tandem_request_context", RequestContext)

@@ -1,0 +1,223 @@
+"""From a parsed request to an open engine stream: model name -> route -> engine.
+
+Both wire dialects (OpenAI, Ollama) end here, so the rules live once: which model names
+mean which route, the ``X-Tandem-Route`` override, asking the router, answering 503 for
+a forced but unreachable cloud, and falling back to the local model when an ``auto``
+request's cloud stream fails before its first token. ``serve()`` hands back the stream
+with its first event already received, which is what lets the HTTP layer send headers
+(and a 200) only once something has actually been generated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
+from types import MappingProxyType
+
+from edge_agent.api.context import ROUTE_HEADER, RequestContext
+from edge_agent.api.errors import ModelNotFound
+from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.engines.local import LocalEngine
+from edge_agent.errors import GenerationFailed, NoPeerAvailable, RequestInvalid, TransportError
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import Decision, Reason, RequestedRoute, Route, Router, extract_features
+from edge_agent.settings import EdgeSettings
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+
+__all__ = ["AUTO_MODEL", "CLOUD_MODEL", "EDGE_MODEL", "Dispatcher", "Served"]
+
+log = logging.getLogger(__name__)
+
+AUTO_MODEL = "auto"
+"""Model name meaning "let the router choose" (as does an empty or missing one)."""
+EDGE_MODEL = "edge"
+"""Model name forcing the local model, whatever its file is called."""
+CLOUD_MODEL = "cloud"
+"""Model name forcing the cloud model."""
+
+_ROUTES: Mapping[str, RequestedRoute] = MappingProxyType(
+    {"auto": "auto", "local": "local", "cloud": "cloud"}
+)
+
+
+class Served:
+    """An engine stream in progress: iterate it for the events, first one included.
+
+    Not a generator itself (an outer generator would not close the engine's stream when
+    it is closed), so closing stays with ``Dispatcher.serve``'s ``aclosing``. Records
+    time to first token and token counts as the events go by.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        decision: Decision,
+        events: AsyncGenerator[EngineEvent, None],
+        first: EngineEvent,
+        *,
+        started: float,
+        metrics: EdgeMetrics,
+    ) -> None:
+        self.engine = engine
+        self.decision = decision
+        self.end: StreamEnd | None = None
+        self._events = events
+        self._next: EngineEvent | None = first
+        self._metrics = metrics
+        self.started = started
+        """Monotonic arrival time of the request."""
+        self.first_token_at: float | None = None
+        """Monotonic time the first generated token arrived."""
+
+    def __aiter__(self) -> Served:
+        return self
+
+    async def __anext__(self) -> EngineEvent:
+        if self.end is not None:
+            raise StopAsyncIteration
+        if self._next is not None:
+            event, self._next = self._next, None
+        else:
+            try:
+                event = await anext(self._events)
+            except StopAsyncIteration:
+                raise GenerationFailed("the engine stream ended without a StreamEnd") from None
+        self._observe(event)
+        return event
+
+    def _observe(self, event: EngineEvent) -> None:
+        served_by = self.engine.served_by
+        if isinstance(event, TokenChunk):
+            if self.first_token_at is None and event.n_tokens > 0:
+                self.first_token_at = time.monotonic()
+                elapsed = self.first_token_at - self.started
+                self._metrics.time_to_first_token.labels(served_by).observe(elapsed)
+        else:
+            self.end = event
+            self._metrics.tokens.labels(served_by, "prompt").inc(event.prompt_tokens)
+            self._metrics.tokens.labels(served_by, "completion").inc(event.completion_tokens)
+
+
+class Dispatcher:
+    """Resolves model names to routes and opens the chosen engine's stream."""
+
+    def __init__(
+        self,
+        *,
+        settings: EdgeSettings,
+        local: LocalEngine,
+        cloud: Engine | None,
+        router: Router,
+        metrics: EdgeMetrics,
+    ) -> None:
+        self._settings = settings
+        self._local = local
+        self._cloud = cloud
+        self._router = router
+        self._metrics = metrics
+
+    @property
+    def local(self) -> LocalEngine:
+        return self._local
+
+    @property
+    def cloud(self) -> Engine | None:
+        return self._cloud
+
+    def model_ids(self) -> list[str]:
+        """Every model name a request may use, as listed by ``/v1/models``."""
+        ids = [AUTO_MODEL, EDGE_MODEL]
+        if self._cloud is not None:
+            ids.append(CLOUD_MODEL)
+        if self._local.model not in ids:
+            ids.append(self._local.model)
+        return ids
+
+    def requested_route(self, model: str | None, header: str | None) -> RequestedRoute:
+        """The route a request asks for: ``model``'s, unless ``X-Tandem-Route`` overrides.
+
+        An unknown model is refused even with the header: a typo should not quietly be
+        served by something else.
+        """
+        route = self._route_for_model((model or "").strip())
+        if header is None:
+            return route
+        override = _ROUTES.get(header.strip().lower())
+        if override is None:
+            raise RequestInvalid(f"{ROUTE_HEADER} must be one of: local, cloud, auto.")
+        return override
+
+    def _route_for_model(self, model: str) -> RequestedRoute:
+        if model in ("", AUTO_MODEL):
+            return self._settings.default_route
+        if model in (EDGE_MODEL, self._local.model):
+            return "local"
+        if model == CLOUD_MODEL or (self._cloud is not None and model == self._cloud.model):
+            return "cloud"
+        raise ModelNotFound(model)
+
+    @asynccontextmanager
+    async def serve(
+        self, ctx: RequestContext, request: GenerateRequest, requested: RequestedRoute
+    ) -> AsyncIterator[Served]:
+        """Route ``request`` and open its stream; leaving the block closes the stream,
+        which cancels generation if it is still running (the client went away)."""
+        cloud = self._cloud
+        cloud_ready = cloud is not None and cloud.ready
+        features = extract_features(request)
+        decision = self._decided(
+            ctx, self._router.decide(features, requested=requested, cloud_available=cloud_ready)
+        )
+        engine: Engine = self._local
+        if decision.route is Route.CLOUD:
+            if cloud is None or not cloud_ready:  # only a forced route gets here
+                raise NoPeerAvailable(
+                    "The cloud route was requested but no cloud worker is reachable."
+                    if cloud is not None
+                    else "The cloud route was requested but this agent has no cloud configured."
+                )
+            engine = cloud
+        try:
+            events, first = await self._start(engine, request)
+        except (NoPeerAvailable, TransportError) as exc:
+            if engine is self._local or requested != "auto":
+                raise
+            log.info(
+                "request %s: cloud failed before its first token (%r); serving locally",
+                ctx.request_id,
+                exc,
+            )
+            decision = self._decided(ctx, Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE))
+            engine = self._local
+            events, first = await self._start(engine, request)
+        async with aclosing(events):
+            yield Served(
+                engine, decision, events, first, started=ctx.started, metrics=self._metrics
+            )
+
+    def _decided(self, ctx: RequestContext, decision: Decision) -> Decision:
+        """Make ``decision`` visible: response headers, metric, debug log."""
+        ctx.served_by = decision.route.value
+        ctx.reason = decision.reason.value
+        self._metrics.route_decisions.labels(decision.route.value, decision.reason.value).inc()
+        log.debug("request %s: %s (%s)", ctx.request_id, decision.route, decision.reason)
+        return decision
+
+    @staticmethod
+    async def _start(
+        engine: Engine, request: GenerateRequest
+    ) -> tuple[AsyncGenerator[EngineEvent, None], EngineEvent]:
+        """Open ``engine``'s stream and wait for its first event; on any failure the
+        stream is closed before the error propagates."""
+        events = engine.stream(request)
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            await events.aclose()
+            raise GenerationFailed("the engine stream ended without a StreamEnd") from None
+        except BaseException:
+            await events.aclose()
+            raise
+        return events, first

@@ -1,0 +1,256 @@
+"""Ollama-compatible endpoints: ``/api/chat``, ``/api/generate``, ``/api/tags``, ``/api/version``.
+
+Many local tools (Open WebUI, Continue, editor plugins) speak Ollama's API rather than
+OpenAI's. The subset here is the one they use to list models and generate; it reuses
+the dispatcher and ``respond()``, only the payload shapes (NDJSON, ``done`` flags,
+nanosecond durations) differ. ``/api/generate`` applies the chat template, as Ollama
+does, unless ``raw`` is set: then the prompt goes to the model verbatim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from edge_agent.api.bodies import json_response, read_model
+from edge_agent.api.context import REQUEST_CONTEXT, ROUTE_HEADER, RequestContext
+from edge_agent.api.dispatch import Dispatcher, Served
+from edge_agent.api.errors import ApiError
+from edge_agent.api.openai_models import SEED_MASK, ChatMessageIn
+from edge_agent.api.streaming import NdjsonWriter, respond
+from edge_agent.router import RequestedRoute
+from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, Text
+
+__all__ = ["OLLAMA_VERSION", "OllamaRoutes"]
+
+OLLAMA_VERSION = "0.6.0"
+"""The Ollama API version we claim: clients gate features on it, and everything they
+use here has existed since well before it."""
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class OllamaOptions(_Lenient):
+    """The ``options`` knobs we honour; others (``num_ctx``, ``mirostat``...) are ignored."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    num_predict: int | None = None
+    stop: list[Text] | Text | None = None
+
+    def sampling(self) -> SamplingParams:
+        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        knobs: dict[str, object] = {
+            # Ollama: -1 = unlimited, -2 = fill the context; both mean "no cap" here.
+            "max_tokens": self.num_predict if self.num_predict and self.num_predict > 0 else None,
+            "stop": tuple(s for s in stops if s),
+            "seed": None if self.seed is None else self.seed & SEED_MASK,
+        }
+        if self.temperature is not None:
+            knobs["temperature"] = self.temperature
+        if self.top_p is not None:
+            knobs["top_p"] = self.top_p
+        return SamplingParams.model_validate(knobs)
+
+
+class _OllamaRequest(_Lenient):
+    model: str
+    stream: bool = True
+    options: OllamaOptions = OllamaOptions()
+
+
+class OllamaChatRequest(_OllamaRequest):
+    messages: list[ChatMessageIn] = Field(min_length=1)
+
+
+class OllamaGenerateRequest(_OllamaRequest):
+    prompt: Text = ""
+    system: Text | None = None
+    raw: bool = False
+
+
+class OllamaMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: Text
+
+
+class OllamaChunk(BaseModel):
+    """One NDJSON line; the final one has ``done`` and the statistics set."""
+
+    model: str
+    created_at: str
+    message: OllamaMessage | None = None
+    response: str | None = None
+    done: bool = False
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class OllamaModelDetails(BaseModel):
+    format: str = "gguf"
+    family: str = ""
+    parameter_size: str = ""
+    quantization_level: str = ""
+
+
+class OllamaModel(BaseModel):
+    name: str
+    model: str
+    modified_at: str
+    size: int = 0
+    digest: str = ""
+    details: OllamaModelDetails = OllamaModelDetails()
+
+
+class OllamaTags(BaseModel):
+    models: list[OllamaModel]
+
+
+class OllamaVersion(BaseModel):
+    version: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ns(seconds: float) -> int:
+    return max(0, int(seconds * 1e9))
+
+
+@dataclass(frozen=True)
+class OllamaShape:
+    """``/api/chat`` (``chat=True``) or ``/api/generate`` lines for one response."""
+
+    model: str
+    chat: bool
+    served: Served
+
+    def _chunk(self, text: str, **extra: object) -> OllamaChunk:
+        if self.chat:
+            return OllamaChunk.model_validate(
+                {
+                    "model": self.model,
+                    "created_at": _now(),
+                    "message": OllamaMessage(content=text),
+                    **extra,
+                }
+            )
+        return OllamaChunk.model_validate(
+            {"model": self.model, "created_at": _now(), "response": text, **extra}
+        )
+
+    def opening(self) -> Sequence[BaseModel]:
+        return []
+
+    def delta(self, text: str) -> BaseModel:
+        return self._chunk(text)
+
+    def closing(self, end: StreamEnd) -> Sequence[BaseModel]:
+        return [self.complete("", end)]
+
+    def error(self, error: ApiError) -> BaseModel:
+        return error.ollama_body()
+
+    def complete(self, text: str, end: StreamEnd) -> BaseModel:
+        now = time.monotonic()
+        first = self.served.first_token_at or now
+        return self._chunk(
+            text,
+            done=True,
+            done_reason=end.finish_reason,
+            total_duration=_ns(now - self.served.started),
+            load_duration=0,
+            prompt_eval_count=end.prompt_tokens,
+            prompt_eval_duration=_ns(first - self.served.started),
+            eval_count=end.completion_tokens,
+            eval_duration=_ns(now - first),
+        )
+
+
+class OllamaRoutes:
+    """The ``/api`` handlers, bound to one dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/api/chat", self.chat)
+        router.add_post("/api/generate", self.generate)
+        router.add_get("/api/tags", self.tags)
+        router.add_get("/api/version", self.version)
+
+    def _requested(self, request: web.Request, model: str) -> RequestedRoute:
+        # Ollama clients append the default tag to bare names.
+        name = model.removesuffix(":latest")
+        return self._dispatcher.requested_route(name, request.headers.get(ROUTE_HEADER))
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        ctx = request[REQUEST_CONTEXT]
+        body = await read_model(request, OllamaChatRequest)
+        requested = self._requested(request, body.model)
+        messages = tuple(m.flattened(i) for i, m in enumerate(body.messages))
+        params = body.options.sampling()
+        generate = GenerateRequest(request_id=ctx.request_id, messages=messages, params=params)
+        return await self._serve(request, ctx, generate, requested, stream=body.stream, chat=True)
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        ctx = request[REQUEST_CONTEXT]
+        body = await read_model(request, OllamaGenerateRequest)
+        requested = self._requested(request, body.model)
+        if not body.prompt:  # Ollama's "load the model" call: nothing to generate
+            loaded = OllamaChunk(model=body.model, created_at=_now(), response="", done=True)
+            return json_response(loaded)
+        params = body.options.sampling()
+        if body.raw:
+            generate = GenerateRequest(request_id=ctx.request_id, prompt=body.prompt, params=params)
+        else:
+            turns = [ChatMessage(role="system", content=body.system)] if body.system else []
+            turns.append(ChatMessage(role="user", content=body.prompt))
+            generate = GenerateRequest(
+                request_id=ctx.request_id, messages=tuple(turns), params=params
+            )
+        return await self._serve(request, ctx, generate, requested, stream=body.stream, chat=False)
+
+    async def _serve(
+        self,
+        request: web.Request,
+        ctx: RequestContext,
+        generate: GenerateRequest,
+        requested: RequestedRoute,
+        *,
+        stream: bool,
+        chat: bool,
+    ) -> web.StreamResponse:
+        async with self._dispatcher.serve(ctx, generate, requested) as served:
+            shape = OllamaShape(served.engine.model, chat, served)
+            return await respond(request, ctx, served, shape, NdjsonWriter, stream=stream)
+
+    async def tags(self, request: web.Request) -> web.Response:
+        stamp = _now()
+        models = [
+            OllamaModel(name=i, model=i, modified_at=stamp) for i in self._dispatcher.model_ids()
+        ]
+        return json_response(OllamaTags(models=models))
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(OllamaVersion(version=OLLAMA_VERSION))

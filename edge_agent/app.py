@@ -1,0 +1,119 @@
+"""Wiring of the edge: local engine, optional cloud (signaling, peer pool, remote engine),
+router, metrics, HTTP API. Only wiring: behaviour lives in the modules it connects.
+
+The model loads in the background so that ``/healthz`` can say 503 "loading" meanwhile,
+and the peer pool starts at once so that the first escalation finds a warm channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from edge_agent.api import ApiDeps, build_api
+from edge_agent.engines.local import LocalEngine
+from edge_agent.engines.remote import RemoteEngine
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers import PeerPool
+from edge_agent.router import Router, RouterConfig
+from edge_agent.settings import EdgeSettings
+from inference import LlamaRunner, RunnerConfig, bundled_model_path
+from link import SignalingClient, parse_addresses
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EdgeParts:
+    local: LocalEngine
+    signaling: SignalingClient | None
+    cloud: RemoteEngine | None
+
+
+PARTS = web.AppKey("edge_parts", EdgeParts)
+
+
+def create_app(settings: EdgeSettings) -> web.Application:
+    """Build the edge from its settings (no I/O until the app starts)."""
+    model = settings.model or bundled_model_path()
+    if model is None:
+        raise ValueError(
+            "no --model given and the bundled model (extra 'bundled') is not installed"
+        )
+    runner = LlamaRunner(
+        RunnerConfig(
+            model_path=model,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            max_waiting=settings.max_queue,
+        )
+    )
+    local = LocalEngine(runner)
+    metrics = EdgeMetrics()
+    router = Router(
+        RouterConfig(
+            auto_local_max_prompt_tokens=settings.auto_local_max_prompt_tokens,
+            auto_local_max_tokens=settings.auto_local_max_tokens,
+            local_n_ctx=settings.n_ctx,
+        )
+    )
+    signaling: SignalingClient | None = None
+    cloud: RemoteEngine | None = None
+    if settings.signaling:
+        if settings.token is None:
+            raise ValueError("--signaling needs this edge's peer token (--token or TANDEM_TOKEN)")
+        signaling = SignalingClient(
+            settings.signaling,
+            settings.token.get_secret_value(),
+            reconnect_max_s=settings.reconnect_max_s,
+        )
+        pool = PeerPool(
+            signaling,
+            metrics,
+            model=settings.cloud_model,
+            connect_timeout_s=settings.connect_timeout_s,
+            first_token_timeout_s=settings.first_token_timeout_s,
+            token_timeout_s=settings.token_timeout_s,
+            max_frame_bytes=settings.max_frame_bytes,
+            host_addresses=parse_addresses(settings.ice_host_addresses),
+            reconnect_max_s=settings.reconnect_max_s,
+        )
+        cloud = RemoteEngine(
+            pool, model=settings.cloud_model, connect_timeout_s=settings.connect_timeout_s
+        )
+    app = build_api(
+        ApiDeps(settings=settings, local=local, cloud=cloud, router=router, metrics=metrics)
+    )
+    app[PARTS] = EdgeParts(local=local, signaling=signaling, cloud=cloud)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    parts = app[PARTS]
+    loading = asyncio.get_running_loop().create_task(parts.local.load(), name="load-local-model")
+    loading.add_done_callback(_report_load)
+    if parts.signaling is not None and parts.cloud is not None:
+        parts.signaling.start()
+        parts.cloud.start()
+    try:
+        yield
+    finally:
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        if parts.cloud is not None:
+            await parts.cloud.aclose()
+        if parts.signaling is not None:
+            await parts.signaling.aclose()
+        await parts.local.aclose()
+
+
+def _report_load(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the local model failed to load: %s", task.exception())

@@ -1,0 +1,42 @@
+"""The one interface the HTTP layer generates through.
+
+Both engines speak the protocol's own event types (``TokenChunk`` then one
+``StreamEnd``), so a response is built the same way whether it was served here or by a
+worker across the world. Failures are raised as ``EdgeError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+
+__all__ = ["Engine", "EngineEvent"]
+
+EngineEvent = TokenChunk | StreamEnd
+
+
+class Engine(ABC):
+    """Where a request is served. ``served_by`` is what ``X-Tandem-Served-By`` says."""
+
+    served_by: str
+
+    @property
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether the engine can take a request now."""
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """The model name this engine serves (shown in ``/v1/models``)."""
+
+    @abstractmethod
+    def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
+        """Yield ``TokenChunk``s then exactly one ``StreamEnd``; closing the iterator early
+        cancels generation wherever it runs."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release the engine; safe to call twice."""

@@ -1,0 +1,74 @@
+"""``LocalEngine``: the edge's own small model, via ``inference.LlamaRunner``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.errors import (
+    ContextTooLong,
+    GenerationFailed,
+    ModelNotLoaded,
+    Overloaded,
+    RequestInvalid,
+)
+from inference import ContextTooLong as InferenceContextTooLong
+from inference import InferenceError, LlamaRunner, ModelLoadError, RunnerOverloaded
+from shared.messages import GenerateRequest
+
+__all__ = ["LocalEngine"]
+
+
+class LocalEngine(Engine):
+    """Serves requests on this device; maps inference errors to edge errors."""
+
+    served_by = "local"
+
+    def __init__(self, runner: LlamaRunner) -> None:
+        self._runner = runner
+
+    @property
+    def ready(self) -> bool:
+        return self._runner.ready
+
+    @property
+    def model(self) -> str:
+        return self._runner.name
+
+    @property
+    def n_ctx(self) -> int:
+        return self._runner.n_ctx
+
+    @property
+    def busy(self) -> int:
+        """Requests generating or queued locally (the router's overload signal)."""
+        return self._runner.busy
+
+    async def load(self) -> None:
+        """Load the model (seconds); ``ready`` turns true when done."""
+        try:
+            await self._runner.load()
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"could not load {self._runner.config.model_path}: {exc}") from exc
+
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
+        try:
+            async with aclosing(self._runner.stream(request)) as events:
+                async for event in events:
+                    yield event
+        except ModelLoadError as exc:
+            raise ModelNotLoaded(str(exc)) from exc
+        except RunnerOverloaded as exc:
+            raise Overloaded(str(exc), retry_after_s=2) from exc
+        except InferenceContextTooLong as exc:
+            raise ContextTooLong(str(exc)) from exc
+        except InferenceError as exc:
+            raise RequestInvalid(str(exc)) from exc
+        except RuntimeError as exc:  # llama.cpp decode failures surface as RuntimeError
+            raise GenerationFailed(f"local generation failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        await self._runner.aclose()

@@ -1,0 +1,52 @@
+"""``RemoteEngine``: generation on a cloud worker, through the pool's warm peer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.peers import PeerPool
+from shared.messages import GenerateRequest
+
+__all__ = ["RemoteEngine"]
+
+
+class RemoteEngine(Engine):
+    """Serves requests on whichever worker the pool holds a link to."""
+
+    served_by = "cloud"
+
+    def __init__(self, pool: PeerPool, *, model: str, connect_timeout_s: float) -> None:
+        self._pool = pool
+        self._model = model or "cloud"
+        self._connect_timeout_s = connect_timeout_s
+
+    @property
+    def ready(self) -> bool:
+        return self._pool.peer is not None
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def path(self) -> str | None:
+        """The network path of the live link (``direct``, ``turn-udp``, ...), if any."""
+        peer = self._pool.peer
+        return peer.path.value if peer is not None else None
+
+    def start(self) -> None:
+        """Start keeping a warm link to a worker."""
+        self._pool.start()
+
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
+        peer = await self._pool.acquire(self._connect_timeout_s)
+        if self._model != "cloud" and not request.model:
+            request = request.model_copy(update={"model": self._model})
+        async with aclosing(peer.stream(request)) as events:
+            async for event in events:
+                yield event
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

@@ -1,0 +1,113 @@
+"""The edge agent's error tree; ``api/errors.py`` maps each class to an HTTP answer.
+
+::
+
+    EdgeError(TandemError)
+    ├── RequestInvalid (400)        bad body, bad field; ``param`` names the field
+    │   └── ContextTooLong (400)    prompt does not fit the model's context
+    ├── Unauthorized (401)          missing or wrong API key
+    ├── NotFound (404)              unknown model or route
+    ├── Overloaded (429)            local queue full; ``retry_after_s``
+    ├── TransportError              a path to a worker failed (never seen above peers/)
+    │   ├── ConnectTimeout
+    │   ├── PathFailed
+    │   └── TransportClosed
+    ├── NoPeerAvailable (503)       no worker reachable for the cloud route
+    └── EngineError
+        ├── ModelNotLoaded (503)
+        └── GenerationFailed (502)  the engine started but could not finish
+"""
+
+from __future__ import annotations
+
+from shared.errors import TandemError
+
+__all__ = [
+    "ConnectTimeout",
+    "ContextTooLong",
+    "EdgeError",
+    "EngineError",
+    "GenerationFailed",
+    "ModelNotLoaded",
+    "NoPeerAvailable",
+    "NotFound",
+    "Overloaded",
+    "PathFailed",
+    "RequestInvalid",
+    "TransportClosed",
+    "TransportError",
+    "Unauthorized",
+]
+
+
+class EdgeError(TandemError):
+    """Base of the edge's errors; ``request_id`` is set by the layer that knows it."""
+
+    request_id: str | None = None
+
+
+class RequestInvalid(EdgeError):
+    """The client's request is malformed; ``param`` names the offending field."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ContextTooLong(RequestInvalid):
+    """The prompt does not fit in the serving model's context window."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="messages")
+
+
+class Unauthorized(EdgeError):
+    """Missing or wrong API key."""
+
+
+class NotFound(EdgeError):
+    """Unknown model or route."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class Overloaded(EdgeError):
+    """Too many requests queued; the client should retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TransportError(EdgeError):
+    """A path to a worker failed."""
+
+
+class ConnectTimeout(TransportError):
+    """Signaling or ICE did not produce an open channel in time."""
+
+
+class PathFailed(TransportError):
+    """The path could not be established (ICE failed, signaling refused)."""
+
+
+class TransportClosed(TransportError):
+    """The channel closed while in use."""
+
+
+class NoPeerAvailable(EdgeError):
+    """No cloud worker can be reached."""
+
+
+class EngineError(EdgeError):
+    """An engine could not serve the request."""
+
+
+class ModelNotLoaded(EngineError):
+    """The local model is still loading (or failed to)."""
+
+
+class GenerationFailed(EngineError):
+    """Generation started but could not finish."""

@@ -1,0 +1,72 @@
+"""The edge agent's Prometheus metrics, on a registry of its own.
+
+Each ``EdgeMetrics`` owns its ``CollectorRegistry`` instead of using prometheus_client's
+global one: two apps in one process (every test module does this) would otherwise
+collide on metric names, and ``/metrics`` shows exactly this agent's series.
+
+The HTTP layer drives the request, route, token and time-to-first-token series; the peer
+pool drives ``cloud_channels`` and ``cloud_connects``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+__all__ = ["METRICS_CONTENT_TYPE", "EdgeMetrics"]
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The classic text format every Prometheus scrapes (``render`` emits it)."""
+
+TTFT_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+"""From a warm local model (tens of ms) to a cold cloud path (a handshake, seconds)."""
+
+
+class EdgeMetrics:
+    """Every series the edge agent exports; attributes are the prometheus_client objects."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "tandem_edge_requests",
+            "HTTP requests answered, by endpoint, serving engine and HTTP status "
+            "(499: the client went away).",
+            ["endpoint", "served_by", "status"],
+            registry=self.registry,
+        )
+        self.route_decisions = Counter(
+            "tandem_edge_route_decisions",
+            "Router decisions, by route and reason; an auto request whose cloud stream fails "
+            "before its first token counts again as (local, cloud-unavailable).",
+            ["route", "reason"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "tandem_edge_tokens",
+            "Tokens processed, by serving engine and kind (prompt|completion).",
+            ["served_by", "kind"],
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "tandem_edge_time_to_first_token_seconds",
+            "Seconds from a request's arrival to its first generated token.",
+            ["served_by"],
+            buckets=TTFT_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.cloud_channels = Gauge(
+            "tandem_edge_cloud_channels",
+            "Open data channels to cloud workers, by path (direct|turn|relay).",
+            ["path"],
+            registry=self.registry,
+        )
+        self.cloud_connects = Counter(
+            "tandem_edge_cloud_connects",
+            "Attempts to open a data channel to a cloud worker, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format (``METRICS_CONTENT_TYPE``)."""
+        return generate_latest(self.registry)

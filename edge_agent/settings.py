@@ -1,0 +1,101 @@
+"""Edge agent settings: every field is a ``--flag``, a ``TANDEM_<NAME>`` env var and a
+key in the ``--config`` TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from shared.settings import TandemSettings
+
+__all__ = ["LOOPBACK_HOSTS", "EdgeSettings"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class EdgeSettings(TandemSettings):
+    """Configuration of ``edge-agent serve``."""
+
+    host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP port.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="If set, clients must send 'Authorization: Bearer KEY'. Required when "
+        "binding beyond localhost unless --insecure-no-api-key.",
+    )
+    insecure_no_api_key: bool = Field(
+        default=False, description="Allow binding beyond localhost without an API key."
+    )
+    model: Path | None = Field(
+        default=None, description="Local GGUF model (default: the bundled SmolLM2-135M-Instruct)."
+    )
+    n_ctx: int = Field(default=2048, ge=128, description="Local model's context window, in tokens.")
+    n_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for the local model."
+    )
+    max_queue: int = Field(
+        default=8, ge=0, description="Requests allowed to wait for the local model; more get 429."
+    )
+    signaling: str | None = Field(
+        default=None,
+        description="Signaling server URL, e.g. ws://127.0.0.1:8765/v1/signal. Unset: local only.",
+    )
+    token: SecretStr | None = Field(default=None, description="This edge's signed peer token.")
+    cloud_model: str = Field(
+        default="", description="Model to ask cloud workers for ('' = whatever they serve)."
+    )
+    default_route: Literal["auto", "local", "cloud"] = Field(
+        default="auto", description="Route when a request names none."
+    )
+    auto_local_max_prompt_tokens: int = Field(
+        default=400,
+        ge=0,
+        description="auto route: prompts longer than this (estimated) go to the cloud.",
+    )
+    auto_local_max_tokens: int = Field(
+        default=512,
+        ge=0,
+        description="auto route: requests asking for more output go to the cloud.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
+    )
+    max_frame_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Largest data-channel frame; bigger messages are split.",
+    )
+    ice_host_addresses: str | None = Field(
+        default=None,
+        description="Comma-separated local addresses to offer as ICE host candidates "
+        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
+    )
+    connect_timeout_s: float = Field(
+        default=15.0, gt=0, description="Deadline to open a data channel to a worker."
+    )
+    first_token_timeout_s: float = Field(
+        default=60.0, gt=0, description="Deadline for a cloud worker's first token."
+    )
+    token_timeout_s: float = Field(
+        default=30.0, gt=0, description="Deadline between two chunks of a cloud stream."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between reconnection attempts (exponential backoff).",
+    )
+
+    @model_validator(mode="after")
+    def _secure_bind(self) -> EdgeSettings:
+        if (
+            self.host not in LOOPBACK_HOSTS
+            and self.api_key is None
+            and not self.insecure_no_api_key
+        ):
+            raise ValueError(
+                f"binding to {self.host} exposes the API beyond this machine: set --api-key "
+                "(or TANDEM_API_KEY), or pass --insecure-no-api-key to accept the risk"
+            )
+        return self

@@ -1,0 +1,64 @@
+"""Open a WebRTC data channel to a worker that signaling picks for us.
+
+The only module of the edge that sees aiortc or signaling errors: they become
+``TransportError`` / ``NoPeerAvailable`` here, so nothing above knows aiortc exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from edge_agent.errors import ConnectTimeout, NoPeerAvailable, PathFailed
+from link import (
+    Link,
+    LinkClosed,
+    SignalingClient,
+    SignalingRefused,
+    SignalingUnavailable,
+    create_offer,
+)
+from shared.messages import ErrorCode, Offer
+
+__all__ = ["connect_webrtc"]
+
+log = logging.getLogger(__name__)
+
+
+async def connect_webrtc(
+    signaling: SignalingClient,
+    *,
+    model: str,
+    timeout_s: float,
+    max_frame_bytes: int,
+    host_addresses: tuple[str, ...] | None = None,
+) -> tuple[Link, str]:
+    """Offer, get the answer through signaling, wait for the channel: (link, worker id)."""
+    session_id = uuid.uuid4().hex
+    try:
+        await signaling.wait_connected(timeout_s)
+        rtc = await create_offer(signaling.ice_servers, host_addresses=host_addresses)
+    except SignalingUnavailable as exc:
+        raise NoPeerAvailable(str(exc)) from exc
+    try:
+        answer = await signaling.request_answer(
+            Offer(session_id=session_id, sdp=rtc.sdp, model=model), timeout_s
+        )
+        link = await rtc.complete(
+            answer.sdp, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes, label=answer.peer_id
+        )
+    except SignalingRefused as exc:
+        await rtc.aclose()
+        if exc.code is ErrorCode.NO_WORKER:
+            raise NoPeerAvailable(str(exc)) from exc
+        raise PathFailed(f"signaling refused the offer: {exc}") from exc
+    except SignalingUnavailable as exc:
+        await rtc.aclose()
+        raise NoPeerAvailable(str(exc)) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"no data channel within {timeout_s:.0f} s") from exc
+    except (LinkClosed, ValueError, OSError) as exc:  # aiortc: bad SDP, ICE/DTLS failure
+        await rtc.aclose()
+        raise PathFailed(f"WebRTC handshake failed: {exc.__class__.__name__}") from exc
+    log.info("data channel to worker %s open on path %s", answer.peer_id, link.path.value)
+    return link, answer.peer_id

@@ -1,0 +1,265 @@
+"""``LlamaRunner``: one llama.cpp context on its own thread, streamed into asyncio.
+
+A llama context serves one generation at a time and its calls block for the length of
+a forward pass, so the runner owns a single-thread executor. Requests wait for it on a
+semaphore with a bounded number of waiters (``RunnerOverloaded`` past that) and tokens
+come back through an asyncio queue fed with ``call_soon_threadsafe``. Cancelling the
+consumer sets a flag the thread checks before each token, so a client that goes away
+frees the model within one token.
+
+The runner does its own detokenisation and stop-string handling (instead of
+``create_completion``) because that gives exact completion-token counts, never emits
+text that a stop string later retracts, and leaves room to read token probabilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import threading
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
+from inference.models import model_name
+from inference.stops import StopScanner
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+
+__all__ = ["LlamaRunner", "RunnerConfig"]
+
+log = logging.getLogger(__name__)
+
+Event = TokenChunk | StreamEnd
+_Item = Event | BaseException
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How to load and serve one GGUF model."""
+
+    model_path: Path
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    max_waiting: int = 8
+    """Requests allowed to wait while one generates; more raise ``RunnerOverloaded``."""
+
+
+class LlamaRunner:
+    """Serves generations from one model, one at a time, off the event loop."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        self.name = model_name(config.model_path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.name}")
+        self._llm: Any = None
+        self._chat_format: Any = None
+        self._slot = asyncio.Semaphore(1)
+        self._waiting = 0
+        self._active: set[threading.Event] = set()
+        self._closed = False
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded and until ``aclose``."""
+        return self._llm is not None and not self._closed
+
+    @property
+    def busy(self) -> int:
+        """Requests generating or waiting to."""
+        return self._waiting + (1 if self._slot.locked() else 0)
+
+    @property
+    def n_ctx(self) -> int:
+        return self.config.n_ctx
+
+    async def load(self) -> None:
+        """Load the model on the runner's thread (seconds for a big GGUF)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._load)
+
+    def _load(self) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = self.config.model_path
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
+        log.info(
+            "loading model %s (n_ctx=%d, n_gpu_layers=%d)",
+            path,
+            self.config.n_ctx,
+            self.config.n_gpu_layers,
+        )
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads,
+                n_gpu_layers=self.config.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"llama.cpp could not load {path}: {exc}") from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            special = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+            bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+            self._chat_format = Jinja2ChatFormatter(
+                template=template, eos_token=special, bos_token=bos
+            )
+        self._llm = llm
+        log.info("model %s loaded", self.name)
+
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
+        """Generate for ``request``: zero or more ``TokenChunk`` then one ``StreamEnd``.
+
+        Raises ``ModelLoadError`` before the model is loaded, ``RunnerOverloaded`` when the
+        wait queue is full, ``ContextTooLong`` if the prompt does not fit.
+        """
+        if not self.ready:
+            raise ModelLoadError("the model is still loading")
+        if self._slot.locked() and self._waiting >= self.config.max_waiting:
+            raise RunnerOverloaded(f"{self._waiting} requests already waiting for the local model")
+        self._waiting += 1
+        try:
+            await self._slot.acquire()
+        finally:
+            self._waiting -= 1
+        cancel = threading.Event()
+        self._active.add(cancel)
+        queue: asyncio.Queue[_Item] = asyncio.Queue()  # bounded by max_tokens of one request
+        loop = asyncio.get_running_loop()
+
+        def emit(item: _Item) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def done(_: object) -> None:
+            self._active.discard(cancel)
+            self._slot.release()
+
+        try:
+            future = loop.run_in_executor(self._executor, self._generate, request, cancel, emit)
+        except BaseException:
+            done(None)
+            raise
+        future.add_done_callback(done)
+        held: _Item | None = None
+        try:
+            while True:
+                item = held if held is not None else await queue.get()
+                held = None
+                if isinstance(item, BaseException):
+                    raise item
+                # Coalesce what is already waiting: a slow consumer gets fewer, larger chunks.
+                while isinstance(item, TokenChunk) and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if not isinstance(nxt, TokenChunk):
+                        held = nxt
+                        break
+                    item = TokenChunk(
+                        request_id=item.request_id,
+                        text=item.text + nxt.text,
+                        n_tokens=item.n_tokens + nxt.n_tokens,
+                    )
+                yield item
+                if isinstance(item, StreamEnd):
+                    return
+        finally:
+            cancel.set()
+
+    def _prompt_tokens(self, request: GenerateRequest) -> list[int]:
+        llm = self._llm
+        if request.messages is not None:
+            if self._chat_format is None:
+                raise InferenceError(
+                    f"model {self.name} has no chat template; use the completions endpoint"
+                )
+            rendered = self._chat_format(messages=[m.model_dump() for m in request.messages])
+            tokens: list[int] = llm.tokenize(
+                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            )
+            return tokens
+        assert request.prompt is not None
+        return list(llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
+
+    def _generate(
+        self, request: GenerateRequest, cancel: threading.Event, emit: Callable[[_Item], None]
+    ) -> None:
+        try:
+            finished = self._generate_unsafe(request, cancel, emit)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            emit(exc)
+            return
+        if not finished:
+            # Cancelled: by the consumer (who no longer reads) or by ``aclose`` (who
+            # must not leave a reader waiting forever).
+            emit(ModelLoadError("the model was unloaded while generating"))
+
+    def _generate_unsafe(
+        self, request: GenerateRequest, cancel: threading.Event, emit: Callable[[_Item], None]
+    ) -> bool:
+        """Generate, emitting events; False if cancelled before the end."""
+        import llama_cpp
+
+        if cancel.is_set():
+            return False
+        llm = self._llm
+        params = request.params
+        tokens = self._prompt_tokens(request)
+        room = self.config.n_ctx - len(tokens)
+        if room <= 0:
+            raise ContextTooLong(len(tokens), self.config.n_ctx)
+        max_tokens = min(params.max_tokens or room, room)
+        if params.seed is not None:
+            llm.set_seed(params.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        rid = request.request_id
+        scanner = StopScanner(params.stop)
+        unsent = 0
+        generated = 0
+        eog = False
+        for token in llm.generate(tokens, temp=params.temperature, top_p=params.top_p, reset=True):
+            if cancel.is_set():
+                return False
+            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                eog = True
+                break
+            generated += 1
+            unsent += 1
+            text = scanner.feed(decoder.decode(llm.detokenize([token])))
+            if text:
+                emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+                unsent = 0
+            if scanner.stopped or generated >= max_tokens:
+                break
+        text = scanner.finish(decoder.decode(b"", final=True))
+        if text or unsent:  # chunks' n_tokens always add up to completion_tokens
+            emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+        stopped = eog or scanner.stopped
+        emit(
+            StreamEnd(
+                request_id=rid,
+                finish_reason="stop" if stopped else "length",
+                prompt_tokens=len(tokens),
+                completion_tokens=generated,
+            )
+        )
+        return True
+
+    async def aclose(self) -> None:
+        """Stop generations, wait for the thread, free the model. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for cancel in list(self._active):
+            cancel.set()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._executor.shutdown, True)
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()

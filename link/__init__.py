@@ -1,0 +1,36 @@
+"""Links: one ordered, reliable stream of Tandem messages between an edge and a worker.
+
+Both processes need the same glue around a WebRTC data channel (framing, splitting,
+reassembly, backpressure, a bounded receive queue, mapping aiortc's errors), so it lives
+here once, as a library that imports no process. The edge offers and the worker
+answers (``link.rtc``); each wraps the resulting channel in a ``DataChannelLink``. A
+later relay link (frames over the signaling WebSockets) implements the same ``Link``.
+"""
+
+from link.base import Link, LinkClosed, PathKind
+from link.datachannel import DataChannelLink
+from link.rtc import (
+    RtcAnswer,
+    RtcOffer,
+    accept_offer,
+    create_offer,
+    parse_addresses,
+    rtc_configuration,
+)
+from link.signaling import SignalingClient, SignalingRefused, SignalingUnavailable
+
+__all__ = [
+    "DataChannelLink",
+    "Link",
+    "LinkClosed",
+    "PathKind",
+    "RtcAnswer",
+    "RtcOffer",
+    "SignalingClient",
+    "SignalingRefused",
+    "SignalingUnavailable",
+    "accept_offer",
+    "create_offer",
+    "parse_addresses",
+    "rtc_configuration",
+]

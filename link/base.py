@@ -1,0 +1,50 @@
+"""The ``Link`` interface: what peers and sessions use, whatever carries the frames."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import StrEnum
+
+from shared.errors import TandemError
+from shared.messages import Message
+
+__all__ = ["Link", "LinkClosed", "PathKind"]
+
+
+class PathKind(StrEnum):
+    """Which network path a link rides on; reported in headers and metrics."""
+
+    DIRECT = "direct"
+    TURN_UDP = "turn-udp"
+    TURN_TCP = "turn-tcp"
+    RELAY = "relay"
+
+
+class LinkClosed(TandemError):
+    """The link is closed (by us, by the peer, or because the peer misbehaved)."""
+
+
+class Link(ABC):
+    """An ordered, reliable message stream to one peer."""
+
+    @property
+    @abstractmethod
+    def path(self) -> PathKind:
+        """The path in use now."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """True once the link can carry nothing more."""
+
+    @abstractmethod
+    async def send(self, message: Message) -> None:
+        """Send one message, waiting while the peer is slow; raises ``LinkClosed``."""
+
+    @abstractmethod
+    async def recv(self) -> Message:
+        """Next message from the peer; raises ``LinkClosed`` when there will be none."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close the link; safe to call twice."""

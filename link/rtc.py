@@ -1,0 +1,211 @@
+"""The WebRTC handshake, both sides, and which path the connection took.
+
+aiortc gathers every candidate inside ``setLocalDescription`` (no trickle ICE), so one
+offer and one answer through signaling is the whole exchange. ``iceServers=None``
+makes aiortc fall back to a public STUN server: we always pass an explicit list, empty
+on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from link.base import LinkClosed, PathKind
+from link.datachannel import DataChannelLink
+from shared.messages import IceServer
+
+__all__ = [
+    "RtcAnswer",
+    "RtcOffer",
+    "accept_offer",
+    "create_offer",
+    "parse_addresses",
+    "path_of",
+    "rtc_configuration",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL_LABEL = "tandem"
+
+# aioice gathers host candidates on every interface except 127.0.0.1 and offers no way
+# to choose. Deployments need one (a Pi with a LAN and a VPN interface), and so does a
+# stack that must stay on loopback. Its address lookup is wrapped once; the wrapper
+# reads a context variable set only around our own gathering calls, so one process can
+# run connections with different choices at once.
+_HOST_ADDRESSES: ContextVar[tuple[str, ...] | None] = ContextVar(
+    "tandem_ice_host_addresses", default=None
+)
+_aioice_host_addresses = aioice.ice.get_host_addresses
+
+
+def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    chosen = _HOST_ADDRESSES.get()
+    if chosen is None:
+        return list(_aioice_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
+    return [a for a in chosen if (use_ipv6 if ":" in a else use_ipv4)]
+
+
+if aioice.ice.get_host_addresses is not _host_addresses:
+    aioice.ice.get_host_addresses = _host_addresses
+
+
+def parse_addresses(value: str | None) -> tuple[str, ...] | None:
+    """``"127.0.0.1, ::1"`` -> ``("127.0.0.1", "::1")``; empty or ``None`` -> ``None`` (all)."""
+    if not value or not value.strip():
+        return None
+    return tuple(a.strip() for a in value.split(",") if a.strip())
+
+
+@contextlib.contextmanager
+def _gathering_on(addresses: tuple[str, ...] | None) -> Iterator[None]:
+    token = _HOST_ADDRESSES.set(addresses)
+    try:
+        yield
+    finally:
+        _HOST_ADDRESSES.reset(token)
+
+
+def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:
+    """An explicit ``RTCConfiguration`` (never ``None``: see the module docstring)."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in ice_servers
+        ]
+    )
+
+
+def path_of(pc: Any) -> PathKind:
+    """Which path the nominated ICE pair uses: relayed through TURN or not."""
+    try:
+        pair = pc.sctp.transport.transport._connection._nominated[1]
+        local, remote = pair.local_candidate, pair.remote_candidate
+    except (AttributeError, KeyError):
+        return PathKind.DIRECT
+    if "relay" in (local.type, remote.type):
+        return PathKind.TURN_TCP if local.transport.lower() == "tcp" else PathKind.TURN_UDP
+    return PathKind.DIRECT
+
+
+@dataclass
+class RtcOffer:
+    """The offering side's half-open connection, waiting for the answer."""
+
+    pc: Any
+    channel: Any
+    sdp: str
+    _opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def complete(
+        self, answer_sdp: str, *, timeout_s: float, max_frame_bytes: int, label: str = ""
+    ) -> DataChannelLink:
+        """Apply the answer and wait for the data channel to open (ICE, DTLS, SCTP)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.pc.setRemoteDescription(
+                    RTCSessionDescription(sdp=answer_sdp, type="answer")
+                )
+                if self.channel.readyState != "open":
+                    await self._opened.wait()
+        except BaseException:
+            await self.pc.close()
+            raise
+        if self.channel.readyState != "open":
+            await self.pc.close()
+            raise LinkClosed("data channel closed during the handshake")
+        return DataChannelLink(
+            self.channel,
+            self.pc,
+            path=path_of(self.pc),
+            max_frame_bytes=max_frame_bytes,
+            label=label,
+        )
+
+    async def aclose(self) -> None:
+        await self.pc.close()
+
+
+async def create_offer(
+    ice_servers: Sequence[IceServer], *, host_addresses: tuple[str, ...] | None = None
+) -> RtcOffer:
+    """Start a connection as the offering side (the edge).
+
+    ``host_addresses`` limits host candidates to those local addresses (``None``: all).
+    """
+    pc = RTCPeerConnection(rtc_configuration(ice_servers))
+    channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
+    offer = RtcOffer(pc=pc, channel=channel, sdp="")
+    channel.on("open", offer._opened.set)
+    channel.on("close", offer._opened.set)
+    with _gathering_on(host_addresses):
+        await pc.setLocalDescription(await pc.createOffer())
+    offer.sdp = pc.localDescription.sdp
+    return offer
+
+
+@dataclass
+class RtcAnswer:
+    """The answering side's connection: the SDP to send back and the link to come."""
+
+    pc: Any
+    sdp: str
+    link: asyncio.Future[DataChannelLink]
+
+    async def wait_link(self, timeout_s: float) -> DataChannelLink:
+        """The link once the offerer's channel arrives; closes the connection on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(self.link)
+        except BaseException:
+            self.link.cancel()
+            await self.pc.close()
+            raise
+
+
+async def accept_offer(
+    offer_sdp: str,
+    ice_servers: Sequence[IceServer],
+    *,
+    max_frame_bytes: int,
+    host_addresses: tuple[str, ...] | None = None,
+    label: str = "",
+) -> RtcAnswer:
+    """Answer an offer (the worker side); the link resolves when the channel opens."""
+    pc = RTCPeerConnection(rtc_configuration(ice_servers))
+    loop = asyncio.get_running_loop()
+    link: asyncio.Future[DataChannelLink] = loop.create_future()
+
+    def on_channel(channel: Any) -> None:
+        def opened() -> None:
+            if not link.done():
+                link.set_result(
+                    DataChannelLink(
+                        channel, pc, path=path_of(pc), max_frame_bytes=max_frame_bytes, label=label
+                    )
+                )
+
+        if channel.readyState == "open":
+            opened()
+        else:
+            channel.on("open", opened)
+
+    pc.on("datachannel", on_channel)
+    try:
+        with _gathering_on(host_addresses):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+    except Exception:
+        with contextlib.suppress(Exception):
+            await pc.close()
+        raise
+    return RtcAnswer(pc=pc, sdp=pc.localDescription.sdp, link=link)

@@ -1,0 +1,226 @@
+"""``SignalingClient``: a peer's WebSocket to the signaling server, kept up forever.
+
+Both edge and worker hold one. It authenticates with the peer token (an
+``Authorization`` header: tokens never go in URLs), receives ``Welcome`` (this peer's
+ICE servers), replays the caller's hello messages after every (re)connect (a worker's
+``Register``), and reconnects with jittered exponential backoff. Offers wait for their
+answer through ``request_answer``; everything else goes to ``on_message``.
+
+Data channels already open keep working while signaling is down: nothing here touches
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
+
+import aiohttp
+
+from shared.codec import decode, encode
+from shared.errors import ProtocolError, TandemError
+from shared.messages import Answer, ErrorCode, IceServer, Message, Offer, SignalError, Welcome
+
+__all__ = ["SignalingClient", "SignalingRefused", "SignalingState", "SignalingUnavailable"]
+
+log = logging.getLogger(__name__)
+
+
+class SignalingState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class SignalingUnavailable(TandemError):
+    """Not connected to signaling, or it did not answer in time."""
+
+
+class SignalingRefused(TandemError):
+    """Signaling answered an offer with an error (e.g. no worker serves the model)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SignalingClient:
+    """One authenticated, self-healing WebSocket to signaling."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        on_message: Callable[[Message], Awaitable[None]] | None = None,
+        hello: Callable[[], Sequence[Message]] = tuple,
+        max_frame_bytes: int = 65536,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        heartbeat_s: float = 15.0,
+    ) -> None:
+        self._url = url
+        self._token = token
+        self._on_message = on_message
+        self._hello = hello
+        self._max_frame_bytes = max_frame_bytes
+        self._reconnect_min_s = reconnect_min_s
+        self._reconnect_max_s = reconnect_max_s
+        self._connect_timeout_s = connect_timeout_s
+        self._heartbeat_s = heartbeat_s
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._welcome: Welcome | None = None
+        self._connected = asyncio.Event()
+        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.state = SignalingState.CLOSED
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and not self._ws.closed and self._welcome is not None
+
+    @property
+    def peer_id(self) -> str | None:
+        return self._welcome.peer_id if self._welcome else None
+
+    @property
+    def ice_servers(self) -> tuple[IceServer, ...]:
+        return self._welcome.ice_servers if self._welcome else ()
+
+    def start(self) -> None:
+        """Start the connect/reconnect loop (owned here, stopped by ``aclose``)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="signaling-client"
+            )
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+        except TimeoutError as exc:
+            raise SignalingUnavailable(f"not connected to signaling at {self._url}") from exc
+
+    async def send(self, message: Message) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise SignalingUnavailable("not connected to signaling")
+        try:
+            await ws.send_bytes(encode(message))
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise SignalingUnavailable("signaling connection lost while sending") from exc
+
+    async def request_answer(self, offer: Offer, timeout_s: float) -> Answer:
+        """Send ``offer`` and wait for its ``Answer``; ``SignalingRefused`` on a refusal."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending[offer.session_id] = future
+        try:
+            await self.send(offer)
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError as exc:
+            raise SignalingUnavailable("no answer to the offer in time") from exc
+        finally:
+            self._pending.pop(offer.session_id, None)
+
+    async def _run(self) -> None:
+        delay = self._reconnect_min_s
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            while True:
+                self.state = SignalingState.CONNECTING
+                try:
+                    if await self._connect_once():
+                        delay = self._reconnect_min_s
+                except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status == 401:
+                        log.error("signaling refused this peer's token (expired or wrong secret?)")
+                        delay = self._reconnect_max_s
+                    else:
+                        log.warning("signaling handshake failed: HTTP %s", exc.status)
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning(
+                        "cannot reach signaling at %s: %s", self._url, exc.__class__.__name__
+                    )
+                self._disconnected()
+                wait = random.uniform(
+                    delay / 2, delay
+                )  # jitter: peers must not reconnect in lockstep
+                log.info("reconnecting to signaling in %.1f s", wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self._reconnect_max_s)
+        finally:
+            self._disconnected()
+            self.state = SignalingState.CLOSED
+            await self._session.close()
+
+    async def _connect_once(self) -> bool:
+        """One connection's life; True if it got as far as ``Welcome``."""
+        assert self._session is not None
+        headers = {"Authorization": f"Bearer {self._token}"}
+        async with self._session.ws_connect(
+            self._url,
+            headers=headers,
+            heartbeat=self._heartbeat_s,
+            max_msg_size=self._max_frame_bytes,
+        ) as ws:
+            self._ws = ws
+            welcomed = False
+            async for raw in ws:
+                if raw.type != aiohttp.WSMsgType.BINARY:
+                    if raw.type == aiohttp.WSMsgType.ERROR:
+                        break
+                    continue
+                try:
+                    message = decode(raw.data, max_frame_bytes=self._max_frame_bytes)
+                except ProtocolError as exc:
+                    log.warning("signaling sent a bad frame (%s); reconnecting", exc)
+                    break
+                if isinstance(message, Welcome):
+                    self._welcome = message
+                    welcomed = True
+                    for hello in self._hello():
+                        await ws.send_bytes(encode(hello))
+                    self.state = SignalingState.CONNECTED
+                    self._connected.set()
+                    log.info("connected to signaling as %s %s", message.role.value, message.peer_id)
+                    continue
+                await self._dispatch(message)
+            log.warning("signaling connection closed (code %s)", ws.close_code)
+            return welcomed
+
+    async def _dispatch(self, message: Message) -> None:
+        if isinstance(message, Answer | SignalError) and message.session_id in self._pending:
+            future = self._pending[message.session_id or ""]
+            if not future.done():
+                if isinstance(message, Answer):
+                    future.set_result(message)
+                else:
+                    future.set_exception(SignalingRefused(message.code, message.message))
+            return
+        if self._on_message is not None:
+            try:
+                await self._on_message(message)
+            except Exception:
+                log.exception("handling a %s from signaling failed", message.type_tag)
+
+    def _disconnected(self) -> None:
+        self._ws = None
+        self._connected.clear()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(SignalingUnavailable("signaling connection lost"))
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

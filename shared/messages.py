@@ -1,0 +1,275 @@
+"""Wire messages: what edge, worker and signaling say to each other.
+
+Every message is a frozen pydantic model; its wire ``type`` tag is the snake_case class
+name. Fields are only ever added (with defaults); renaming or retyping one bumps
+``PROTOCOL_VERSION`` in ``shared.codec``.
+
+Two families share one codec:
+
+* **data channel** (edge <-> worker, over WebRTC or the signaling relay):
+  ``GenerateRequest``, ``TokenChunk``, ``StreamEnd``, ``StreamFailed``, ``Cancel``,
+  ``Ping``/``Pong``; ``Fragment`` carries pieces of a message too large for one frame.
+* **signaling** (peer <-> signaling server, over a WebSocket): ``Welcome``, ``Register``,
+  ``LoadReport``, ``Offer``, ``Answer``, ``SignalError``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "Answer",
+    "Cancel",
+    "ChatMessage",
+    "ErrorCode",
+    "Fragment",
+    "GenerateRequest",
+    "IceServer",
+    "LoadReport",
+    "Message",
+    "Offer",
+    "Ping",
+    "Pong",
+    "Register",
+    "Role",
+    "SamplingParams",
+    "SignalError",
+    "StreamEnd",
+    "StreamFailed",
+    "Text",
+    "TokenChunk",
+    "Welcome",
+]
+
+
+def _encodable(text: str) -> str:
+    # JSON lets a client send a lone surrogate ("\\ud800"); UTF-8 (and so msgpack)
+    # cannot carry it. Refuse it here, at validation, as bad input.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text is not valid Unicode (lone surrogate)") from exc
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+"""A string that can go on the wire."""
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""msgpack packs nothing wider."""
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+_ID = Annotated[Text, Field(min_length=1, max_length=128)]
+
+
+class Role(StrEnum):
+    """What a token entitles its holder to be."""
+
+    EDGE = "edge"
+    WORKER = "worker"
+
+
+class ErrorCode(StrEnum):
+    """Why a stream or a signaling request failed; never library text or tracebacks."""
+
+    BAD_REQUEST = "bad_request"
+    CONTEXT_TOO_LONG = "context_too_long"
+    OVERLOADED = "overloaded"
+    DRAINING = "draining"
+    BACKEND_ERROR = "backend_error"
+    CANCELLED = "cancelled"
+    NO_WORKER = "no_worker"
+    UNAUTHORIZED = "unauthorized"
+    PROTOCOL_ERROR = "protocol_error"
+    INTERNAL = "internal"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Message(BaseModel):
+    """Base of every wire message; subclasses get their ``type`` tag from their name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type_tag: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_tag = _snake(cls.__name__)
+
+
+# --------------------------------------------------------------------------- data channel
+
+
+class ChatMessage(BaseModel):
+    """One turn of a conversation, already flattened to text by the edge's HTTP layer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: Text
+
+
+class SamplingParams(BaseModel):
+    """How to sample; the subset of OpenAI's knobs both engines honour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    stop: tuple[Text, ...] = ()
+    seed: Int64 | None = None
+
+
+class GenerateRequest(Message):
+    """Ask a worker to generate; exactly one of ``messages`` (chat) or ``prompt``."""
+
+    request_id: _ID
+    model: Text = ""
+    messages: tuple[ChatMessage, ...] | None = None
+    prompt: Text | None = None
+    params: SamplingParams = SamplingParams()
+
+    @model_validator(mode="after")
+    def _one_input(self) -> GenerateRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("exactly one of messages or prompt must be set")
+        return self
+
+
+class TokenChunk(Message):
+    """Text generated since the previous chunk: ``n_tokens`` tokens coalesced."""
+
+    request_id: _ID
+    text: Text
+    n_tokens: Count
+
+
+class StreamEnd(Message):
+    """The stream finished normally; carries the usage figures."""
+
+    request_id: _ID
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: Count
+    completion_tokens: Count
+
+
+class StreamFailed(Message):
+    """The stream failed; ``retryable`` tells the edge whether another worker may succeed."""
+
+    request_id: _ID
+    code: ErrorCode
+    message: Text = Field(max_length=1024)
+    retryable: bool = False
+
+
+class Cancel(Message):
+    """The edge no longer wants this request (client went away)."""
+
+    request_id: _ID
+
+
+class Ping(Message):
+    """Liveness probe; the other side answers with a ``Pong`` carrying the same nonce."""
+
+    nonce: Int64
+
+
+class Pong(Message):
+    """Answer to a ``Ping``."""
+
+    nonce: Int64
+
+
+class Fragment(Message):
+    """One piece of an encoded message larger than the channel's frame limit."""
+
+    message_id: Count
+    index: Count
+    count: Annotated[int, Field(ge=2, le=2**63 - 1)]
+    data: bytes
+
+
+# ------------------------------------------------------------------------------ signaling
+
+
+class IceServer(BaseModel):
+    """One entry of an RTCConfiguration's ``iceServers``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    urls: tuple[Text, ...]
+    username: Text | None = None
+    credential: Text | None = None
+
+
+class Welcome(Message):
+    """Signaling's first word to an authenticated peer."""
+
+    peer_id: _ID
+    role: Role
+    ice_servers: tuple[IceServer, ...] = ()
+
+
+class Register(Message):
+    """A worker announces what it serves and how many streams it takes at once."""
+
+    models: tuple[Text, ...] = Field(min_length=1)
+    capacity: int = Field(ge=1, le=2**31 - 1)
+
+
+class LoadReport(Message):
+    """A worker's current number of active streams (and whether it is draining)."""
+
+    active: int = Field(ge=0, le=2**31 - 1)
+    draining: bool = False
+
+
+class Offer(Message):
+    """An SDP offer. The edge sends it with ``model`` set; signaling forwards it to the
+    chosen worker with ``peer_id`` set to the edge's id."""
+
+    session_id: _ID
+    sdp: Text = Field(max_length=65536)
+    model: Text = ""
+    peer_id: Text = ""
+
+
+class Answer(Message):
+    """The worker's SDP answer for ``session_id``; signaling forwards it to the edge,
+    with ``peer_id`` set to the worker's id."""
+
+    session_id: _ID
+    sdp: Text = Field(max_length=65536)
+    peer_id: Text = ""
+
+
+class SignalError(Message):
+    """Signaling refused something; ``session_id`` set when it concerns one offer."""
+
+    code: ErrorCode
+    message: Text = Field(max_length=1024)
+    session_id: Text | None = None
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.type_tag: cls
+    for cls in (
+        GenerateRequest,
+        TokenChunk,
+        StreamEnd,
+        StreamFailed,
+        Cancel,
+        Ping,
+        Pong,
+        Fragment,
+        Welcome,
+        Register,
+        LoadReport,
+        Offer,
+        Answer,
+        SignalError,
+    )
+}

@@ -1,0 +1,134 @@
+"""Settings base shared by the three processes: ``TANDEM_*`` env vars, a TOML file, flags.
+
+Precedence, highest first: command-line flags, ``TANDEM_<NAME>`` environment variables,
+the TOML file given with ``--config``, the field default. Each process declares its own
+fields (with a description, which becomes its ``--help`` text) on a subclass; this module
+only knows how to load them, so that the three CLIs behave the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, get_args, get_origin
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "ENV_PREFIX",
+    "TandemSettings",
+    "add_settings_arguments",
+    "load_settings",
+    "log_format",
+    "settings_from_args",
+]
+
+ENV_PREFIX = "TANDEM_"
+S = TypeVar("S", bound="TandemSettings")
+
+
+class TandemSettings(BaseSettings):
+    """Fields every process has."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level (logs go to stderr; journald picks them up)."
+    )
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """A settings source over an already-parsed TOML document."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = {k.replace("-", "_"): v for k, v in data.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def load_settings(
+    cls: type[S], *, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> S:
+    """Build ``cls`` from flags (``overrides``), env, then ``config_file`` (TOML)."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as fh:
+            data = tomllib.load(fh)
+
+    def sources(
+        _owner: type[BaseSettings],
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _MappingSource(settings_cls, data))
+
+    loaded = type(cls.__name__, (cls,), {"settings_customise_sources": classmethod(sources)})
+    return cast(S, loaded(**dict(overrides or {})))
+
+
+def log_format(environ: Mapping[str, str]) -> str:
+    """Log line format: journald stamps time and level itself, a terminal needs them."""
+    if "JOURNAL_STREAM" in environ:
+        return "%(name)s: %(message)s"
+    return "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return get_origin(annotation) is not None and bool in get_args(annotation)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[TandemSettings]) -> None:
+    """Add one ``--kebab-name`` flag per settings field, plus ``--config``.
+
+    Flags default to "not given" so that env vars and the config file still apply.
+    """
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file with any of the options below.",
+    )
+    for name, field in cls.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = ENV_PREFIX + name.upper()
+        default = field.default
+        if field.is_required():
+            shown = "required"
+        elif field.annotation is SecretStr or isinstance(default, SecretStr):
+            shown = "(secret)"
+        else:
+            shown = repr(default) if default is not None else "none"
+        help_text = f"{field.description or ''} [env {env}; default {shown}]".strip()
+        if _is_bool(field.annotation):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
+            )
+
+
+def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
+    """The counterpart of ``add_settings_arguments``: load ``cls`` from parsed flags."""
+    overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields}
+    return load_settings(cls, config_file=args.config, overrides=overrides)

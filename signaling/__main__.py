@@ -1,0 +1,151 @@
+"""``signaling-server``: run the signaling server, or mint a peer token.
+
+The only module that configures logging or calls ``web.run_app``; everything else is a
+library that tests drive through ``create_app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from shared.messages import Role
+from shared.settings import (
+    add_settings_arguments,
+    load_settings,
+    log_format,
+    settings_from_args,
+)
+from shared.tokens import mint_token
+from signaling.app import create_app
+from signaling.settings import SignalingSettings
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("signaling")
+
+_PROG = "signaling-server"
+_EXIT_USAGE = 2
+
+_SERVE_EPILOG = """\
+example:
+  TANDEM_SECRET=$(head -c 32 /dev/urandom | base64) signaling-server serve --port 8765
+
+Peers connect to ws://HOST:PORT/v1/signal with "Authorization: Bearer <token>".
+Also served: GET /healthz (JSON) and GET /metrics (Prometheus)."""
+
+_TOKEN_EPILOG = """\
+example:
+  TANDEM_SECRET=... signaling-server token --role worker --peer-id gpu-1 --ttl 3600
+
+The secret comes from TANDEM_SECRET or the --config file, never a flag (ps would show it)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI: ``serve`` and ``token`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Tandem signaling server: authenticates edges and workers, matches each "
+        "edge's offer to the least loaded worker and relays the SDP answer back.",
+        epilog="run `signaling-server COMMAND --help` for the options of each command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the signaling server until interrupted (Ctrl-C or SIGTERM).\n"
+        "Options come from flags, then TANDEM_* env vars, then the --config TOML file.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_settings_arguments(serve, SignalingSettings)
+    token = commands.add_parser(
+        "token",
+        help="print a signed peer token",
+        description="Print a token for one edge or worker, signed with the shared secret.",
+        epilog=_TOKEN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=[r.value for r in Role],
+        help="what the peer may do: edge or worker",
+    )
+    token.add_argument(
+        "--peer-id", required=True, metavar="ID", help="the peer's name, 1..128 characters"
+    )
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="lifetime in seconds [default: token_ttl_s, 86400]",
+    )
+    token.add_argument(
+        "--config", type=Path, default=None, metavar="FILE", help="TOML file holding the secret"
+    )
+    return parser
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"{_PROG}: error: {message}\n")
+    return _EXIT_USAGE
+
+
+def _describe(exc: ValidationError) -> str:
+    # One line, and never the input values: one of them may be the secret.
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+        for err in exc.errors()
+    )
+    return f"invalid settings: {problems}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(SignalingSettings, args)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr, format=log_format(os.environ))
+    app = create_app(settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logger.info("signaling listening on ws://%s:%d/v1/signal", host, settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = load_settings(SignalingSettings, config_file=args.config)
+    ttl_s = args.ttl if args.ttl is not None else settings.token_ttl_s
+    token = mint_token(
+        settings.require_secret(),
+        role=Role(args.role),
+        peer_id=args.peer_id,
+        ttl_s=ttl_s,
+        now=time.time(),
+    )
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``signaling-server``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _token(args)
+    except ValidationError as exc:
+        return _fail(_describe(exc))
+    except (ValueError, OSError) as exc:  # missing secret, bad --ttl/--peer-id, unreadable --config
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Who is connected, and the offer/answer exchange between edges and workers.
+
+The broker owns the table of live peers and the pending sessions; it speaks to peers
+only through ``Link`` (send a message, close), so it knows nothing of WebSockets and the
+relay can reuse it. ``handlers`` authenticates and decodes, then hands each message here.
+
+Peers are keyed by ``(role, peer_id)``: a host may run an edge and a worker under one
+name, and a reconnecting peer replaces only its own older connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from shared.messages import (
+    Answer,
+    ErrorCode,
+    LoadReport,
+    Message,
+    Offer,
+    Register,
+    Role,
+    SignalError,
+)
+from signaling.matchmaking import choose_worker
+from signaling.metrics import SignalingMetrics
+from signaling.registry.base import Registry, WorkerInfo
+from signaling.sessions import SessionTable
+
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "Link"]
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+
+
+class Link(Protocol):
+    """One authenticated peer connection, whatever carries its frames."""
+
+    peer_id: str
+    role: Role
+
+    async def send(self, message: Message) -> bool:
+        """Send one message; ``False`` if the peer is gone (never raises for that)."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection with a WebSocket close code and a short reason."""
+        ...
+
+
+class Broker:
+    """Routes signaling messages between the connected edges and workers."""
+
+    def __init__(
+        self, *, registry: Registry, sessions: SessionTable, metrics: SignalingMetrics
+    ) -> None:
+        self._registry = registry
+        self._sessions = sessions
+        self._metrics = metrics
+        self._links: dict[tuple[Role, str], Link] = {}
+        # Closing a replaced connection waits for its close handshake, which a dead peer
+        # never sends; those closes run here so the new connection is not held up.
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def count(self, role: Role) -> int:
+        """How many peers of ``role`` are connected now."""
+        return sum(1 for r, _ in self._links if r is role)
+
+    def is_current(self, link: Link) -> bool:
+        """Whether ``link`` is the live connection of its peer (not replaced, not gone)."""
+        return self._links.get((link.role, link.peer_id)) is link
+
+    async def attach(self, link: Link) -> None:
+        """Make ``link`` reachable; an older connection of the same peer is closed."""
+        key = (link.role, link.peer_id)
+        old = self._links.get(key)
+        if old is not None:
+            logger.info(
+                "%s %s reconnected; closing its older connection", link.role.value, link.peer_id
+            )
+            await self._forget(old)
+            task = asyncio.create_task(old.close(CLOSE_NORMAL, "replaced by a newer connection"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._links[key] = link
+        logger.debug("%s %s attached", link.role.value, link.peer_id)
+
+    async def detach(self, link: Link) -> None:
+        """Forget ``link`` after its connection ended; a no-op if it was replaced."""
+        if self.is_current(link):
+            await self._forget(link)
+            logger.debug("%s %s detached", link.role.value, link.peer_id)
+
+    async def _forget(self, link: Link) -> None:
+        del self._links[(link.role, link.peer_id)]
+        if link.role is Role.EDGE:
+            self._sessions.drop_edge(link.peer_id)
+            return
+        await self._registry.remove(link.peer_id)
+        for session in self._sessions.drop_worker(link.peer_id):
+            edge = self._links.get((Role.EDGE, session.edge_id))
+            if edge is not None:
+                await edge.send(
+                    SignalError(
+                        code=ErrorCode.NO_WORKER,
+                        message=f"worker {link.peer_id} went away before answering",
+                        session_id=session.session_id,
+                    )
+                )
+
+    async def handle(self, link: Link, message: Message) -> None:
+        """Act on one message from ``link``; refusals go back to the sender as ``SignalError``."""
+        if not self.is_current(link):
+            return  # a replaced connection's last words; its successor speaks for it now
+        if link.role is Role.WORKER and isinstance(message, Register):
+            await self._register(link, message)
+        elif link.role is Role.WORKER and isinstance(message, LoadReport):
+            await self._load_report(link, message)
+        elif link.role is Role.WORKER and isinstance(message, Answer):
+            await self._answer(link, message)
+        elif link.role is Role.EDGE and isinstance(message, Offer):
+            await self._offer(link, message)
+        else:
+            await _refuse(link, f"{link.role.value} peers may not send {message.type_tag}")
+
+    async def _register(self, worker: Link, message: Register) -> None:
+        info = WorkerInfo(
+            peer_id=worker.peer_id, models=tuple(message.models), capacity=message.capacity
+        )
+        await self._registry.add(info)
+        logger.info(
+            "worker %s registered: models=%s capacity=%d",
+            worker.peer_id,
+            info.models,
+            info.capacity,
+        )
+
+    async def _load_report(self, worker: Link, message: LoadReport) -> None:
+        updated = await self._registry.update_load(worker.peer_id, message.active, message.draining)
+        if updated is None:
+            await _refuse(worker, "send register before load_report")
+
+    async def _offer(self, edge: Link, offer: Offer) -> None:
+        existing = self._sessions.get(offer.session_id)
+        if existing is not None and existing.edge_id != edge.peer_id:
+            await _refuse(edge, "session_id is already in use", offer.session_id)
+            return
+        chosen = await self._choose(offer.model)
+        worker = self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        forwarded = Offer(
+            session_id=offer.session_id, sdp=offer.sdp, model=offer.model, peer_id=edge.peer_id
+        )
+        if worker is not None:
+            self._sessions.open(offer.session_id, edge_id=edge.peer_id, worker_id=worker.peer_id)
+            if await worker.send(forwarded):
+                self._metrics.offers.labels(result="matched").inc()
+                logger.debug(
+                    "session %s: edge %s -> worker %s",
+                    offer.session_id,
+                    edge.peer_id,
+                    worker.peer_id,
+                )
+                return
+            self._sessions.close(offer.session_id)
+        self._metrics.offers.labels(result="no_worker").inc()
+        await edge.send(
+            SignalError(
+                code=ErrorCode.NO_WORKER,
+                message=f"no worker serves model {offer.model or '(any)'}",
+                session_id=offer.session_id,
+            )
+        )
+
+    async def _choose(self, model: str) -> WorkerInfo | None:
+        # Only workers connected to this server can be sent the offer; a shared registry
+        # may also list workers of other servers, or one whose removal is in flight.
+        workers = await self._registry.workers()
+        return choose_worker([w for w in workers if (Role.WORKER, w.peer_id) in self._links], model)
+
+    async def _answer(self, worker: Link, answer: Answer) -> None:
+        session = self._sessions.get(answer.session_id)
+        if session is None or session.worker_id != worker.peer_id:
+            await _refuse(
+                worker, "no pending session with this id for this worker", answer.session_id
+            )
+            return
+        self._sessions.close(answer.session_id)
+        edge = self._links.get((Role.EDGE, session.edge_id))
+        forwarded = Answer(session_id=answer.session_id, sdp=answer.sdp, peer_id=worker.peer_id)
+        if edge is None or not await edge.send(forwarded):
+            logger.info(
+                "session %s: edge %s left before the answer arrived",
+                session.session_id,
+                session.edge_id,
+            )
+
+    async def aclose(self) -> None:
+        """Close every connection (1001 going away) so that shutdown does not wait on peers.
+
+        Each connection's handler then detaches it as usual, so a shared registry is
+        cleaned up too.
+        """
+        for task in self._closing:
+            task.cancel()
+        links = list(self._links.values())
+        await asyncio.gather(
+            *self._closing,
+            *(link.close(CLOSE_GOING_AWAY, "server shutting down") for link in links),
+            return_exceptions=True,
+        )
+
+
+async def _refuse(link: Link, message: str, session_id: str | None = None) -> None:
+    await link.send(SignalError(code=ErrorCode.BAD_REQUEST, message=message, session_id=session_id))

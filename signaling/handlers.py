@@ -1,0 +1,172 @@
+"""HTTP and WebSocket handlers: authenticate, decode, hand messages to the ``Broker``.
+
+A peer proves who it is with ``Authorization: Bearer <token>`` on the upgrade request,
+never a query string (URLs end up in access logs). Refusals happen before the upgrade,
+as a 401 with an OpenAI-shaped error body, so that any HTTP client can read why.
+
+Once upgraded, every frame is binary msgpack (``shared.codec``). A peer that sends
+anything else is closed with 1008 (policy violation); that closes its connection only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from shared.codec import decode, encode
+from shared.errors import AuthError, ProtocolError, TokenExpired
+from shared.messages import ErrorCode, IceServer, Message, Role, SignalError, Welcome
+from shared.tokens import PeerClaims, verify_token
+from signaling.broker import Broker
+from signaling.metrics import SignalingMetrics
+from signaling.settings import SignalingSettings
+
+__all__ = [
+    "BROKER_KEY",
+    "CLOCK_KEY",
+    "METRICS_KEY",
+    "SETTINGS_KEY",
+    "WebSocketLink",
+    "healthz",
+    "metrics",
+    "signal",
+]
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_KEY = web.AppKey("settings", SignalingSettings)
+BROKER_KEY = web.AppKey("broker", Broker)
+METRICS_KEY = web.AppKey("metrics", SignalingMetrics)
+CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class WebSocketLink:
+    """A ``broker.Link`` over an aiohttp server WebSocket."""
+
+    def __init__(self, peer_id: str, role: Role, ws: web.WebSocketResponse) -> None:
+        self.peer_id = peer_id
+        self.role = role
+        self._ws = ws
+
+    async def send(self, message: Message) -> bool:
+        if self._ws.closed:
+            return False
+        try:
+            await self._ws.send_bytes(encode(message))
+        except ConnectionError:  # the transport closed under us: the peer is gone
+            return False
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, message=reason.encode()[:123])
+
+
+def _unauthorized(code: str, message: str) -> web.Response:
+    body = {
+        "error": {"message": message, "type": "authentication_error", "param": None, "code": code}
+    }
+    return web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def _authenticate(request: web.Request) -> PeerClaims | web.Response:
+    """The token's claims, or the 401 response to send instead of upgrading."""
+    metrics_ = request.app[METRICS_KEY]
+    token = _bearer_token(request)
+    if token is None:
+        reason, text = "missing_token", "missing bearer token in the Authorization header"
+    else:
+        secret = request.app[SETTINGS_KEY].require_secret()
+        try:
+            return verify_token(secret, token, now=request.app[CLOCK_KEY]())
+        except TokenExpired:
+            reason, text = "token_expired", "token has expired"
+        except AuthError:
+            reason, text = "token_invalid", "token is malformed or its signature is wrong"
+    metrics_.auth_failures.labels(reason=reason).inc()
+    logger.info("refused connection from %s: %s", request.remote, reason)
+    return _unauthorized(reason, text)
+
+
+def _ice_servers(settings: SignalingSettings) -> tuple[IceServer, ...]:
+    return (IceServer(urls=(settings.stun_url,)),) if settings.stun_url else ()
+
+
+async def signal(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/signal``: one authenticated peer's WebSocket, for its whole life."""
+    claims = _authenticate(request)
+    if isinstance(claims, web.Response):
+        return claims
+    settings = request.app[SETTINGS_KEY]
+    broker = request.app[BROKER_KEY]
+    # aiohttp refuses frames over max_msg_size itself (close 1009, message too big), so
+    # a peer can never make us buffer more than one allowed frame.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes
+    )
+    await ws.prepare(request)
+    link = WebSocketLink(claims.peer_id, claims.role, ws)
+    request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
+    await broker.attach(link)
+    try:
+        await link.send(
+            Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=_ice_servers(settings))
+        )
+        await _serve_peer(link, ws, broker, settings.max_frame_bytes)
+    finally:
+        await broker.detach(link)
+    return ws
+
+
+async def _serve_peer(
+    link: WebSocketLink, ws: web.WebSocketResponse, broker: Broker, max_frame_bytes: int
+) -> None:
+    async for frame in ws:
+        if frame.type is WSMsgType.TEXT:
+            await _violation(link, "binary frames only")
+            return
+        if frame.type is not WSMsgType.BINARY:
+            return  # ERROR (e.g. frame too large): aiohttp has already closed the socket
+        try:
+            message = decode(frame.data, max_frame_bytes=max_frame_bytes)
+        except ProtocolError as exc:
+            await _violation(link, f"undecodable frame ({type(exc).__name__})")
+            return
+        try:
+            await broker.handle(link, message)
+        except Exception:  # top of this peer's task: log, tell the peer, keep serving it
+            logger.exception(
+                "%s %s: failed to handle %s", link.role.value, link.peer_id, message.type_tag
+            )
+            await link.send(SignalError(code=ErrorCode.INTERNAL, message="internal error"))
+
+
+async def _violation(link: WebSocketLink, reason: str) -> None:
+    logger.info("closing %s %s: %s", link.role.value, link.peer_id, reason)
+    await link.close(CLOSE_POLICY_VIOLATION, reason)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: liveness plus how many peers of each role are connected here."""
+    broker = request.app[BROKER_KEY]
+    return web.json_response(
+        {"status": "ok", "workers": broker.count(Role.WORKER), "edges": broker.count(Role.EDGE)}
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: this app's Prometheus metrics in the text exposition format."""
+    body = request.app[METRICS_KEY].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

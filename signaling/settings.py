@@ -1,0 +1,71 @@
+"""Settings of the signaling server (``TANDEM_*`` env vars, ``--config`` TOML, flags).
+
+Every limit the server enforces is a named field here, so that an operator can see and
+change it from ``signaling-server serve --help`` instead of reading the code.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.settings import TandemSettings
+from shared.tokens import MIN_SECRET_BYTES
+
+__all__ = ["SignalingSettings"]
+
+
+class SignalingSettings(TandemSettings):
+    """What ``signaling-server serve`` and ``signaling-server token`` read."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(
+        default=8765, ge=0, le=65535, description="TCP port to listen on (0 = any free port)."
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            f"Shared HMAC secret that signs peer tokens (at least {MIN_SECRET_BYTES} bytes); "
+            "prefer the env var over the flag, which other users can see in ps."
+        ),
+    )
+    stun_url: str | None = Field(
+        default=None,
+        description="STUN server handed to peers as an ICE server "
+        "(e.g. stun:stun.example.org:3478); unset = none, which loopback and LAN peers need not.",
+    )
+    max_frame_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="Largest WebSocket frame accepted from a peer, in bytes.",
+    )
+    token_ttl_s: int = Field(
+        default=86400, ge=1, description="Default lifetime of tokens minted by `token`, in seconds."
+    )
+    heartbeat_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="WebSocket ping interval; a peer that misses a pong is dropped.",
+    )
+    offer_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a brokered offer waits for its answer before it is forgotten.",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked at load time so that a weak secret fails before the server starts,
+        # not on the first peer that connects. The message never echoes the secret.
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"the shared secret must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    def require_secret(self) -> str:
+        """The secret's text; ``ValueError`` with a one-line remedy if it is unset."""
+        if self.secret is None:
+            raise ValueError(
+                f"no shared secret: set TANDEM_SECRET (at least {MIN_SECRET_BYTES} bytes) "
+                "or `secret` in the --config file"
+            )
+        return self.secret.get_secret_value()

