@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from cloud_worker.app import create_app
 from cloud_worker.settings import WorkerSettings
+from link import quiet_webrtc_logs
 from shared.settings import add_settings_arguments, log_format, settings_from_args
 
 EXAMPLE = """example:
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level, format=log_format(os.environ), stream=sys.stderr
         )
+        quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
     except (ValidationError, ValueError, OSError) as exc:
         print(f"cloud-worker: invalid configuration: {exc}", file=sys.stderr)

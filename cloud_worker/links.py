@@ -82,7 +82,8 @@ class LinkAcceptor:
             )
             return
         try:
-            await self._send(Answer(session_id=offer.session_id, sdp=answer.sdp))
+            model = self._backend.models[0]
+            await self._send(Answer(session_id=offer.session_id, sdp=answer.sdp, model=model))
             link = await answer.wait_link(self._settings.connect_timeout_s)
         except Exception:
             self._metrics.offers_total.labels("no_channel").inc()

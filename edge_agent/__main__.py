@@ -11,6 +11,7 @@ from aiohttp import web
 
 from edge_agent.app import create_app
 from edge_agent.settings import EdgeSettings
+from link import quiet_webrtc_logs
 from shared.settings import add_settings_arguments, log_format, settings_from_args
 
 EXAMPLE = """examples:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level, format=log_format(os.environ), stream=sys.stderr
         )
+        quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         print(f"edge-agent: invalid configuration: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from link.rtc import (
     accept_offer,
     create_offer,
     parse_addresses,
+    quiet_webrtc_logs,
     rtc_configuration,
 )
 from link.signaling import SignalingClient, SignalingRefused, SignalingUnavailable
@@ -32,5 +33,6 @@ __all__ = [
     "accept_offer",
     "create_offer",
     "parse_addresses",
+    "quiet_webrtc_logs",
     "rtc_configuration",
 ]

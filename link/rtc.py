@@ -30,6 +30,7 @@ __all__ = [
     "create_offer",
     "parse_addresses",
     "path_of",
+    "quiet_webrtc_logs",
     "rtc_configuration",
 ]
 
@@ -73,6 +74,13 @@ def _gathering_on(addresses: tuple[str, ...] | None) -> Iterator[None]:
         yield
     finally:
         _HOST_ADDRESSES.reset(token)
+
+
+def quiet_webrtc_logs(level: str) -> None:
+    """aioice logs every ICE check at INFO: keep that for DEBUG runs, not for journald."""
+    if level != "DEBUG":
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:

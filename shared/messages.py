@@ -94,7 +94,9 @@ def _snake(name: str) -> str:
 class Message(BaseModel):
     """Base of every wire message; subclasses get their ``type`` tag from their name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Unknown fields are ignored, not refused: a newer peer may add fields (the protocol
+    # only ever adds them) and an older one must still understand the rest.
+    model_config = ConfigDict(frozen=True, extra="ignore")
     type_tag: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -108,7 +110,7 @@ class Message(BaseModel):
 class ChatMessage(BaseModel):
     """One turn of a conversation, already flattened to text by the edge's HTTP layer."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: Text
 
@@ -116,7 +118,7 @@ class ChatMessage(BaseModel):
 class SamplingParams(BaseModel):
     """How to sample; the subset of OpenAI's knobs both engines honour."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
@@ -199,7 +201,7 @@ class Fragment(Message):
 class IceServer(BaseModel):
     """One entry of an RTCConfiguration's ``iceServers``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     urls: tuple[Text, ...]
     username: Text | None = None
     credential: Text | None = None
@@ -239,11 +241,12 @@ class Offer(Message):
 
 class Answer(Message):
     """The worker's SDP answer for ``session_id``; signaling forwards it to the edge,
-    with ``peer_id`` set to the worker's id."""
+    with ``peer_id`` set to the worker's id. ``model`` names what the worker serves."""
 
     session_id: _ID
     sdp: Text = Field(max_length=65536)
     peer_id: Text = ""
+    model: Text = ""
 
 
 class SignalError(Message):

@@ -190,7 +190,7 @@ class Broker:
             return
         self._sessions.close(answer.session_id)
         edge = self._links.get((Role.EDGE, session.edge_id))
-        forwarded = Answer(session_id=answer.session_id, sdp=answer.sdp, peer_id=worker.peer_id)
+        forwarded = answer.model_copy(update={"peer_id": worker.peer_id})
         if edge is None or not await edge.send(forwarded):
             logger.info(
                 "session %s: edge %s left before the answer arrived",

@@ -28,7 +28,9 @@ class RemoteEngine(Engine):
 
     @property
     def model(self) -> str:
-        return self._model
+        """The live worker's model name, else the configured one."""
+        peer = self._pool.peer
+        return peer.model if peer is not None and peer.model else self._model
 
     @property
     def path(self) -> str | None:

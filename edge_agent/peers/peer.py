@@ -60,10 +60,12 @@ class Peer:
         link: Link,
         *,
         worker_id: str,
+        model: str = "",
         first_token_timeout_s: float,
         token_timeout_s: float,
     ) -> None:
         self.worker_id = worker_id
+        self.model = model
         self._link = link
         self._first_token_timeout_s = first_token_timeout_s
         self._token_timeout_s = token_timeout_s

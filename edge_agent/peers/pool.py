@@ -83,7 +83,7 @@ class PeerPool:
         delay = self._reconnect_min_s
         while True:
             try:
-                link, worker_id = await connect_webrtc(
+                link, answer = await connect_webrtc(
                     self._signaling,
                     model=self._model,
                     timeout_s=self._connect_timeout_s,
@@ -101,7 +101,8 @@ class PeerPool:
                 delay = self._reconnect_min_s
                 peer = Peer(
                     link,
-                    worker_id=worker_id,
+                    worker_id=answer.peer_id,
+                    model=answer.model,
                     first_token_timeout_s=self._first_token_timeout_s,
                     token_timeout_s=self._token_timeout_s,
                 )
@@ -117,7 +118,7 @@ class PeerPool:
                     self._ready.clear()
                     self._peer = None
                     await peer.aclose()
-                log.warning("link to worker %s closed; reconnecting", worker_id)
+                log.warning("link to worker %s closed; reconnecting", answer.peer_id)
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, self._reconnect_max_s)
 

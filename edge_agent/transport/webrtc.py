@@ -18,7 +18,7 @@ from link import (
     SignalingUnavailable,
     create_offer,
 )
-from shared.messages import ErrorCode, Offer
+from shared.messages import Answer, ErrorCode, Offer
 
 __all__ = ["connect_webrtc"]
 
@@ -32,8 +32,8 @@ async def connect_webrtc(
     timeout_s: float,
     max_frame_bytes: int,
     host_addresses: tuple[str, ...] | None = None,
-) -> tuple[Link, str]:
-    """Offer, get the answer through signaling, wait for the channel: (link, worker id)."""
+) -> tuple[Link, Answer]:
+    """Offer, get the answer through signaling, wait for the channel: (link, the answer)."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
@@ -61,4 +61,4 @@ async def connect_webrtc(
         await rtc.aclose()
         raise PathFailed(f"WebRTC handshake failed: {exc.__class__.__name__}") from exc
     log.info("data channel to worker %s open on path %s", answer.peer_id, link.path.value)
-    return link, answer.peer_id
+    return link, answer

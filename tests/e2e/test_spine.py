@@ -75,6 +75,7 @@ async def test_escalated_non_streaming_with_usage(stack: Stack) -> None:
     )
     completion = raw.parse()
     assert raw.headers["x-tandem-served-by"] == "cloud"
+    assert completion.model == "SmolLM2-135M-Instruct.Q4_1"  # the worker's model, via its answer
     assert completion.choices[0].message.content
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None
