@@ -5,21 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from shared.settings import TandemSettings
+from shared.settings import PeerSettings
 
 __all__ = ["WorkerSettings"]
 
 
-class WorkerSettings(TandemSettings):
+class WorkerSettings(PeerSettings):
     """Configuration of ``cloud-worker serve``."""
 
     signaling: str = Field(
         default="ws://127.0.0.1:8765/v1/signal", description="Signaling server WebSocket URL."
-    )
-    token: SecretStr | None = Field(
-        default=None, description="This worker's signed peer token (required)."
     )
     model: Path | None = Field(
         default=None,
@@ -47,23 +44,10 @@ class WorkerSettings(TandemSettings):
     max_streams_per_peer: int = Field(
         default=32, ge=1, description="Concurrent streams one edge may have open on this worker."
     )
-    max_frame_bytes: int = Field(
-        default=16_384,
-        ge=1024,
-        description="Largest data-channel frame; bigger messages are split.",
-    )
-    ice_host_addresses: str | None = Field(
-        default=None,
-        description="Comma-separated local addresses to offer as ICE host candidates "
-        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
-    )
     connect_timeout_s: float = Field(
         default=30.0,
         gt=0,
         description="Deadline for an edge's data channel to open after the answer.",
-    )
-    reconnect_max_s: float = Field(
-        default=30.0, gt=0, description="Longest wait between reconnections to signaling."
     )
     host: str = Field(
         default="127.0.0.1", description="Address of the /healthz and /metrics HTTP endpoint."

@@ -8,14 +8,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import TandemSettings
+from shared.settings import PeerSettings
 
 __all__ = ["LOOPBACK_HOSTS", "EdgeSettings"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class EdgeSettings(TandemSettings):
+class EdgeSettings(PeerSettings):
     """Configuration of ``edge-agent serve``."""
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
@@ -42,7 +42,6 @@ class EdgeSettings(TandemSettings):
         default=None,
         description="Signaling server URL, e.g. ws://127.0.0.1:8765/v1/signal. Unset: local only.",
     )
-    token: SecretStr | None = Field(default=None, description="This edge's signed peer token.")
     cloud_model: str = Field(
         default="", description="Model to ask cloud workers for ('' = whatever they serve)."
     )
@@ -62,16 +61,6 @@ class EdgeSettings(TandemSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )
-    max_frame_bytes: int = Field(
-        default=16_384,
-        ge=1024,
-        description="Largest data-channel frame; bigger messages are split.",
-    )
-    ice_host_addresses: str | None = Field(
-        default=None,
-        description="Comma-separated local addresses to offer as ICE host candidates "
-        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
-    )
     connect_timeout_s: float = Field(
         default=15.0, gt=0, description="Deadline to open a data channel to a worker."
     )
@@ -80,11 +69,6 @@ class EdgeSettings(TandemSettings):
     )
     token_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline between two chunks of a cloud stream."
-    )
-    reconnect_max_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="Longest wait between reconnection attempts (exponential backoff).",
     )
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ from shared.messages import (
 )
 from shared.settings import (
     ENV_PREFIX,
+    PeerSettings,
     TandemSettings,
     add_settings_arguments,
     load_settings,
@@ -78,6 +79,7 @@ __all__ = [
     "Message",
     "Offer",
     "PeerClaims",
+    "PeerSettings",
     "Ping",
     "Pong",
     "ProtocolError",

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "ENV_PREFIX",
+    "PeerSettings",
     "TandemSettings",
     "add_settings_arguments",
     "load_settings",
@@ -38,6 +39,31 @@ class TandemSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr; journald picks them up)."
+    )
+
+
+class PeerSettings(TandemSettings):
+    """Fields of a process that joins through signaling: the edge and the worker."""
+
+    token: SecretStr | None = Field(
+        default=None,
+        description="This peer's signed token (from `signaling-server token`); "
+        "prefer the env var, which other users cannot see in ps.",
+    )
+    max_frame_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Largest data-channel frame; bigger messages are split.",
+    )
+    ice_host_addresses: str | None = Field(
+        default=None,
+        description="Comma-separated local addresses to offer as ICE host candidates "
+        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
+    )
+    reconnect_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between reconnections (jittered exponential backoff).",
     )
 
 

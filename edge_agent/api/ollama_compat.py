@@ -22,7 +22,7 @@ from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT, ROUTE_HEADER, RequestContext
 from edge_agent.api.dispatch import Dispatcher, Served
 from edge_agent.api.errors import ApiError
-from edge_agent.api.openai_models import SEED_MASK, ChatMessageIn
+from edge_agent.api.openai_models import ChatMessageIn, sampling_params
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.router import RequestedRoute
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, Text
@@ -48,18 +48,14 @@ class OllamaOptions(_Lenient):
     stop: list[Text] | Text | None = None
 
     def sampling(self) -> SamplingParams:
-        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
-        knobs: dict[str, object] = {
+        return sampling_params(
             # Ollama: -1 = unlimited, -2 = fill the context; both mean "no cap" here.
-            "max_tokens": self.num_predict if self.num_predict and self.num_predict > 0 else None,
-            "stop": tuple(s for s in stops if s),
-            "seed": None if self.seed is None else self.seed & SEED_MASK,
-        }
-        if self.temperature is not None:
-            knobs["temperature"] = self.temperature
-        if self.top_p is not None:
-            knobs["top_p"] = self.top_p
-        return SamplingParams.model_validate(knobs)
+            max_tokens=self.num_predict if self.num_predict and self.num_predict > 0 else None,
+            stop=self.stop,
+            seed=self.seed,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
 
 
 class _OllamaRequest(_Lenient):

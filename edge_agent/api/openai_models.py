@@ -40,6 +40,31 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 """OpenAI's default for the legacy completions endpoint; clients rely on it."""
 
 SEED_MASK = 0xFFFFFFFF
+
+
+def sampling_params(
+    *,
+    max_tokens: int | None,
+    stop: str | list[str] | None,
+    seed: int | None,
+    temperature: float | None,
+    top_p: float | None,
+) -> SamplingParams:
+    """Wire sampling knobs from an HTTP body's (OpenAI's or Ollama's); unset ones keep
+    the protocol's defaults."""
+    stops = [stop] if isinstance(stop, str) else (stop or [])
+    knobs: dict[str, object] = {
+        "max_tokens": max_tokens,
+        "stop": tuple(s for s in stops if s),
+        "seed": None if seed is None else seed & SEED_MASK,
+    }
+    if temperature is not None:
+        knobs["temperature"] = temperature
+    if top_p is not None:
+        knobs["top_p"] = top_p
+    return SamplingParams.model_validate(knobs)
+
+
 """llama.cpp seeds are 32-bit; larger (or negative) OpenAI seeds are folded into range."""
 
 FinishReason = Literal["stop", "length"]
@@ -121,17 +146,13 @@ class _GenerationRequest(_Lenient):
 
     def sampling(self) -> SamplingParams:
         """The request's sampling knobs; unset ones keep the protocol's defaults."""
-        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
-        knobs: dict[str, object] = {
-            "max_tokens": self._max_tokens(),
-            "stop": tuple(s for s in stops if s),
-            "seed": None if self.seed is None else self.seed & SEED_MASK,
-        }
-        if self.temperature is not None:
-            knobs["temperature"] = self.temperature
-        if self.top_p is not None:
-            knobs["top_p"] = self.top_p
-        return SamplingParams.model_validate(knobs)
+        return sampling_params(
+            max_tokens=self._max_tokens(),
+            stop=self.stop,
+            seed=self.seed,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
 
 
 class ChatCompletionRequest(_GenerationRequest):

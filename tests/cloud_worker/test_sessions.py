@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest_asyncio
 
-from cloud_worker.backends.llama import LlamaBackend
-from cloud_worker.sessions import Session
-from inference import RunnerConfig
 from link import DataChannelLink, LinkClosed
 from shared.messages import (
     Cancel,
@@ -25,33 +21,13 @@ from shared.messages import (
     StreamFailed,
     TokenChunk,
 )
-from tests.support.model import model_path
-from tests.support.rtc import open_pair
-
-
-@dataclass
-class Served:
-    edge: DataChannelLink
-    session: Session
-    backend: LlamaBackend
-    task: asyncio.Task[None]
+from tests.support.worker import Served, served_session
 
 
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[Served]:
-    backend = LlamaBackend(
-        RunnerConfig(model_path=model_path(), n_ctx=1024), parallel=1, max_queue=4
-    )
-    await backend.load()
-    edge, worker = await open_pair()
-    session = Session(worker, backend, peer_id="edge-test", max_streams=3)
-    task = asyncio.get_running_loop().create_task(session.run())
-    try:
-        yield Served(edge, session, backend, task)
-    finally:
-        await edge.aclose()
-        await asyncio.wait_for(task, 10)
-        await backend.aclose()
+    async with served_session(max_streams=3) as served:
+        yield served
 
 
 def chat(rid: str, text: str, max_tokens: int = 8) -> GenerateRequest:

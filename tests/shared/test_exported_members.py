@@ -24,6 +24,7 @@ EXPORTED = [
     "Message",
     "Offer",
     "PeerClaims",
+    "PeerSettings",
     "Ping",
     "Pong",
     "ProtocolError",

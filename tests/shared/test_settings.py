@@ -149,7 +149,7 @@ def test_malformed_toml(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     settings = load_settings(DemoSettings)
     with pytest.raises(ValidationError):
-        settings.port = 1  # type: ignore[misc]
+        settings.port = 1
 
 
 # ---------------------------------------------------------------------------- flag builder

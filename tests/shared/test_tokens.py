@@ -92,7 +92,7 @@ def test_tampered_signature() -> None:
 
 def test_unsigned_token() -> None:
     claims = {"iss": "tandem", "sub": "edge-1", "role": "edge", "exp": int(NOW) + 60}
-    unsigned = jwt.encode(claims, key=None, algorithm="none")
+    unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
     with pytest.raises(TokenInvalid):
         verify_token(SECRET, unsigned, now=NOW)
 

@@ -10,41 +10,32 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from cloud_worker.backends.llama import LlamaBackend
 from cloud_worker.sessions import Session
 from edge_agent.errors import ContextTooLong, TransportClosed
 from edge_agent.peers import Peer
-from inference import RunnerConfig
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
-from tests.support.model import model_path
-from tests.support.rtc import open_pair
+from tests.support.worker import Served, served_session
 
 
 @dataclass
 class Connected:
     peer: Peer
-    session: Session
-    backend: LlamaBackend
-    task: asyncio.Task[None]
+    served: Served
+
+    @property
+    def session(self) -> Session:
+        return self.served.session
 
 
 @pytest_asyncio.fixture
 async def connected() -> AsyncIterator[Connected]:
-    backend = LlamaBackend(
-        RunnerConfig(model_path=model_path(), n_ctx=1024), parallel=1, max_queue=4
-    )
-    await backend.load()
-    edge, worker = await open_pair()
-    session = Session(worker, backend, peer_id="edge-test", max_streams=8)
-    task = asyncio.get_running_loop().create_task(session.run())
-    peer = Peer(edge, worker_id="w", first_token_timeout_s=30, token_timeout_s=30)
-    peer.start()
-    try:
-        yield Connected(peer, session, backend, task)
-    finally:
-        await peer.aclose()
-        await asyncio.wait_for(task, 10)
-        await backend.aclose()
+    async with served_session(max_streams=8) as served:
+        peer = Peer(served.edge, worker_id="w", first_token_timeout_s=30, token_timeout_s=30)
+        peer.start()
+        try:
+            yield Connected(peer, served)
+        finally:
+            await peer.aclose()
 
 
 def chat(rid: str, text: str, max_tokens: int) -> GenerateRequest:
