@@ -577,7 +577,7 @@ _token_chunks = st.builds(
 )
 _params = st.builds(
     SamplingParams,
-    max_tokens=st.none() | st.integers(min_value=1, max_value=2**31),
+    max_tokens=st.none() | st.integers(min_value=1, max_value=2**31 - 1),
     temperature=st.floats(min_value=0.0, max_value=2.0),
     top_p=st.floats(min_value=0.0, max_value=1.0, exclude_min=True),
     stop=st.lists(_text, max_size=4).map(tuple),
