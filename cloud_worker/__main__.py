@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from cloud_worker.app import create_app
 from cloud_worker.settings import WorkerSettings
 from link import quiet_webrtc_logs
-from shared.settings import add_settings_arguments, log_format, settings_from_args
+from shared.settings import (
+    add_settings_arguments,
+    describe_settings_error,
+    log_format,
+    settings_from_args,
+)
 
 EXAMPLE = """example:
   export TANDEM_TOKEN=$(signaling-server token --role worker --peer-id gpu-1)
@@ -44,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
-    except (ValidationError, ValueError, OSError) as exc:
+    except ValidationError as exc:
+        print(f"cloud-worker: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # missing token or model, unreadable --config
         print(f"cloud-worker: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("cloud_worker").info(

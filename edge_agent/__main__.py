@@ -8,11 +8,17 @@ import os
 import sys
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from edge_agent.app import create_app
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
-from shared.settings import add_settings_arguments, log_format, settings_from_args
+from shared.settings import (
+    add_settings_arguments,
+    describe_settings_error,
+    log_format,
+    settings_from_args,
+)
 
 EXAMPLE = """examples:
   edge-agent serve                                   # local model only, http://127.0.0.1:8080
@@ -47,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
-    except (ValueError, OSError) as exc:
+    except ValidationError as exc:
+        print(f"edge-agent: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # missing token or model, unreadable --config
         print(f"edge-agent: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("edge_agent").info(

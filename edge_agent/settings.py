@@ -10,8 +10,9 @@ from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import PeerSettings
 
-__all__ = ["LOOPBACK_HOSTS", "EdgeSettings"]
+__all__ = ["LOOPBACK_HOSTS", "MIN_API_KEY_CHARS", "EdgeSettings"]
 
+MIN_API_KEY_CHARS = 16
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -73,6 +74,8 @@ class EdgeSettings(PeerSettings):
 
     @model_validator(mode="after")
     def _secure_bind(self) -> EdgeSettings:
+        if self.api_key is not None and len(self.api_key.get_secret_value()) < MIN_API_KEY_CHARS:
+            raise ValueError(f"--api-key must be at least {MIN_API_KEY_CHARS} characters")
         if (
             self.host not in LOOPBACK_HOSTS
             and self.api_key is None

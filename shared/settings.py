@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args, get_origin
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,6 +23,7 @@ __all__ = [
     "PeerSettings",
     "TandemSettings",
     "add_settings_arguments",
+    "describe_settings_error",
     "load_settings",
     "log_format",
     "settings_from_args",
@@ -109,6 +110,16 @@ def log_format(environ: Mapping[str, str]) -> str:
     if "JOURNAL_STREAM" in environ:
         return "%(name)s: %(message)s"
     return "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line for a user, naming each bad option; never the input values, since one of
+    them may be a secret (pydantic's own text echoes them)."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+        for err in exc.errors()
+    )
+    return f"invalid settings: {problems}"
 
 
 def _is_bool(annotation: Any) -> bool:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from shared.messages import Role
 from shared.settings import (
     add_settings_arguments,
+    describe_settings_error,
     load_settings,
     log_format,
     settings_from_args,
@@ -101,15 +102,6 @@ def _fail(message: str) -> int:
     return _EXIT_USAGE
 
 
-def _describe(exc: ValidationError) -> str:
-    # One line, and never the input values: one of them may be the secret.
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-        for err in exc.errors()
-    )
-    return f"invalid settings: {problems}"
-
-
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr, format=log_format(os.environ))
@@ -142,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         return _token(args)
     except ValidationError as exc:
-        return _fail(_describe(exc))
+        return _fail(describe_settings_error(exc))
     except (ValueError, OSError) as exc:  # missing secret, bad --ttl/--peer-id, unreadable --config
         return _fail(str(exc))
 

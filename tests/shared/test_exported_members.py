@@ -46,6 +46,7 @@ EXPORTED = [
     "Welcome",
     "add_settings_arguments",
     "decode",
+    "describe_settings_error",
     "encode",
     "load_settings",
     "log_format",

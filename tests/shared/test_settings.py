@@ -13,6 +13,7 @@ from shared import (
     ENV_PREFIX,
     TandemSettings,
     add_settings_arguments,
+    describe_settings_error,
     load_settings,
     log_format,
     settings_from_args,
@@ -250,3 +251,15 @@ def test_log_format_for_a_terminal() -> None:
 def test_log_format_under_journald() -> None:
     fmt = log_format({"JOURNAL_STREAM": "8:123456"})
     assert fmt == "%(name)s: %(message)s"
+
+
+def test_settings_errors_name_the_option_but_never_echo_values() -> None:
+    class Guarded(TandemSettings):
+        secret: SecretStr
+        port: int = 1
+
+    with pytest.raises(ValidationError) as info:
+        load_settings(Guarded, overrides={"secret": "hunter2-hunter2", "port": "not-a-port"})
+    text = describe_settings_error(info.value)
+    assert "port" in text
+    assert "hunter2" not in text and "not-a-port" not in text

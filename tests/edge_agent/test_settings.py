@@ -1,0 +1,31 @@
+"""Edge settings: secure by default."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from edge_agent.settings import EdgeSettings
+
+
+def test_loopback_needs_no_key() -> None:
+    assert EdgeSettings(host="127.0.0.1").api_key is None
+
+
+def test_binding_beyond_localhost_needs_a_key() -> None:
+    with pytest.raises(ValidationError, match="api-key"):
+        EdgeSettings(host="0.0.0.0")
+    assert EdgeSettings(host="0.0.0.0", api_key=SecretStr("k" * 16)).host == "0.0.0.0"
+    assert EdgeSettings(host="0.0.0.0", insecure_no_api_key=True).api_key is None
+
+
+@pytest.mark.parametrize("key", ["", "short"])
+def test_an_empty_or_short_key_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="at least 16"):
+        EdgeSettings(host="0.0.0.0", api_key=SecretStr(key))
+
+
+def test_the_key_never_appears_in_the_settings_repr() -> None:
+    settings = EdgeSettings(api_key=SecretStr("k-very-secret-1234"), token=SecretStr("tok.en.x"))
+    assert "k-very-secret-1234" not in repr(settings)
+    assert "tok.en.x" not in repr(settings)
