@@ -1,0 +1,79 @@
+"""``PeerPool``: a warm link as soon as a worker exists, and a new one when it goes away.
+
+Real signaling and worker apps (in this loop), real WebRTC on loopback, the real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from cloud_worker.app import create_app as create_worker
+from cloud_worker.settings import WorkerSettings
+from edge_agent.errors import NoPeerAvailable
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers import PeerPool
+from link import SignalingClient
+from shared.messages import Role
+from signaling.app import create_app as create_signaling
+from signaling.settings import SignalingSettings
+from tests.support.apps import SECRET, serving, token
+
+
+def worker_app(signaling_url: str, peer_id: str) -> web.Application:
+    settings = WorkerSettings(
+        signaling=signaling_url,
+        token=SecretStr(token(Role.WORKER, peer_id)),
+        ice_host_addresses="127.0.0.1",
+        n_ctx=512,
+        port=0,
+    )
+    return create_worker(settings)
+
+
+async def wait_for_worker(pool: PeerPool, worker_id: str, timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while (peer := pool.peer) is None or peer.worker_id != worker_id:
+            await asyncio.sleep(0.05)
+
+
+async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
+    async with serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET)))) as port:
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
+        metrics = EdgeMetrics()
+        pool = PeerPool(
+            signaling,
+            metrics,
+            model="",
+            connect_timeout_s=10,
+            first_token_timeout_s=30,
+            token_timeout_s=30,
+            max_frame_bytes=16_384,
+            host_addresses=("127.0.0.1",),
+            reconnect_min_s=0.1,
+            reconnect_max_s=0.5,
+        )
+        signaling.start()
+        pool.start()
+        try:
+            try:  # no worker yet: a caller gets a clear "no peer", not a hang
+                await pool.acquire(timeout_s=0.5)
+                raise AssertionError("acquire should fail without a worker")
+            except NoPeerAvailable:
+                pass
+            async with serving(worker_app(url, "worker-a")):
+                await wait_for_worker(pool, "worker-a")
+                peer = await pool.acquire(timeout_s=1)
+                assert peer.path.value == "direct"
+                assert peer.model == "SmolLM2-135M-Instruct.Q4_1"
+            # worker-a shut down: its link closes and the pool finds the next worker
+            async with serving(worker_app(url, "worker-b")):
+                await wait_for_worker(pool, "worker-b")
+            text = metrics.render().decode()
+            assert 'tandem_edge_cloud_connects_total{result="ok"} 2.0' in text
+        finally:
+            await pool.aclose()
+            await signaling.aclose()
