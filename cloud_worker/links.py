@@ -17,7 +17,7 @@ from cloud_worker.backends import Backend
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.sessions import Session
 from cloud_worker.settings import WorkerSettings
-from link import accept_offer, parse_addresses
+from link import IcePolicy, accept_offer
 from shared.messages import Answer, IceServer, LoadReport, Message, Offer
 
 __all__ = ["LinkAcceptor"]
@@ -72,7 +72,7 @@ class LinkAcceptor:
                 offer.sdp,
                 self._ice_servers(),
                 max_frame_bytes=self._settings.max_frame_bytes,
-                host_addresses=parse_addresses(self._settings.ice_host_addresses),
+                policy=IcePolicy.from_settings(self._settings),
                 label=label,
             )
         except Exception as exc:

@@ -22,7 +22,7 @@ from edge_agent.peers import PeerPool
 from edge_agent.router import Router, RouterConfig
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, resolve_model
-from link import SignalingClient, parse_addresses
+from link import IcePolicy, SignalingClient
 
 __all__ = ["create_app"]
 
@@ -77,7 +77,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
             first_token_timeout_s=settings.first_token_timeout_s,
             token_timeout_s=settings.token_timeout_s,
             max_frame_bytes=settings.max_frame_bytes,
-            host_addresses=parse_addresses(settings.ice_host_addresses),
+            policy=IcePolicy.from_settings(settings),
             reconnect_max_s=settings.reconnect_max_s,
         )
         cloud = RemoteEngine(

@@ -10,6 +10,7 @@ later relay link (frames over the signaling WebSockets) implements the same ``Li
 from link.base import Link, LinkClosed, PathKind
 from link.datachannel import DataChannelLink
 from link.rtc import (
+    IcePolicy,
     RtcAnswer,
     RtcOffer,
     accept_offer,
@@ -22,6 +23,7 @@ from link.signaling import SignalingClient, SignalingRefused, SignalingUnavailab
 
 __all__ = [
     "DataChannelLink",
+    "IcePolicy",
     "Link",
     "LinkClosed",
     "PathKind",

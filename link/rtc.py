@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from link.base import LinkClosed, PathKind
 from link.datachannel import DataChannelLink
 from shared.messages import IceServer
+from shared.settings import PeerSettings
 
 __all__ = [
+    "IcePolicy",
     "RtcAnswer",
     "RtcOffer",
     "accept_offer",
@@ -32,6 +35,7 @@ __all__ = [
     "path_of",
     "quiet_webrtc_logs",
     "rtc_configuration",
+    "turn_transport_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,11 +87,32 @@ def quiet_webrtc_logs(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:
-    """An explicit ``RTCConfiguration`` (never ``None``: see the module docstring)."""
+def turn_transport_of(url: str) -> str:
+    """``udp`` or ``tcp`` for a ``turn:``/``turns:`` URL (RFC 7065 defaults)."""
+    scheme, _, rest = url.partition(":")
+    _, _, query = rest.partition("?")
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    default = "tcp" if scheme == "turns" else "udp"
+    return params.get("transport", default).lower()
+
+
+def rtc_configuration(
+    ice_servers: Sequence[IceServer], *, turn_transport: str = "udp"
+) -> RTCConfiguration:
+    """An explicit ``RTCConfiguration`` (never ``None``: see the module docstring).
+
+    aiortc uses only the first TURN URL it is given, so URLs of the preferred
+    ``turn_transport`` go first (TCP when the network blocks UDP).
+    """
+
+    def order(urls: tuple[str, ...]) -> list[str]:
+        return sorted(
+            urls, key=lambda u: u.startswith("turn") and turn_transport_of(u) != turn_transport
+        )
+
     return RTCConfiguration(
         iceServers=[
-            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            RTCIceServer(urls=order(s.urls), username=s.username, credential=s.credential)
             for s in ice_servers
         ]
     )
@@ -100,8 +125,13 @@ def path_of(pc: Any) -> PathKind:
         local, remote = pair.local_candidate, pair.remote_candidate
     except (AttributeError, KeyError):
         return PathKind.DIRECT
-    if "relay" in (local.type, remote.type):
-        return PathKind.TURN_TCP if local.transport.lower() == "tcp" else PathKind.TURN_UDP
+    if local.type == "relay":
+        # Our allocation: its client protocol tells UDP from TCP to the TURN server.
+        inner = getattr(pair.protocol.transport, "_TurnTransport__inner_protocol", None)
+        tcp = isinstance(inner, aioice.turn.TurnClientTcpProtocol)
+        return PathKind.TURN_TCP if tcp else PathKind.TURN_UDP
+    if remote.type == "relay":  # the peer's allocation; how it reaches its TURN is its own
+        return PathKind.TURN_UDP
     return PathKind.DIRECT
 
 
@@ -143,19 +173,32 @@ class RtcOffer:
         await self.pc.close()
 
 
-async def create_offer(
-    ice_servers: Sequence[IceServer], *, host_addresses: tuple[str, ...] | None = None
-) -> RtcOffer:
-    """Start a connection as the offering side (the edge).
+@dataclass(frozen=True)
+class IcePolicy:
+    """How this peer gathers candidates: which local addresses (``None``: all but
+    loopback) and which TURN transport it prefers."""
 
-    ``host_addresses`` limits host candidates to those local addresses (``None``: all).
-    """
-    pc = RTCPeerConnection(rtc_configuration(ice_servers))
+    host_addresses: tuple[str, ...] | None = None
+    turn_transport: str = "udp"
+
+    @classmethod
+    def from_settings(cls, settings: PeerSettings) -> IcePolicy:
+        return cls(
+            host_addresses=parse_addresses(settings.ice_host_addresses),
+            turn_transport=settings.turn_transport,
+        )
+
+
+async def create_offer(
+    ice_servers: Sequence[IceServer], policy: IcePolicy = IcePolicy()
+) -> RtcOffer:
+    """Start a connection as the offering side (the edge)."""
+    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=policy.turn_transport))
     channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
     offer = RtcOffer(pc=pc, channel=channel, sdp="")
     channel.on("open", offer._opened.set)
     channel.on("close", offer._opened.set)
-    with _gathering_on(host_addresses):
+    with _gathering_on(policy.host_addresses):
         await pc.setLocalDescription(await pc.createOffer())
     offer.sdp = pc.localDescription.sdp
     return offer
@@ -185,11 +228,11 @@ async def accept_offer(
     ice_servers: Sequence[IceServer],
     *,
     max_frame_bytes: int,
-    host_addresses: tuple[str, ...] | None = None,
+    policy: IcePolicy = IcePolicy(),
     label: str = "",
 ) -> RtcAnswer:
     """Answer an offer (the worker side); the link resolves when the channel opens."""
-    pc = RTCPeerConnection(rtc_configuration(ice_servers))
+    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=policy.turn_transport))
     loop = asyncio.get_running_loop()
     link: asyncio.Future[DataChannelLink] = loop.create_future()
 
@@ -209,7 +252,7 @@ async def accept_offer(
 
     pc.on("datachannel", on_channel)
     try:
-        with _gathering_on(host_addresses):
+        with _gathering_on(policy.host_addresses):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
     except Exception:

@@ -184,13 +184,16 @@ class SignalingClient:
                     log.warning("signaling sent a bad frame (%s); reconnecting", exc)
                     break
                 if isinstance(message, Welcome):
-                    self._welcome = message
-                    welcomed = True
-                    for hello in self._hello():
-                        await ws.send_bytes(encode(hello))
-                    self.state = SignalingState.CONNECTED
-                    self._connected.set()
-                    log.info("connected to signaling as %s %s", message.role.value, message.peer_id)
+                    self._welcome = message  # later ones refresh the ICE credentials
+                    if not welcomed:
+                        welcomed = True
+                        for hello in self._hello():
+                            await ws.send_bytes(encode(hello))
+                        self.state = SignalingState.CONNECTED
+                        self._connected.set()
+                        log.info(
+                            "connected to signaling as %s %s", message.role.value, message.peer_id
+                        )
                     continue
                 await self._dispatch(message)
             log.warning("signaling connection closed (code %s)", ws.close_code)

@@ -61,6 +61,11 @@ class PeerSettings(TandemSettings):
         description="Comma-separated local addresses to offer as ICE host candidates "
         "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
     )
+    turn_transport: Literal["udp", "tcp"] = Field(
+        default="udp",
+        description="Which TURN URL to use when signaling offers both (aiortc takes one): "
+        "tcp where the network blocks outbound UDP.",
+    )
     reconnect_max_s: float = Field(
         default=30.0,
         gt=0,

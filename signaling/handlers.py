@@ -10,6 +10,7 @@ anything else is closed with 1008 (policy violation); that closes its connection
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -18,11 +19,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from shared.codec import decode, encode
 from shared.errors import AuthError, ProtocolError, TokenExpired
-from shared.messages import ErrorCode, IceServer, Message, Role, SignalError, Welcome
+from shared.messages import ErrorCode, Message, Role, SignalError, Welcome
 from shared.tokens import PeerClaims, verify_token
 from signaling.broker import Broker
 from signaling.metrics import SignalingMetrics
 from signaling.settings import SignalingSettings
+from signaling.turn_credentials import ice_servers
 
 __all__ = [
     "BROKER_KEY",
@@ -100,8 +102,27 @@ def _authenticate(request: web.Request) -> PeerClaims | web.Response:
     return _unauthorized(reason, text)
 
 
-def _ice_servers(settings: SignalingSettings) -> tuple[IceServer, ...]:
-    return (IceServer(urls=(settings.stun_url,)),) if settings.stun_url else ()
+def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Welcome:
+    secret = settings.turn_secret.get_secret_value() if settings.turn_secret else None
+    servers = ice_servers(
+        stun_url=settings.stun_url,
+        turn_urls=settings.turn_urls,
+        turn_secret=secret,
+        peer_id=claims.peer_id,
+        now=now,
+        ttl_s=settings.turn_ttl_s,
+    )
+    return Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=servers)
+
+
+async def _refresh_ice(
+    link: WebSocketLink, settings: SignalingSettings, claims: PeerClaims, clock: Callable[[], float]
+) -> None:
+    """TURN credentials expire; a peer connected for days must still hold valid ones."""
+    while True:
+        await asyncio.sleep(settings.turn_ttl_s / 2)
+        if not await link.send(_welcome(settings, claims, clock())):
+            return
 
 
 async def signal(request: web.Request) -> web.StreamResponse:
@@ -120,12 +141,19 @@ async def signal(request: web.Request) -> web.StreamResponse:
     link = WebSocketLink(claims.peer_id, claims.role, ws)
     request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
     await broker.attach(link)
+    clock = request.app[CLOCK_KEY]
+    refresh: asyncio.Task[None] | None = None
     try:
-        await link.send(
-            Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=_ice_servers(settings))
-        )
+        await link.send(_welcome(settings, claims, clock()))
+        if settings.turn_urls:
+            refresh = asyncio.get_running_loop().create_task(
+                _refresh_ice(link, settings, claims, clock), name=f"ice-refresh-{claims.peer_id}"
+            )
         await _serve_peer(link, ws, broker, settings.max_frame_bytes)
     finally:
+        if refresh is not None:
+            refresh.cancel()
+            await asyncio.gather(refresh, return_exceptions=True)
         await broker.detach(link)
     return ws
 

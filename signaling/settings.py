@@ -6,7 +6,7 @@ change it from ``signaling-server serve --help`` instead of reading the code.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import TandemSettings
 from shared.tokens import MIN_SECRET_BYTES
@@ -32,6 +32,23 @@ class SignalingSettings(TandemSettings):
         default=None,
         description="STUN server handed to peers as an ICE server "
         "(e.g. stun:stun.example.org:3478); unset = none, which loopback and LAN peers need not.",
+    )
+    turn_url: str | None = Field(
+        default=None,
+        description="TURN server(s) handed to peers, comma-separated, e.g. "
+        "'turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp'. "
+        "Needs --turn-secret.",
+    )
+    turn_secret: SecretStr | None = Field(
+        default=None,
+        description="coturn's static-auth-secret: per-peer TURN credentials are minted from it "
+        "(TURN REST API scheme).",
+    )
+    turn_ttl_s: int = Field(
+        default=6 * 3600,
+        ge=10,
+        description="Lifetime of minted TURN credentials; fresh ones are pushed to every "
+        "connected peer at half this interval.",
     )
     max_frame_bytes: int = Field(
         default=65536,
@@ -60,6 +77,16 @@ class SignalingSettings(TandemSettings):
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"the shared secret must be at least {MIN_SECRET_BYTES} bytes")
         return value
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> SignalingSettings:
+        if self.turn_url and self.turn_secret is None:
+            raise ValueError("--turn-url needs --turn-secret (coturn's static-auth-secret)")
+        return self
+
+    @property
+    def turn_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in (self.turn_url or "").split(",") if u.strip())
 
     def require_secret(self) -> str:
         """The secret's text; ``ValueError`` with a one-line remedy if it is unset."""

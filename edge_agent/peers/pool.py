@@ -16,7 +16,7 @@ from edge_agent.errors import EdgeError, NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers.peer import Peer
 from edge_agent.transport import connect_webrtc
-from link import SignalingClient
+from link import IcePolicy, SignalingClient
 
 __all__ = ["PeerPool"]
 
@@ -36,7 +36,7 @@ class PeerPool:
         first_token_timeout_s: float,
         token_timeout_s: float,
         max_frame_bytes: int,
-        host_addresses: tuple[str, ...] | None = None,
+        policy: IcePolicy | None = None,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
     ) -> None:
@@ -47,7 +47,7 @@ class PeerPool:
         self._first_token_timeout_s = first_token_timeout_s
         self._token_timeout_s = token_timeout_s
         self._max_frame_bytes = max_frame_bytes
-        self._host_addresses = host_addresses
+        self._policy = policy or IcePolicy()
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._peer: Peer | None = None
@@ -88,7 +88,7 @@ class PeerPool:
                     model=self._model,
                     timeout_s=self._connect_timeout_s,
                     max_frame_bytes=self._max_frame_bytes,
-                    host_addresses=self._host_addresses,
+                    policy=self._policy,
                 )
             except EdgeError as exc:
                 self._metrics.cloud_connects.labels("failed").inc()

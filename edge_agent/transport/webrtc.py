@@ -11,6 +11,7 @@ import uuid
 
 from edge_agent.errors import ConnectTimeout, NoPeerAvailable, PathFailed
 from link import (
+    IcePolicy,
     Link,
     LinkClosed,
     SignalingClient,
@@ -31,13 +32,13 @@ async def connect_webrtc(
     model: str,
     timeout_s: float,
     max_frame_bytes: int,
-    host_addresses: tuple[str, ...] | None = None,
+    policy: IcePolicy,
 ) -> tuple[Link, Answer]:
     """Offer, get the answer through signaling, wait for the channel: (link, the answer)."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
-        rtc = await create_offer(signaling.ice_servers, host_addresses=host_addresses)
+        rtc = await create_offer(signaling.ice_servers, policy)
     except SignalingUnavailable as exc:
         raise NoPeerAvailable(str(exc)) from exc
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from link import create_offer, parse_addresses, rtc_configuration
+from link import IcePolicy, create_offer, parse_addresses, rtc_configuration
+from link.rtc import turn_transport_of
 from shared.messages import IceServer
 
 
@@ -23,10 +24,28 @@ def test_parse_addresses() -> None:
 
 
 async def test_offer_gathers_only_the_chosen_host_addresses() -> None:
-    offer = await create_offer((), host_addresses=("127.0.0.1",))
+    offer = await create_offer((), IcePolicy(host_addresses=("127.0.0.1",)))
     try:
         candidates = [line for line in offer.sdp.splitlines() if line.startswith("a=candidate:")]
         assert candidates, offer.sdp
         assert all(" 127.0.0.1 " in line for line in candidates), candidates
     finally:
         await offer.aclose()
+
+
+def test_turn_transport_of() -> None:
+    assert turn_transport_of("turn:t:3478") == "udp"
+    assert turn_transport_of("turn:t:3478?transport=tcp") == "tcp"
+    assert turn_transport_of("turns:t:5349") == "tcp"
+
+
+def test_the_preferred_turn_transport_goes_first() -> None:
+    turn = IceServer(
+        urls=("turn:t:3478?transport=udp", "turn:t:3478?transport=tcp"),
+        username="u",
+        credential="p",
+    )
+    tcp = rtc_configuration((turn,), turn_transport="tcp").iceServers
+    udp = rtc_configuration((turn,), turn_transport="udp").iceServers
+    assert tcp is not None and tcp[0].urls[0].endswith("transport=tcp")
+    assert udp is not None and udp[0].urls[0].endswith("transport=udp")

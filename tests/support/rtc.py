@@ -3,18 +3,16 @@ with no signaling in between (the SDPs are handed over directly)."""
 
 from __future__ import annotations
 
-from link import DataChannelLink, accept_offer, create_offer
+from link import DataChannelLink, IcePolicy, accept_offer, create_offer
 
-LOOPBACK = ("127.0.0.1",)
+LOOPBACK = IcePolicy(host_addresses=("127.0.0.1",))
 FRAME = 16_384
 
 
 async def open_pair(max_frame_bytes: int = FRAME) -> tuple[DataChannelLink, DataChannelLink]:
     """(edge link, worker link), connected over 127.0.0.1."""
-    offer = await create_offer((), host_addresses=LOOPBACK)
-    answer = await accept_offer(
-        offer.sdp, (), max_frame_bytes=max_frame_bytes, host_addresses=LOOPBACK
-    )
+    offer = await create_offer((), LOOPBACK)
+    answer = await accept_offer(offer.sdp, (), max_frame_bytes=max_frame_bytes, policy=LOOPBACK)
     edge = await offer.complete(answer.sdp, timeout_s=20, max_frame_bytes=max_frame_bytes)
     worker = await answer.wait_link(20)
     return edge, worker

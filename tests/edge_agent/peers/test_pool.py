@@ -15,7 +15,7 @@ from cloud_worker.settings import WorkerSettings
 from edge_agent.errors import NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool
-from link import SignalingClient
+from link import IcePolicy, SignalingClient
 from shared.messages import Role
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
@@ -52,7 +52,7 @@ async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
             first_token_timeout_s=30,
             token_timeout_s=30,
             max_frame_bytes=16_384,
-            host_addresses=("127.0.0.1",),
+            policy=IcePolicy(host_addresses=("127.0.0.1",)),
             reconnect_min_s=0.1,
             reconnect_max_s=0.5,
         )

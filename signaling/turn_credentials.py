@@ -1,0 +1,44 @@
+"""Short-lived TURN credentials, minted per peer from a secret shared with coturn.
+
+This is the "TURN REST API" scheme coturn implements with ``use-auth-secret`` and
+``static-auth-secret``: the username is ``<expiry unix time>:<peer id>`` and the password
+is ``base64(HMAC-SHA1(secret, username))``. coturn recomputes the password and refuses
+expired usernames, so signaling never has to tell coturn about a peer. Pure: time is an
+argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from shared.messages import IceServer
+
+__all__ = ["ice_servers", "turn_credentials"]
+
+
+def turn_credentials(secret: str, peer_id: str, *, now: float, ttl_s: int) -> tuple[str, str]:
+    """(username, password) valid until ``now + ttl_s``."""
+    username = f"{int(now) + ttl_s}:{peer_id}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+def ice_servers(
+    *,
+    stun_url: str | None,
+    turn_urls: tuple[str, ...],
+    turn_secret: str | None,
+    peer_id: str,
+    now: float,
+    ttl_s: int,
+) -> tuple[IceServer, ...]:
+    """The ICE servers one peer gets: STUN as configured, TURN with its own credentials."""
+    servers: list[IceServer] = []
+    if stun_url:
+        servers.append(IceServer(urls=(stun_url,)))
+    if turn_urls and turn_secret:
+        username, password = turn_credentials(turn_secret, peer_id, now=now, ttl_s=ttl_s)
+        servers.append(IceServer(urls=turn_urls, username=username, credential=password))
+    return tuple(servers)
