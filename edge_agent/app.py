@@ -19,7 +19,7 @@ from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool
-from edge_agent.router import Router, RouterConfig
+from edge_agent.router import Router
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, resolve_model
 from link import IcePolicy, SignalingClient
@@ -52,13 +52,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
     )
     local = LocalEngine(runner)
     metrics = EdgeMetrics()
-    router = Router(
-        RouterConfig(
-            auto_local_max_prompt_tokens=settings.auto_local_max_prompt_tokens,
-            auto_local_max_tokens=settings.auto_local_max_tokens,
-            local_n_ctx=settings.n_ctx,
-        )
-    )
+    router = Router.from_settings(settings)
     signaling: SignalingClient | None = None
     cloud: RemoteEngine | None = None
     if settings.signaling:

@@ -59,6 +59,30 @@ class EdgeSettings(PeerSettings):
         ge=0,
         description="auto route: requests asking for more output go to the cloud.",
     )
+    router_model: Path | None = Field(
+        default=None,
+        description="Learned router weights (JSON from python -m edge_agent.router.train); "
+        "default: the bundled ones.",
+    )
+    router_cloud_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="auto route: learned score at or above which a prompt goes to the cloud "
+        "(default: the threshold stored with the weights).",
+    )
+    cloud_daily_token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="auto route: cloud tokens (prompt + completion) allowed per UTC day; "
+        "past it, answer locally (reason budget-exhausted). Unset: no limit.",
+    )
+    local_overload_queue: int | None = Field(
+        default=4,
+        ge=0,
+        description="auto route: more local requests than this (generating or waiting) "
+        "send new ones to the cloud (reason local-overloaded). Unset: never.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )

@@ -21,7 +21,7 @@ from edge_agent.api.openai_compat import OpenAIRoutes
 from edge_agent.engines.base import Engine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import Router
+from edge_agent.router import HeuristicRouter, Router
 from edge_agent.settings import EdgeSettings
 
 __all__ = ["ApiDeps", "build_api"]
@@ -36,7 +36,7 @@ class ApiDeps:
     cloud: Engine | None
     """``None`` when no signaling server is configured (local only); otherwise consulted
     per request through ``cloud.ready``."""
-    router: Router
+    router: Router | HeuristicRouter
     metrics: EdgeMetrics
 
 

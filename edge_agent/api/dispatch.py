@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 
 from edge_agent.api.context import ROUTE_HEADER, RequestContext
@@ -22,7 +23,16 @@ from edge_agent.engines.base import Engine, EngineEvent
 from edge_agent.engines.local import LocalEngine
 from edge_agent.errors import GenerationFailed, NoPeerAvailable, RequestInvalid, TransportError
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import Decision, Reason, RequestedRoute, Route, Router, extract_features
+from edge_agent.router import (
+    Decision,
+    HeuristicRouter,
+    Reason,
+    RequestedRoute,
+    Route,
+    Router,
+    extract_features,
+)
+from edge_agent.router.budget import CloudBudget
 from edge_agent.settings import EdgeSettings
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
@@ -59,8 +69,10 @@ class Served:
         *,
         started: float,
         metrics: EdgeMetrics,
+        budget: CloudBudget | None = None,
     ) -> None:
         self.engine = engine
+        self._budget = budget
         self.decision = decision
         self.end: StreamEnd | None = None
         self._events = events
@@ -98,6 +110,8 @@ class Served:
             self.end = event
             self._metrics.tokens.labels(served_by, "prompt").inc(event.prompt_tokens)
             self._metrics.tokens.labels(served_by, "completion").inc(event.completion_tokens)
+            if self._budget is not None and served_by == Route.CLOUD.value:
+                self._budget.record(event.prompt_tokens + event.completion_tokens, _today())
 
 
 class Dispatcher:
@@ -109,7 +123,7 @@ class Dispatcher:
         settings: EdgeSettings,
         local: LocalEngine,
         cloud: Engine | None,
-        router: Router,
+        router: Router | HeuristicRouter,
         metrics: EdgeMetrics,
     ) -> None:
         self._settings = settings
@@ -117,6 +131,8 @@ class Dispatcher:
         self._cloud = cloud
         self._router = router
         self._metrics = metrics
+        self.budget = CloudBudget(settings.cloud_daily_token_budget)
+        """Cloud tokens spent today; one per agent, fed by every cloud ``StreamEnd``."""
 
     @property
     def local(self) -> LocalEngine:
@@ -167,9 +183,14 @@ class Dispatcher:
         cloud = self._cloud
         cloud_ready = cloud is not None and cloud.ready
         features = extract_features(request)
-        decision = self._decided(
-            ctx, self._router.decide(features, requested=requested, cloud_available=cloud_ready)
+        verdict = self._router.decide(
+            features,
+            requested=requested,
+            cloud_available=cloud_ready,
+            cloud_budget_left=self.budget.has_room(_today()),
+            local_busy=self._local.busy,
         )
+        decision = self._decided(ctx, verdict)
         engine: Engine = self._local
         if decision.route is Route.CLOUD:
             if cloud is None or not cloud_ready:  # only a forced route gets here
@@ -194,7 +215,13 @@ class Dispatcher:
             events, first = await self._start(engine, request)
         async with aclosing(events):
             yield Served(
-                engine, decision, events, first, started=ctx.started, metrics=self._metrics
+                engine,
+                decision,
+                events,
+                first,
+                started=ctx.started,
+                metrics=self._metrics,
+                budget=self.budget,
             )
 
     def _decided(self, ctx: RequestContext, decision: Decision) -> Decision:
@@ -221,3 +248,8 @@ class Dispatcher:
             await events.aclose()
             raise
         return events, first
+
+
+def _today() -> date:
+    """The budget's day: UTC, so that it rolls over at the same instant everywhere."""
+    return datetime.now(UTC).date()

@@ -1,10 +1,21 @@
 """Local or cloud? Pure, synchronous routing: request -> ``PromptFeatures`` -> ``Decision``."""
 
 from edge_agent.router.features import PromptFeatures, estimate_tokens, extract_features
-from edge_agent.router.policy import Decision, Reason, RequestedRoute, Route, Router, RouterConfig
+from edge_agent.router.model import LinearModel, load_model
+from edge_agent.router.policy import (
+    Decision,
+    HeuristicRouter,
+    Reason,
+    RequestedRoute,
+    Route,
+    Router,
+    RouterConfig,
+)
 
 __all__ = [
     "Decision",
+    "HeuristicRouter",
+    "LinearModel",
     "PromptFeatures",
     "Reason",
     "RequestedRoute",
@@ -13,4 +24,5 @@ __all__ = [
     "RouterConfig",
     "estimate_tokens",
     "extract_features",
+    "load_model",
 ]

@@ -3,12 +3,14 @@
 Extraction is pure and fast (a handful of regular expressions over the text) because it
 runs on every request, on a Raspberry Pi, before the first token. The flags are
 deliberately coarse: they only have to tell "the 135M local model will do" from "send it
-to the big model". A later learned router will consume the same ``PromptFeatures``, so
-everything it might want is a field here rather than a private detail of the policy.
+to the big model". The learned router (``edge_agent.router.model``) consumes the same
+``PromptFeatures`` through ``feature_vector``, so everything it might want is a field
+here rather than a private detail of the policy.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -16,10 +18,12 @@ from shared.messages import GenerateRequest
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "FEATURE_NAMES",
     "MULTI_PART_QUESTIONS",
     "PromptFeatures",
     "estimate_tokens",
     "extract_features",
+    "feature_vector",
 ]
 
 CHARS_PER_TOKEN = 4
@@ -30,50 +34,407 @@ coarse thresholds, so an estimate within ~30 % is enough."""
 TOKENS_PER_TURN = 4
 """Chat templates wrap each message in role markers; about this many tokens each."""
 
-_CODE = re.compile(
-    r"```"  # a fenced block
-    r"|^\s*(?:def|class|async\s+def)\s+\w+"  # Python
-    r"|\bfunction\s*\w*\s*\("  # JavaScript
-    r"|\b(?:fn|func)\s+\w+\s*\("  # Rust, Go
-    r"|#include\s*[<\"]"  # C, C++
-    r"|(?-i:\bSELECT\b[\s\S]{1,500}?\bFROM\b)"  # SQL; upper case only ("select X from" is English)
-    r"|\b(?:public|private|static)\s+(?:static\s+)?(?:void|int|class)\b"  # Java, C#
-    r"|^\s*(?:import|from)\s+[\w.]+(?:\s+import\b|\s*$)"  # imports
-    r"|\bwrite\s+(?:a|an|the|me\s+a)\s+(?:\w+\s+)?(?:function|program|script|method|query|class)\b"
-    r"|=>|\bconsole\.log\b|\bprintf\s*\(|\bstd::"
-    r"|\bc\+\+|\b(?:python|javascript|typescript|golang|sql|regex|bash|shell\s+script)\b"
-    r"|\b(?:source\s+code|c[oó]digo|refactor|debug|compile|stack\s*trace|Quellcode)\b",
-    re.IGNORECASE | re.MULTILINE,
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
+"""Kana, CJK ideographs, Hangul, full-width forms: about one token per character each, so
+the four-characters-per-token rule would undercount a Chinese prompt fourfold."""
+
+SCAN_HEAD_CHARS = 600
+SCAN_TAIL_CHARS = 300
+"""Content markers are looked for in a message's first and last characters only: the
+instruction sits at the start or the end of a prompt, and a longer one (a pasted
+document) is past ``auto_local_max_prompt_tokens`` and escalated on length anyway. The
+cap keeps extraction under a millisecond whatever the prompt's size."""
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?|\d+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class _Markers:
+    """One family of signs in lower-cased text: whole words (a set lookup), word stems,
+    substrings (phrases, CJK, which has no word boundaries) and, for shapes that no word
+    list can say (``x^2``, ``def f(``), one small regular expression.
+
+    Word sets instead of one big alternation: Python's ``re`` tries every alternative at
+    every position, which cost ~30 ns per character per word (milliseconds per prompt).
+    """
+
+    words: frozenset[str] = frozenset()
+    stems: tuple[str, ...] = ()
+    """Substrings that may start or sit inside a word (``invest`` for investing, investor)."""
+    phrases: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    requires: tuple[str, ...] = ()
+    """Substrings one of which ``pattern`` cannot match without: a cheap prefilter that
+    skips the regular expression on most prompts."""
+
+    def found(self, words: frozenset[str], low: str, text: str) -> bool:
+        if not self.words.isdisjoint(words):
+            return True
+        if any(p in low for p in self.phrases) or any(p in low for p in self.stems):
+            return True
+        if self.pattern is None or (self.requires and not any(r in low for r in self.requires)):
+            return False
+        return self.pattern.search(text) is not None
+
+
+_DIGITS = tuple("0123456789")
+
+
+def _w(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_CODE = _Markers(
+    words=_w(
+        "python javascript typescript golang sql regex bash refactor debug compile rust go java"
+        " kotlin swift react jsx node docker kubernetes pytest api sdk cli typeerror exception"
+        " segfault implement algorithm código quellcode c++ aiohttp asyncio numpy pandas"
+    ),
+    phrases=(
+        "```",
+        "#include",
+        "=>",
+        "console.log",
+        "printf(",
+        "std::",
+        "c++",
+        "source code",
+        "stack trace",
+        "stacktrace",
+        "github actions",
+        "unit test",
+        "json schema",
+        "null pointer",
+        "shell script",
+        "用go",
+        "用python",
+        "用java",
+        "代码",
+        "コード",
+    ),
+    pattern=re.compile(
+        r"^\s*(?:def|class|async\s+def)\s+\w+"  # Python
+        r"|\bfunction\s*\w*\s*\("  # JavaScript
+        r"|\b(?:fn|func)\s+\w+\s*\("  # Rust, Go
+        r"|\bSELECT\b[\s\S]{1,500}?\bFROM\b"  # SQL; upper case only ("select X from" is English)
+        r"|\b(?:public|private|static)\s+(?:static\s+)?(?:void|int|class)\b"  # Java, C#
+        r"|^\s*(?:import|from)\s+[\w.]+(?:\s+import\b|\s*$)"  # imports
+        r"|(?i:\bwrite\s+(?:a|an|the|me\s+a)\s+(?:\w+\s+)?"
+        r"(?:function|program|script|method|query|class)\b)"
+        r"|\w\(\)|O\(\w+\)",
+        re.MULTILINE,
+    ),
+    requires=("(", "import", "from", "select", "def ", "class ", "write", "public", "private"),
 )
 
-_MATH = re.compile(
-    r"\\(?:frac|int|sum|sqrt|prod|lim|begin\{(?:equation|align))"  # LaTeX
-    r"|\$[^$\n]+\$"  # inline LaTeX
-    r"|\d\s*[+*\u00d7\u00f7^]\s*\(?\d|\d\s+[-/]\s+\(?\d"  # 12 * 7, 2^10, 9 - 4 (not 2024-05-01)
-    r"|\b\d*[a-z]\s*(?:\^|\*\*)\s*\d"  # x^2, 3x**2
-    r"|\b[a-z]\s*[=<>≤≥]\s*-?\d"  # x = 3, n > 0
-    r"|[∫∑∏√∞≤≥≠]"
-    r"|\b(?:solve|integral|integrate|derivative|differentiate|equation|prove|proof|theorem"
-    r"|lemma|matrix|eigen\w*|probability|factori[sz]e|polynomial|logarithm"  # English
-    r"|resuelve|resolver|ecuaci[oó]n|derivada|demuestra|demostrar"  # Spanish
-    r"|r[ée]sou(?:s|dre)|[ée]quation|d[ée]riv[ée]e|d[ée]montre[rz]?|int[ée]grale"  # French
-    r"|löse|Gleichung|Ableitung|beweise)\b",
-    re.IGNORECASE,
+_MATH = _Markers(
+    words=_w(
+        "solve integral integrate derivative differentiate equation prove proof theorem lemma"
+        " matrix probability polynomial logarithm resuelve resolver ecuación ecuacion derivada"
+        " demuestra demostrar résous resous résoudre resoudre équation equation dérivée derivee"
+        " démontrer démontrez intégrale integrale löse gleichung ableitung beweise"
+    ),
+    stems=("eigen", "factoris", "factoriz"),
+    phrases=(
+        "证明",
+        "无理数",
+        "方程",
+        "概率",
+        "解题",
+        "証明",
+        "∫",
+        "∑",
+        "∏",
+        "√",
+        "∞",
+        "≤",
+        "≥",
+        "≠",
+    ),
+    pattern=re.compile(
+        r"\\(?:frac|int|sum|sqrt|prod|lim|begin\{(?:equation|align))"  # LaTeX
+        r"|\$[^$\n]+\$"  # inline LaTeX
+        r"|\d\s*[+*\u00d7\u00f7^]\s*\(?\d|\d\s+[-/]\s+\(?\d"  # 12 * 7, 2^10, 9 - 4 (not 2024-05-01)
+        r"|\b\d*[a-z]\s*(?:\^|\*\*)\s*\d"  # x^2, 3x**2
+        r"|\b[a-z]\s*[=<>]\s*-?\d",  # x = 3, n > 0
+        re.IGNORECASE,
+    ),
+    requires=("\\", "$", *_DIGITS),
 )
 
-_REASONING = re.compile(
-    r"\bstep[- ]by[- ]step\b|\bexplain\s+(?:why|how)\b|\bwhy\s+(?:does|do|is|are|did|would)\b"
-    r"|\bcompare\b|\bcontrast\b|\banaly[sz]e\b|\banalysis\b|\bpros\s+and\s+cons\b"
-    r"|\btrade-?offs?\b|\bevaluate\b|\bjustify\b|\breason(?:ing)?\s+(?:about|through)\b"
-    r"|\bpaso\s+a\s+paso\b|\bexplica\s+(?:por\s+qu[ée]|c[oó]mo)\b|\bcompara\b|\banaliza\b"  # es
-    r"|\b[ée]tape\s+par\s+[ée]tape\b|\bexplique[rz]?\s+pourquoi\b|\bcompare[rz]\b"  # fr
-    r"|\banalyse[rz]\b"
-    r"|\bSchritt\s+f[üu]r\s+Schritt\b|\berkl[äa]re?\s+warum\b|\bvergleiche?\b"  # de
-    r"|\banalysiere\b",
-    re.IGNORECASE,
+_PROOF = _Markers(
+    words=_w(
+        "prove proof rigorous rigorously induction irrational divisible prime primes infinitely"
+        " cyclic axiom axioms cryptarithm riddle puzzle knight knights knave knaves counterfeit"
+        " beweise demuestra"
+    ),
+    stems=("démontr", "demontr"),
+    phrases=("show that", "day of the week", "证明", "无理数", "質数", "素数"),
+    pattern=re.compile(r"\bhow\s+many\s+\w'?s\s+(?:are\s+)?in\b"),
+    requires=("how many",),
+)
+"""Short prompts that look easy and are not: proofs, number theory, logic puzzles,
+counting letters (sub-word tokens make that hard for any model, worse for a small one)."""
+
+_REASONING = _Markers(
+    words=_w(
+        "compare contrast analyze analyse analysis evaluate justify compara analiza"
+        " comparez comparer analysez analyser vergleiche vergleich analysiere"
+    ),
+    stems=("trade-off", "tradeoff"),
+    phrases=(
+        "step by step",
+        "step-by-step",
+        "explain why",
+        "explain how",
+        "pros and cons",
+        "reason about",
+        "reason through",
+        "reasoning about",
+        "paso a paso",
+        "explica por qu",
+        "explica có",
+        "explica co",
+        "étape par étape",
+        "etape par etape",
+        "explique pourquoi",
+        "expliquez pourquoi",
+        "schritt für schritt",
+        "schritt fur schritt",
+        "erkläre warum",
+        "erklär warum",
+    ),
+    pattern=re.compile(r"\bwhy\s+(?:does|do|is|are|did|would)\b"),
+    requires=("why",),
 )
 
+_DEPTH = _Markers(
+    words=_w(
+        "explain nuanced why strategy counterpoint counterpoints theme themes argument arguments"
+        " explica explique expliquez erkläre erklären warum pourquoi"
+    ),
+    stems=("recommend",),
+    phrases=(
+        "show work",
+        "show your work",
+        "walk me through",
+        "think it through",
+        "be specific",
+        "be honest",
+        "be rigorous",
+        "with specifics",
+        "in detail",
+        "what's your take",
+        "whats your take",
+        "how should i",
+        "how do i",
+        "how can i",
+        "how should we",
+        "how do we",
+        "what should",
+        "suggest concrete",
+        "suggest improvements",
+        "check them",
+        "为什么",
+        "说明",
+        "理由",
+        "过程",
+        "分析",
+        "なぜ",
+        "説明",
+    ),
+)
+"""Asks for an explanation, an argument or advice, not a fact."""
+
+_WRITING = _Markers(
+    words=_w(
+        "essay story poem article speech report proposal eulogy newsletter toast script chapter"
+        " lyrics detailed timeline escribe escriba übersetze ubersetze übersetzen"
+    ),
+    stems=("ausführlich", "ausfuhrlich", "schreib", "rédig", "redig", "traduc"),
+    phrases=(
+        "blog post",
+        "cover letter",
+        "press release",
+        "write a ",
+        "write an ",
+        "write the ",
+        "write my ",
+        "write me a",
+        "draft a ",
+        "draft an ",
+        "draft the ",
+        "draft my ",
+        "compose a ",
+        "translate this",
+        "translate the following",
+        "translate these",
+        "translate it",
+        "day-by-day",
+        "day by day",
+        "week-by-week",
+        "week by week",
+        "写一篇",
+        "写一封",
+        "议论文",
+        "作文",
+        "文章",
+        "翻译",
+        "翻訳",
+        "書いて",
+    ),
+    pattern=re.compile(
+        r"\b\d{3,5}[- ]?words?\b|\b(?:two|three|four|2|3|4)[- ]pages?\b|\d{3,5}\s*字"
+        r"|\b\d{3,5}\s*(?:wörter|mots|palabras|語)"
+    ),
+    requires=("two", "three", "four", *_DIGITS),
+)
+"""Long-form output: essays, stories, letters, translations of whole texts, plans."""
+
+_STRUCTURE = _Markers(
+    words=_w(
+        "json csv yaml xml table spreadsheet field fields schema array null bullet bullets"
+        " extract group rank summarize summarise quote tabelle felder wandle"
+    ),
+    stems=("résum",),
+    phrases=(
+        "pull out",
+        "pull the",
+        "convert this",
+        "turn this into",
+        "action item",
+        "字段",
+        "整理",
+        "总结",
+        "要点",
+        "表格",
+    ),
+)
+"""Structured or exhaustive transformations of a given text (extraction, summaries)."""
+
+_PLANNING = _Markers(
+    words=_w("plan planning schedule itinerary budget timeline roadmap planung"),
+    stems=("planifi", "planea", "révision", "revision"),
+    phrases=("per day", "per week", "per month", "规划", "计划", "预算", "日程"),
+    pattern=re.compile(r"\b\d+[- ](?:day|week|month)s?\b|\bmax(?:imum)?\s+\d"),
+    requires=("day", "week", "month", "max"),
+)
+
+_EXPERT = _Markers(
+    words=_w(
+        "law legal court contract clause lawsuit tenant landlord fiduciary statute tax taxes"
+        " ira roth mortgage loan interest stock stocks vat iva invoice dose dosage mg lab labs"
+        " symptom symptoms clinical trial medication interaction interactions validity"
+        " compliance impôt impôts modelo modelos"
+    ),
+    stems=("evict", "invest", "diagnos", "cardiolog", "statistic", "steuer", "médic", "factur"),
+    phrases=(
+        "401(k)",
+        "index fund",
+        "sample size",
+        "soc 2",
+        "soc2",
+        "合同",
+        "合法",
+        "法律",
+        "违约",
+        "血糖",
+        "药",
+        "医生",
+        "剂量",
+        "肾",
+        "保险",
+        "税",
+    ),
+)
+"""Domains where a wrong answer costs money or health: law, tax, medicine, finance."""
+
+_EASY = _Markers(
+    words=_w(
+        "define rhyme rhymes synonym synonyms antonym antonyms spell spelling spelled typo typos"
+        " sentiment shorten corrige formuliere dime"
+    ),
+    phrases=(
+        "meaning of",
+        "capital of",
+        "how do you say",
+        "translate '",
+        'translate "',
+        "translate “",
+        "translate \u2018",
+        "opposite of",
+        "positive or negative",
+        "more polite",
+        "politely",
+        "rewrite in",
+        "passive voice",
+        "suggest a name",
+        "how many cm",
+        "how many days",
+        "how many minutes",
+        "how many hours",
+        "how many grams",
+        "how many inches",
+        "in celsius",
+        "in fahrenheit",
+        "to miles",
+        "in miles",
+        "to km",
+        "是什么意思",
+        "怎么说",
+        "用英语",
+        "起个名字",
+        "说出",
+        "改得",
+        "正面还是负面",
+        "几种",
+        "いくつ",
+        "何と言",
+        "ポジティブ",
+        "was ist",
+        "wie viele",
+        "que veut dire",
+        "cuál es",
+        "cual es",
+        "qué puedo",
+        "que puedo",
+    ),
+    pattern=re.compile(
+        r"^\s*(?:hi|hello|hey|yo|good\s+(?:morning|evening|night)|thanks?|thank\s+you|bonjour"
+        r"|salut|hola|¡hola|hallo|ciao|你好|こんにちは|谢谢)\b"
+        r"|\bwhat\s+does\s+['\"“«]?[\w-]+['\"”»]?\s+mean\b|\bwhat\s+is\s+(?:a|an)\s+\w+\??$"
+        r"|\bname\s+(?:\d|one|two|three|four)\b|\bconvert\s+\d"
+        r"|\bin\s+(?:english|french|german|spanish|italian|japanese)\??$"
+        r"|\bgive\s+me\s+(?:a|an|one|\d)\s+(?:\w+\s+)?(?:idea|name|word|example|fruits?|pets?)\b",
+        re.MULTILINE,
+    ),
+)
+"""Tasks a 135M model handles: greetings, definitions, one-word translations, typo fixes,
+sentiment of one sentence, tiny lists, unit conversions."""
+
+
+FOCUS_CHARS = 200
+""""Easy" markers are only looked for this close to either end of the last message:
+they are about the one thing asked, and stray words deep in a long text mean nothing."""
+
+
+def _focus(low: str) -> str:
+    if len(low) <= 2 * FOCUS_CHARS:
+        return low
+    return low[:FOCUS_CHARS] + "\n" + low[-FOCUS_CHARS:]
+
+
+def _window(text: str) -> str:
+    """The part of ``text`` content markers are looked for in (see ``SCAN_HEAD_CHARS``)."""
+    if len(text) <= SCAN_HEAD_CHARS + SCAN_TAIL_CHARS:
+        return text
+    return text[:SCAN_HEAD_CHARS] + "\n" + text[-SCAN_TAIL_CHARS:]
+
+
+_SENTENCE_END = re.compile("(?<=[.!?\u3002\uff01\uff1f])\\s+|\n+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _ENUMERATED = re.compile(r"^\s*(?:\d+[.)]|[a-z][.)]|[-*•])\s+\S", re.MULTILINE | re.IGNORECASE)
+_PARENTHESISED_ITEM = re.compile(r"\(\d\)")
 
 
 MULTI_PART_QUESTIONS = 3
@@ -85,11 +446,16 @@ _FLAG_ROLES = frozenset({"user", "assistant", "tool"})
 
 @dataclass(frozen=True)
 class PromptFeatures:
-    """The router's view of one request; every field is cheap to compute and to log."""
+    """The router's view of one request; every field is cheap to compute and to log.
+
+    The first eight fields feed the hand-written baseline (``HeuristicRouter``); the rest
+    were added for the learned model and default to "absent" so that a caller building
+    features by hand (tests, the baseline) need not name them.
+    """
 
     prompt_tokens: int
     """Estimated prompt length in tokens (characters / ``CHARS_PER_TOKEN`` plus template
-    overhead per turn): an estimate, never a tokeniser count."""
+    overhead per turn, one token per CJK character): an estimate, never a tokeniser count."""
     turns: int
     """Messages in a chat (1 for a plain completion prompt)."""
     max_tokens: int | None
@@ -100,11 +466,30 @@ class PromptFeatures:
     has_math: bool
     has_reasoning: bool
     """Explicit reasoning markers ("step by step", "compare", ...) or a multi-part question."""
+    last_user_tokens: int = 0
+    """Estimated tokens of the last user message alone (what is being asked now)."""
+    last_sentence_tokens: int = 0
+    """Estimated tokens of that message's last sentence: a long chatty preamble that ends
+    in a short question is an easy prompt, a short instruction over a pasted document not."""
+    has_system: bool = False
+    cjk_share: float = 0.0
+    """Share of CJK characters in the scanned text (a language signal)."""
+    numbers: int = 0
+    """Numbers in the last user message (word problems carry many)."""
+    proof: bool = False
+    depth: bool = False
+    writing: bool = False
+    structure: bool = False
+    planning: bool = False
+    expert: bool = False
+    easy: bool = False
 
 
 def estimate_tokens(text: str) -> int:
-    """Tokens in ``text`` by the characters-per-token rule (rounded up)."""
-    return -(-len(text) // CHARS_PER_TOKEN)
+    """Tokens in ``text``: one per CJK character, ``CHARS_PER_TOKEN`` characters per token
+    for the rest (rounded up)."""
+    cjk = len(_CJK.findall(text))
+    return cjk + -(-(len(text) - cjk) // CHARS_PER_TOKEN)
 
 
 def extract_features(request: GenerateRequest) -> PromptFeatures:
@@ -112,27 +497,110 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
 
     Length counts every message. Content flags skip system and developer messages:
     boilerplate like "think step by step" in an app's system prompt would otherwise send
-    all of its requests to the cloud. Earlier user and assistant turns do count (code
-    written two turns ago makes "now make it faster" a code request); the question count
-    looks at the last user message only, since it is about what is being asked now.
+    all of its requests to the cloud. Earlier user and assistant turns do count for the
+    code flag (code written two turns ago makes "now make it faster" a code request); the
+    other flags and the question count look at the last user message only, since they are
+    about what is being asked now (an easy follow-up to a hard question is easy).
     """
+    has_system = False
     if request.messages is not None:
         turns = len(request.messages)
         prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
         prompt_tokens += TOKENS_PER_TURN * turns
-        text = "\n".join(m.content for m in request.messages if m.role in _FLAG_ROLES)
+        text = "\n".join(_window(m.content) for m in request.messages if m.role in _FLAG_ROLES)
         last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        has_system = any(m.role in ("system", "developer") for m in request.messages)
     else:
-        text = last_user = request.prompt or ""
+        text = _window(request.prompt or "")
+        last_user = request.prompt or ""
         turns = 1
-        prompt_tokens = estimate_tokens(text)
-    questions = last_user.count("?") + len(_ENUMERATED.findall(last_user))
+        prompt_tokens = estimate_tokens(request.prompt or "")
+    last = _window(last_user)
+    low = last.lower()
+    words = frozenset(_WORD.findall(low))
+    all_low = text.lower()
+    all_words = words if all_low == low else frozenset(_WORD.findall(all_low))
+    questions = (
+        last.count("?")
+        + last.count("\uff1f")  # full-width question mark
+        + len(_ENUMERATED.findall(last))
+        + len(_PARENTHESISED_ITEM.findall(last))
+    )
+    tail = last_user.strip()[-SCAN_TAIL_CHARS:]
+    sentences = [s for s in _SENTENCE_END.split(tail) if s.strip()]
+    last_sentence = sentences[-1] if sentences else ""
     return PromptFeatures(
         prompt_tokens=prompt_tokens,
         turns=turns,
         max_tokens=request.params.max_tokens,
         questions=questions,
-        has_code=_CODE.search(text) is not None,
-        has_math=_MATH.search(text) is not None,
-        has_reasoning=_REASONING.search(text) is not None or questions >= MULTI_PART_QUESTIONS,
+        has_code=_CODE.found(all_words, all_low, text),
+        has_math=_MATH.found(words, low, last),
+        has_reasoning=_REASONING.found(words, low, low) or questions >= MULTI_PART_QUESTIONS,
+        last_user_tokens=estimate_tokens(last_user),
+        last_sentence_tokens=estimate_tokens(last_sentence),
+        has_system=has_system,
+        cjk_share=len(_CJK.findall(text)) / len(text) if text else 0.0,
+        numbers=len(_NUMBER.findall(last)),
+        proof=_PROOF.found(words, low, low),
+        depth=_DEPTH.found(words, low, low),
+        writing=_WRITING.found(words, low, low),
+        structure=_STRUCTURE.found(words, low, low),
+        planning=_PLANNING.found(words, low, low),
+        expert=_EXPERT.found(words, low, low),
+        easy=_EASY.found(words, low, _focus(low)),
+    )
+
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_prompt_tokens",
+    "log_last_user_tokens",
+    "log_last_sentence_tokens",
+    "log_turns",
+    "log_max_tokens",
+    "questions",
+    "numbers",
+    "cjk_share",
+    "has_system",
+    "code",
+    "math",
+    "reasoning",
+    "proof",
+    "depth",
+    "writing",
+    "structure",
+    "planning",
+    "expert",
+    "easy",
+)
+"""The learned model's inputs, in order; the weights file names them and loading checks
+they match, so stale weights fail at start-up instead of scoring garbage."""
+
+
+def feature_vector(features: PromptFeatures) -> tuple[float, ...]:
+    """``features`` as numbers in ``FEATURE_NAMES`` order.
+
+    Lengths go in as logarithms (a 4000-token prompt is not ten times "harder" than a
+    400-token one) and counts are capped, so no single odd request dominates the score.
+    """
+    return (
+        math.log1p(features.prompt_tokens),
+        math.log1p(features.last_user_tokens),
+        math.log1p(features.last_sentence_tokens),
+        math.log1p(features.turns - 1),
+        math.log1p(features.max_tokens or 0),
+        float(min(features.questions, 5)),
+        float(min(features.numbers, 8)),
+        features.cjk_share,
+        float(features.has_system),
+        float(features.has_code),
+        float(features.has_math),
+        float(features.has_reasoning),
+        float(features.proof),
+        float(features.depth),
+        float(features.writing),
+        float(features.structure),
+        float(features.planning),
+        float(features.expert),
+        float(features.easy),
     )

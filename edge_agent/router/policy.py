@@ -1,22 +1,42 @@
-"""Where a request runs: ``Router.decide(features) -> Decision``.
+"""Where a request runs: ``Router.decide(features, ...) -> Decision``.
 
-The policy is a fixed, ordered list of heuristics over ``PromptFeatures``; the first
-that fires wins and names itself in ``Decision.reason``. Reasons are a small closed set
-because they become the ``X-Tandem-Route-Reason`` header and a Prometheus label (an
-open set would explode the metric's cardinality). A learned router will replace the
-heuristics behind the same seam: features in, ``Decision`` out.
+Two layers. First the policies, fixed rules that always win because they are about what
+is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
+the day's cloud budget spent, a prompt the local context cannot hold, the local queue too
+long, a prompt or requested answer past the configured limits. Then difficulty: the
+learned ``Router`` scores the prompt with a logistic model (``model.py``) and sends it to
+the cloud above a threshold, keeps it local well below, and in a band just below the
+threshold starts locally under the confidence cascade (``cascade.py``).
+``HeuristicRouter`` is the hand-written rule list it replaced, kept as the named baseline
+for ``bench/router.py`` and ``evaluate --router heuristic``.
+
+Reasons are a small closed set because they become the ``X-Tandem-Route-Reason`` header
+and a Prometheus label (an open set would explode the metric's cardinality); each names
+the signal that decided.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Literal
 
-from edge_agent.router.features import PromptFeatures
+from edge_agent.router.features import FEATURE_NAMES, PromptFeatures, feature_vector
+from edge_agent.router.model import LinearModel, load_model
 from edge_agent.settings import EdgeSettings
 
-__all__ = ["Decision", "Reason", "RequestedRoute", "Route", "Router", "RouterConfig"]
+__all__ = [
+    "Decision",
+    "HeuristicRouter",
+    "Reason",
+    "RequestedRoute",
+    "Route",
+    "Router",
+    "RouterConfig",
+]
 
 RequestedRoute = Literal["auto", "local", "cloud"]
 """What the client asked for: a fixed engine, or the router's choice."""
@@ -35,26 +55,67 @@ class Reason(StrEnum):
     FORCED_LOCAL = "forced-local"
     FORCED_CLOUD = "forced-cloud"
     CLOUD_UNAVAILABLE = "cloud-unavailable"
+    BUDGET_EXHAUSTED = "budget-exhausted"
     CONTEXT_TOO_LONG = "context-too-long"
+    LOCAL_OVERLOADED = "local-overloaded"
     LONG_PROMPT = "long-prompt"
     LONG_OUTPUT = "long-output"
     CODE = "code"
     MATH = "math"
     REASONING = "reasoning"
+    EXPERT_DOMAIN = "expert-domain"
+    EXTRACTION = "extraction"
+    HARD = "hard"
+    """The learned score, with no single feature dominating it."""
     SIMPLE = "simple"
+    CONFIDENT = "confident"
+    """Unsure router, local model confident over its first tokens: kept local."""
+    LOW_CONFIDENCE = "low-confidence"
+    """Unsure router, local model unsure over its first tokens: escalated."""
+
+
+_REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
+    {
+        "log_prompt_tokens": Reason.LONG_PROMPT,
+        "log_last_user_tokens": Reason.LONG_PROMPT,
+        "log_last_sentence_tokens": Reason.LONG_PROMPT,
+        "log_max_tokens": Reason.LONG_OUTPUT,
+        "writing": Reason.LONG_OUTPUT,
+        "code": Reason.CODE,
+        "math": Reason.MATH,
+        "numbers": Reason.MATH,
+        "proof": Reason.MATH,
+        "reasoning": Reason.REASONING,
+        "depth": Reason.REASONING,
+        "questions": Reason.REASONING,
+        "planning": Reason.REASONING,
+        "log_turns": Reason.REASONING,
+        "expert": Reason.EXPERT_DOMAIN,
+        "structure": Reason.EXTRACTION,
+    }
+)
+"""Which reason a feature's contribution speaks for; the rest (language, system prompt,
+"easy" markers) only ever argue for local and explain nothing about escalating."""
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The router's verdict for one request."""
+    """The router's verdict for one request.
+
+    ``cascade`` asks the caller to start locally and escalate if the local model's first
+    tokens are unsure (``reason`` is then provisional: ``confident`` or ``low-confidence``
+    replaces it). ``p_cloud`` is the learned score, when one was computed.
+    """
 
     route: Route
     reason: Reason
+    cascade: bool = False
+    p_cloud: float | None = None
 
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """Thresholds of the ``auto`` route; every one is an edge setting."""
+    """Limits of the ``auto`` route; every one is an edge setting."""
 
     auto_local_max_prompt_tokens: int = 400
     """Longer (estimated) prompts go to the cloud: the local model's quality and speed
@@ -63,37 +124,62 @@ class RouterConfig:
     """Requests asking for more output go to the cloud: long answers are slow on a Pi."""
     local_n_ctx: int = 2048
     """The local model's context window: prompts that cannot fit must go to the cloud."""
+    local_overload_queue: int | None = 4
+    """More local requests than this (generating or waiting) send ``auto`` ones to the
+    cloud; ``None`` never does."""
+    cloud_threshold: float | None = None
+    """Learned score at or above which a prompt goes to the cloud; ``None`` = the
+    threshold the weights were trained with."""
+    cascade_band: float = 0.0
+    """Scores in ``[threshold - band, threshold)`` are marked ``Decision.cascade`` (start
+    locally, escalate on low confidence); 0, the default, marks none. The serving side of
+    the cascade is not built yet, so no setting turns this on."""
 
     def __post_init__(self) -> None:
         if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
             raise ValueError("router thresholds must be >= 0")
         if self.local_n_ctx < 1:
             raise ValueError("local_n_ctx must be >= 1")
+        if self.local_overload_queue is not None and self.local_overload_queue < 0:
+            raise ValueError("local_overload_queue must be >= 0")
+        if self.cloud_threshold is not None and not 0.0 < self.cloud_threshold < 1.0:
+            raise ValueError("cloud_threshold must be within (0, 1)")
+        if not 0.0 <= self.cascade_band < 1.0:
+            raise ValueError("cascade_band must be within [0, 1)")
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> RouterConfig:
-        """The thresholds an edge agent runs with."""
+        """The limits an edge agent runs with."""
         return cls(
             auto_local_max_prompt_tokens=settings.auto_local_max_prompt_tokens,
             auto_local_max_tokens=settings.auto_local_max_tokens,
             local_n_ctx=settings.n_ctx,
+            local_overload_queue=settings.local_overload_queue,
+            cloud_threshold=settings.router_cloud_threshold,
         )
 
 
-class Router:
-    """Chooses local or cloud for each request; pure, synchronous, no I/O."""
+class _PolicyRouter(ABC):
+    """The policies every router applies before judging difficulty."""
 
     def __init__(self, config: RouterConfig) -> None:
         self.config = config
 
     def decide(
-        self, features: PromptFeatures, *, requested: RequestedRoute, cloud_available: bool
+        self,
+        features: PromptFeatures,
+        *,
+        requested: RequestedRoute,
+        cloud_available: bool,
+        cloud_budget_left: bool = True,
+        local_busy: int = 0,
     ) -> Decision:
         """The route for a request with ``features``.
 
         A forced route is honoured even when its engine cannot serve (the caller answers
         503 for an unreachable cloud: the client asked for it explicitly). ``auto`` never
-        picks an unavailable cloud.
+        picks an unavailable cloud, nor one whose daily budget is spent. ``local_busy`` is
+        the local engine's queue (generating plus waiting).
         """
         if requested == "local":
             return Decision(Route.LOCAL, Reason.FORCED_LOCAL)
@@ -101,24 +187,74 @@ class Router:
             return Decision(Route.CLOUD, Reason.FORCED_CLOUD)
         if not cloud_available:
             return Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE)
-        cloud_reason = self._cloud_reason(features)
-        if cloud_reason is not None:
-            return Decision(Route.CLOUD, cloud_reason)
-        return Decision(Route.LOCAL, Reason.SIMPLE)
-
-    def _cloud_reason(self, features: PromptFeatures) -> Reason | None:
-        """The first heuristic saying "too hard for the local model", most certain first."""
+        if not cloud_budget_left:
+            return Decision(Route.LOCAL, Reason.BUDGET_EXHAUSTED)
         config = self.config
         if features.prompt_tokens >= config.local_n_ctx:
-            return Reason.CONTEXT_TOO_LONG
+            return Decision(Route.CLOUD, Reason.CONTEXT_TOO_LONG)
+        if config.local_overload_queue is not None and local_busy > config.local_overload_queue:
+            return Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED)
         if features.prompt_tokens > config.auto_local_max_prompt_tokens:
-            return Reason.LONG_PROMPT
+            return Decision(Route.CLOUD, Reason.LONG_PROMPT)
         if features.max_tokens is not None and features.max_tokens > config.auto_local_max_tokens:
-            return Reason.LONG_OUTPUT
+            return Decision(Route.CLOUD, Reason.LONG_OUTPUT)
+        return self._judge(features)
+
+    @abstractmethod
+    def _judge(self, features: PromptFeatures) -> Decision:
+        """Local or cloud by difficulty alone (every policy has passed)."""
+
+
+class HeuristicRouter(_PolicyRouter):
+    """The hand-written baseline: the first content flag that fires sends to the cloud."""
+
+    def _judge(self, features: PromptFeatures) -> Decision:
         if features.has_code:
-            return Reason.CODE
+            return Decision(Route.CLOUD, Reason.CODE)
         if features.has_math:
-            return Reason.MATH
+            return Decision(Route.CLOUD, Reason.MATH)
         if features.has_reasoning:
-            return Reason.REASONING
-        return None
+            return Decision(Route.CLOUD, Reason.REASONING)
+        return Decision(Route.LOCAL, Reason.SIMPLE)
+
+
+class Router(_PolicyRouter):
+    """The learned router: pure, synchronous, no I/O once built (weights load in ``__init__``)."""
+
+    def __init__(self, config: RouterConfig, model: LinearModel | None = None) -> None:
+        """``model`` defaults to the bundled weights (read once, here)."""
+        super().__init__(config)
+        self.model: LinearModel = model if model is not None else load_model()
+        self.threshold = (
+            config.cloud_threshold if config.cloud_threshold is not None else self.model.threshold
+        )
+        self.cascade_floor = self.threshold - config.cascade_band
+
+    @classmethod
+    def from_settings(cls, settings: EdgeSettings) -> Router:
+        """The router an edge agent runs with: its limits and its weights file."""
+        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model))
+
+    def score(self, features: PromptFeatures) -> float:
+        """The learned probability that ``features`` needs the cloud model."""
+        return self.model.probability(feature_vector(features))
+
+    def _judge(self, features: PromptFeatures) -> Decision:
+        x = feature_vector(features)
+        p = self.model.probability(x)
+        if p >= self.threshold:
+            return Decision(Route.CLOUD, self._explain(x), p_cloud=p)
+        if self.config.cascade_band > 0 and p >= self.cascade_floor:
+            return Decision(Route.LOCAL, Reason.SIMPLE, cascade=True, p_cloud=p)
+        return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
+
+    def _explain(self, x: tuple[float, ...]) -> Reason:
+        """The reason whose features pushed hardest towards the cloud."""
+        totals: dict[Reason, float] = {}
+        for name, contribution in zip(FEATURE_NAMES, self.model.contributions(x), strict=True):
+            reason = _REASON_OF_FEATURE.get(name)
+            if reason is not None and contribution > 0:
+                totals[reason] = totals.get(reason, 0.0) + contribution
+        if not totals:
+            return Reason.HARD
+        return max(totals, key=totals.__getitem__)

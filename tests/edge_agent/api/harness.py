@@ -21,7 +21,7 @@ from aiohttp import web
 from edge_agent.api import ApiDeps, build_api
 from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import Router, RouterConfig
+from edge_agent.router import Router
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, bundled_model_path
 
@@ -83,7 +83,7 @@ async def running_agent(
         settings=edge_settings,
         local=local,
         cloud=None,
-        router=Router(RouterConfig.from_settings(edge_settings)),
+        router=Router.from_settings(edge_settings),
         metrics=metrics,
     )
     runner = web.AppRunner(build_api(deps), handler_cancellation=handler_cancellation)

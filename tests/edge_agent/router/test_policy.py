@@ -6,9 +6,19 @@ from dataclasses import replace
 
 import pytest
 
-from edge_agent.router import Decision, Reason, Route, Router, RouterConfig
+from edge_agent.router import (
+    Decision,
+    HeuristicRouter,
+    Reason,
+    Route,
+    Router,
+    RouterConfig,
+    extract_features,
+    load_model,
+)
 from edge_agent.router.features import PromptFeatures
 from edge_agent.settings import EdgeSettings
+from shared.messages import ChatMessage, GenerateRequest
 
 CONFIG = RouterConfig(auto_local_max_prompt_tokens=400, auto_local_max_tokens=512, local_n_ctx=2048)
 SIMPLE = PromptFeatures(
@@ -25,7 +35,7 @@ SIMPLE = PromptFeatures(
 def decide(
     features: PromptFeatures = SIMPLE, *, requested: str = "auto", cloud: bool = True
 ) -> Decision:
-    return Router(CONFIG).decide(features, requested=requested, cloud_available=cloud)  # type: ignore[arg-type]
+    return HeuristicRouter(CONFIG).decide(features, requested=requested, cloud_available=cloud)  # type: ignore[arg-type]
 
 
 def test_simple_stays_local() -> None:
@@ -85,13 +95,18 @@ def test_most_certain_reason_first() -> None:
 
 def test_reasons_are_a_small_kebab_set() -> None:
     values = {r.value for r in Reason}
-    assert len(values) == 10
+    assert len(values) == 17
     assert all(v == v.lower() and " " not in v and "_" not in v for v in values)
 
 
 def test_config_from_settings() -> None:
     settings = EdgeSettings(auto_local_max_prompt_tokens=10, auto_local_max_tokens=20, n_ctx=4096)
-    assert RouterConfig.from_settings(settings) == RouterConfig(10, 20, 4096)
+    config = RouterConfig.from_settings(settings)
+    assert (config.auto_local_max_prompt_tokens, config.auto_local_max_tokens) == (10, 20)
+    assert config.local_n_ctx == 4096
+    assert config.cascade_band == 0  # no setting turns the unfinished cascade on
+    learned = RouterConfig.from_settings(EdgeSettings(router_cloud_threshold=0.3))
+    assert Router(learned).threshold == 0.3
 
 
 def test_config_rejects_nonsense() -> None:
@@ -99,3 +114,74 @@ def test_config_rejects_nonsense() -> None:
         RouterConfig(auto_local_max_prompt_tokens=-1)
     with pytest.raises(ValueError):
         RouterConfig(local_n_ctx=0)
+
+
+@pytest.mark.parametrize("router", [HeuristicRouter(CONFIG), Router(CONFIG, load_model())])
+def test_budget_and_overload_policies(router: HeuristicRouter | Router) -> None:
+    hard = replace(SIMPLE, has_code=True)
+    spent = router.decide(hard, requested="auto", cloud_available=True, cloud_budget_left=False)
+    assert spent == Decision(Route.LOCAL, Reason.BUDGET_EXHAUSTED)
+    # the budget caps auto only: a forced cloud request is the client's explicit choice
+    forced = router.decide(hard, requested="cloud", cloud_available=True, cloud_budget_left=False)
+    assert forced.route is Route.CLOUD
+    busy = router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=5)
+    assert busy == Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED)
+    assert router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=4).route is (
+        Route.LOCAL
+    )
+
+
+def test_overload_can_be_turned_off() -> None:
+    router = HeuristicRouter(replace(CONFIG, local_overload_queue=None))
+    assert router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=99).route is (
+        Route.LOCAL
+    )
+
+
+def ask(text: str) -> PromptFeatures:
+    message = ChatMessage(role="user", content=text)
+    return extract_features(GenerateRequest(request_id="r", messages=(message,)))
+
+
+LEARNED = Router(CONFIG, load_model())
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Write a Python function that merges overlapping intervals, with pytest tests.", "code"),
+        ("Prove that the square root of 2 is irrational.", "math"),
+        ("Write a 1200-word essay on the history of the printing press.", "long-output"),
+    ],
+)
+def test_learned_router_escalates_hard_prompts_and_says_why(text: str, reason: str) -> None:
+    decision = LEARNED.decide(ask(text), requested="auto", cloud_available=True)
+    assert decision.route is Route.CLOUD
+    assert decision.reason.value == reason
+    assert decision.p_cloud is not None and decision.p_cloud >= LEARNED.threshold
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hi there!", "What is the capital of Peru?", "translate 'good morning' to Spanish"],
+)
+def test_learned_router_keeps_easy_prompts_local(text: str) -> None:
+    decision = LEARNED.decide(ask(text), requested="auto", cloud_available=True)
+    assert decision == Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=decision.p_cloud)
+    assert decision.p_cloud is not None and decision.p_cloud < LEARNED.threshold - 0.25
+
+
+def test_threshold_override_and_cascade_band() -> None:
+    features = ask("Give me three tips for sleeping better.")
+    p = LEARNED.score(features)
+    always_cloud = Router(replace(CONFIG, cloud_threshold=max(p / 2, 1e-3)), load_model())
+    assert always_cloud.decide(features, requested="auto", cloud_available=True).route is (
+        Route.CLOUD
+    )
+    unsure = Router(
+        replace(CONFIG, cloud_threshold=min(p + 0.01, 0.99), cascade_band=0.5), load_model()
+    )
+    decision = unsure.decide(features, requested="auto", cloud_available=True)
+    assert (decision.route, decision.cascade) == (Route.LOCAL, True)
+    # without a band, the same score is a plain local decision
+    assert not LEARNED.decide(features, requested="auto", cloud_available=True).cascade

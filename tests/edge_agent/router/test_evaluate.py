@@ -1,0 +1,73 @@
+"""The evaluation command on files of the dev set's format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from edge_agent.router.dataset import LabelledPrompt, parse_dataset, read_dataset
+from edge_agent.router.evaluate import figures, main, percentile
+from edge_agent.router.policy import Route
+
+DEV_PATH = Path(__file__).parents[3] / "data" / "router_dev.jsonl"
+DEV = read_dataset(DEV_PATH)
+
+
+def write_items(path: Path, items: Sequence[LabelledPrompt]) -> Path:
+    lines = []
+    for item in items:
+        messages = [m.model_dump() for m in item.request.messages or ()]
+        lines.append(json.dumps({"id": item.id, "messages": messages, "label": item.label}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_dev_set_parses() -> None:
+    assert len(DEV) == 160
+    assert {i.label for i in DEV} == {Route.LOCAL, Route.CLOUD}
+
+
+def test_parse_accepts_prompts_and_refuses_bad_lines() -> None:
+    items = parse_dataset('{"id": "a", "prompt": "2+2", "label": "local", "max_tokens": 9}\n\n')
+    assert items[0].request.prompt == "2+2" and items[0].request.params.max_tokens == 9
+    with pytest.raises(ValueError, match=":1:"):
+        parse_dataset('{"id": "a", "prompt": "x", "label": "maybe"}')
+
+
+def test_figures_and_confusion() -> None:
+    labels = [Route.CLOUD, Route.CLOUD, Route.LOCAL, Route.LOCAL]
+    predicted = [Route.CLOUD, Route.LOCAL, Route.LOCAL, Route.CLOUD]
+    f = figures(labels, predicted, [1.0, 2.0, 3.0, 4.0])
+    assert (f.accuracy, f.cloud_recall, f.local_kept, f.cloud_share) == (0.5, 0.5, 0.5, 0.5)
+    assert f.confusion == {"local": {"local": 1, "cloud": 1}, "cloud": {"local": 1, "cloud": 1}}
+    assert (f.p50_ms, f.p99_ms) == (2.0, 4.0)
+    assert percentile([], 99) == 0.0
+
+
+@pytest.mark.parametrize("router", ["learned", "heuristic"])
+def test_main_prints_and_writes_the_same_figures(
+    router: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "figures.json"
+    assert main([str(DEV_PATH), "--json", str(out), "--router", router]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["n"] == 160
+    assert f"accuracy       {result['accuracy']:.3f}" in printed
+    assert sum(sum(row.values()) for row in result["confusion"].values()) == 160
+
+
+def test_learned_router_beats_the_heuristic_baseline_on_cloud_recall(tmp_path: Path) -> None:
+    learned, heuristic = tmp_path / "l.json", tmp_path / "h.json"
+    assert main([str(DEV_PATH), "--json", str(learned)]) == 0
+    assert main([str(DEV_PATH), "--json", str(heuristic), "--router", "heuristic"]) == 0
+    ours, baseline = json.loads(learned.read_text()), json.loads(heuristic.read_text())
+    assert ours["cloud_recall"] > baseline["cloud_recall"]
+    assert ours["accuracy"] > baseline["accuracy"]
+
+
+def test_a_missing_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    assert main([str(tmp_path / "missing.jsonl")]) == 2

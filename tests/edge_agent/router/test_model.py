@@ -1,0 +1,42 @@
+"""The learned model's weights file: the bundled one loads, stale ones are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_agent.router.features import FEATURE_NAMES
+from edge_agent.router.model import LinearModel, load_model
+
+
+def test_bundled_weights_load_and_round_trip(tmp_path: Path) -> None:
+    model = load_model()
+    assert model.feature_names == FEATURE_NAMES
+    assert 0 < model.threshold < 1
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(model.to_dict()))
+    assert load_model(path).weights == model.weights
+
+
+def test_contributions_add_up_to_the_log_odds() -> None:
+    model = load_model()
+    x = tuple(float(i % 3) for i in range(len(FEATURE_NAMES)))
+    log_odds = model.bias + sum(model.contributions(x))
+    p = model.probability(x)
+    assert abs(p - 1 / (1 + pow(2.718281828459045, -log_odds))) < 1e-9
+
+
+def test_weights_for_other_features_are_refused() -> None:
+    data = load_model().to_dict()
+    data["features"] = [*data["features"][:-1], "something_else"]
+    with pytest.raises(ValueError, match="retrain"):
+        LinearModel.from_dict(data)
+    with pytest.raises(ValueError, match="format"):
+        LinearModel.from_dict({**load_model().to_dict(), "format": 99})
+
+
+def test_inconsistent_weights_are_refused() -> None:
+    with pytest.raises(ValueError):
+        LinearModel(FEATURE_NAMES, (1.0,), (0.0,), (1.0,), 0.0, 0.5)

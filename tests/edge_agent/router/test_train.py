@@ -1,0 +1,65 @@
+"""Training: the fit separates what it should, folds are stratified, thresholds honest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edge_agent.router.features import FEATURE_NAMES
+from edge_agent.router.model import load_model
+from edge_agent.router.train import (
+    choose_threshold,
+    cross_validate,
+    fit,
+    main,
+    rows_of,
+    stratified_folds,
+)
+from tests.edge_agent.router.test_evaluate import DEV, write_items
+
+D = len(FEATURE_NAMES)
+
+
+def row(signal: float, label: int) -> tuple[tuple[float, ...], int]:
+    return (signal, *([0.5] * (D - 1))), label
+
+
+def test_fit_learns_the_sign_of_a_separating_feature() -> None:
+    rows = [row(float(i), int(i >= 5)) for i in range(10)] * 3
+    model = fit(rows)
+    assert model.weights[0] > 0
+    assert model.probability(row(9.0, 1)[0]) > 0.9 > 0.1 > model.probability(row(0.0, 0)[0])
+
+
+def test_folds_are_stratified_and_cover_every_row_once() -> None:
+    labels = [1] * 30 + [0] * 20
+    folds = stratified_folds(labels, 5, seed=1)
+    assert sorted(i for f in folds for i in f) == list(range(50))
+    assert all(sum(labels[i] for i in f) == 6 for f in folds)
+
+
+def test_threshold_reaches_the_target_recall_and_no_lower() -> None:
+    scores = [0.9, 0.8, 0.7, 0.2, 0.6, 0.3, 0.1]
+    labels = [1, 1, 1, 1, 0, 0, 0]
+    t = choose_threshold(scores, labels, 0.75)  # 3 of 4 cloud items: keep 0.7, not 0.2
+    assert 0.6 < t <= 0.7
+    assert choose_threshold(scores, labels, 1.0) <= 0.2
+
+
+def test_cross_validation_on_the_dev_set_meets_the_targets() -> None:
+    dev = rows_of(DEV)
+    cv = cross_validate(dev, [], k=5, inner_k=4, seed=3, target_recall=0.97)
+    assert cv.figures.n == len(dev) == len(cv.scores)
+    assert cv.figures.cloud_recall >= 0.9
+    assert cv.figures.local_kept >= 0.8
+
+
+def test_main_writes_a_loadable_model(tmp_path: Path) -> None:
+    dev = write_items(tmp_path / "dev.jsonl", DEV[:80])
+    out = tmp_path / "model.json"
+    cv_json = tmp_path / "cv.json"
+    argv = ["--dev", str(dev), "--out", str(out), "--folds", "4", "--cv-json", str(cv_json)]
+    assert main(argv) == 0
+    model = load_model(out)
+    assert model.metadata is not None and model.metadata["rows"] == 80
+    assert len(json.loads(cv_json.read_text())["scores"]) == 80
