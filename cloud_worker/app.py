@@ -68,7 +68,14 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         await signaling.send(message)
 
     acceptor = LinkAcceptor(
-        settings, the_backend, metrics, send=send, ice_servers=lambda: signaling.ice_servers
+        settings,
+        the_backend,
+        metrics,
+        send=send,
+        ice_servers=lambda: signaling.ice_servers,
+        relay_link=lambda session_id: signaling.relay_link(
+            session_id, max_frame_bytes=settings.max_frame_bytes
+        ),
     )
 
     def hello() -> tuple[Message, ...]:

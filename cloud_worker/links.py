@@ -17,8 +17,8 @@ from cloud_worker.backends import Backend
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.sessions import Session
 from cloud_worker.settings import WorkerSettings
-from link import IcePolicy, accept_offer
-from shared.messages import Answer, IceServer, LoadReport, Message, Offer
+from link import IcePolicy, Link, RelayLink, accept_offer
+from shared.messages import Answer, IceServer, LoadReport, Message, Offer, RelayAccept, RelayOpen
 
 __all__ = ["LinkAcceptor"]
 
@@ -36,12 +36,14 @@ class LinkAcceptor:
         *,
         send: Callable[[Message], Awaitable[None]],
         ice_servers: Callable[[], tuple[IceServer, ...]],
+        relay_link: Callable[[str], RelayLink],
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._metrics = metrics
         self._send = send
         self._ice_servers = ice_servers
+        self._relay_link = relay_link
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions: set[Session] = set()
         self._load_changed = asyncio.Event()
@@ -59,11 +61,26 @@ class LinkAcceptor:
         task.add_done_callback(self._tasks.discard)
 
     async def handle(self, message: Message) -> None:
-        """Signaling's ``on_message``: only offers are expected here."""
+        """Signaling's ``on_message``: offers (WebRTC) and relay requests."""
         if isinstance(message, Offer):
             self._spawn(self._answer(message), f"offer-{message.session_id}")
+        elif isinstance(message, RelayOpen):
+            self._spawn(self._accept_relay(message), f"relay-{message.session_id}")
         else:
             log.debug("ignoring %s from signaling", message.type_tag)
+
+    async def _accept_relay(self, request: RelayOpen) -> None:
+        link = self._relay_link(request.session_id)
+        link.rename(f"{request.peer_id}/relay")
+        try:
+            model = self._backend.models[0]
+            await self._send(RelayAccept(session_id=request.session_id, model=model))
+        except Exception:
+            log.warning("could not accept the relay from edge %s", request.peer_id)
+            await link.aclose()
+            return
+        self._metrics.offers_total.labels("relay").inc()
+        await self._serve(link, request.peer_id)
 
     async def _answer(self, offer: Offer) -> None:
         label = f"{offer.peer_id}/{offer.session_id[:8]}"
@@ -91,12 +108,16 @@ class LinkAcceptor:
             await answer.pc.close()
             return
         self._metrics.offers_total.labels("connected").inc()
+        await self._serve(link, offer.peer_id)
+
+    async def _serve(self, link: Link, peer_id: str) -> None:
         path = link.path.value
         session = Session(
             link,
             self._backend,
-            peer_id=offer.peer_id,
+            peer_id=peer_id,
             max_streams=self._settings.max_streams_per_peer,
+            peer_timeout_s=self._settings.peer_timeout_s,
             on_load_change=self._load_changed.set,
         )
         self._sessions.add(session)
@@ -107,7 +128,7 @@ class LinkAcceptor:
         finally:
             self._sessions.discard(session)
             self._metrics.sessions.labels(path).dec()
-            log.info("session with edge %s closed", offer.peer_id)
+            log.info("session with edge %s closed", peer_id)
 
     async def _report_load(self) -> None:
         while True:

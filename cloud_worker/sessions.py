@@ -48,12 +48,14 @@ class Session:
         *,
         peer_id: str,
         max_streams: int,
+        peer_timeout_s: float = 15.0,
         on_load_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.peer_id = peer_id
         self._link = link
         self._backend = backend
         self._max_streams = max_streams
+        self._peer_timeout_s = peer_timeout_s
         self._on_load_change = on_load_change
         self._streams: dict[str, asyncio.Task[None]] = {}
 
@@ -67,8 +69,16 @@ class Session:
         try:
             while True:
                 try:
-                    message = await self._link.recv()
+                    async with asyncio.timeout(self._peer_timeout_s):
+                        message = await self._link.recv()
                 except LinkClosed:
+                    return
+                except TimeoutError:  # edges ping every few seconds: this one is gone
+                    log.warning(
+                        "edge %s silent for %.0f s; closing its session",
+                        self.peer_id,
+                        self._peer_timeout_s,
+                    )
                     return
                 if isinstance(message, GenerateRequest):
                     await self._start(message)

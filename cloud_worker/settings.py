@@ -44,6 +44,12 @@ class WorkerSettings(PeerSettings):
     max_streams_per_peer: int = Field(
         default=32, ge=1, description="Concurrent streams one edge may have open on this worker."
     )
+    peer_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="An edge silent this long (edges ping every few seconds) is dropped "
+        "and its streams cancelled.",
+    )
     connect_timeout_s: float = Field(
         default=30.0,
         gt=0,

@@ -18,7 +18,7 @@ from edge_agent.api import ApiDeps, build_api
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers import PeerPool
+from edge_agent.peers import PeerPool, PoolConfig
 from edge_agent.router import Router
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, resolve_model
@@ -66,13 +66,20 @@ def create_app(settings: EdgeSettings) -> web.Application:
         pool = PeerPool(
             signaling,
             metrics,
-            model=settings.cloud_model,
-            connect_timeout_s=settings.connect_timeout_s,
-            first_token_timeout_s=settings.first_token_timeout_s,
-            token_timeout_s=settings.token_timeout_s,
-            max_frame_bytes=settings.max_frame_bytes,
-            policy=IcePolicy.from_settings(settings),
-            reconnect_max_s=settings.reconnect_max_s,
+            PoolConfig(
+                model=settings.cloud_model,
+                connect_timeout_s=settings.connect_timeout_s,
+                ice_deadline_s=settings.ice_deadline_s,
+                first_token_timeout_s=settings.first_token_timeout_s,
+                token_timeout_s=settings.token_timeout_s,
+                max_frame_bytes=settings.max_frame_bytes,
+                heartbeat_s=settings.heartbeat_s,
+                dead_after_s=settings.dead_after_s,
+                policy=IcePolicy.from_settings(settings),
+                force_relay=settings.force_relay,
+                upgrade_interval_s=settings.relay_upgrade_interval_s,
+                reconnect_max_s=settings.reconnect_max_s,
+            ),
         )
         cloud = RemoteEngine(
             pool, model=settings.cloud_model, connect_timeout_s=settings.connect_timeout_s

@@ -56,13 +56,14 @@ class EdgeMetrics:
         )
         self.cloud_channels = Gauge(
             "tandem_edge_cloud_channels",
-            "Open data channels to cloud workers, by path (direct|turn|relay).",
+            "Open links to cloud workers, by path (direct|turn-udp|turn-tcp|relay).",
             ["path"],
             registry=self.registry,
         )
         self.cloud_connects = Counter(
             "tandem_edge_cloud_connects",
-            "Attempts to open a data channel to a cloud worker, by result.",
+            "Attempts to open a link to a cloud worker, by result: the path it opened on, "
+            "or failed.",
             ["result"],
             registry=self.registry,
         )

@@ -86,6 +86,28 @@ class EdgeSettings(PeerSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )
+    heartbeat_s: float = Field(default=2.0, gt=0, description="Ping interval on every cloud link.")
+    dead_after_s: float = Field(
+        default=6.0,
+        gt=0,
+        description="A worker silent this long is dead: its link is closed and replaced.",
+    )
+    ice_deadline_s: float = Field(
+        default=8.0,
+        gt=0,
+        description="How long WebRTC (direct, then TURN) may take before the relay through "
+        "signaling is used instead.",
+    )
+    force_relay: bool = Field(
+        default=False,
+        description="Skip WebRTC and relay every frame through signaling (networks that allow "
+        "only outbound TCP; diagnosis).",
+    )
+    relay_upgrade_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="While on the relay, try WebRTC again this often; new requests move to it.",
+    )
     connect_timeout_s: float = Field(
         default=15.0, gt=0, description="Deadline to open a data channel to a worker."
     )

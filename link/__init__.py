@@ -9,6 +9,7 @@ later relay link (frames over the signaling WebSockets) implements the same ``Li
 
 from link.base import Link, LinkClosed, PathKind
 from link.datachannel import DataChannelLink
+from link.relay import RelayLink
 from link.rtc import (
     IcePolicy,
     RtcAnswer,
@@ -27,6 +28,7 @@ __all__ = [
     "Link",
     "LinkClosed",
     "PathKind",
+    "RelayLink",
     "RtcAnswer",
     "RtcOffer",
     "SignalingClient",

@@ -65,9 +65,12 @@ if aioice.ice.get_host_addresses is not _host_addresses:
 
 
 def parse_addresses(value: str | None) -> tuple[str, ...] | None:
-    """``"127.0.0.1, ::1"`` -> ``("127.0.0.1", "::1")``; empty or ``None`` -> ``None`` (all)."""
+    """``"127.0.0.1, ::1"`` -> ``("127.0.0.1", "::1")``; empty or ``None`` -> ``None`` (all);
+    ``"none"`` -> ``()``: no host candidates at all (only TURN, or the relay)."""
     if not value or not value.strip():
         return None
+    if value.strip().lower() == "none":
+        return ()
     return tuple(a.strip() for a in value.split(",") if a.strip())
 
 
@@ -198,6 +201,12 @@ async def create_offer(
     offer = RtcOffer(pc=pc, channel=channel, sdp="")
     channel.on("open", offer._opened.set)
     channel.on("close", offer._opened.set)
+
+    @pc.on("connectionstatechange")
+    def _failed() -> None:  # ICE gave up: stop waiting now, not at the deadline
+        if pc.connectionState in ("failed", "closed"):
+            offer._opened.set()
+
     with _gathering_on(policy.host_addresses):
         await pc.setLocalDescription(await pc.createOffer())
     offer.sdp = pc.localDescription.sdp

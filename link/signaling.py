@@ -21,9 +21,22 @@ from enum import StrEnum
 
 import aiohttp
 
+from link.relay import RelayLink
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
-from shared.messages import Answer, ErrorCode, IceServer, Message, Offer, SignalError, Welcome
+from shared.messages import (
+    Answer,
+    ErrorCode,
+    IceServer,
+    Message,
+    Offer,
+    RelayAccept,
+    RelayClose,
+    RelayData,
+    RelayOpen,
+    SignalError,
+    Welcome,
+)
 
 __all__ = ["SignalingClient", "SignalingRefused", "SignalingState", "SignalingUnavailable"]
 
@@ -77,6 +90,8 @@ class SignalingClient:
         self._welcome: Welcome | None = None
         self._connected = asyncio.Event()
         self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._pending_relays: dict[str, asyncio.Future[RelayAccept]] = {}
+        self._relays: dict[str, RelayLink] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.state = SignalingState.CLOSED
@@ -128,6 +143,42 @@ class SignalingClient:
             raise SignalingUnavailable("no answer to the offer in time") from exc
         finally:
             self._pending.pop(offer.session_id, None)
+
+    def relay_link(self, session_id: str, *, max_frame_bytes: int, label: str = "") -> RelayLink:
+        """A link for relayed session ``session_id``; its frames are routed to it from now on."""
+        link = RelayLink(
+            session_id,
+            self.send,
+            on_close=self._forget_relay,
+            max_frame_bytes=max_frame_bytes,
+            label=label,
+        )
+        self._relays[session_id] = link
+        return link
+
+    def _forget_relay(self, session_id: str) -> None:
+        self._relays.pop(session_id, None)
+
+    async def open_relay(
+        self, session_id: str, *, model: str, timeout_s: float, max_frame_bytes: int
+    ) -> tuple[RelayLink, RelayAccept]:
+        """Ask signaling for a relayed session to a worker; the link once one accepts."""
+        future: asyncio.Future[RelayAccept] = asyncio.get_running_loop().create_future()
+        self._pending_relays[session_id] = future
+        link = self.relay_link(session_id, max_frame_bytes=max_frame_bytes)
+        try:
+            await self.send(RelayOpen(session_id=session_id, model=model))
+            async with asyncio.timeout(timeout_s):
+                accept = await future
+        except BaseException as exc:
+            await link.aclose()
+            if isinstance(exc, TimeoutError):
+                raise SignalingUnavailable("no worker accepted the relay in time") from exc
+            raise
+        finally:
+            self._pending_relays.pop(session_id, None)
+        link.rename(accept.peer_id)
+        return link, accept
 
     async def _run(self) -> None:
         delay = self._reconnect_min_s
@@ -200,6 +251,27 @@ class SignalingClient:
             return welcomed
 
     async def _dispatch(self, message: Message) -> None:
+        if isinstance(message, RelayData):
+            relay = self._relays.get(message.session_id)
+            if relay is not None:
+                relay.feed(message.data)
+            return
+        if isinstance(message, RelayClose):
+            relay = self._relays.pop(message.session_id, None)
+            if relay is not None:
+                relay.closed_by_peer()
+            return
+        if (
+            isinstance(message, RelayAccept | SignalError)
+            and message.session_id in self._pending_relays
+        ):
+            relay_future = self._pending_relays[message.session_id or ""]
+            if not relay_future.done():
+                if isinstance(message, RelayAccept):
+                    relay_future.set_result(message)
+                else:
+                    relay_future.set_exception(SignalingRefused(message.code, message.message))
+            return
         if isinstance(message, Answer | SignalError) and message.session_id in self._pending:
             future = self._pending[message.session_id or ""]
             if not future.done():
@@ -217,6 +289,9 @@ class SignalingClient:
     def _disconnected(self) -> None:
         self._ws = None
         self._connected.clear()
+        for relay in list(self._relays.values()):  # the relay path is this connection
+            relay.closed_by_peer()
+        self._relays.clear()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(SignalingUnavailable("signaling connection lost"))

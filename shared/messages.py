@@ -36,6 +36,10 @@ __all__ = [
     "Ping",
     "Pong",
     "Register",
+    "RelayAccept",
+    "RelayClose",
+    "RelayData",
+    "RelayOpen",
     "Role",
     "SamplingParams",
     "SignalError",
@@ -249,6 +253,39 @@ class Answer(Message):
     model: Text = ""
 
 
+class RelayOpen(Message):
+    """Ask for a relayed session (no WebRTC path): frames then travel over the two
+    signaling WebSockets. The edge sends ``model``; signaling forwards it to the chosen
+    worker with ``peer_id`` set to the edge's id."""
+
+    session_id: _ID
+    model: Text = ""
+    peer_id: Text = ""
+
+
+class RelayAccept(Message):
+    """The worker takes the relayed session; forwarded to the edge with ``peer_id`` set
+    to the worker's id and ``model`` to what it serves."""
+
+    session_id: _ID
+    model: Text = ""
+    peer_id: Text = ""
+
+
+class RelayData(Message):
+    """One data-channel frame of a relayed session, carried through signaling."""
+
+    session_id: _ID
+    data: bytes
+
+
+class RelayClose(Message):
+    """Either side (or signaling, when a side goes away) ends a relayed session."""
+
+    session_id: _ID
+    reason: Text = Field(default="", max_length=256)
+
+
 class SignalError(Message):
     """Signaling refused something; ``session_id`` set when it concerns one offer."""
 
@@ -273,6 +310,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         LoadReport,
         Offer,
         Answer,
+        RelayOpen,
+        RelayAccept,
+        RelayData,
+        RelayClose,
         SignalError,
     )
 }

@@ -59,7 +59,8 @@ class PeerSettings(TandemSettings):
     ice_host_addresses: str | None = Field(
         default=None,
         description="Comma-separated local addresses to offer as ICE host candidates "
-        "(default: every interface but loopback). The quickstart uses 127.0.0.1.",
+        "(default: every interface but loopback; 'none': no host candidates, only TURN or "
+        "the relay). The quickstart uses 127.0.0.1.",
     )
     turn_transport: Literal["udp", "tcp"] = Field(
         default="udp",

@@ -24,6 +24,7 @@ from signaling.handlers import (
 from signaling.metrics import SignalingMetrics
 from signaling.registry.base import Registry
 from signaling.registry.memory import MemoryRegistry
+from signaling.relay import RelayTable
 from signaling.sessions import SessionTable
 from signaling.settings import SignalingSettings
 
@@ -53,6 +54,10 @@ def create_app(
         registry=registry if registry is not None else MemoryRegistry(),
         sessions=SessionTable(timeout_s=settings.offer_timeout_s, clock=clock),
         metrics=app_metrics,
+        relays=RelayTable(
+            bytes_per_s=settings.relay_bytes_per_s,
+            max_per_edge=settings.relay_max_sessions_per_edge,
+        ),
     )
     app_metrics.track_peers(broker.count)
 

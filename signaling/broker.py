@@ -21,12 +21,17 @@ from shared.messages import (
     Message,
     Offer,
     Register,
+    RelayAccept,
+    RelayClose,
+    RelayData,
+    RelayOpen,
     Role,
     SignalError,
 )
 from signaling.matchmaking import choose_worker
 from signaling.metrics import SignalingMetrics
 from signaling.registry.base import Registry, WorkerInfo
+from signaling.relay import RelayTable
 from signaling.sessions import SessionTable
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "Link"]
@@ -56,8 +61,14 @@ class Broker:
     """Routes signaling messages between the connected edges and workers."""
 
     def __init__(
-        self, *, registry: Registry, sessions: SessionTable, metrics: SignalingMetrics
+        self,
+        *,
+        registry: Registry,
+        sessions: SessionTable,
+        metrics: SignalingMetrics,
+        relays: RelayTable | None = None,
     ) -> None:
+        self._relays = relays or RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
         self._registry = registry
         self._sessions = sessions
         self._metrics = metrics
@@ -97,6 +108,13 @@ class Broker:
 
     async def _forget(self, link: Link) -> None:
         del self._links[(link.role, link.peer_id)]
+        for relay in self._relays.of_peer(link.role, link.peer_id):
+            self._relays.close(relay.session_id)
+            other = self._links.get(relay.other(link.role))
+            if other is not None:
+                await other.send(
+                    RelayClose(session_id=relay.session_id, reason=f"{link.role.value} went away")
+                )
         if link.role is Role.EDGE:
             self._sessions.drop_edge(link.peer_id)
             return
@@ -124,6 +142,14 @@ class Broker:
             await self._answer(link, message)
         elif link.role is Role.EDGE and isinstance(message, Offer):
             await self._offer(link, message)
+        elif isinstance(message, RelayData):
+            await self._relay_data(link, message)
+        elif link.role is Role.EDGE and isinstance(message, RelayOpen):
+            await self._relay_open(link, message)
+        elif link.role is Role.WORKER and isinstance(message, RelayAccept):
+            await self._relay_accept(link, message)
+        elif isinstance(message, RelayClose):
+            await self._relay_close(link, message)
         else:
             await _refuse(link, f"{link.role.value} peers may not send {message.type_tag}")
 
@@ -197,6 +223,78 @@ class Broker:
                 session.session_id,
                 session.edge_id,
             )
+
+    async def _relay_open(self, edge: Link, request: RelayOpen) -> None:
+        if self._relays.get(request.session_id) is not None or self._sessions.get(
+            request.session_id
+        ):
+            await _refuse(edge, "session_id is already in use", request.session_id)
+            return
+        if not self._relays.can_open(edge.peer_id):
+            await _refuse(edge, "too many relayed sessions for this edge", request.session_id)
+            return
+        chosen = await self._choose(request.model)
+        worker = self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        if worker is not None:
+            self._relays.open(
+                request.session_id,
+                edge_id=edge.peer_id,
+                worker_id=worker.peer_id,
+                now=asyncio.get_running_loop().time(),
+            )
+            forwarded = request.model_copy(update={"peer_id": edge.peer_id})
+            if await worker.send(forwarded):
+                self._metrics.offers.labels(result="relay").inc()
+                return
+            self._relays.close(request.session_id)
+        self._metrics.offers.labels(result="no_worker").inc()
+        await edge.send(
+            SignalError(
+                code=ErrorCode.NO_WORKER,
+                message=f"no worker serves model {request.model or '(any)'}",
+                session_id=request.session_id,
+            )
+        )
+
+    async def _relay_accept(self, worker: Link, accept: RelayAccept) -> None:
+        relay = self._relays.get(accept.session_id)
+        if relay is None or relay.worker_id != worker.peer_id or relay.accepted:
+            await _refuse(
+                worker, "no relay request with this id for this worker", accept.session_id
+            )
+            return
+        relay.accepted = True
+        edge = self._links.get((Role.EDGE, relay.edge_id))
+        forwarded = accept.model_copy(update={"peer_id": worker.peer_id})
+        if edge is None or not await edge.send(forwarded):
+            self._relays.close(accept.session_id)
+            await worker.send(RelayClose(session_id=accept.session_id, reason="edge went away"))
+
+    async def _relay_data(self, sender: Link, data: RelayData) -> None:
+        relay = self._relays.get(data.session_id)
+        if relay is None or not relay.accepted or not relay.member(sender.role, sender.peer_id):
+            # Not a session we brokered for this peer (or it just ended): refuse it.
+            await sender.send(
+                RelayClose(session_id=data.session_id, reason="no such relayed session")
+            )
+            return
+        async with relay.lock:  # pace this session only; other peers are not held up
+            wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+        other = self._links.get(relay.other(sender.role))
+        if other is None or not await other.send(data):
+            self._relays.close(data.session_id)
+            await sender.send(RelayClose(session_id=data.session_id, reason="peer went away"))
+
+    async def _relay_close(self, sender: Link, close: RelayClose) -> None:
+        relay = self._relays.get(close.session_id)
+        if relay is None or not relay.member(sender.role, sender.peer_id):
+            return
+        self._relays.close(close.session_id)
+        other = self._links.get(relay.other(sender.role))
+        if other is not None:
+            await other.send(close)
 
     async def aclose(self) -> None:
         """Close every connection (1001 going away) so that shutdown does not wait on peers.

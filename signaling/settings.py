@@ -50,6 +50,15 @@ class SignalingSettings(TandemSettings):
         description="Lifetime of minted TURN credentials; fresh ones are pushed to every "
         "connected peer at half this interval.",
     )
+    relay_bytes_per_s: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="Pace of each relayed session (frames through signaling when no WebRTC "
+        "path exists), in bytes per second; bursts of twice that.",
+    )
+    relay_max_sessions_per_edge: int = Field(
+        default=4, ge=0, description="Relayed sessions one edge may hold at once."
+    )
     max_frame_bytes: int = Field(
         default=65536,
         ge=1024,

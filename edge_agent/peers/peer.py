@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncGenerator
 
@@ -63,6 +64,8 @@ class Peer:
         model: str = "",
         first_token_timeout_s: float,
         token_timeout_s: float,
+        heartbeat_s: float = 2.0,
+        dead_after_s: float = 6.0,
     ) -> None:
         self.worker_id = worker_id
         self.model = model
@@ -70,8 +73,14 @@ class Peer:
         self._first_token_timeout_s = first_token_timeout_s
         self._token_timeout_s = token_timeout_s
         self._streams: dict[str, asyncio.Queue[_Item]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closed = asyncio.Event()
+        self._heartbeat_s = heartbeat_s
+        self._dead_after_s = dead_after_s
         self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._last_heard = 0.0
 
     @property
     def path(self) -> PathKind:
@@ -82,9 +91,39 @@ class Peer:
         return self._closed.is_set()
 
     def start(self) -> None:
-        self._reader = asyncio.get_running_loop().create_task(
-            self._read(), name=f"peer-{self.worker_id}"
-        )
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        self._reader = loop.create_task(self._read(), name=f"peer-{self.worker_id}")
+        self._heartbeat = loop.create_task(self._beat(), name=f"heartbeat-{self.worker_id}")
+
+    async def _beat(self) -> None:
+        """Ping every ``heartbeat_s``; a worker silent for ``dead_after_s`` is dead.
+
+        aiortc notices a dead path only after ~27 s of consent-freshness failures; a
+        request should not wait that long to move elsewhere.
+        """
+        loop = asyncio.get_running_loop()
+        for nonce in itertools.count():
+            await asyncio.sleep(self._heartbeat_s)
+            silent_s = loop.time() - self._last_heard
+            if silent_s > self._dead_after_s:
+                log.warning(
+                    "worker %s silent for %.1f s on path %s; closing the link",
+                    self.worker_id,
+                    silent_s,
+                    self.path.value,
+                )
+                await self._link.aclose()
+                return
+            try:
+                await self._link.send(Ping(nonce=nonce))
+            except LinkClosed:
+                return
+
+    async def wait_idle(self) -> None:
+        """Until no stream is open on this peer (or it closed)."""
+        while not self.closed and not self._idle.is_set():
+            await self._idle.wait()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -93,6 +132,7 @@ class Peer:
         try:
             while True:
                 message = await self._link.recv()
+                self._last_heard = asyncio.get_running_loop().time()
                 if isinstance(message, TokenChunk | StreamEnd | StreamFailed):
                     queue = self._streams.get(message.request_id)
                     if queue is not None:
@@ -113,6 +153,9 @@ class Peer:
             return
         finally:
             self._closed.set()
+            self._idle.set()
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
             for queue in self._streams.values():
                 queue.put_nowait(None)
             await self._link.aclose()
@@ -124,6 +167,7 @@ class Peer:
             raise TransportClosed(f"link to worker {self.worker_id} is closed")
         queue: asyncio.Queue[_Item] = asyncio.Queue()  # bounded by the request's max_tokens
         self._streams[rid] = queue
+        self._idle.clear()
         finished = False
         try:
             try:
@@ -151,11 +195,15 @@ class Peer:
                 timeout = self._token_timeout_s
         finally:
             self._streams.pop(rid, None)
+            if not self._streams:
+                self._idle.set()
             if not finished and not self._link.closed:
                 with contextlib.suppress(LinkClosed):
                     await self._link.send(Cancel(request_id=rid))
 
     async def aclose(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         await self._link.aclose()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
+        tasks = [t for t in (self._reader, self._heartbeat) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,9 +1,13 @@
-"""``PeerPool``: keeps a data channel to a worker open before anyone needs it.
+"""``PeerPool``: keeps a link to a worker open before anyone needs it, on the best path.
 
 A WebRTC handshake costs signaling round trips, ICE checks and DTLS; paying that on a
 user's request would double its latency. The pool opens a link as soon as signaling is
 up, re-opens it (jittered exponential backoff) when it drops, and hands the live peer
-to requests. One warm peer today; the reliability work widens this to several.
+to requests. When only the relay through signaling worked, it keeps trying WebRTC in
+the background and moves new requests to the better path as soon as it opens; streams
+already on the relay finish there, then the relay link closes (Tailscale's DERP
+upgrade, without dropping a stream). One warm peer today; the reliability work widens
+this to several.
 """
 
 from __future__ import annotations
@@ -11,48 +15,53 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from edge_agent.errors import EdgeError, NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers.peer import Peer
-from edge_agent.transport import connect_webrtc
-from link import IcePolicy, SignalingClient
+from edge_agent.transport import Connected, connect_webrtc, connect_worker
+from link import IcePolicy, PathKind, SignalingClient
 
-__all__ = ["PeerPool"]
+__all__ = ["PeerPool", "PoolConfig"]
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PoolConfig:
+    """Deadlines and intervals of the pool, all from edge settings."""
+
+    model: str = ""
+    connect_timeout_s: float = 15.0
+    ice_deadline_s: float = 8.0
+    first_token_timeout_s: float = 60.0
+    token_timeout_s: float = 30.0
+    max_frame_bytes: int = 16_384
+    heartbeat_s: float = 2.0
+    dead_after_s: float = 6.0
+    policy: IcePolicy = field(default_factory=IcePolicy)
+    force_relay: bool = False
+    upgrade_interval_s: float = 30.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
 class PeerPool:
-    """Owns the warm peer and the task that keeps it warm."""
+    """Owns the warm peer and the tasks that keep it warm."""
 
     def __init__(
-        self,
-        signaling: SignalingClient,
-        metrics: EdgeMetrics,
-        *,
-        model: str,
-        connect_timeout_s: float,
-        first_token_timeout_s: float,
-        token_timeout_s: float,
-        max_frame_bytes: int,
-        policy: IcePolicy | None = None,
-        reconnect_min_s: float = 0.5,
-        reconnect_max_s: float = 30.0,
+        self, signaling: SignalingClient, metrics: EdgeMetrics, config: PoolConfig
     ) -> None:
         self._signaling = signaling
         self._metrics = metrics
-        self._model = model
-        self._connect_timeout_s = connect_timeout_s
-        self._first_token_timeout_s = first_token_timeout_s
-        self._token_timeout_s = token_timeout_s
-        self._max_frame_bytes = max_frame_bytes
-        self._policy = policy or IcePolicy()
-        self._reconnect_min_s = reconnect_min_s
-        self._reconnect_max_s = reconnect_max_s
+        self._config = config
         self._peer: Peer | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def peer(self) -> Peer | None:
@@ -79,16 +88,61 @@ class PeerPool:
             raise NoPeerAvailable(f"no cloud worker reachable within {timeout_s:.0f} s") from exc
         return peer
 
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _adopt(self, connected: Connected) -> Peer:
+        """Make a fresh link the peer new requests go to."""
+        cfg = self._config
+        peer = Peer(
+            connected.link,
+            worker_id=connected.worker_id,
+            model=connected.model,
+            first_token_timeout_s=cfg.first_token_timeout_s,
+            token_timeout_s=cfg.token_timeout_s,
+            heartbeat_s=cfg.heartbeat_s,
+            dead_after_s=cfg.dead_after_s,
+        )
+        peer.start()
+        self._metrics.cloud_connects.labels(connected.link.path.value).inc()
+        self._spawn(self._watch(peer), f"watch-{peer.worker_id}")
+        self._peer = peer
+        self._ready.set()
+        return peer
+
+    async def _watch(self, peer: Peer) -> None:
+        gauge = self._metrics.cloud_channels.labels(peer.path.value)
+        gauge.inc()
+        try:
+            await peer.wait_closed()
+        finally:
+            gauge.dec()
+            if self._peer is peer:
+                self._peer = None
+                self._ready.clear()
+            await peer.aclose()
+
+    async def _retire(self, peer: Peer) -> None:
+        """Close ``peer`` once the streams still on it have finished."""
+        await peer.wait_idle()
+        log.info("relay link to worker %s retired: its last stream finished", peer.worker_id)
+        await peer.aclose()
+
     async def _maintain(self) -> None:
-        delay = self._reconnect_min_s
+        cfg = self._config
+        delay = cfg.reconnect_min_s
         while True:
             try:
-                link, answer = await connect_webrtc(
+                connected = await connect_worker(
                     self._signaling,
-                    model=self._model,
-                    timeout_s=self._connect_timeout_s,
-                    max_frame_bytes=self._max_frame_bytes,
-                    policy=self._policy,
+                    model=cfg.model,
+                    policy=cfg.policy,
+                    ice_deadline_s=cfg.ice_deadline_s,
+                    connect_timeout_s=cfg.connect_timeout_s,
+                    max_frame_bytes=cfg.max_frame_bytes,
+                    force_relay=cfg.force_relay,
                 )
             except EdgeError as exc:
                 self._metrics.cloud_connects.labels("failed").inc()
@@ -97,35 +151,45 @@ class PeerPool:
                 self._metrics.cloud_connects.labels("failed").inc()
                 log.exception("opening a cloud link failed unexpectedly")
             else:
-                self._metrics.cloud_connects.labels("ok").inc()
-                delay = self._reconnect_min_s
-                peer = Peer(
-                    link,
-                    worker_id=answer.peer_id,
-                    model=answer.model,
-                    first_token_timeout_s=self._first_token_timeout_s,
-                    token_timeout_s=self._token_timeout_s,
-                )
-                peer.start()
-                self._peer = peer
-                self._ready.set()
-                gauge = self._metrics.cloud_channels.labels(peer.path.value)
-                gauge.inc()
-                try:
-                    await peer.wait_closed()
-                finally:
-                    gauge.dec()
-                    self._ready.clear()
-                    self._peer = None
-                    await peer.aclose()
-                log.warning("link to worker %s closed; reconnecting", answer.peer_id)
+                delay = cfg.reconnect_min_s
+                await self._hold(self._adopt(connected))
+                log.warning("cloud link closed; reconnecting")
             await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, self._reconnect_max_s)
+            delay = min(delay * 2, cfg.reconnect_max_s)
+
+    async def _hold(self, peer: Peer) -> None:
+        """Until the current link closes; meanwhile, lift a relayed one to WebRTC."""
+        cfg = self._config
+        while True:
+            if peer.path is not PathKind.RELAY or cfg.force_relay:
+                await peer.wait_closed()
+                return
+            try:
+                async with asyncio.timeout(cfg.upgrade_interval_s):
+                    await peer.wait_closed()
+                return
+            except TimeoutError:
+                pass
+            try:
+                better = await connect_webrtc(
+                    self._signaling,
+                    model=cfg.model,
+                    timeout_s=cfg.ice_deadline_s,
+                    max_frame_bytes=cfg.max_frame_bytes,
+                    policy=cfg.policy,
+                )
+            except EdgeError as exc:
+                log.debug("still no WebRTC path: %s", exc)
+                continue
+            log.info("upgraded from the relay to %s", better.link.path.value)
+            old, peer = peer, self._adopt(better)
+            self._spawn(self._retire(old), f"retire-{old.worker_id}")
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, *self._tasks) if t is not None]
+        self._task = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._peer is not None:
             await self._peer.aclose()

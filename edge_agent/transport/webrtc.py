@@ -1,7 +1,8 @@
-"""Open a WebRTC data channel to a worker that signaling picks for us.
+"""Open a WebRTC data channel to a worker that signaling picks for us (direct or TURN).
 
-The only module of the edge that sees aiortc or signaling errors: they become
-``TransportError`` / ``NoPeerAvailable`` here, so nothing above knows aiortc exists.
+With ``transport/relay.py``, the only modules of the edge that see aiortc or signaling
+errors: they become ``TransportError`` / ``NoPeerAvailable`` here, so nothing above
+knows aiortc exists.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ import logging
 import uuid
 
 from edge_agent.errors import ConnectTimeout, NoPeerAvailable, PathFailed
+from edge_agent.transport.base import Connected
 from link import (
     IcePolicy,
-    Link,
     LinkClosed,
     SignalingClient,
     SignalingRefused,
     SignalingUnavailable,
     create_offer,
 )
-from shared.messages import Answer, ErrorCode, Offer
+from shared.messages import ErrorCode, Offer
 
 __all__ = ["connect_webrtc"]
 
@@ -33,8 +34,8 @@ async def connect_webrtc(
     timeout_s: float,
     max_frame_bytes: int,
     policy: IcePolicy,
-) -> tuple[Link, Answer]:
-    """Offer, get the answer through signaling, wait for the channel: (link, the answer)."""
+) -> Connected:
+    """Offer, get the answer through signaling, wait for the channel."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
@@ -62,4 +63,4 @@ async def connect_webrtc(
         await rtc.aclose()
         raise PathFailed(f"WebRTC handshake failed: {exc.__class__.__name__}") from exc
     log.info("data channel to worker %s open on path %s", answer.peer_id, link.path.value)
-    return link, answer
+    return Connected(link=link, worker_id=answer.peer_id, model=answer.model)

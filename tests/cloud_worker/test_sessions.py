@@ -132,3 +132,13 @@ async def test_a_peer_sending_a_signaling_message_is_dropped(served: Served) -> 
     except LinkClosed:
         return
     raise AssertionError("the link should be closed")
+
+
+async def test_a_silent_edge_is_dropped() -> None:
+    async with served_session(max_streams=2, peer_timeout_s=1.0) as served:
+        await asyncio.wait_for(served.task, 10)  # nothing sent: the session ends by itself
+        try:
+            await asyncio.wait_for(served.edge.recv(), 10)
+        except LinkClosed:
+            return
+        raise AssertionError("the worker should have closed the link")

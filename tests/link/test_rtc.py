@@ -21,6 +21,7 @@ def test_parse_addresses() -> None:
     assert parse_addresses(None) is None
     assert parse_addresses("  ") is None
     assert parse_addresses("127.0.0.1, ::1") == ("127.0.0.1", "::1")
+    assert parse_addresses("none") == ()
 
 
 async def test_offer_gathers_only_the_chosen_host_addresses() -> None:

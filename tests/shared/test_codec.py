@@ -41,6 +41,10 @@ from shared import (
     ProtocolError,
     Reassembler,
     Register,
+    RelayAccept,
+    RelayClose,
+    RelayData,
+    RelayOpen,
     Role,
     SamplingParams,
     SignalError,
@@ -110,6 +114,10 @@ SAMPLES: dict[str, Message] = {
     "signal_error": SignalError(
         code=ErrorCode.NO_WORKER, message="no worker serves that model", session_id="sess-01"
     ),
+    "relay_open": RelayOpen(session_id="sess-02", model="qwen2.5-7b", peer_id="edge-kitchen"),
+    "relay_accept": RelayAccept(session_id="sess-02", model="qwen2.5-7b", peer_id="worker-gpu-3"),
+    "relay_data": RelayData(session_id="sess-02", data=b"\x93\x01\xa4ping\x81\xa5nonce\x07"),
+    "relay_close": RelayClose(session_id="sess-02", reason="worker draining"),
 }
 
 # Small frames whose exact bytes are pinned on disk.

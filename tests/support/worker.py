@@ -26,13 +26,16 @@ class Served:
 
 
 @asynccontextmanager
-async def served_session(*, max_streams: int) -> AsyncIterator[Served]:
+async def served_session(*, max_streams: int, peer_timeout_s: float = 120) -> AsyncIterator[Served]:
     backend = LlamaBackend(
         RunnerConfig(model_path=model_path(), n_ctx=1024), parallel=1, max_queue=4
     )
     await backend.load()
     edge, worker = await open_pair()
-    session = Session(worker, backend, peer_id="edge-test", max_streams=max_streams)
+    # These tests drive the raw link and send no heartbeats: only a long silence counts.
+    session = Session(
+        worker, backend, peer_id="edge-test", max_streams=max_streams, peer_timeout_s=peer_timeout_s
+    )
     task = asyncio.get_running_loop().create_task(session.run())
     try:
         yield Served(edge, session, backend, task)

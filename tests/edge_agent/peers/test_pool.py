@@ -14,19 +14,21 @@ from cloud_worker.app import create_app as create_worker
 from cloud_worker.settings import WorkerSettings
 from edge_agent.errors import NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers import PeerPool
+from edge_agent.peers import PeerPool, PoolConfig
 from link import IcePolicy, SignalingClient
-from shared.messages import Role
+from shared.messages import ChatMessage, GenerateRequest, Role, SamplingParams, StreamEnd
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
 
 
-def worker_app(signaling_url: str, peer_id: str) -> web.Application:
+def worker_app(
+    signaling_url: str, peer_id: str, ice_host_addresses: str = "127.0.0.1"
+) -> web.Application:
     settings = WorkerSettings(
         signaling=signaling_url,
         token=SecretStr(token(Role.WORKER, peer_id)),
-        ice_host_addresses="127.0.0.1",
+        ice_host_addresses=ice_host_addresses,
         n_ctx=512,
         port=0,
     )
@@ -47,14 +49,12 @@ async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
         pool = PeerPool(
             signaling,
             metrics,
-            model="",
-            connect_timeout_s=10,
-            first_token_timeout_s=30,
-            token_timeout_s=30,
-            max_frame_bytes=16_384,
-            policy=IcePolicy(host_addresses=("127.0.0.1",)),
-            reconnect_min_s=0.1,
-            reconnect_max_s=0.5,
+            PoolConfig(
+                connect_timeout_s=10,
+                policy=IcePolicy(host_addresses=("127.0.0.1",)),
+                reconnect_min_s=0.1,
+                reconnect_max_s=0.5,
+            ),
         )
         signaling.start()
         pool.start()
@@ -73,7 +73,52 @@ async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
             async with serving(worker_app(url, "worker-b")):
                 await wait_for_worker(pool, "worker-b")
             text = metrics.render().decode()
-            assert 'tandem_edge_cloud_connects_total{result="ok"} 2.0' in text
+            assert 'tandem_edge_cloud_connects_total{result="direct"} 2.0' in text
+        finally:
+            await pool.aclose()
+            await signaling.aclose()
+
+
+async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
+    async with serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET)))) as port:
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
+        metrics = EdgeMetrics()
+        pool = PeerPool(
+            signaling,
+            metrics,
+            PoolConfig(
+                ice_deadline_s=3,
+                upgrade_interval_s=0.5,
+                policy=IcePolicy(host_addresses=("127.0.0.1",)),
+                reconnect_min_s=0.1,
+            ),
+        )
+        signaling.start()
+        pool.start()
+        try:
+            # This worker offers no ICE candidates at all: no WebRTC path can exist.
+            async with serving(worker_app(url, "worker-z", ice_host_addresses="none")):
+                await wait_for_worker(pool, "worker-z")
+                relayed = await pool.acquire(timeout_s=1)
+                assert relayed.path.value == "relay"
+                request = GenerateRequest(
+                    request_id="over-relay",
+                    messages=(ChatMessage(role="user", content="Name a colour."),),
+                    params=SamplingParams(max_tokens=5, temperature=0),
+                )
+                events = [e async for e in relayed.stream(request)]
+                end = events[-1]
+                assert isinstance(end, StreamEnd) and end.completion_tokens == 5
+                # A worker reachable over WebRTC appears: new requests move to it.
+                async with serving(worker_app(url, "worker-b")):
+                    await wait_for_worker(pool, "worker-b")
+                    upgraded = await pool.acquire(timeout_s=1)
+                    assert upgraded.path.value == "direct"
+                    await asyncio.wait_for(relayed.wait_closed(), 10)  # idle relay retired
+            text = metrics.render().decode()
+            assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
+            assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
         finally:
             await pool.aclose()
             await signaling.aclose()
