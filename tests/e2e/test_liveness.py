@@ -64,7 +64,5 @@ async def test_a_frozen_worker_is_detected_and_replaced(stack: Stack) -> None:
         finally:
             worker.send_signal(signal.SIGCONT)
         back_after = await wait_cloud(session, stack, ready=True, limit_s=60)
-        print(
-            f"stream ended {ended_after:.1f} s after the freeze; back {back_after:.1f} s later"
-        )
+        print(f"stream ended {ended_after:.1f} s after the freeze; back {back_after:.1f} s later")
         assert not_ready_after >= 0
