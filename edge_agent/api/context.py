@@ -20,6 +20,7 @@ __all__ = [
     "REQUEST_CONTEXT",
     "REQUEST_ID_HEADER",
     "ROUTE_HEADER",
+    "PATH_HEADER",
     "ROUTE_REASON_HEADER",
     "SERVED_BY_HEADER",
     "RequestContext",
@@ -28,6 +29,7 @@ __all__ = [
 ROUTE_HEADER = "X-Tandem-Route"
 SERVED_BY_HEADER = "X-Tandem-Served-By"
 ROUTE_REASON_HEADER = "X-Tandem-Route-Reason"
+PATH_HEADER = "X-Tandem-Path"
 REQUEST_ID_HEADER = "X-Request-Id"
 
 CLIENT_CLOSED = 499
@@ -45,6 +47,8 @@ class RequestContext:
     """Monotonic time of arrival, for time-to-first-token."""
     served_by: str | None = None
     reason: str | None = None
+    path: str | None = None
+    """The network path of a cloud-served response."""
     status: int | None = None
     """Outcome to record when it differs from the HTTP status already sent (a stream
     that failed or was abandoned after its 200 went out)."""
@@ -56,6 +60,8 @@ class RequestContext:
             headers[SERVED_BY_HEADER] = self.served_by
         if self.reason is not None:
             headers[ROUTE_REASON_HEADER] = self.reason
+        if self.path is not None:
+            headers[PATH_HEADER] = self.path
         return headers
 
     def apply(self, response: web.StreamResponse) -> None:

@@ -213,6 +213,7 @@ class Dispatcher:
             decision = self._decided(ctx, Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE))
             engine = self._local
             events, first = await self._start(engine, request)
+        ctx.path = engine.path
         async with aclosing(events):
             yield Served(
                 engine,

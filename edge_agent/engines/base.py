@@ -32,6 +32,12 @@ class Engine(ABC):
     def model(self) -> str:
         """The model name this engine serves (shown in ``/v1/models``)."""
 
+    @property
+    def path(self) -> str | None:
+        """The network path requests take now (``direct``, ``turn-udp``, ``turn-tcp``,
+        ``relay``); ``None`` for an engine that runs here."""
+        return None
+
     @abstractmethod
     def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
         """Yield ``TokenChunk``s then exactly one ``StreamEnd``; closing the iterator early

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,16 @@ import pytest
 from devstack.stack import Stack, StackConfig, free_port
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    log_dir: Path = tmp_path_factory.mktemp("stack-logs")
+@contextmanager
+def running_stack(log_dir: Path, *, edge_args: list[str] | None = None) -> Iterator[Stack]:
+    """Start the three programs on free ports; print their logs if start-up fails."""
     config = StackConfig(
         signaling_port=free_port(),
         worker_port=free_port(),
         edge_port=free_port(),
         log_dir=log_dir,
         log_level="DEBUG",
+        edge_args=edge_args or [],
     )
     stack = Stack(config)
     try:
@@ -31,3 +33,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack-logs")) as stack:
+        yield stack

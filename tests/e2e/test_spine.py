@@ -45,6 +45,7 @@ async def test_escalated_request_streams_tokens_from_the_worker(stack: Stack) ->
     )
     assert raw.headers["x-tandem-served-by"] == "cloud"
     assert raw.headers["x-tandem-route-reason"] == "forced-cloud"
+    assert raw.headers["x-tandem-path"] == "direct"
     content_chunks: list[str] = []
     usage = None
     finish = None
@@ -93,6 +94,7 @@ async def test_local_answer(stack: Stack) -> None:
     completion = raw.parse()
     assert raw.headers["x-tandem-served-by"] == "local"
     assert raw.headers["x-tandem-route-reason"] == "forced-local"
+    assert "x-tandem-path" not in raw.headers
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.completion_tokens > 0
 
