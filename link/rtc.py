@@ -22,6 +22,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from link.base import LinkClosed, PathKind
 from link.datachannel import DataChannelLink
+from link.probe import choose_turn_transport
 from shared.messages import IceServer
 from shared.settings import PeerSettings
 
@@ -182,7 +183,7 @@ class IcePolicy:
     loopback) and which TURN transport it prefers."""
 
     host_addresses: tuple[str, ...] | None = None
-    turn_transport: str = "udp"
+    turn_transport: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: PeerSettings) -> IcePolicy:
@@ -196,7 +197,8 @@ async def create_offer(
     ice_servers: Sequence[IceServer], policy: IcePolicy = IcePolicy()
 ) -> RtcOffer:
     """Start a connection as the offering side (the edge)."""
-    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=policy.turn_transport))
+    transport = await choose_turn_transport(ice_servers, policy.turn_transport)
+    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=transport))
     channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
     offer = RtcOffer(pc=pc, channel=channel, sdp="")
     channel.on("open", offer._opened.set)
@@ -241,7 +243,8 @@ async def accept_offer(
     label: str = "",
 ) -> RtcAnswer:
     """Answer an offer (the worker side); the link resolves when the channel opens."""
-    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=policy.turn_transport))
+    transport = await choose_turn_transport(ice_servers, policy.turn_transport)
+    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=transport))
     loop = asyncio.get_running_loop()
     link: asyncio.Future[DataChannelLink] = loop.create_future()
 

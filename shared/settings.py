@@ -62,10 +62,10 @@ class PeerSettings(TandemSettings):
         "(default: every interface but loopback; 'none': no host candidates, only TURN or "
         "the relay). The quickstart uses 127.0.0.1.",
     )
-    turn_transport: Literal["udp", "tcp"] = Field(
-        default="udp",
+    turn_transport: Literal["auto", "udp", "tcp"] = Field(
+        default="auto",
         description="Which TURN URL to use when signaling offers both (aiortc takes one): "
-        "tcp where the network blocks outbound UDP.",
+        "auto probes UDP to the TURN server before each attempt and uses TCP if it is blocked.",
     )
     reconnect_max_s: float = Field(
         default=30.0,

@@ -1,0 +1,202 @@
+"""Tandem's three programs, and coturn, started inside the namespaces of a ``Network``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from shared.messages import Role
+from shared.tokens import mint_token
+
+__all__ = ["NetStack"]
+
+SIGNALING_PORT = 8765
+TURN_PORT = 3478
+
+
+class NetStack:
+    """Owns the processes it starts (by handle, never by name); ``close`` ends them."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.secret = secrets.token_urlsafe(32)
+        self.turn_secret = secrets.token_urlsafe(24)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self.signaling_url = ""
+
+    def _spawn(
+        self, name: str, ns: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> None:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self._logs.append(log)
+        full_env = {
+            **os.environ,
+            **(env or {}),
+            "PYTHONUNBUFFERED": "1",
+            "TANDEM_LOG_LEVEL": "DEBUG",
+        }
+        self.procs[name] = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv],
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+
+    def coturn(self, ns: str, ip: str) -> None:
+        conf = self.log_dir / "turnserver.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listening-ip={ip}",
+                    f"relay-ip={ip}",
+                    f"listening-port={TURN_PORT}",
+                    "min-port=49152",
+                    "max-port=49999",
+                    "use-auth-secret",
+                    f"static-auth-secret={self.turn_secret}",
+                    "realm=tandem.test",
+                    "fingerprint",
+                    "no-tls",
+                    "no-dtls",
+                    "no-cli",
+                    "no-multicast-peers",
+                    f"pidfile={self.log_dir / 'turnserver.pid'}",
+                    "log-file=stdout",
+                    "simple-log",
+                ]
+            )
+            + "\n"
+        )
+        self._spawn("coturn", ns, ["turnserver", "-c", str(conf)])
+
+    def signaling(self, ns: str, ip: str) -> None:
+        stun = f"stun:{ip}:{TURN_PORT}"
+        turn = f"turn:{ip}:{TURN_PORT}?transport=udp,turn:{ip}:{TURN_PORT}?transport=tcp"
+        self._spawn(
+            "signaling",
+            ns,
+            [
+                sys.executable,
+                "-m",
+                "signaling",
+                "serve",
+                "--host",
+                ip,
+                "--port",
+                str(SIGNALING_PORT),
+                "--stun-url",
+                stun,
+                "--turn-url",
+                turn,
+            ],
+            {"TANDEM_SECRET": self.secret, "TANDEM_TURN_SECRET": self.turn_secret},
+        )
+        self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}/v1/signal"
+
+    def token(self, role: Role, peer_id: str) -> str:
+        return mint_token(self.secret, role=role, peer_id=peer_id, ttl_s=3600, now=time.time())
+
+    def worker(self, ns: str, *args: str) -> None:
+        self._spawn(
+            "worker",
+            ns,
+            [
+                sys.executable,
+                "-m",
+                "cloud_worker",
+                "serve",
+                "--signaling",
+                self.signaling_url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8766",
+                "--n-ctx",
+                "1024",
+                *args,
+            ],
+            {"TANDEM_TOKEN": self.token(Role.WORKER, "worker-1")},
+        )
+
+    def edge(self, ns: str, *args: str) -> None:
+        self._spawn(
+            "edge",
+            ns,
+            [
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "serve",
+                "--signaling",
+                self.signaling_url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8080",
+                *args,
+            ],
+            {"TANDEM_TOKEN": self.token(Role.EDGE, "edge-1")},
+        )
+
+    def probe(self, ns: str, *args: str, timeout_s: float = 150) -> dict[str, Any]:
+        """Run ``tests.netns.probe`` inside ``ns`` (where the edge listens on loopback)."""
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-m",
+                "tests.netns.probe",
+                "http://127.0.0.1:8080",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"probe failed: {done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
+        """Seconds until the edge in ``ns`` holds a cloud link."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}")
+            if self.probe(ns, "--health", timeout_s=10).get("cloud") == "ready":
+                return time.monotonic() - start
+            time.sleep(0.3)
+        raise RuntimeError(f"edge never linked to a worker in {timeout_s:.0f} s")
+
+    def logs(self) -> str:
+        out = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            out.append(f"----- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
+        return "\n".join(out)
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
