@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from edge_agent.app import create_app
+from edge_agent.netcheck import run_netcheck
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
 from shared.settings import (
     add_settings_arguments,
     describe_settings_error,
+    load_settings,
     log_format,
     settings_from_args,
 )
@@ -24,6 +29,7 @@ EXAMPLE = """examples:
   edge-agent serve                                   # local model only, http://127.0.0.1:8080
   export TANDEM_TOKEN=$(signaling-server token --role edge --peer-id pi-kitchen)
   edge-agent serve --signaling ws://signal.example:8765/v1/signal --model ~/models/small.gguf
+  edge-agent netcheck --signaling ws://signal.example:8765/v1/signal   # which path will work?
 """
 
 
@@ -45,7 +51,25 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_arguments(serve, EdgeSettings)
+    netcheck = commands.add_parser(
+        "netcheck",
+        help="probe signaling, STUN and TURN; say which path the cloud link will take",
+        description="Probe the signaling server (WebSocket and token), STUN over UDP, the NAT's "
+        "behaviour (easy / hard / UDP blocked) and TURN over UDP and TCP, then print a verdict. "
+        "--signaling and --token also come from TANDEM_SIGNALING / TANDEM_TOKEN or --config.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    netcheck.add_argument("--signaling", default=None, help="signaling WebSocket URL")
+    netcheck.add_argument("--token", default=None, help="this edge's peer token")
+    netcheck.add_argument(
+        "--config", type=Path, default=None, metavar="FILE", help="TOML settings file"
+    )
+    netcheck.add_argument("--timeout-s", type=float, default=10.0, help="signaling deadline")
+    netcheck.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     args = parser.parse_args(argv)
+    if args.command == "netcheck":
+        return _netcheck(args)
     try:
         settings = settings_from_args(EdgeSettings, args)
         logging.basicConfig(
@@ -73,6 +97,29 @@ def main(argv: list[str] | None = None) -> int:
         handler_cancellation=True,
     )
     return 0
+
+
+def _netcheck(args: argparse.Namespace) -> int:
+    overrides = {k: v for k in ("signaling", "token") if (v := getattr(args, k)) is not None}
+    try:
+        settings = load_settings(EdgeSettings, config_file=args.config, overrides=overrides)
+    except ValidationError as exc:
+        print(f"edge-agent: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    if not settings.signaling or settings.token is None:
+        print("edge-agent netcheck: needs --signaling and --token (or TANDEM_*)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
+    report = asyncio.run(
+        run_netcheck(
+            settings.signaling, settings.token.get_secret_value(), timeout_s=args.timeout_s
+        )
+    )
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.expected_path != "none" else 1
 
 
 if __name__ == "__main__":

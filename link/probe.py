@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from aioice import stun
+from aioice import stun, turn
+from aioice.stun import TransactionFailed, TransactionTimeout
 
 from shared.messages import IceServer
 
-__all__ = ["choose_turn_transport", "parse_host_port", "stun_binding"]
+__all__ = ["choose_turn_transport", "mappings", "parse_host_port", "stun_binding", "turn_allocate"]
 
 
 def parse_host_port(url: str, default_port: int = 3478) -> tuple[str, int]:
@@ -36,6 +37,80 @@ class _Once(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not self.reply.done():
             self.reply.set_result(data)
+
+
+class _Replies(asyncio.DatagramProtocol):
+    """Collects STUN replies by transaction id, on one local socket."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[bytes, asyncio.Future[stun.Message]] = {}
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            message = stun.parse_message(data)
+        except ValueError:
+            return
+        future = self.waiting.get(message.transaction_id)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+async def mappings(
+    servers: Sequence[tuple[str, int]], *, timeout_s: float = 1.0
+) -> list[tuple[str, int] | None]:
+    """The address each STUN server sees for ONE local socket.
+
+    The same mapping for every destination means an endpoint-independent NAT ("easy":
+    hole punching works); a different one per destination means a symmetric NAT
+    ("hard": only a relay gets through).
+    """
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(_Replies, local_addr=("0.0.0.0", 0))
+    results: list[tuple[str, int] | None] = []
+    try:
+        for host, port in servers:
+            request = stun.Message(
+                message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST
+            )
+            future: asyncio.Future[stun.Message] = loop.create_future()
+            protocol.waiting[request.transaction_id] = future
+            mapped = None
+            for _ in range(2):
+                try:
+                    transport.sendto(bytes(request), (host, port))
+                except OSError:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    reply = await asyncio.wait_for(asyncio.shield(future), timeout_s / 2)
+                    value = reply.attributes.get("XOR-MAPPED-ADDRESS")
+                    mapped = (str(value[0]), int(value[1])) if value else None
+                    break
+            results.append(mapped)
+    finally:
+        transport.close()
+    return results
+
+
+async def turn_allocate(
+    host: str, port: int, *, username: str, password: str, transport: str, timeout_s: float = 3.0
+) -> tuple[str, int] | None:
+    """Allocate (then release) a TURN relay; its address, or ``None`` if refused/unreachable."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            relay, _ = await turn.create_turn_endpoint(
+                asyncio.DatagramProtocol,
+                server_addr=(host, port),
+                username=username,
+                password=password,
+                transport=transport,
+            )
+    except (OSError, TimeoutError, ValueError, TransactionFailed, TransactionTimeout):
+        return None
+    try:
+        address = relay.get_extra_info("sockname")
+        return (str(address[0]), int(address[1])) if address else None
+    finally:
+        relay.close()
 
 
 async def stun_binding(

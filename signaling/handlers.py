@@ -105,7 +105,7 @@ def _authenticate(request: web.Request) -> PeerClaims | web.Response:
 def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Welcome:
     secret = settings.turn_secret.get_secret_value() if settings.turn_secret else None
     servers = ice_servers(
-        stun_url=settings.stun_url,
+        stun_urls=settings.stun_urls,
         turn_urls=settings.turn_urls,
         turn_secret=secret,
         peer_id=claims.peer_id,

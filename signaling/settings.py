@@ -30,8 +30,9 @@ class SignalingSettings(TandemSettings):
     )
     stun_url: str | None = Field(
         default=None,
-        description="STUN server handed to peers as an ICE server "
-        "(e.g. stun:stun.example.org:3478); unset = none, which loopback and LAN peers need not.",
+        description="STUN server(s) handed to peers, comma-separated (e.g. "
+        "stun:stun.example.org:3478). WebRTC uses the first; `edge-agent netcheck` compares "
+        "the first two to tell easy NATs from hard ones. Unset: none (loopback/LAN need none).",
     )
     turn_url: str | None = Field(
         default=None,
@@ -92,6 +93,10 @@ class SignalingSettings(TandemSettings):
         if self.turn_url and self.turn_secret is None:
             raise ValueError("--turn-url needs --turn-secret (coturn's static-auth-secret)")
         return self
+
+    @property
+    def stun_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in (self.stun_url or "").split(",") if u.strip())
 
     @property
     def turn_urls(self) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ def turn_credentials(secret: str, peer_id: str, *, now: float, ttl_s: int) -> tu
 
 def ice_servers(
     *,
-    stun_url: str | None,
+    stun_urls: tuple[str, ...],
     turn_urls: tuple[str, ...],
     turn_secret: str | None,
     peer_id: str,
@@ -36,8 +36,8 @@ def ice_servers(
 ) -> tuple[IceServer, ...]:
     """The ICE servers one peer gets: STUN as configured, TURN with its own credentials."""
     servers: list[IceServer] = []
-    if stun_url:
-        servers.append(IceServer(urls=(stun_url,)))
+    if stun_urls:
+        servers.append(IceServer(urls=stun_urls))
     if turn_urls and turn_secret:
         username, password = turn_credentials(turn_secret, peer_id, now=now, ttl_s=ttl_s)
         servers.append(IceServer(urls=turn_urls, username=username, credential=password))

@@ -50,12 +50,13 @@ class NetStack:
             stderr=log,
         )
 
-    def coturn(self, ns: str, ip: str) -> None:
+    def coturn(self, ns: str, ip: str, ip2: str) -> None:
         conf = self.log_dir / "turnserver.conf"
         conf.write_text(
             "\n".join(
                 [
                     f"listening-ip={ip}",
+                    f"listening-ip={ip2}",
                     f"relay-ip={ip}",
                     f"listening-port={TURN_PORT}",
                     "min-port=49152",
@@ -77,8 +78,8 @@ class NetStack:
         )
         self._spawn("coturn", ns, ["turnserver", "-c", str(conf)])
 
-    def signaling(self, ns: str, ip: str) -> None:
-        stun = f"stun:{ip}:{TURN_PORT}"
+    def signaling(self, ns: str, ip: str, ip2: str) -> None:
+        stun = f"stun:{ip}:{TURN_PORT},stun:{ip2}:{TURN_PORT}"
         turn = f"turn:{ip}:{TURN_PORT}?transport=udp,turn:{ip}:{TURN_PORT}?transport=tcp"
         self._spawn(
             "signaling",
@@ -167,6 +168,33 @@ class NetStack:
         )
         if done.returncode != 0:
             raise RuntimeError(f"probe failed: {done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def netcheck(self, ns: str) -> dict[str, Any]:
+        """``edge-agent netcheck --json`` run on the edge's host."""
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "netcheck",
+                "--json",
+                "--signaling",
+                self.signaling_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "TANDEM_TOKEN": self.token(Role.EDGE, "netcheck")},
+        )
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"netcheck failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 

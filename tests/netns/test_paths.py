@@ -77,8 +77,9 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
     stack = NetStack(tmp_path)
     try:
         svc_ns, svc_ip = network.public_host("svc")
-        stack.coturn(svc_ns, svc_ip)
-        stack.signaling(svc_ns, svc_ip)
+        svc_ip2 = network.second_address(svc_ns)
+        stack.coturn(svc_ns, svc_ip, svc_ip2)
+        stack.signaling(svc_ns, svc_ip, svc_ip2)
         worker_site = network.site("wsite", scenario.worker_nat)
         if scenario.same_lan:
             edge_site = worker_site
@@ -106,6 +107,10 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         assert result["headers"]["x-tandem-path"] == scenario.expected
         assert result["chunks"] > 1 and str(result["text"]).strip()
         assert result["usage"]["completion_tokens"] > 0
+        # netcheck, run where the edge runs, predicts the path the edge took.
+        check = stack.netcheck(edge_ns)
+        print("netcheck:", check["verdict"], [(p["name"], p["ok"]) for p in check["probes"]])
+        assert check["expected_path"] == scenario.expected
     except BaseException:
         print(stack.logs())
         raise

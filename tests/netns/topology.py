@@ -95,6 +95,13 @@ class Network:
         ns = self._ns(role)
         return ns, self._wan(ns)
 
+    def second_address(self, ns: str) -> str:
+        """Another public address on ``ns``'s WAN (a second STUN listener for netcheck)."""
+        ip = f"{INTERNET_PREFIX}.{100 + self._next_wan}"
+        self._next_wan += 1
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", "wan")
+        return ip
+
     def site(
         self,
         role: str,

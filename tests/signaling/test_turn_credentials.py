@@ -35,7 +35,7 @@ def test_each_peer_gets_its_own_credentials() -> None:
 
 def test_ice_servers_hold_stun_and_turn_with_credentials() -> None:
     servers = ice_servers(
-        stun_url="stun:10.0.0.1:3478",
+        stun_urls=("stun:10.0.0.1:3478",),
         turn_urls=("turn:10.0.0.1:3478?transport=udp", "turn:10.0.0.1:3478?transport=tcp"),
         turn_secret="coturn-shared-secret",
         peer_id="edge-1",
@@ -49,7 +49,7 @@ def test_ice_servers_hold_stun_and_turn_with_credentials() -> None:
 
 def test_no_turn_without_a_secret() -> None:
     servers = ice_servers(
-        stun_url=None, turn_urls=("turn:x:3478",), turn_secret=None, peer_id="p", now=0, ttl_s=60
+        stun_urls=(), turn_urls=("turn:x:3478",), turn_secret=None, peer_id="p", now=0, ttl_s=60
     )
     assert servers == ()
 
