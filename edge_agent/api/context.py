@@ -17,10 +17,10 @@ from aiohttp import web
 
 __all__ = [
     "CLIENT_CLOSED",
+    "PATH_HEADER",
     "REQUEST_CONTEXT",
     "REQUEST_ID_HEADER",
     "ROUTE_HEADER",
-    "PATH_HEADER",
     "ROUTE_REASON_HEADER",
     "SERVED_BY_HEADER",
     "RequestContext",
