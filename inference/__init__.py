@@ -6,18 +6,21 @@ cancellation per token. This library holds it once; it is not a process and impo
 none of them (import-linter keeps it so).
 """
 
+from inference.confidence import ConfidenceProbe, TokenConfidence
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.llama import LlamaRunner, RunnerConfig
 from inference.models import BUNDLED_MODEL_FILE, bundled_model_path, model_name, resolve_model
 
 __all__ = [
     "BUNDLED_MODEL_FILE",
+    "ConfidenceProbe",
     "ContextTooLong",
     "InferenceError",
     "LlamaRunner",
     "ModelLoadError",
     "RunnerConfig",
     "RunnerOverloaded",
+    "TokenConfidence",
     "bundled_model_path",
     "model_name",
     "resolve_model",

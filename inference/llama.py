@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from inference.confidence import ConfidenceProbe, token_confidence
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.models import model_name
 from inference.stops import StopScanner
@@ -121,11 +125,15 @@ class LlamaRunner:
         self._llm = llm
         log.info("model %s loaded", self.name)
 
-    async def stream(self, request: GenerateRequest) -> AsyncGenerator[Event, None]:
+    async def stream(
+        self, request: GenerateRequest, *, probe: ConfidenceProbe | None = None
+    ) -> AsyncGenerator[Event, None]:
         """Generate for ``request``: zero or more ``TokenChunk`` then one ``StreamEnd``.
 
-        Raises ``ModelLoadError`` before the model is loaded, ``RunnerOverloaded`` when the
-        wait queue is full, ``ContextTooLong`` if the prompt does not fit.
+        ``probe``, if given, receives the confidence of the first ``probe.n_tokens``
+        generated tokens, each before the chunk that carries it is yielded. Raises
+        ``ModelLoadError`` before the model is loaded, ``RunnerOverloaded`` when the wait
+        queue is full, ``ContextTooLong`` if the prompt does not fit.
         """
         if not self.ready:
             raise ModelLoadError("the model is still loading")
@@ -149,7 +157,9 @@ class LlamaRunner:
             self._slot.release()
 
         try:
-            future = loop.run_in_executor(self._executor, self._generate, request, cancel, emit)
+            future = loop.run_in_executor(
+                self._executor, self._generate, request, cancel, emit, probe
+            )
         except BaseException:
             done(None)
             raise
@@ -194,10 +204,14 @@ class LlamaRunner:
         return list(llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
 
     def _generate(
-        self, request: GenerateRequest, cancel: threading.Event, emit: Callable[[_Item], None]
+        self,
+        request: GenerateRequest,
+        cancel: threading.Event,
+        emit: Callable[[_Item], None],
+        probe: ConfidenceProbe | None,
     ) -> None:
         try:
-            finished = self._generate_unsafe(request, cancel, emit)
+            finished = self._generate_unsafe(request, cancel, emit, probe)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             emit(exc)
             return
@@ -207,7 +221,11 @@ class LlamaRunner:
             emit(ModelLoadError("the model was unloaded while generating"))
 
     def _generate_unsafe(
-        self, request: GenerateRequest, cancel: threading.Event, emit: Callable[[_Item], None]
+        self,
+        request: GenerateRequest,
+        cancel: threading.Event,
+        emit: Callable[[_Item], None],
+        probe: ConfidenceProbe | None,
     ) -> bool:
         """Generate, emitting events; False if cancelled before the end."""
         import llama_cpp
@@ -232,6 +250,8 @@ class LlamaRunner:
         for token in llm.generate(tokens, temp=params.temperature, top_p=params.top_p, reset=True):
             if cancel.is_set():
                 return False
+            if probe is not None and probe.wants():
+                probe.values.append(token_confidence(self._last_logits(), token))
             if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
                 eog = True
                 break
@@ -256,6 +276,15 @@ class LlamaRunner:
             )
         )
         return True
+
+    def _last_logits(self) -> npt.NDArray[np.float32]:
+        """The logits the last token was sampled from, read in place (no copy): the
+        context keeps the last position's row until the next decode."""
+        import llama_cpp
+
+        llm = self._llm
+        row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(llm.n_vocab(),))
 
     async def aclose(self) -> None:
         """Stop generations, wait for the thread, free the model. Safe to call twice."""

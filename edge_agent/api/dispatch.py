@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 
@@ -33,7 +35,9 @@ from edge_agent.router import (
     extract_features,
 )
 from edge_agent.router.budget import CloudBudget
+from edge_agent.router.cascade import CascadeConfig, judge_start
 from edge_agent.settings import EdgeSettings
+from inference import ConfidenceProbe
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
 __all__ = ["AUTO_MODEL", "CLOUD_MODEL", "EDGE_MODEL", "Dispatcher", "Served"]
@@ -53,7 +57,8 @@ _ROUTES: Mapping[str, RequestedRoute] = MappingProxyType(
 
 
 class Served:
-    """An engine stream in progress: iterate it for the events, first one included.
+    """An engine stream in progress: iterate it for the events, the ones already received
+    (the first, or the cascade's held-back start) included.
 
     Not a generator itself (an outer generator would not close the engine's stream when
     it is closed), so closing stays with ``Dispatcher.serve``'s ``aclosing``. Records
@@ -65,7 +70,7 @@ class Served:
         engine: Engine,
         decision: Decision,
         events: AsyncGenerator[EngineEvent, None],
-        first: EngineEvent,
+        received: Iterable[EngineEvent],
         *,
         started: float,
         metrics: EdgeMetrics,
@@ -76,7 +81,7 @@ class Served:
         self.decision = decision
         self.end: StreamEnd | None = None
         self._events = events
-        self._next: EngineEvent | None = first
+        self._received = deque(received)
         self._metrics = metrics
         self.started = started
         """Monotonic arrival time of the request."""
@@ -89,8 +94,8 @@ class Served:
     async def __anext__(self) -> EngineEvent:
         if self.end is not None:
             raise StopAsyncIteration
-        if self._next is not None:
-            event, self._next = self._next, None
+        if self._received:
+            event = self._received.popleft()
         else:
             try:
                 event = await anext(self._events)
@@ -114,6 +119,16 @@ class Served:
                 self._budget.record(event.prompt_tokens + event.completion_tokens, _today())
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """A stream the dispatcher opened: where, why, and the events already received."""
+
+    engine: Engine
+    decision: Decision
+    received: list[EngineEvent]
+    events: AsyncGenerator[EngineEvent, None]
+
+
 class Dispatcher:
     """Resolves model names to routes and opens the chosen engine's stream."""
 
@@ -133,6 +148,7 @@ class Dispatcher:
         self._metrics = metrics
         self.budget = CloudBudget(settings.cloud_daily_token_budget)
         """Cloud tokens spent today; one per agent, fed by every cloud ``StreamEnd``."""
+        self._cascade = CascadeConfig.from_settings(settings)
 
     @property
     def local(self) -> LocalEngine:
@@ -190,10 +206,36 @@ class Dispatcher:
             cloud_budget_left=self.budget.has_room(_today()),
             local_busy=self._local.busy,
         )
+        if verdict.cascade and self._cascade.enabled and cloud is not None:
+            opened = await self._run_cascade(ctx, request, cloud)
+        else:
+            opened = await self._route(ctx, request, requested, verdict)
+        ctx.path = opened.engine.path
+        async with aclosing(opened.events):
+            yield Served(
+                opened.engine,
+                opened.decision,
+                opened.events,
+                opened.received,
+                started=ctx.started,
+                metrics=self._metrics,
+                budget=self.budget,
+            )
+
+    async def _route(
+        self,
+        ctx: RequestContext,
+        request: GenerateRequest,
+        requested: RequestedRoute,
+        verdict: Decision,
+    ) -> _Opened:
+        """Open the decided engine's stream (falling back to local, for ``auto``, when
+        the cloud fails before its first token)."""
+        cloud = self._cloud
         decision = self._decided(ctx, verdict)
         engine: Engine = self._local
         if decision.route is Route.CLOUD:
-            if cloud is None or not cloud_ready:  # only a forced route gets here
+            if cloud is None or not cloud.ready:  # only a forced route gets here
                 raise NoPeerAvailable(
                     "The cloud route was requested but no cloud worker is reachable."
                     if cloud is not None
@@ -205,25 +247,61 @@ class Dispatcher:
         except (NoPeerAvailable, TransportError) as exc:
             if engine is self._local or requested != "auto":
                 raise
-            log.info(
-                "request %s: cloud failed before its first token (%r); serving locally",
-                ctx.request_id,
-                exc,
-            )
-            decision = self._decided(ctx, Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE))
-            engine = self._local
-            events, first = await self._start(engine, request)
-        ctx.path = engine.path
-        async with aclosing(events):
-            yield Served(
-                engine,
-                decision,
-                events,
-                first,
-                started=ctx.started,
-                metrics=self._metrics,
-                budget=self.budget,
-            )
+            return await self._local_instead(ctx, request, exc)
+        return _Opened(engine, decision, [first], events)
+
+    async def _local_instead(
+        self, ctx: RequestContext, request: GenerateRequest, exc: Exception
+    ) -> _Opened:
+        """The cloud failed before its first token: serve an ``auto`` request locally."""
+        log.info(
+            "request %s: cloud failed before its first token (%r); serving locally",
+            ctx.request_id,
+            exc,
+        )
+        decision = self._decided(ctx, Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE))
+        events, first = await self._start(self._local, request)
+        return _Opened(self._local, decision, [first], events)
+
+    async def _run_cascade(
+        self, ctx: RequestContext, request: GenerateRequest, cloud: Engine
+    ) -> _Opened:
+        """Start locally, hold back the first tokens, then keep them or escalate.
+
+        Decides once the probe has every watched token's confidence or the stream has
+        ended (a short answer is judged on the tokens it has). An escalation with no
+        reachable cloud, or a spent budget, keeps the local start: a possibly weak
+        answer beats none, and the reason says why the cloud was not used.
+        """
+        probe = ConfidenceProbe(self._cascade.n_tokens)
+        events = self._local.stream(request, probe=probe)
+        held: list[EngineEvent] = []
+        try:
+            while not probe.full and not (held and isinstance(held[-1], StreamEnd)):
+                try:
+                    held.append(await anext(events))
+                except StopAsyncIteration:
+                    raise GenerationFailed("the engine stream ended without a StreamEnd") from None
+        except BaseException:
+            await events.aclose()
+            raise
+        reason = judge_start(probe.values, self._cascade)
+        log.debug("request %s: cascade %s over %d tokens", ctx.request_id, reason, len(held))
+        if reason is not Reason.CONFIDENT:
+            if not cloud.ready:
+                reason = Reason.CLOUD_UNAVAILABLE
+            elif not self.budget.has_room(_today()):
+                reason = Reason.BUDGET_EXHAUSTED
+        if reason is not Reason.LOW_CONFIDENCE:
+            decision = self._decided(ctx, Decision(Route.LOCAL, reason))
+            return _Opened(self._local, decision, held, events)
+        await events.aclose()  # discard the local start: cancels its generation
+        decision = self._decided(ctx, Decision(Route.CLOUD, reason))
+        try:
+            cloud_events, first = await self._start(cloud, request)
+        except (NoPeerAvailable, TransportError) as exc:
+            return await self._local_instead(ctx, request, exc)
+        return _Opened(cloud, decision, [first], cloud_events)
 
     def _decided(self, ctx: RequestContext, decision: Decision) -> Decision:
         """Make ``decision`` visible: response headers, metric, debug log."""

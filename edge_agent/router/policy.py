@@ -132,8 +132,8 @@ class RouterConfig:
     threshold the weights were trained with."""
     cascade_band: float = 0.0
     """Scores in ``[threshold - band, threshold)`` are marked ``Decision.cascade`` (start
-    locally, escalate on low confidence); 0, the default, marks none. The serving side of
-    the cascade is not built yet, so no setting turns this on."""
+    locally, escalate on low confidence); 0 marks none. The agent sets it from
+    ``--cascade-band`` (0 when ``--cascade`` is off)."""
 
     def __post_init__(self) -> None:
         if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
@@ -156,6 +156,7 @@ class RouterConfig:
             local_n_ctx=settings.n_ctx,
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
+            cascade_band=settings.cascade_band if settings.cascade else 0.0,
         )
 
 

@@ -17,13 +17,24 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
+from cloud_worker.app import create_app as create_worker
+from cloud_worker.settings import WorkerSettings
 from edge_agent.api import ApiDeps, build_api
+from edge_agent.engines.base import Engine
 from edge_agent.engines.local import LocalEngine
+from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers import PeerPool, PoolConfig
 from edge_agent.router import Router
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, bundled_model_path
+from link import IcePolicy, SignalingClient
+from shared.messages import Role
+from signaling.app import create_app as create_signaling
+from signaling.settings import SignalingSettings
+from tests.support.apps import SECRET, serving, token
 
 N_CTX = 2048
 
@@ -70,9 +81,13 @@ class Agent:
 
 @asynccontextmanager
 async def running_agent(
-    local: LocalEngine, *, handler_cancellation: bool = True, **settings: Any
+    local: LocalEngine,
+    *,
+    cloud: Engine | None = None,
+    handler_cancellation: bool = True,
+    **settings: Any,
 ) -> AsyncIterator[Agent]:
-    """Serve ``build_api`` over ``local`` (cloud disabled) on an ephemeral port.
+    """Serve ``build_api`` over ``local`` (and ``cloud``, if given) on an ephemeral port.
 
     ``handler_cancellation=False`` is aiohttp's default (``web.run_app``): a client that
     goes away is then only noticed when the next write fails.
@@ -82,7 +97,7 @@ async def running_agent(
     deps = ApiDeps(
         settings=edge_settings,
         local=local,
-        cloud=None,
+        cloud=cloud,
         router=Router.from_settings(edge_settings),
         metrics=metrics,
     )
@@ -111,3 +126,37 @@ def metric_value(agent: Agent, name: str, **labels: str) -> float:
     """Current value of one series of ``agent``'s metrics (0 when never touched)."""
     value = agent.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+@asynccontextmanager
+async def cloud_engine(timeout_s: float = 60) -> AsyncIterator[RemoteEngine]:
+    """A ``RemoteEngine`` with a warm link to a real worker (the bundled model) through
+    a real signaling app, all in this loop over loopback WebRTC; ready on entry."""
+    signaling_app = create_signaling(SignalingSettings(secret=SecretStr(SECRET)))
+    async with serving(signaling_app) as port:
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        worker = WorkerSettings(
+            signaling=url,
+            token=SecretStr(token(Role.WORKER, "worker-cascade")),
+            ice_host_addresses="127.0.0.1",
+            n_ctx=N_CTX,
+            port=0,
+        )
+        async with serving(create_worker(worker)):
+            signaling = SignalingClient(url, token(Role.EDGE, "edge-cascade"), reconnect_max_s=1)
+            pool = PeerPool(
+                signaling,
+                EdgeMetrics(),
+                PoolConfig(connect_timeout_s=10, policy=IcePolicy(host_addresses=("127.0.0.1",))),
+            )
+            engine = RemoteEngine(pool, model="", connect_timeout_s=10)
+            signaling.start()
+            engine.start()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while not engine.ready:  # noqa: ASYNC110 (the pool has no "ready" event)
+                        await asyncio.sleep(0.05)
+                yield engine
+            finally:
+                await engine.aclose()
+                await signaling.aclose()
