@@ -18,7 +18,7 @@ Two steps, so the slow one runs once:
     .venv/bin/python bench/cascade.py report data/router_dev.jsonl --confidence /tmp/conf_dev.json
     .venv/bin/python bench/cascade.py report data/router_holdout.jsonl \
         --confidence /tmp/conf_holdout.json --bundled-router --band 0.3 --tokens 8 \
-        --threshold 0.62
+        --threshold 0.15
 
 A cascade threshold picked on the dev set and reported on it is optimistic (one number
 tuned on 160 prompts); the held-out run with fixed settings is the honest figure.
