@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ from cloud_worker.backends.llama import LlamaBackend
 from cloud_worker.links import LinkAcceptor
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
+from cloud_worker.spot import aws_notice, gcp_notice, watch
 from inference import RunnerConfig, resolve_model
 from link import SignalingClient
 from shared.messages import Message, Register
@@ -34,6 +37,7 @@ class WorkerParts:
     signaling: SignalingClient
     acceptor: LinkAcceptor
     metrics: WorkerMetrics
+    settings: WorkerSettings
 
 
 PARTS = web.AppKey("parts", WorkerParts)
@@ -90,12 +94,25 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
     )
     app = web.Application()
     app[PARTS] = WorkerParts(
-        backend=the_backend, signaling=signaling, acceptor=acceptor, metrics=metrics
+        backend=the_backend,
+        signaling=signaling,
+        acceptor=acceptor,
+        metrics=metrics,
+        settings=settings,
     )
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+DEFAULT_METADATA = {"aws": "http://169.254.169.254", "gcp": "http://metadata.google.internal"}
+
+
+def _preempted(action: str) -> None:
+    # One shutdown path for every reason to stop: the notice becomes our own SIGTERM,
+    # which aiohttp turns into a graceful exit whose cleanup drains.
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _start(parts: WorkerParts) -> None:
@@ -108,6 +125,12 @@ async def _start(parts: WorkerParts) -> None:
     )
     parts.acceptor.start()
     parts.signaling.start()
+    settings = parts.settings
+    if settings.spot != "none":
+        base = (settings.spot_metadata_url or DEFAULT_METADATA[settings.spot]).rstrip("/")
+        check = aws_notice(base) if settings.spot == "aws" else gcp_notice(base)
+        log.info("watching %s for spot preemption notices", base)
+        await watch(check, _preempted, poll_s=settings.spot_poll_s)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -117,6 +140,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # SIGTERM (systemd stop, spot preemption) lands here: drain before closing.
+        await parts.acceptor.drain(parts.settings.drain_grace_s)
         startup.cancel()
         await asyncio.gather(startup, return_exceptions=True)
         await parts.signaling.aclose()

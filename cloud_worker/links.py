@@ -47,6 +47,7 @@ class LinkAcceptor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions: set[Session] = set()
         self._load_changed = asyncio.Event()
+        self._draining = False
 
     @property
     def sessions(self) -> int:
@@ -62,7 +63,9 @@ class LinkAcceptor:
 
     async def handle(self, message: Message) -> None:
         """Signaling's ``on_message``: offers (WebRTC) and relay requests."""
-        if isinstance(message, Offer):
+        if self._draining:  # signaling may still have routed one our way before it heard
+            log.info("draining: ignoring %s", message.type_tag)
+        elif isinstance(message, Offer):
             self._spawn(self._answer(message), f"offer-{message.session_id}")
         elif isinstance(message, RelayOpen):
             self._spawn(self._accept_relay(message), f"relay-{message.session_id}")
@@ -135,9 +138,21 @@ class LinkAcceptor:
             await self._load_changed.wait()
             self._load_changed.clear()
             try:
-                await self._send(LoadReport(active=self._backend.active))
+                await self._send(LoadReport(active=self._backend.active, draining=self._draining))
             except Exception:  # signaling down: the next change (or reconnect) reports again
                 log.debug("could not report load to signaling")
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking work: tell signaling (no new matches), tell each edge, finish what
+        fits in ``grace_s``, hand the rest back as retryable."""
+        self._draining = True
+        try:
+            await self._send(LoadReport(active=self._backend.active, draining=True))
+        except Exception:  # signaling down: edges still hear Drain on their links
+            log.warning("could not tell signaling this worker is draining")
+        sessions = list(self._sessions)
+        log.info("draining %d session(s) within %.0f s", len(sessions), grace_s)
+        await asyncio.gather(*(s.drain(grace_s) for s in sessions), return_exceptions=True)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

@@ -18,7 +18,7 @@ from cloud_worker.backends import Backend
 from cloud_worker.errors import BackendUnavailable, Draining
 from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from link import Link, LinkClosed
-from shared.messages import Cancel, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
+from shared.messages import Cancel, Drain, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
 
 __all__ = ["Session"]
 
@@ -58,10 +58,33 @@ class Session:
         self._peer_timeout_s = peer_timeout_s
         self._on_load_change = on_load_change
         self._streams: dict[str, asyncio.Task[None]] = {}
+        self._draining = False
 
     @property
     def active(self) -> int:
         return len(self._streams)
+
+    async def drain(self, grace_s: float) -> None:
+        """Finish what fits in ``grace_s``; hand the rest back as retryable.
+
+        The edge hears ``Drain`` first, so it stops sending here and opens a link to
+        another worker while these streams finish.
+        """
+        self._draining = True
+        with contextlib.suppress(LinkClosed):
+            await self._link.send(Drain(deadline_s=grace_s))
+        running = list(self._streams.values())
+        if running:
+            await asyncio.wait(running, timeout=grace_s)
+        for rid, task in list(self._streams.items()):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await self._fail(
+                rid,
+                ErrorCode.DRAINING,
+                "the worker is shutting down; retry elsewhere",
+                retryable=True,
+            )
 
     async def run(self) -> None:
         """Read frames until the link closes, then cancel what is still running."""
@@ -102,6 +125,9 @@ class Session:
 
     async def _start(self, request: GenerateRequest) -> None:
         rid = request.request_id
+        if self._draining:
+            await self._fail(rid, ErrorCode.DRAINING, "the worker is draining", retryable=True)
+            return
         if rid in self._streams:
             await self._fail(rid, ErrorCode.BAD_REQUEST, "duplicate request id", retryable=False)
             return

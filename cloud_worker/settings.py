@@ -4,6 +4,7 @@ key in the ``--config`` TOML file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -55,6 +56,22 @@ class WorkerSettings(PeerSettings):
         gt=0,
         description="Deadline for an edge's data channel to open after the answer.",
     )
+    drain_grace_s: float = Field(
+        default=25.0,
+        ge=0,
+        description="On SIGTERM or a spot notice, time given to running streams to finish; "
+        "the rest are handed back to the edge as retryable (GCP gives 30 s, AWS 120 s).",
+    )
+    spot: Literal["none", "aws", "gcp"] = Field(
+        default="none",
+        description="Watch this cloud's metadata service for spot preemption notices.",
+    )
+    spot_metadata_url: str | None = Field(
+        default=None,
+        description="Metadata service base URL (default: http://169.254.169.254 on AWS, "
+        "http://metadata.google.internal on GCP).",
+    )
+    spot_poll_s: float = Field(default=5.0, gt=0, description="How often to poll for a notice.")
     host: str = Field(
         default="127.0.0.1", description="Address of the /healthz and /metrics HTTP endpoint."
     )

@@ -26,6 +26,7 @@ __all__ = [
     "Answer",
     "Cancel",
     "ChatMessage",
+    "Drain",
     "ErrorCode",
     "Fragment",
     "GenerateRequest",
@@ -190,6 +191,13 @@ class Pong(Message):
     nonce: Int64
 
 
+class Drain(Message):
+    """The worker is going away (spot preemption, shutdown): it finishes what it can
+    within ``deadline_s`` and refuses new streams; the edge should move on."""
+
+    deadline_s: float = Field(ge=0)
+
+
 class Fragment(Message):
     """One piece of an encoded message larger than the channel's frame limit."""
 
@@ -304,6 +312,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Cancel,
         Ping,
         Pong,
+        Drain,
         Fragment,
         Welcome,
         Register,

@@ -26,6 +26,7 @@ from edge_agent.errors import (
 from link import Link, LinkClosed, PathKind
 from shared.messages import (
     Cancel,
+    Drain,
     ErrorCode,
     GenerateRequest,
     Ping,
@@ -75,6 +76,7 @@ class Peer:
         self._streams: dict[str, asyncio.Queue[_Item]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._draining = asyncio.Event()
         self._closed = asyncio.Event()
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
@@ -120,6 +122,14 @@ class Peer:
             except LinkClosed:
                 return
 
+    @property
+    def draining(self) -> bool:
+        """The worker said it is going away: streams finish here, new ones go elsewhere."""
+        return self._draining.is_set()
+
+    async def wait_draining(self) -> None:
+        await self._draining.wait()
+
     async def wait_idle(self) -> None:
         """Until no stream is open on this peer (or it closed)."""
         while not self.closed and not self._idle.is_set():
@@ -142,6 +152,13 @@ class Peer:
                     await self._link.send(Pong(nonce=message.nonce))
                 elif isinstance(message, Pong):
                     pass
+                elif isinstance(message, Drain):
+                    log.info(
+                        "worker %s is draining (%.0f s left); new requests go elsewhere",
+                        self.worker_id,
+                        message.deadline_s,
+                    )
+                    self._draining.set()
                 else:
                     log.warning(
                         "worker %s sent a %s on the data channel; dropping it",

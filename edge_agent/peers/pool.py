@@ -65,9 +65,9 @@ class PeerPool:
 
     @property
     def peer(self) -> Peer | None:
-        """The live peer, if any."""
+        """The live peer new requests may use, if any (not closed, not draining)."""
         peer = self._peer
-        return peer if peer is not None and not peer.closed else None
+        return peer if peer is not None and not peer.closed and not peer.draining else None
 
     def start(self) -> None:
         if self._task is None:
@@ -127,7 +127,7 @@ class PeerPool:
     async def _retire(self, peer: Peer) -> None:
         """Close ``peer`` once the streams still on it have finished."""
         await peer.wait_idle()
-        log.info("relay link to worker %s retired: its last stream finished", peer.worker_id)
+        log.info("link to worker %s retired: its last stream finished", peer.worker_id)
         await peer.aclose()
 
     async def _maintain(self) -> None:
@@ -135,15 +135,7 @@ class PeerPool:
         delay = cfg.reconnect_min_s
         while True:
             try:
-                connected = await connect_worker(
-                    self._signaling,
-                    model=cfg.model,
-                    policy=cfg.policy,
-                    ice_deadline_s=cfg.ice_deadline_s,
-                    connect_timeout_s=cfg.connect_timeout_s,
-                    max_frame_bytes=cfg.max_frame_bytes,
-                    force_relay=cfg.force_relay,
-                )
+                connected = await self._connect()
             except EdgeError as exc:
                 self._metrics.cloud_connects.labels("failed").inc()
                 log.info("no cloud link yet: %s", exc)
@@ -158,32 +150,68 @@ class PeerPool:
             delay = min(delay * 2, cfg.reconnect_max_s)
 
     async def _hold(self, peer: Peer) -> None:
-        """Until the current link closes; meanwhile, lift a relayed one to WebRTC."""
+        """Until the current link closes. Meanwhile: leave a draining worker for another
+        one, and lift a relayed link to WebRTC when that becomes possible."""
         cfg = self._config
         while True:
-            if peer.path is not PathKind.RELAY or cfg.force_relay:
-                await peer.wait_closed()
+            relayed = peer.path is PathKind.RELAY and not cfg.force_relay
+            event = await self._next_event(peer, cfg.upgrade_interval_s if relayed else None)
+            if event == "closed":
                 return
-            try:
-                async with asyncio.timeout(cfg.upgrade_interval_s):
+            if event == "draining":
+                self._ready.clear()
+                try:
+                    connected = await self._connect()
+                except EdgeError as exc:
+                    log.warning(
+                        "worker %s drains and no other is reachable: %s", peer.worker_id, exc
+                    )
                     await peer.wait_closed()
-                return
-            except TimeoutError:
-                pass
-            try:
-                better = await connect_webrtc(
-                    self._signaling,
-                    model=cfg.model,
-                    timeout_s=cfg.ice_deadline_s,
-                    max_frame_bytes=cfg.max_frame_bytes,
-                    policy=cfg.policy,
-                )
-            except EdgeError as exc:
-                log.debug("still no WebRTC path: %s", exc)
-                continue
-            log.info("upgraded from the relay to %s", better.link.path.value)
-            old, peer = peer, self._adopt(better)
+                    return
+            else:  # time to try upgrading from the relay
+                try:
+                    connected = await connect_webrtc(
+                        self._signaling,
+                        model=cfg.model,
+                        timeout_s=cfg.ice_deadline_s,
+                        max_frame_bytes=cfg.max_frame_bytes,
+                        policy=cfg.policy,
+                    )
+                except EdgeError as exc:
+                    log.debug("still no WebRTC path: %s", exc)
+                    continue
+                log.info("upgraded from the relay to %s", connected.link.path.value)
+            old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
+
+    @staticmethod
+    async def _next_event(peer: Peer, timeout_s: float | None) -> str:
+        """``closed``, ``draining``, or ``timeout`` (only when ``timeout_s`` is set)."""
+        loop = asyncio.get_running_loop()
+        closed = loop.create_task(peer.wait_closed())
+        draining = loop.create_task(peer.wait_draining())
+        try:
+            done, _ = await asyncio.wait(
+                {closed, draining}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            closed.cancel()
+            draining.cancel()
+        if closed in done:
+            return "closed"
+        return "draining" if draining in done else "timeout"
+
+    async def _connect(self) -> Connected:
+        cfg = self._config
+        return await connect_worker(
+            self._signaling,
+            model=cfg.model,
+            policy=cfg.policy,
+            ice_deadline_s=cfg.ice_deadline_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            max_frame_bytes=cfg.max_frame_bytes,
+            force_relay=cfg.force_relay,
+        )
 
     async def aclose(self) -> None:
         tasks = [t for t in (self._task, *self._tasks) if t is not None]

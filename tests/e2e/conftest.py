@@ -12,7 +12,9 @@ from devstack.stack import Stack, StackConfig, free_port
 
 
 @contextmanager
-def running_stack(log_dir: Path, *, edge_args: list[str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    log_dir: Path, *, edge_args: list[str] | None = None, worker_args: list[str] | None = None
+) -> Iterator[Stack]:
     """Start the three programs on free ports; print their logs if start-up fails."""
     config = StackConfig(
         signaling_port=free_port(),
@@ -21,6 +23,7 @@ def running_stack(log_dir: Path, *, edge_args: list[str] | None = None) -> Itera
         log_dir=log_dir,
         log_level="DEBUG",
         edge_args=edge_args or [],
+        worker_args=worker_args or [],
     )
     stack = Stack(config)
     try:

@@ -28,6 +28,7 @@ from shared import (
     Cancel,
     ChatMessage,
     DecodeError,
+    Drain,
     ErrorCode,
     Fragment,
     FrameTooLarge,
@@ -118,6 +119,7 @@ SAMPLES: dict[str, Message] = {
     "relay_accept": RelayAccept(session_id="sess-02", model="qwen2.5-7b", peer_id="worker-gpu-3"),
     "relay_data": RelayData(session_id="sess-02", data=b"\x93\x01\xa4ping\x81\xa5nonce\x07"),
     "relay_close": RelayClose(session_id="sess-02", reason="worker draining"),
+    "drain": Drain(deadline_s=25.0),
 }
 
 # Small frames whose exact bytes are pinned on disk.

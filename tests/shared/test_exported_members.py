@@ -15,6 +15,7 @@ EXPORTED = [
     "Cancel",
     "ChatMessage",
     "DecodeError",
+    "Drain",
     "ErrorCode",
     "Fragment",
     "FrameTooLarge",

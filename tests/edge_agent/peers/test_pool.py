@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -16,19 +17,30 @@ from edge_agent.errors import NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool, PoolConfig
 from link import IcePolicy, SignalingClient
-from shared.messages import ChatMessage, GenerateRequest, Role, SamplingParams, StreamEnd
+from shared.messages import (
+    ChatMessage,
+    GenerateRequest,
+    Role,
+    SamplingParams,
+    StreamEnd,
+    TokenChunk,
+)
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
 
 
 def worker_app(
-    signaling_url: str, peer_id: str, ice_host_addresses: str = "127.0.0.1"
+    signaling_url: str,
+    peer_id: str,
+    ice_host_addresses: str = "127.0.0.1",
+    drain_grace_s: float = 1.0,
 ) -> web.Application:
     settings = WorkerSettings(
         signaling=signaling_url,
         token=SecretStr(token(Role.WORKER, peer_id)),
         ice_host_addresses=ice_host_addresses,
+        drain_grace_s=drain_grace_s,
         n_ctx=512,
         port=0,
     )
@@ -119,6 +131,40 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
             text = metrics.render().decode()
             assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
             assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
+        finally:
+            await pool.aclose()
+            await signaling.aclose()
+
+
+async def test_a_draining_worker_finishes_what_fits_and_the_pool_moves_on() -> None:
+    async with serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET)))) as port:
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
+        pool = PeerPool(
+            signaling,
+            EdgeMetrics(),
+            PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1),
+        )
+        signaling.start()
+        pool.start()
+        try:
+            async with serving(worker_app(url, "worker-b")):
+                async with serving(worker_app(url, "worker-a", drain_grace_s=1.5)):
+                    await wait_for_worker(pool, "worker-a")
+                    doomed = await pool.acquire(timeout_s=1)
+                    request = GenerateRequest(
+                        request_id="long",
+                        messages=(ChatMessage(role="user", content="Write a long story."),),
+                        params=SamplingParams(max_tokens=2000, temperature=0),
+                    )
+                    events = doomed.stream(request)
+                    assert isinstance(await anext(events), TokenChunk)
+                # worker-a has shut down: Drain, 1.5 s of grace, then the rest came back
+                with pytest.raises(NoPeerAvailable, match="shutting down"):
+                    async for _ in events:
+                        pass
+                await events.aclose()
+                await wait_for_worker(pool, "worker-b")  # new requests go to the other worker
         finally:
             await pool.aclose()
             await signaling.aclose()
