@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from edge_agent.api import ApiDeps, build_api
+from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 class EdgeParts:
     local: LocalEngine
     signaling: SignalingClient | None
-    cloud: RemoteEngine | None
+    cloud: FailoverEngine | None
 
 
 PARTS = web.AppKey("edge_parts", EdgeParts)
@@ -54,7 +55,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
     metrics = EdgeMetrics()
     router = Router.from_settings(settings)
     signaling: SignalingClient | None = None
-    cloud: RemoteEngine | None = None
+    cloud: FailoverEngine | None = None
     if settings.signaling:
         if settings.token is None:
             raise ValueError("--signaling needs this edge's peer token (--token or TANDEM_TOKEN)")
@@ -81,8 +82,14 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 reconnect_max_s=settings.reconnect_max_s,
             ),
         )
-        cloud = RemoteEngine(
-            pool, model=settings.cloud_model, connect_timeout_s=settings.connect_timeout_s
+        cloud = FailoverEngine(
+            RemoteEngine(
+                pool, model=settings.cloud_model, connect_timeout_s=settings.connect_timeout_s
+            ),
+            local,
+            metrics,
+            max_failovers=settings.max_failovers,
+            failover_wait_s=settings.failover_wait_s,
         )
     app = build_api(
         ApiDeps(settings=settings, local=local, cloud=cloud, router=router, metrics=metrics)

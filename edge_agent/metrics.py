@@ -68,6 +68,14 @@ class EdgeMetrics:
             registry=self.registry,
         )
 
+        self.failovers = Counter(
+            "tandem_edge_failovers",
+            "Cloud streams resumed after their worker failed, by where they resumed "
+            "(cloud = another worker, local = this device).",
+            ["to"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The registry in Prometheus text format (``METRICS_CONTENT_TYPE``)."""
         return generate_latest(self.registry)

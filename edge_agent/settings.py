@@ -135,6 +135,17 @@ class EdgeSettings(PeerSettings):
         gt=0,
         description="While on the relay, try WebRTC again this often; new requests move to it.",
     )
+    max_failovers: int = Field(
+        default=2,
+        ge=0,
+        description="Times one cloud stream may resume elsewhere after its worker fails.",
+    )
+    failover_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long a failed cloud stream waits for another worker before the local "
+        "model continues it.",
+    )
     connect_timeout_s: float = Field(
         default=15.0, gt=0, description="Deadline to open a data channel to a worker."
     )

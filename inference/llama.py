@@ -199,9 +199,14 @@ class LlamaRunner:
             tokens: list[int] = llm.tokenize(
                 rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
             )
-            return tokens
-        assert request.prompt is not None
-        return list(llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
+        else:
+            assert request.prompt is not None
+            tokens = list(llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
+        if request.continuation:  # resume a stream another engine started: model text, no specials
+            tokens += llm.tokenize(
+                request.continuation.encode("utf-8"), add_bos=False, special=False
+            )
+        return tokens
 
     def _generate(
         self,

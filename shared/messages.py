@@ -139,6 +139,9 @@ class GenerateRequest(Message):
     messages: tuple[ChatMessage, ...] | None = None
     prompt: Text | None = None
     params: SamplingParams = SamplingParams()
+    continuation: Text = ""
+    """Text already delivered to the client by an earlier attempt (a failed worker):
+    generation resumes after it, as if the model had written it."""
 
     @model_validator(mode="after")
     def _one_input(self) -> GenerateRequest:

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.errors import NoPeerAvailable
 from edge_agent.peers import PeerPool
 from shared.messages import GenerateRequest
 
@@ -37,6 +38,14 @@ class RemoteEngine(Engine):
         """The network path of the live link (``direct``, ``turn-udp``, ...), if any."""
         peer = self._pool.peer
         return peer.path.value if peer is not None else None
+
+    async def available(self, timeout_s: float) -> bool:
+        """Whether a worker link is (or becomes, within ``timeout_s``) usable."""
+        try:
+            await self._pool.acquire(timeout_s)
+        except NoPeerAvailable:
+            return False
+        return True
 
     def start(self) -> None:
         """Start keeping a warm link to a worker."""

@@ -35,13 +35,14 @@ def worker_app(
     peer_id: str,
     ice_host_addresses: str = "127.0.0.1",
     drain_grace_s: float = 1.0,
+    n_ctx: int = 512,
 ) -> web.Application:
     settings = WorkerSettings(
         signaling=signaling_url,
         token=SecretStr(token(Role.WORKER, peer_id)),
         ice_host_addresses=ice_host_addresses,
         drain_grace_s=drain_grace_s,
-        n_ctx=512,
+        n_ctx=n_ctx,
         port=0,
     )
     return create_worker(settings)
@@ -128,15 +129,15 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
                     upgraded = await pool.acquire(timeout_s=1)
                     assert upgraded.path.value == "direct"
                     await asyncio.wait_for(relayed.wait_closed(), 10)  # idle relay retired
-            text = metrics.render().decode()
-            assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
-            assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
+                    text = metrics.render().decode()
+                    assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
+                    assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
         finally:
             await pool.aclose()
             await signaling.aclose()
 
 
-async def test_a_draining_worker_finishes_what_fits_and_the_pool_moves_on() -> None:
+async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves_on() -> None:
     async with serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET)))) as port:
         url = f"ws://127.0.0.1:{port}/v1/signal"
         signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
@@ -149,7 +150,7 @@ async def test_a_draining_worker_finishes_what_fits_and_the_pool_moves_on() -> N
         pool.start()
         try:
             async with serving(worker_app(url, "worker-b")):
-                async with serving(worker_app(url, "worker-a", drain_grace_s=1.5)):
+                async with serving(worker_app(url, "worker-a", drain_grace_s=0.5)):
                     await wait_for_worker(pool, "worker-a")
                     doomed = await pool.acquire(timeout_s=1)
                     request = GenerateRequest(
@@ -159,7 +160,7 @@ async def test_a_draining_worker_finishes_what_fits_and_the_pool_moves_on() -> N
                     )
                     events = doomed.stream(request)
                     assert isinstance(await anext(events), TokenChunk)
-                # worker-a has shut down: Drain, 1.5 s of grace, then the rest came back
+                # worker-a has shut down: Drain, 0.5 s of grace, then the rest came back
                 with pytest.raises(NoPeerAvailable, match="shutting down"):
                     async for _ in events:
                         pass

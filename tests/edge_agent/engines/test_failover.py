@@ -1,0 +1,145 @@
+"""``FailoverEngine``: a worker that goes away mid-stream costs the client nothing.
+
+Real signaling and worker apps in this loop, real WebRTC on loopback, the real model on
+every side, greedy sampling. The client's stream must be the text delivered before the
+failure, then a continuation of it (not a restart), with usage counting every token.
+Exact text equality with an uninterrupted run is not a fair test: llama.cpp evaluates
+the resumed text as one batch, and its prefix cache changes how prompts are batched,
+either of which can flip a near-tie between two tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from edge_agent.engines.failover import FailoverEngine
+from edge_agent.engines.local import LocalEngine
+from edge_agent.engines.remote import RemoteEngine
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers import PeerPool, PoolConfig
+from inference import LlamaRunner, RunnerConfig
+from link import IcePolicy, SignalingClient
+from shared.messages import (
+    ChatMessage,
+    GenerateRequest,
+    Role,
+    SamplingParams,
+    StreamEnd,
+    TokenChunk,
+)
+from signaling.app import create_app as create_signaling
+from signaling.settings import SignalingSettings
+from tests.edge_agent.peers.test_pool import wait_for_worker, worker_app
+from tests.support.apps import SECRET, serving, token
+from tests.support.model import model_path
+
+REQUEST = GenerateRequest(
+    request_id="story",
+    messages=(ChatMessage(role="user", content="Tell me a short story about a fox and a crow."),),
+    params=SamplingParams(max_tokens=60, temperature=0),
+)
+
+
+@dataclass
+class Edge:
+    url: str
+    pool: PeerPool
+    engine: FailoverEngine
+    local: LocalEngine
+    metrics: EdgeMetrics
+
+
+@asynccontextmanager
+async def edge_beside_signaling() -> AsyncIterator[Edge]:
+    async with AsyncExitStack() as stack:
+        port = await stack.enter_async_context(
+            serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET))))
+        )
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
+        metrics = EdgeMetrics()
+        pool = PeerPool(
+            signaling,
+            metrics,
+            PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1),
+        )
+        local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
+        await local.load()
+        engine = FailoverEngine(
+            RemoteEngine(pool, model="", connect_timeout_s=10),
+            local,
+            metrics,
+            max_failovers=2,
+            failover_wait_s=3,
+        )
+        signaling.start()
+        pool.start()
+        try:
+            yield Edge(url, pool, engine, local, metrics)
+        finally:
+            await pool.aclose()
+            await signaling.aclose()
+            await local.aclose()
+
+
+def assert_seamless(run: Run) -> None:
+    assert run.before_failure and run.text.startswith(run.before_failure)
+    rest = run.text[len(run.before_failure) :]
+    assert rest.strip(), "the stream must go on after the failure"
+    assert not rest.lstrip().startswith(run.before_failure.strip()), "it restarted: text repeated"
+    assert run.end.completion_tokens == 60 and run.end.finish_reason == "length"
+
+
+@dataclass
+class Run:
+    text: str
+    end: StreamEnd
+    before_failure: str
+
+
+async def interrupted_run(edge: Edge, stop_worker: AsyncExitStack) -> Run:
+    """Stream REQUEST; after three chunks, shut the serving worker down (no grace)."""
+    text = ""
+    chunks = 0
+    before = ""
+    end = None
+    async for event in edge.engine.stream(REQUEST):
+        if isinstance(event, TokenChunk):
+            text += event.text
+            chunks += 1
+            if chunks == 3:
+                before = text
+                await stop_worker.aclose()  # worker-a drains with no grace: streams handed back
+        else:
+            end = event
+    assert end is not None
+    return Run(text, end, before)
+
+
+async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
+    async with edge_beside_signaling() as edge:
+        async with serving(worker_app(edge.url, "worker-b", n_ctx=1024)):
+            worker_a = AsyncExitStack()
+            await worker_a.enter_async_context(
+                serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
+            )
+            await wait_for_worker(edge.pool, "worker-a")
+            run = await interrupted_run(edge, worker_a)
+        assert_seamless(run)
+        assert 'tandem_edge_failovers_total{to="cloud"} 1.0' in edge.metrics.render().decode()
+
+
+async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None:
+    async with edge_beside_signaling() as edge:
+        worker_a = AsyncExitStack()
+        await worker_a.enter_async_context(
+            serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
+        )
+        await wait_for_worker(edge.pool, "worker-a")
+        run = await interrupted_run(edge, worker_a)
+        assert_seamless(run)
+        assert 'tandem_edge_failovers_total{to="local"} 1.0' in edge.metrics.render().decode()
