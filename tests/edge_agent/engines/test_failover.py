@@ -14,27 +14,21 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from pydantic import SecretStr
-
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers import PeerPool, PoolConfig
+from edge_agent.peers import PeerPool
 from inference import LlamaRunner, RunnerConfig
-from link import IcePolicy, SignalingClient
 from shared.messages import (
     ChatMessage,
     GenerateRequest,
-    Role,
     SamplingParams,
     StreamEnd,
     TokenChunk,
 )
-from signaling.app import create_app as create_signaling
-from signaling.settings import SignalingSettings
-from tests.edge_agent.peers.test_pool import wait_for_worker, worker_app
-from tests.support.apps import SECRET, serving, token
+from tests.support.apps import serving
+from tests.support.edge import edge_pool, wait_for_worker, worker_app
 from tests.support.model import model_path
 
 REQUEST = GenerateRequest(
@@ -55,34 +49,20 @@ class Edge:
 
 @asynccontextmanager
 async def edge_beside_signaling() -> AsyncIterator[Edge]:
-    async with AsyncExitStack() as stack:
-        port = await stack.enter_async_context(
-            serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET))))
-        )
-        url = f"ws://127.0.0.1:{port}/v1/signal"
-        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
-        metrics = EdgeMetrics()
-        pool = PeerPool(
-            signaling,
-            metrics,
-            PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1),
-        )
+    """An edge pool beside signaling, a real local engine, and the failover engine."""
+    async with edge_pool() as side:
         local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
         await local.load()
         engine = FailoverEngine(
-            RemoteEngine(pool, model="", connect_timeout_s=10),
+            RemoteEngine(side.pool, model="", connect_timeout_s=10),
             local,
-            metrics,
+            side.metrics,
             max_failovers=2,
             failover_wait_s=3,
         )
-        signaling.start()
-        pool.start()
         try:
-            yield Edge(url, pool, engine, local, metrics)
+            yield Edge(side.url, side.pool, engine, local, side.metrics)
         finally:
-            await pool.aclose()
-            await signaling.aclose()
             await local.aclose()
 
 

@@ -1,0 +1,74 @@
+"""An edge's peer pool beside a real signaling app, and real worker apps to join it,
+all in this event loop on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from cloud_worker.app import create_app as create_worker
+from cloud_worker.settings import WorkerSettings
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers import PeerPool, PoolConfig
+from link import IcePolicy, SignalingClient
+from shared.messages import Role
+from signaling.app import create_app as create_signaling
+from signaling.settings import SignalingSettings
+from tests.support.apps import SECRET, serving, token
+
+LOOPBACK_POOL = PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1)
+
+
+@dataclass
+class EdgeSide:
+    url: str
+    pool: PeerPool
+    metrics: EdgeMetrics
+
+
+@asynccontextmanager
+async def edge_pool(config: PoolConfig = LOOPBACK_POOL) -> AsyncIterator[EdgeSide]:
+    """Signaling on loopback, and an edge pool connected to it (no worker yet)."""
+    async with serving(create_signaling(SignalingSettings(secret=SecretStr(SECRET)))) as port:
+        url = f"ws://127.0.0.1:{port}/v1/signal"
+        signaling = SignalingClient(url, token(Role.EDGE, "edge-1"), reconnect_max_s=1)
+        metrics = EdgeMetrics()
+        pool = PeerPool(signaling, metrics, replace(config))
+        signaling.start()
+        pool.start()
+        try:
+            yield EdgeSide(url, pool, metrics)
+        finally:
+            await pool.aclose()
+            await signaling.aclose()
+
+
+def worker_app(
+    signaling_url: str,
+    peer_id: str,
+    ice_host_addresses: str = "127.0.0.1",
+    drain_grace_s: float = 1.0,
+    n_ctx: int = 512,
+) -> web.Application:
+    """A real worker (real model) that registers with ``signaling_url``."""
+    settings = WorkerSettings(
+        signaling=signaling_url,
+        token=SecretStr(token(Role.WORKER, peer_id)),
+        ice_host_addresses=ice_host_addresses,
+        drain_grace_s=drain_grace_s,
+        n_ctx=n_ctx,
+        port=0,
+    )
+    return create_worker(settings)
+
+
+async def wait_for_worker(pool: PeerPool, worker_id: str, timeout_s: float = 30) -> None:
+    """Until the pool's live peer is ``worker_id``."""
+    async with asyncio.timeout(timeout_s):
+        while (peer := pool.peer) is None or peer.worker_id != worker_id:  # noqa: ASYNC110 (no event for "this worker")
+            await asyncio.sleep(0.05)
