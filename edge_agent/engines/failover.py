@@ -5,7 +5,8 @@ When the stream fails with a retryable error, the request is sent again, to anot
 worker if the pool can reach one within ``failover_wait_s``, else to the local model,
 with the text already delivered as ``continuation``: the model resumes after it, so the
 client sees one unbroken stream, nothing repeated, nothing lost. A request that had
-not started streaming is simply retried. Failovers are capped and counted.
+not started streaming is retried on another worker, or handed back to the dispatcher
+(which answers locally for ``auto`` requests). Failovers are capped and counted.
 """
 
 from __future__ import annotations
@@ -84,7 +85,10 @@ class FailoverEngine(Engine):
                 failovers += 1
                 if failovers > self._max_failovers:
                     raise
-                engine = await self._next_engine()
+                nxt = await self._next_engine(started=delivered_tokens > 0)
+                if nxt is None:  # nothing sent yet: the dispatcher decides (local if auto)
+                    raise
+                engine = nxt
                 self._metrics.failovers.labels(engine.served_by).inc()
                 log.warning(
                     "request %s: %s after %d tokens (%s); continuing on %s",
@@ -105,11 +109,13 @@ class FailoverEngine(Engine):
                     return
                 attempt = resumed
 
-    async def _next_engine(self) -> Engine:
-        """Another worker if the pool re-links in time, else this device."""
+    async def _next_engine(self, *, started: bool) -> Engine | None:
+        """Another worker if the pool re-links in time; else this device, but only for a
+        stream already under way (one that has not started is the dispatcher's to route,
+        so that its headers say where it was really served)."""
         if await self._cloud.available(self._failover_wait_s):
             return self._cloud
-        return self._local
+        return self._local if started else None
 
     async def aclose(self) -> None:
         await self._cloud.aclose()

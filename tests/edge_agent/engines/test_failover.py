@@ -14,9 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import pytest
+
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
+from edge_agent.errors import NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool
 from inference import LlamaRunner, RunnerConfig
@@ -123,3 +126,25 @@ async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None
         run = await interrupted_run(edge, worker_a)
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="local"} 1.0' in edge.metrics.render().decode()
+
+
+async def test_a_stream_that_never_started_is_not_silently_served_locally() -> None:
+    # With no worker at all, the engine must say so: the dispatcher then answers locally
+    # for auto requests (saying so in its headers), or 503 for forced cloud ones.
+    async with edge_pool() as side:
+        local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=512)))
+        await local.load()
+        engine = FailoverEngine(
+            RemoteEngine(side.pool, model="", connect_timeout_s=0.5),
+            local,
+            side.metrics,
+            max_failovers=2,
+            failover_wait_s=0.5,
+        )
+        try:
+            with pytest.raises(NoPeerAvailable):
+                async for _ in engine.stream(REQUEST):
+                    pass
+            assert "tandem_edge_failovers_total{" not in side.metrics.render().decode()
+        finally:
+            await local.aclose()
