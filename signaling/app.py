@@ -11,10 +11,12 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from signaling.auth_limit import FailureLimiter
 from signaling.broker import Broker
 from signaling.handlers import (
     BROKER_KEY,
     CLOCK_KEY,
+    LIMITER_KEY,
     METRICS_KEY,
     SETTINGS_KEY,
     healthz,
@@ -66,6 +68,9 @@ def create_app(
     app[BROKER_KEY] = broker
     app[METRICS_KEY] = app_metrics
     app[CLOCK_KEY] = clock
+    app[LIMITER_KEY] = FailureLimiter(
+        max_failures=settings.auth_max_failures, window_s=settings.auth_window_s
+    )
     app.router.add_get("/v1/signal", signal)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

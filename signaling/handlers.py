@@ -21,6 +21,7 @@ from shared.codec import decode, encode
 from shared.errors import AuthError, ProtocolError, TokenExpired
 from shared.messages import ErrorCode, Message, Role, SignalError, Welcome
 from shared.tokens import PeerClaims, verify_token
+from signaling.auth_limit import FailureLimiter
 from signaling.broker import Broker
 from signaling.metrics import SignalingMetrics
 from signaling.settings import SignalingSettings
@@ -29,6 +30,7 @@ from signaling.turn_credentials import ice_servers
 __all__ = [
     "BROKER_KEY",
     "CLOCK_KEY",
+    "LIMITER_KEY",
     "METRICS_KEY",
     "SETTINGS_KEY",
     "WebSocketLink",
@@ -43,6 +45,7 @@ SETTINGS_KEY = web.AppKey("settings", SignalingSettings)
 BROKER_KEY = web.AppKey("broker", Broker)
 METRICS_KEY = web.AppKey("metrics", SignalingMetrics)
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+LIMITER_KEY = web.AppKey("auth_limiter", FailureLimiter)
 
 CLOSE_POLICY_VIOLATION = 1008
 
@@ -84,8 +87,23 @@ def _bearer_token(request: web.Request) -> str | None:
 
 
 def _authenticate(request: web.Request) -> PeerClaims | web.Response:
-    """The token's claims, or the 401 response to send instead of upgrading."""
+    """The token's claims, or the 401 (429 after repeated failures) to send instead."""
     metrics_ = request.app[METRICS_KEY]
+    limiter = request.app[LIMITER_KEY]
+    source = request.remote or "unknown"
+    now = request.app[CLOCK_KEY]()
+    wait_s = limiter.blocked_for(source, now)
+    if wait_s > 0:
+        metrics_.auth_failures.labels(reason="rate_limited").inc()
+        body = {
+            "error": {
+                "message": "too many failed authentications from this address; retry later",
+                "type": "rate_limit_error",
+                "param": None,
+                "code": "rate_limited",
+            }
+        }
+        return web.json_response(body, status=429, headers={"Retry-After": str(int(wait_s) + 1)})
     token = _bearer_token(request)
     if token is None:
         reason, text = "missing_token", "missing bearer token in the Authorization header"
@@ -98,6 +116,7 @@ def _authenticate(request: web.Request) -> PeerClaims | web.Response:
         except AuthError:
             reason, text = "token_invalid", "token is malformed or its signature is wrong"
     metrics_.auth_failures.labels(reason=reason).inc()
+    limiter.failed(source, now)
     logger.info("refused connection from %s: %s", request.remote, reason)
     return _unauthorized(reason, text)
 

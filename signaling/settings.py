@@ -60,6 +60,15 @@ class SignalingSettings(TandemSettings):
     relay_max_sessions_per_edge: int = Field(
         default=4, ge=0, description="Relayed sessions one edge may hold at once."
     )
+    auth_max_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications one address may make within --auth-window-s "
+        "before it gets 429 for the rest of the window.",
+    )
+    auth_window_s: float = Field(
+        default=60.0, gt=0, description="Window of the failed-authentication limit, in seconds."
+    )
     max_frame_bytes: int = Field(
         default=65536,
         ge=1024,
