@@ -147,56 +147,39 @@ class NetStack:
             {"TANDEM_TOKEN": self.token(Role.EDGE, "edge-1")},
         )
 
-    def probe(self, ns: str, *args: str, timeout_s: float = 150) -> dict[str, Any]:
-        """Run ``tests.netns.probe`` inside ``ns`` (where the edge listens on loopback)."""
+    def _json_from(
+        self,
+        ns: str,
+        argv: list[str],
+        *,
+        timeout_s: float,
+        ok: tuple[int, ...] = (0,),
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Run our Python with ``argv`` inside ``ns``; its stdout, parsed as JSON."""
         done = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-m",
-                "tests.netns.probe",
-                "http://127.0.0.1:8080",
-                *args,
-            ],
+            ["ip", "netns", "exec", ns, sys.executable, *argv],
             capture_output=True,
             text=True,
             timeout=timeout_s,
             check=False,
+            env={**os.environ, **(env or {})},
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"probe failed: {done.stderr[-2000:]}")
+        if done.returncode not in ok:
+            raise RuntimeError(f"{' '.join(argv[:3])} failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
+    def probe(self, ns: str, *args: str, timeout_s: float = 150) -> dict[str, Any]:
+        """Run ``tests.netns.probe`` inside ``ns`` (where the edge listens on loopback)."""
+        argv = ["-m", "tests.netns.probe", "http://127.0.0.1:8080", *args]
+        return self._json_from(ns, argv, timeout_s=timeout_s)
+
     def netcheck(self, ns: str) -> dict[str, Any]:
-        """``edge-agent netcheck --json`` run on the edge's host."""
-        done = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-m",
-                "edge_agent",
-                "netcheck",
-                "--json",
-                "--signaling",
-                self.signaling_url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "TANDEM_TOKEN": self.token(Role.EDGE, "netcheck")},
-        )
-        if done.returncode not in (0, 1):
-            raise RuntimeError(f"netcheck failed: {done.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
+        """``edge-agent netcheck --json`` run on the edge's host (exit 1 = no cloud)."""
+        argv = ["-m", "edge_agent", "netcheck", "--json", "--signaling", self.signaling_url]
+        token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck")}
+        return self._json_from(ns, argv, timeout_s=60, ok=(0, 1), env=token)
 
     def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
         """Seconds until the edge in ``ns`` holds a cloud link."""

@@ -103,27 +103,27 @@ async def interrupted_run(edge: Edge, stop_worker: AsyncExitStack) -> Run:
     return Run(text, end, before)
 
 
+async def run_interrupted_on_worker_a(edge: Edge) -> Run:
+    """Serve REQUEST from worker-a, which shuts down (no grace) after three chunks."""
+    worker_a = AsyncExitStack()
+    await worker_a.enter_async_context(
+        serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
+    )
+    await wait_for_worker(edge.pool, "worker-a")
+    return await interrupted_run(edge, worker_a)
+
+
 async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
     async with edge_beside_signaling() as edge:
         async with serving(worker_app(edge.url, "worker-b", n_ctx=1024)):
-            worker_a = AsyncExitStack()
-            await worker_a.enter_async_context(
-                serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
-            )
-            await wait_for_worker(edge.pool, "worker-a")
-            run = await interrupted_run(edge, worker_a)
+            run = await run_interrupted_on_worker_a(edge)
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="cloud"} 1.0' in edge.metrics.render().decode()
 
 
 async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None:
     async with edge_beside_signaling() as edge:
-        worker_a = AsyncExitStack()
-        await worker_a.enter_async_context(
-            serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
-        )
-        await wait_for_worker(edge.pool, "worker-a")
-        run = await interrupted_run(edge, worker_a)
+        run = await run_interrupted_on_worker_a(edge)
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="local"} 1.0' in edge.metrics.render().decode()
 
