@@ -95,16 +95,21 @@ class Stack:
             stderr=stderr,
         )
 
+    def start_signaling(self) -> None:
+        """(Re)start the signaling server with this stack's secret, and wait for it."""
+        cfg = self.config
+        self._spawn(
+            "signaling",
+            "signaling",
+            ["--host", cfg.host, "--port", str(cfg.signaling_port)],
+            {"TANDEM_SECRET": self.secret},
+        )
+        self.wait_healthy(f"http://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
+
     def start(self) -> None:
         cfg = self.config
         try:
-            self._spawn(
-                "signaling",
-                "signaling",
-                ["--host", cfg.host, "--port", str(cfg.signaling_port)],
-                {"TANDEM_SECRET": self.secret},
-            )
-            self.wait_healthy(f"http://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
+            self.start_signaling()
             loopback = ["--ice-host-addresses", "127.0.0.1"]
             worker_args = [
                 "--signaling",
