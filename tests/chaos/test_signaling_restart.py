@@ -64,6 +64,4 @@ async def test_signaling_killed_mid_stream_and_restarted(tmp_path: Path) -> None
                     f"peers did not reconnect: {signaling_peers(health)}"
                 )
                 await asyncio.sleep(0.5)
-            print(
-                f"\npeers back on the new signaling {time.monotonic() - restarted:.1f} s after restart"
-            )
+            print(f"\npeers re-registered {time.monotonic() - restarted:.1f} s after the restart")
