@@ -6,8 +6,8 @@ up, re-opens it (jittered exponential backoff) when it drops, and hands the live
 to requests. When only the relay through signaling worked, it keeps trying WebRTC in
 the background and moves new requests to the better path as soon as it opens; streams
 already on the relay finish there, then the relay link closes (Tailscale's DERP
-upgrade, without dropping a stream). One warm peer today; the reliability work widens
-this to several.
+upgrade, without dropping a stream); a draining worker is left the same way. One warm
+peer at a time; several, spread over workers, would shorten failover further.
 """
 
 from __future__ import annotations
