@@ -175,8 +175,7 @@ class Broker:
         if existing is not None and existing.edge_id != edge.peer_id:
             await _refuse(edge, "session_id is already in use", offer.session_id)
             return
-        chosen = await self._choose(offer.model)
-        worker = self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        worker = await self._worker_for(offer.model)
         forwarded = Offer(
             session_id=offer.session_id, sdp=offer.sdp, model=offer.model, peer_id=edge.peer_id
         )
@@ -192,12 +191,20 @@ class Broker:
                 )
                 return
             self._sessions.close(offer.session_id)
+        await self._no_worker(edge, offer.model, offer.session_id)
+
+    async def _worker_for(self, model: str) -> Link | None:
+        """The connected worker to send a new session for ``model`` to, if any."""
+        chosen = await self._choose(model)
+        return self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+
+    async def _no_worker(self, edge: Link, model: str, session_id: str) -> None:
         self._metrics.offers.labels(result="no_worker").inc()
         await edge.send(
             SignalError(
                 code=ErrorCode.NO_WORKER,
-                message=f"no worker serves model {offer.model or '(any)'}",
-                session_id=offer.session_id,
+                message=f"no worker serves model {model or '(any)'}",
+                session_id=session_id,
             )
         )
 
@@ -233,8 +240,7 @@ class Broker:
         if not self._relays.can_open(edge.peer_id):
             await _refuse(edge, "too many relayed sessions for this edge", request.session_id)
             return
-        chosen = await self._choose(request.model)
-        worker = self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        worker = await self._worker_for(request.model)
         if worker is not None:
             self._relays.open(
                 request.session_id,
@@ -247,14 +253,7 @@ class Broker:
                 self._metrics.offers.labels(result="relay").inc()
                 return
             self._relays.close(request.session_id)
-        self._metrics.offers.labels(result="no_worker").inc()
-        await edge.send(
-            SignalError(
-                code=ErrorCode.NO_WORKER,
-                message=f"no worker serves model {request.model or '(any)'}",
-                session_id=request.session_id,
-            )
-        )
+        await self._no_worker(edge, request.model, request.session_id)
 
     async def _relay_accept(self, worker: Link, accept: RelayAccept) -> None:
         relay = self._relays.get(accept.session_id)

@@ -51,17 +51,19 @@ class Edge:
 
 
 @asynccontextmanager
-async def edge_beside_signaling() -> AsyncIterator[Edge]:
+async def edge_beside_signaling(
+    *, connect_timeout_s: float = 10, failover_wait_s: float = 3
+) -> AsyncIterator[Edge]:
     """An edge pool beside signaling, a real local engine, and the failover engine."""
     async with edge_pool() as side:
         local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
         await local.load()
         engine = FailoverEngine(
-            RemoteEngine(side.pool, model="", connect_timeout_s=10),
+            RemoteEngine(side.pool, model="", connect_timeout_s=connect_timeout_s),
             local,
             side.metrics,
             max_failovers=2,
-            failover_wait_s=3,
+            failover_wait_s=failover_wait_s,
         )
         try:
             yield Edge(side.url, side.pool, engine, local, side.metrics)
@@ -131,20 +133,8 @@ async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None
 async def test_a_stream_that_never_started_is_not_silently_served_locally() -> None:
     # With no worker at all, the engine must say so: the dispatcher then answers locally
     # for auto requests (saying so in its headers), or 503 for forced cloud ones.
-    async with edge_pool() as side:
-        local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=512)))
-        await local.load()
-        engine = FailoverEngine(
-            RemoteEngine(side.pool, model="", connect_timeout_s=0.5),
-            local,
-            side.metrics,
-            max_failovers=2,
-            failover_wait_s=0.5,
-        )
-        try:
-            with pytest.raises(NoPeerAvailable):
-                async for _ in engine.stream(REQUEST):
-                    pass
-            assert "tandem_edge_failovers_total{" not in side.metrics.render().decode()
-        finally:
-            await local.aclose()
+    async with edge_beside_signaling(connect_timeout_s=0.5, failover_wait_s=0.5) as edge:
+        with pytest.raises(NoPeerAvailable):
+            async for _ in edge.engine.stream(REQUEST):
+                pass
+        assert "tandem_edge_failovers_total{" not in edge.metrics.render().decode()
