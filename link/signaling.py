@@ -18,6 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
+from typing import TypeVar
 
 import aiohttp
 
@@ -41,6 +42,8 @@ from shared.messages import (
 __all__ = ["SignalingClient", "SignalingRefused", "SignalingState", "SignalingUnavailable"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", Answer, RelayAccept)
 
 
 class SignalingState(StrEnum):
@@ -261,24 +264,9 @@ class SignalingClient:
             if relay is not None:
                 relay.closed_by_peer()
             return
-        if (
-            isinstance(message, RelayAccept | SignalError)
-            and message.session_id in self._pending_relays
+        if _settle(self._pending_relays, RelayAccept, message) or _settle(
+            self._pending, Answer, message
         ):
-            relay_future = self._pending_relays[message.session_id or ""]
-            if not relay_future.done():
-                if isinstance(message, RelayAccept):
-                    relay_future.set_result(message)
-                else:
-                    relay_future.set_exception(SignalingRefused(message.code, message.message))
-            return
-        if isinstance(message, Answer | SignalError) and message.session_id in self._pending:
-            future = self._pending[message.session_id or ""]
-            if not future.done():
-                if isinstance(message, Answer):
-                    future.set_result(message)
-                else:
-                    future.set_exception(SignalingRefused(message.code, message.message))
             return
         if self._on_message is not None:
             try:
@@ -302,3 +290,19 @@ class SignalingClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _settle(pending: dict[str, asyncio.Future[R]], reply: type[R], message: Message) -> bool:
+    """Resolve the request ``message`` answers, if it answers one: with the ``reply``, or
+    with ``SignalingRefused`` for a ``SignalError`` naming the same session."""
+    if not isinstance(message, reply | SignalError):
+        return False
+    future = pending.get(message.session_id or "")
+    if future is None:
+        return False
+    if not future.done():
+        if isinstance(message, SignalError):
+            future.set_exception(SignalingRefused(message.code, message.message))
+        else:
+            future.set_result(message)
+    return True
