@@ -105,47 +105,19 @@ class NetStack:
     def token(self, role: Role, peer_id: str) -> str:
         return mint_token(self.secret, role=role, peer_id=peer_id, ttl_s=3600, now=time.time())
 
+    def _peer(
+        self, name: str, module: str, ns: str, port: int, role: Role, args: tuple[str, ...]
+    ) -> None:
+        """A worker or an edge in ``ns``, linked to signaling, its HTTP on loopback there."""
+        argv = [sys.executable, "-m", module, "serve", "--signaling", self.signaling_url]
+        argv += ["--host", "127.0.0.1", "--port", str(port), *args]
+        self._spawn(name, ns, argv, {"TANDEM_TOKEN": self.token(role, f"{name}-1")})
+
     def worker(self, ns: str, *args: str) -> None:
-        self._spawn(
-            "worker",
-            ns,
-            [
-                sys.executable,
-                "-m",
-                "cloud_worker",
-                "serve",
-                "--signaling",
-                self.signaling_url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8766",
-                "--n-ctx",
-                "1024",
-                *args,
-            ],
-            {"TANDEM_TOKEN": self.token(Role.WORKER, "worker-1")},
-        )
+        self._peer("worker", "cloud_worker", ns, 8766, Role.WORKER, ("--n-ctx", "1024", *args))
 
     def edge(self, ns: str, *args: str) -> None:
-        self._spawn(
-            "edge",
-            ns,
-            [
-                sys.executable,
-                "-m",
-                "edge_agent",
-                "serve",
-                "--signaling",
-                self.signaling_url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8080",
-                *args,
-            ],
-            {"TANDEM_TOKEN": self.token(Role.EDGE, "edge-1")},
-        )
+        self._peer("edge", "edge_agent", ns, 8080, Role.EDGE, args)
 
     def _json_from(
         self,
