@@ -22,6 +22,10 @@ from shared.tokens import mint_token
 __all__ = ["Stack", "StackConfig", "StackError", "free_port"]
 
 
+LOOPBACK_ICE = ("--ice-host-addresses", "127.0.0.1")
+"""Everything on one machine: ICE needs no other candidates, and gathering them is slow."""
+
+
 class StackError(RuntimeError):
     """A process of the stack did not come up."""
 
@@ -84,7 +88,7 @@ class Stack:
         stderr: IO[bytes] | None = None
         if cfg.log_dir is not None:
             cfg.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = (cfg.log_dir / f"{name}.log").open("wb")
+            stderr = (cfg.log_dir / f"{name}.log").open("ab")  # a restart appends
             self._logs.append(stderr)
         full_env = {**os.environ, **env, "TANDEM_LOG_LEVEL": cfg.log_level, "PYTHONUNBUFFERED": "1"}
         self.procs[name] = subprocess.Popen(
@@ -110,24 +114,7 @@ class Stack:
         cfg = self.config
         try:
             self.start_signaling()
-            loopback = ["--ice-host-addresses", "127.0.0.1"]
-            worker_args = [
-                "--signaling",
-                self.signaling_url,
-                "--host",
-                cfg.host,
-                "--port",
-                str(cfg.worker_port),
-            ]
-            worker_args += loopback
-            if cfg.worker_model is not None:
-                worker_args += ["--model", str(cfg.worker_model)]
-            self._spawn(
-                "worker",
-                "cloud_worker",
-                worker_args + cfg.worker_args,
-                {"TANDEM_TOKEN": self.token(Role.WORKER, "worker-1")},
-            )
+            self.start_worker("worker", "worker-1", cfg.worker_port, cfg.worker_args)
             edge_args = [
                 "--signaling",
                 self.signaling_url,
@@ -135,8 +122,8 @@ class Stack:
                 cfg.host,
                 "--port",
                 str(cfg.edge_port),
+                *LOOPBACK_ICE,
             ]
-            edge_args += loopback
             if cfg.edge_model is not None:
                 edge_args += ["--model", str(cfg.edge_model)]
             self._spawn(
@@ -152,6 +139,31 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def start_worker(
+        self, name: str, peer_id: str, port: int, extra_args: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Spawn one cloud worker as ``procs[name]`` (not waiting for it): the stack's own,
+        or more of them, or a replacement for one that died, as a spot fleet would."""
+        cfg = self.config
+        args = [
+            "--signaling",
+            self.signaling_url,
+            "--host",
+            cfg.host,
+            "--port",
+            str(port),
+            *LOOPBACK_ICE,
+        ]
+        if cfg.worker_model is not None:
+            args += ["--model", str(cfg.worker_model)]
+        self._spawn(
+            name,
+            "cloud_worker",
+            args + (extra_args or []),
+            {"TANDEM_TOKEN": self.token(Role.WORKER, peer_id)},
+        )
+        return self.procs[name]
 
     def wait_healthy(self, url: str, name: str, want: Any = None) -> dict[str, Any]:
         """Poll ``url`` until it answers 200 (and ``want(body)``), or fail with the reason."""

@@ -143,8 +143,9 @@ class EdgeSettings(PeerSettings):
     failover_wait_s: float = Field(
         default=3.0,
         ge=0,
-        description="How long a failed cloud stream waits for another worker before the local "
-        "model continues it.",
+        description="How long a cloud request waits for a worker when none is linked: a "
+        "failed stream, before the local model continues it; a new cloud-only request, "
+        "before 503.",
     )
     connect_timeout_s: float = Field(
         default=15.0, gt=0, description="Deadline to open a data channel to a worker."

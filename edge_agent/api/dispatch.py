@@ -233,22 +233,50 @@ class Dispatcher:
         the cloud fails before its first token)."""
         cloud = self._cloud
         decision = self._decided(ctx, verdict)
-        engine: Engine = self._local
-        if decision.route is Route.CLOUD:
-            if cloud is None or not cloud.ready:  # only a forced route gets here
+        if decision.route is Route.LOCAL:
+            events, first = await self._start(self._local, request)
+            return _Opened(self._local, decision, [first], events)
+        if cloud is None:
+            raise NoPeerAvailable(
+                "The cloud route was requested but this agent has no cloud configured."
+            )
+        if requested == "auto":  # the router only picks a linked cloud; it may fail yet
+            try:
+                if not cloud.ready:
+                    raise NoPeerAvailable("the cloud link went down after routing")
+                events, first = await self._start(cloud, request)
+            except (NoPeerAvailable, TransportError) as exc:
+                return await self._local_instead(ctx, request, exc)
+            return _Opened(cloud, decision, [first], events)
+        return await self._start_cloud_only(cloud, decision, request)
+
+    async def _start_cloud_only(
+        self, cloud: Engine, decision: Decision, request: GenerateRequest
+    ) -> _Opened:
+        """A request that must run in the cloud and has not started is retried: a spot
+        fleet between two workers (one preempted, its replacement linking) is a pause,
+        not a failure. Each try waits up to ``connect_timeout_s`` for a link; 503 after
+        ``max_failovers`` retries or a wait that found none."""
+        wait_s = self._settings.connect_timeout_s
+        retries = 0
+        while True:
+            if not (cloud.ready or await cloud.available(wait_s)):
                 raise NoPeerAvailable(
                     "The cloud route was requested but no cloud worker is reachable."
-                    if cloud is not None
-                    else "The cloud route was requested but this agent has no cloud configured."
                 )
-            engine = cloud
-        try:
-            events, first = await self._start(engine, request)
-        except (NoPeerAvailable, TransportError) as exc:
-            if engine is self._local or requested != "auto":
-                raise
-            return await self._local_instead(ctx, request, exc)
-        return _Opened(engine, decision, [first], events)
+            try:
+                events, first = await self._start(cloud, request)
+            except (NoPeerAvailable, TransportError, GenerationFailed) as exc:
+                retries += 1
+                if retries > self._settings.max_failovers:
+                    raise
+                log.info(
+                    "request %s: cloud failed before its first token (%r); retrying",
+                    request.request_id,
+                    exc,
+                )
+                continue
+            return _Opened(cloud, decision, [first], events)
 
     async def _local_instead(
         self, ctx: RequestContext, request: GenerateRequest, exc: Exception

@@ -32,6 +32,11 @@ class Engine(ABC):
     def model(self) -> str:
         """The model name this engine serves (shown in ``/v1/models``)."""
 
+    async def available(self, timeout_s: float) -> bool:
+        """Whether the engine can take a request now or within ``timeout_s`` (an engine
+        that links to others may be between links; one that runs here cannot wait)."""
+        return self.ready
+
     @property
     def path(self) -> str | None:
         """The network path requests take now (``direct``, ``turn-udp``, ``turn-tcp``,

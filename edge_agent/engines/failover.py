@@ -53,6 +53,9 @@ class FailoverEngine(Engine):
     def ready(self) -> bool:
         return self._cloud.ready
 
+    async def available(self, timeout_s: float) -> bool:
+        return await self._cloud.available(timeout_s)
+
     @property
     def model(self) -> str:
         return self._cloud.model
