@@ -25,7 +25,7 @@ from edge_agent.router.dataset import read_dataset
 from edge_agent.router.evaluate import figures
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route
-from edge_agent.router.train import cross_validate, rows_of
+from edge_agent.router.train import L2, cross_validate, rows_of
 from edge_agent.settings import EdgeSettings
 
 
@@ -35,7 +35,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/router_tradeoff.png"))
     args = parser.parse_args()
     rows = rows_of(read_dataset(args.dev))
-    cv = cross_validate(rows, [], k=10, inner_k=5, seed=7, target_recall=0.97)
+    model = load_model()
+    # The same training side as the shipped weights: every file they were trained on
+    # besides the dev set only ever joins the training folds.
+    trained_on = (model.metadata or {}).get("trained_on", [])
+    extra = [r for name in trained_on[1:] for r in rows_of(read_dataset(Path(name)))]
+    l2 = float((model.metadata or {}).get("l2", L2))
+    cv = cross_validate(rows, extra, k=10, inner_k=5, seed=7, target_recall=0.97, l2=l2)
     truth = [Route.CLOUD if label else Route.LOCAL for label in cv.labels]
     steps = [i / 200 for i in range(1, 200)]
     curves: dict[str, list[float]] = {"accuracy": [], "cloud share": [], "cloud recall": []}
@@ -46,7 +52,7 @@ def main() -> None:
         curves["cloud share"].append(f.cloud_share)
         curves["cloud recall"].append(f.cloud_recall)
         curves["local kept"].append(f.local_kept)
-    threshold = load_model().threshold
+    threshold = model.threshold
     band = EdgeSettings().cascade_band
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     styles = {"accuracy": "-", "cloud share": "-", "cloud recall": "--", "local kept": "--"}

@@ -413,6 +413,88 @@ _EASY = _Markers(
 sentiment of one sentence, tiny lists, unit conversions."""
 
 
+_LOGIC = _Markers(
+    words=_w(
+        "if each every twice half halves remaining older younger heavier lighter faster"
+        " slower taller shorter exactly minimum maximum least fewest odds chance trick"
+        " whether overtake overtakes overtook pass passes passed siblings brothers sisters"
+        " weighs weigh socks gloves coins prime primes digits sum product divided remainder"
+        " wenn jede jeder falls chaque moitié moitie cada mitad si"
+    ),
+    phrases=(
+        "how long",
+        "how far",
+        "how much",
+        "how many",
+        "more than",
+        "less than",
+        "fewer than",
+        "at least",
+        "at most",
+        "is it possible",
+        "what comes next",
+        "next number",
+        "which is bigger",
+        "which is larger",
+        "which weighs",
+        "true or false",
+        "如果",
+        "每",
+        "一半",
+        "もし",
+    ),
+)
+"""Word-problem and logic language ("if each...", "how many are left", "which is
+heavier"): the shape of short questions that look like small talk and need reasoning."""
+
+_FOLLOW_UP = _Markers(
+    words=_w(
+        "it its this that those these them why instead also again now same else then"
+        " eso esto ça cela das dies"
+    ),
+    phrases=("what about", "and if", "how about", "what if", "the other", "the second"),
+)
+"""A last turn that points back at the conversation ("now do it in Rust", "why?"):
+its difficulty is the earlier turns'."""
+
+_TRIVIAL_ASK = _Markers(
+    words=_w("just only simply merely"),
+    phrases=(
+        "tell me the name",
+        "the name of",
+        "what time",
+        "what day",
+        "which day",
+        "what date",
+        "who wrote",
+        "who sent",
+        "who signed",
+        "which language",
+        "what language",
+        "yes or no",
+        "one word",
+        "don't need",
+        "do not need",
+        "no need to",
+        "quick question",
+        "simple question",
+        "thanks",
+        "thank you",
+        "bye",
+        "good night",
+        "sounds good",
+        "got it",
+        "solo dime",
+        "dis-moi juste",
+        "只要告诉我",
+        "就行",
+        "だけ教えて",
+    ),
+)
+"""The closing ask of a message is trivial ("just tell me what time the party starts",
+"thanks, bye!"): a long pasted text or a hard earlier turn does not make it hard."""
+
+
 FOCUS_CHARS = 200
 """"Easy" markers are only looked for this close to either end of the last message:
 they are about the one thing asked, and stray words deep in a long text mean nothing."""
@@ -483,6 +565,21 @@ class PromptFeatures:
     planning: bool = False
     expert: bool = False
     easy: bool = False
+    logic: bool = False
+    trivial_ask: bool = False
+    """The last sentence of the last user message asks for something trivial."""
+    history_hard: bool = False
+    """An earlier turn (user or assistant) carries a hard-content flag: a follow-up in a
+    hard conversation inherits its difficulty."""
+    follow_up: bool = False
+    """The last user turn of a conversation points back at what came before."""
+    previous_answer_tokens: int = 0
+    """Estimated tokens of the last assistant turn: long answers mean a demanding topic."""
+    max_number_digits: int = 0
+    """Digits of the longest number in the last user message (391 is prime? 17 x 23?)."""
+    other_script_share: float = 0.0
+    """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
+    is weakest in these scripts)."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -517,6 +614,9 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         prompt_tokens = estimate_tokens(request.prompt or "")
     last = _window(last_user)
     low = last.lower()
+    history = _history(request)
+    history_low = history.lower()
+    history_words = frozenset(_WORD.findall(history_low)) if history else frozenset()
     words = frozenset(_WORD.findall(low))
     all_low = text.lower()
     all_words = words if all_low == low else frozenset(_WORD.findall(all_low))
@@ -549,7 +649,39 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         planning=_PLANNING.found(words, low, low),
         expert=_EXPERT.found(words, low, low),
         easy=_EASY.found(words, low, _focus(low)),
+        logic=_LOGIC.found(words, low, low),
+        trivial_ask=_TRIVIAL_ASK.found(
+            frozenset(_WORD.findall(tail_low := tail[-FOCUS_CHARS:].lower())), tail_low, tail_low
+        ),
+        history_hard=bool(history)
+        and any(m.found(history_words, history_low, history_low) for m in _HARD_MARKERS),
+        follow_up=turns > 1 and _FOLLOW_UP.found(words, low, low),
+        previous_answer_tokens=_previous_answer_tokens(request),
+        max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
+        other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
     )
+
+
+_HARD_MARKERS = (_MATH, _PROOF, _REASONING, _DEPTH, _WRITING, _STRUCTURE, _PLANNING, _EXPERT)
+_DIGIT_RUN = re.compile(r"\d+(?![\d,.]*[- ]?(?:words?|pages?|mots|palabras|wörter|字|語))")
+"""A number, unless it sizes a text ("1200-word essay" is long output, not arithmetic)."""
+_OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\uac00-\ud7af\u0e00-\u0e7f]")
+
+
+def _history(request: GenerateRequest) -> str:
+    """The user and assistant turns before the last user message, windowed."""
+    if request.messages is None:
+        return ""
+    messages = list(request.messages)
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return "\n".join(_window(m.content) for m in messages[:last] if m.role in _FLAG_ROLES)
+
+
+def _previous_answer_tokens(request: GenerateRequest) -> int:
+    if request.messages is None:
+        return 0
+    answer = next((m.content for m in reversed(request.messages) if m.role == "assistant"), "")
+    return estimate_tokens(answer)
 
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -572,6 +704,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "planning",
     "expert",
     "easy",
+    "logic",
+    "trivial_ask",
+    "history_hard",
+    "follow_up",
+    "log_previous_answer_tokens",
+    "max_number_digits",
+    "other_script_share",
+    "trivial_ask_x_log_length",
+    "history_hard_x_follow_up",
 )
 """The learned model's inputs, in order; the weights file names them and loading checks
 they match, so stale weights fail at start-up instead of scoring garbage."""
@@ -603,4 +744,16 @@ def feature_vector(features: PromptFeatures) -> tuple[float, ...]:
         float(features.planning),
         float(features.expert),
         float(features.easy),
+        float(features.logic),
+        float(features.trivial_ask),
+        float(features.history_hard),
+        float(features.follow_up),
+        math.log1p(features.previous_answer_tokens),
+        float(min(features.max_number_digits, 6)),
+        features.other_script_share,
+        # Interactions a linear model cannot form itself: a long text with a trivial ask
+        # is easy (length alone says the opposite); a pointing follow-up in a hard
+        # conversation is hard (either alone says little).
+        features.trivial_ask * math.log1p(features.last_user_tokens),
+        float(features.history_hard and features.follow_up),
     )

@@ -92,6 +92,12 @@ _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
         "log_turns": Reason.REASONING,
         "expert": Reason.EXPERT_DOMAIN,
         "structure": Reason.EXTRACTION,
+        "logic": Reason.REASONING,
+        "history_hard": Reason.REASONING,
+        "follow_up": Reason.REASONING,
+        "history_hard_x_follow_up": Reason.REASONING,
+        "log_previous_answer_tokens": Reason.REASONING,
+        "max_number_digits": Reason.MATH,
     }
 )
 """Which reason a feature's contribution speaks for; the rest (language, system prompt,

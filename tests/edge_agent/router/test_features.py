@@ -144,3 +144,33 @@ def test_earlier_turns_count_for_flags_but_not_questions() -> None:
     )
     assert features.has_code
     assert features.questions == 0
+
+
+def test_hard_history_and_a_pointing_follow_up() -> None:
+    hard = chat(
+        ("user", "Prove that there are infinitely many primes."),
+        ("assistant", "Suppose there were finitely many primes p1..pn. " * 20),
+        ("user", "why does that work?"),
+    )
+    assert hard.history_hard and hard.follow_up
+    assert hard.previous_answer_tokens > 100
+    easy = chat(("user", "hi"), ("assistant", "Hello!"), ("user", "what is a cat?"))
+    assert not easy.history_hard and not easy.follow_up
+    assert not ask("why does that work?").follow_up, "a single turn points back at nothing"
+
+
+def test_trivial_closing_ask_looks_only_at_the_end() -> None:
+    letter = "Dear team, " + "the quarterly figures are attached and discussed. " * 30
+    assert ask(letter + "Just tell me who signed it.").trivial_ask
+    assert not ask("Just tell me who signed it. " + letter + "Summarise every point.").trivial_ask
+
+
+def test_logic_language_and_number_size() -> None:
+    f = ask("If each of 3 cats catches 391 mice, how many are left?")
+    assert f.logic and f.max_number_digits == 3
+    assert ask("Write a 1200-word essay on bees.").max_number_digits == 0, "a size, not maths"
+
+
+def test_other_scripts_share() -> None:
+    assert ask("Привет, как дела?").other_script_share > 0.5
+    assert ask("hello there").other_script_share == 0.0
