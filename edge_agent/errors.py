@@ -4,7 +4,8 @@
 
     EdgeError(TandemError)
     ├── RequestInvalid (400)        bad body, bad field; ``param`` names the field
-    │   └── ContextTooLong (400)    prompt does not fit the model's context
+    │   ├── ContextTooLong (400)    prompt does not fit the model's context
+    │   └── PromptTooLong (400)     prompt above --max-prompt-tokens, whatever the route
     ├── Unauthorized (401)          missing or wrong API key
     ├── NotFound (404)              unknown model or route
     ├── Overloaded (429)            local queue full; ``retry_after_s``
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PathFailed",
+    "PromptTooLong",
     "RequestInvalid",
     "TransportClosed",
     "TransportError",
@@ -59,6 +61,18 @@ class ContextTooLong(RequestInvalid):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, param="messages")
+
+
+class PromptTooLong(RequestInvalid):
+    """The prompt is longer than this agent accepts at all (``--max-prompt-tokens``).
+
+    Distinct from ``ContextTooLong``: a prompt too long for the local model may still go
+    to the cloud; one above this limit is refused before routing, so that one request
+    cannot tie up a worker (or fill the edge's memory) with a book.
+    """
+
+    def __init__(self, message: str, *, param: str = "messages") -> None:
+        super().__init__(message, param=param)
 
 
 class Unauthorized(EdgeError):

@@ -113,6 +113,12 @@ class EdgeSettings(PeerSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )
+    max_prompt_tokens: int = Field(
+        default=32_768,
+        ge=16,
+        description="Longest prompt accepted on any route, in estimated tokens (400 "
+        "prompt_too_long above; the local model's own context is --n-ctx).",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="Ping interval on every cloud link.")
     dead_after_s: float = Field(
         default=6.0,

@@ -23,7 +23,13 @@ from edge_agent.api.context import ROUTE_HEADER, RequestContext
 from edge_agent.api.errors import ModelNotFound
 from edge_agent.engines.base import Engine, EngineEvent
 from edge_agent.engines.local import LocalEngine
-from edge_agent.errors import GenerationFailed, NoPeerAvailable, RequestInvalid, TransportError
+from edge_agent.errors import (
+    GenerationFailed,
+    NoPeerAvailable,
+    PromptTooLong,
+    RequestInvalid,
+    TransportError,
+)
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.router import (
     Decision,
@@ -199,6 +205,14 @@ class Dispatcher:
         cloud = self._cloud
         cloud_ready = cloud is not None and cloud.ready
         features = extract_features(request)
+        limit = self._settings.max_prompt_tokens
+        if features.prompt_tokens > limit:
+            raise PromptTooLong(
+                f"This prompt is about {features.prompt_tokens} tokens (estimated from its "
+                f"length); this agent accepts at most {limit} (--max-prompt-tokens). "
+                "Shorten it, or raise the limit.",
+                param="messages" if request.messages is not None else "prompt",
+            )
         verdict = self._router.decide(
             features,
             requested=requested,

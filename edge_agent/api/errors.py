@@ -29,6 +29,7 @@ from edge_agent.errors import (
     NoPeerAvailable,
     NotFound,
     Overloaded,
+    PromptTooLong,
     RequestInvalid,
     TransportError,
     Unauthorized,
@@ -74,6 +75,7 @@ ERROR_TABLE: Mapping[type[EdgeError], ErrorSpec] = MappingProxyType(
     {
         InvalidJson: ErrorSpec(400, _INVALID, "invalid_json"),
         ContextTooLong: ErrorSpec(400, _INVALID, "context_length_exceeded"),
+        PromptTooLong: ErrorSpec(400, _INVALID, "prompt_too_long"),
         RequestInvalid: ErrorSpec(400, _INVALID, "invalid_request"),
         Unauthorized: ErrorSpec(401, _INVALID, "invalid_api_key"),
         ModelNotFound: ErrorSpec(404, _INVALID, "model_not_found"),

@@ -185,3 +185,27 @@ async def test_cascade_low_confidence_start_is_discarded_and_served_by_the_cloud
         assert text == forced and text
         decisions = "tandem_edge_route_decisions_total"
         assert metric_value(agent, decisions, route="cloud", reason="low-confidence") == 1
+
+
+async def test_prompt_token_limit_refuses_before_routing(
+    local: LocalEngine, http: ClientSession
+) -> None:
+    """A prompt above ``max_prompt_tokens`` is a 400 on every route and both APIs; one
+    under it is served. The refusal happens before routing, so nothing is generated."""
+    long_text = "word " * 200  # ~250 estimated tokens
+    async with running_agent(local, max_prompt_tokens=64) as agent:
+        for model in ("auto", "edge", "cloud"):
+            body = {**chat(model), "messages": [{"role": "user", "content": long_text}]}
+            async with http.post(f"{agent.v1}/chat/completions", json=body) as resp:
+                error = (await resp.json())["error"]
+                assert resp.status == 400, model
+                assert error["code"] == "prompt_too_long" and error["param"] == "messages"
+                assert "at most 64" in error["message"]
+                assert "--max-prompt-tokens" in error["message"]
+        ollama = {"model": "edge", "stream": False, "prompt": long_text}
+        async with http.post(f"{agent.url}/api/generate", json=ollama) as resp:
+            assert resp.status == 400
+            assert "at most 64" in (await resp.json())["error"]  # Ollama's error shape
+        async with http.post(f"{agent.v1}/chat/completions", json=chat("edge")) as resp:
+            assert resp.status == 200
+        assert metric_value(agent, "tandem_edge_tokens_total", served_by="local", kind="prompt") > 0

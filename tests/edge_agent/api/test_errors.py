@@ -16,6 +16,7 @@ from edge_agent.errors import (
     NoPeerAvailable,
     NotFound,
     Overloaded,
+    PromptTooLong,
     RequestInvalid,
     Unauthorized,
 )
@@ -31,6 +32,7 @@ def _request() -> web.BaseRequest:
         (RequestInvalid("bad", param="x"), 400, "invalid_request"),
         (InvalidJson("bad"), 400, "invalid_json"),
         (ContextTooLong("long"), 400, "context_length_exceeded"),
+        (PromptTooLong("book"), 400, "prompt_too_long"),
         (Unauthorized("no"), 401, "invalid_api_key"),
         (NotFound("gone"), 404, "not_found"),
         (ModelNotFound("gpt"), 404, "model_not_found"),
