@@ -14,6 +14,7 @@
     │   ├── PathFailed
     │   └── TransportClosed
     ├── NoPeerAvailable (503)       no worker reachable for the cloud route
+    ├── RequestTimeout (504)        past --request-timeout-s; generation cancelled
     └── EngineError
         ├── ModelNotLoaded (503)
         └── GenerationFailed (502)  the engine started but could not finish
@@ -36,6 +37,7 @@ __all__ = [
     "PathFailed",
     "PromptTooLong",
     "RequestInvalid",
+    "RequestTimeout",
     "TransportClosed",
     "TransportError",
     "Unauthorized",
@@ -73,6 +75,11 @@ class PromptTooLong(RequestInvalid):
 
     def __init__(self, message: str, *, param: str = "messages") -> None:
         super().__init__(message, param=param)
+
+
+class RequestTimeout(EdgeError):
+    """The request outlived ``--request-timeout-s`` (queue wait and generation together):
+    a client that never reads a slow answer must not hold a model slot forever."""
 
 
 class Unauthorized(EdgeError):

@@ -113,6 +113,12 @@ class EdgeSettings(PeerSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )
+    request_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Deadline for one HTTP request, queue wait and generation together "
+        "(504 timeout before the first byte, an error event after; generation is cancelled).",
+    )
     max_prompt_tokens: int = Field(
         default=32_768,
         ge=16,

@@ -10,6 +10,7 @@ with its first event already received, which is what lets the HTTP layer send he
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -28,6 +29,7 @@ from edge_agent.errors import (
     NoPeerAvailable,
     PromptTooLong,
     RequestInvalid,
+    RequestTimeout,
     TransportError,
 )
 from edge_agent.metrics import EdgeMetrics
@@ -220,16 +222,22 @@ class Dispatcher:
             cloud_budget_left=self.budget.has_room(_today()),
             local_busy=self._local.busy,
         )
-        if verdict.cascade and self._cascade.enabled and cloud is not None:
-            opened = await self._run_cascade(ctx, request, cloud)
-        else:
-            opened = await self._route(ctx, request, requested, verdict)
+        timeout_s = self._settings.request_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                if verdict.cascade and self._cascade.enabled and cloud is not None:
+                    opened = await self._run_cascade(ctx, request, cloud)
+                else:
+                    opened = await self._route(ctx, request, requested, verdict)
+        except TimeoutError:
+            raise RequestTimeout(_timed_out(timeout_s, started=False)) from None
         ctx.path = opened.engine.path
-        async with aclosing(opened.events):
+        async with aclosing(_until(opened.events, deadline, timeout_s)) as events:
             yield Served(
                 opened.engine,
                 opened.decision,
-                opened.events,
+                events,
                 opened.received,
                 started=ctx.started,
                 metrics=self._metrics,
@@ -369,6 +377,32 @@ class Dispatcher:
             await events.aclose()
             raise
         return events, first
+
+
+async def _until(
+    events: AsyncGenerator[EngineEvent, None], deadline: float, timeout_s: float
+) -> AsyncGenerator[EngineEvent, None]:
+    """``events`` until the request's deadline; then the engine's stream is closed
+    (cancelling generation wherever it runs) and ``RequestTimeout`` raised, which the
+    HTTP layer answers with a 504, or an error event once the stream has started."""
+    async with aclosing(events):
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise RequestTimeout(_timed_out(timeout_s, started=True)) from None
+            yield event
+
+
+def _timed_out(timeout_s: float, *, started: bool) -> str:
+    where = "while generating" if started else "waiting for a model"
+    return (
+        f"The request took longer than {timeout_s:g} s (--request-timeout-s) {where}; "
+        "it was cancelled."
+    )
 
 
 def _today() -> date:

@@ -31,6 +31,7 @@ from edge_agent.errors import (
     Overloaded,
     PromptTooLong,
     RequestInvalid,
+    RequestTimeout,
     TransportError,
     Unauthorized,
 )
@@ -82,6 +83,7 @@ ERROR_TABLE: Mapping[type[EdgeError], ErrorSpec] = MappingProxyType(
         NotFound: ErrorSpec(404, _INVALID, "not_found"),
         Overloaded: ErrorSpec(429, "rate_limit_error", "overloaded"),
         NoPeerAvailable: ErrorSpec(503, _SERVER, "cloud_unavailable"),
+        RequestTimeout: ErrorSpec(504, _SERVER, "timeout"),
         TransportError: ErrorSpec(502, _SERVER, "cloud_path_failed"),
         ModelNotLoaded: ErrorSpec(503, _SERVER, "model_loading"),
         GenerationFailed: ErrorSpec(502, _SERVER, "generation_failed"),
@@ -175,7 +177,7 @@ def _from_edge_error(exc: EdgeError) -> ApiError:
     elif isinstance(exc, ModelNotLoaded):
         headers["Retry-After"] = "1"
         message = "The local model is not loaded yet; retry shortly."
-    elif spec.status >= 500 and not isinstance(exc, NoPeerAvailable):
+    elif spec.status >= 500 and not isinstance(exc, NoPeerAvailable | RequestTimeout):
         # Engine and transport messages carry library text and paths: not for clients.
         message = "The server could not complete the request."
     param = exc.param if isinstance(exc, RequestInvalid | NotFound) else None

@@ -209,3 +209,27 @@ async def test_prompt_token_limit_refuses_before_routing(
         async with http.post(f"{agent.v1}/chat/completions", json=chat("edge")) as resp:
             assert resp.status == 200
         assert metric_value(agent, "tandem_edge_tokens_total", served_by="local", kind="prompt") > 0
+
+
+async def test_request_timeout_cancels_generation(local: LocalEngine, http: ClientSession) -> None:
+    """Past ``request_timeout_s``: 504 before the first byte, an error event after it, and
+    in both cases the model stops generating."""
+    long = {
+        **chat("edge"),
+        "max_tokens": 2000,
+        "messages": [{"role": "user", "content": "Tell me a very long story about ships."}],
+    }
+    async with running_agent(local, request_timeout_s=0.4) as agent:
+        async with http.post(f"{agent.v1}/chat/completions", json=long) as resp:
+            body = await resp.json()
+            assert resp.status == 504 and body["error"]["code"] == "timeout"
+            assert "--request-timeout-s" in body["error"]["message"]
+        await wait_until_idle(local)
+        stream = {**long, "stream": True}
+        async with http.post(f"{agent.v1}/chat/completions", json=stream) as resp:
+            assert resp.status == 200
+            events = [line async for line in resp.content if line.startswith(b"data: {")]
+        assert any(b'"content"' in e for e in events), "tokens flowed before the deadline"
+        last = json.loads(events[-1][6:])
+        assert last["error"]["code"] == "timeout"
+        await wait_until_idle(local)
