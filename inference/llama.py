@@ -240,6 +240,8 @@ class LlamaRunner:
         llm = self._llm
         params = request.params
         tokens = self._prompt_tokens(request)
+        if not tokens:  # "" or "\x04" with a tokenizer that adds no BOS: llama.cpp asserts
+            raise InferenceError("the prompt has no tokens for this model")
         room = self.config.n_ctx - len(tokens)
         if room <= 0:
             raise ContextTooLong(len(tokens), self.config.n_ctx)

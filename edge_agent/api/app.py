@@ -18,6 +18,7 @@ from edge_agent.api.health import HealthRoutes
 from edge_agent.api.middleware import api_key_middleware, outcome_middleware
 from edge_agent.api.ollama_compat import OllamaRoutes
 from edge_agent.api.openai_compat import OpenAIRoutes
+from edge_agent.api.openapi import OpenApiRoute
 from edge_agent.engines.base import Engine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
@@ -57,4 +58,7 @@ def build_api(deps: ApiDeps) -> web.Application:
     OpenAIRoutes(dispatcher, created=created).add_to(app.router)
     OllamaRoutes(dispatcher).add_to(app.router)
     HealthRoutes(local=deps.local, cloud=deps.cloud, metrics=deps.metrics).add_to(app.router)
+    # Last: it documents the routes above and refuses any it has no description for.
+    api_key = deps.settings.api_key is not None
+    OpenApiRoute(cloud=deps.cloud is not None, api_key=api_key).add_to(app.router)
     return app

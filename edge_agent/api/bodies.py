@@ -52,6 +52,8 @@ async def read_model(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         raise InvalidJson("The request body is not valid JSON.") from exc
+    except RecursionError as exc:  # arrays nested past the interpreter's recursion limit
+        raise InvalidJson("The request body is nested too deeply.") from exc
     if not isinstance(data, dict):
         raise InvalidJson("The request body must be a JSON object.")
     try:

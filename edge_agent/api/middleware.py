@@ -25,8 +25,9 @@ __all__ = ["AUTH_EXEMPT_PATHS", "OLLAMA_PREFIX", "api_key_middleware", "outcome_
 
 log = logging.getLogger(__name__)
 
-AUTH_EXEMPT_PATHS = frozenset({"/healthz"})
-"""Paths served without the API key: liveness probes (systemd, k8s) carry no secrets."""
+AUTH_EXEMPT_PATHS = frozenset({"/healthz", "/openapi.json"})
+"""Paths served without the API key: liveness probes (systemd, k8s) carry no secrets, and
+the OpenAPI document holds none either; clients read it to learn how to authenticate."""
 
 OLLAMA_PREFIX = "/api/"
 """Paths under this prefix answer errors in Ollama's shape."""

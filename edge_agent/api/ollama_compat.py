@@ -22,7 +22,7 @@ from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT, ROUTE_HEADER, RequestContext
 from edge_agent.api.dispatch import Dispatcher, Served
 from edge_agent.api.errors import ApiError
-from edge_agent.api.openai_models import ChatMessageIn, sampling_params
+from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, ChatMessageIn, sampling_params
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.router import RequestedRoute
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, Text
@@ -44,7 +44,7 @@ class OllamaOptions(_Lenient):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
-    num_predict: int | None = None
+    num_predict: int | None = Field(default=None, le=MAX_TOKENS_LIMIT)
     stop: list[Text] | Text | None = None
 
     def sampling(self) -> SamplingParams:
@@ -59,7 +59,8 @@ class OllamaOptions(_Lenient):
 
 
 class _OllamaRequest(_Lenient):
-    model: str
+    model: Text
+    """Echoed in answers and in the 404 for an unknown model: must be encodable."""
     stream: bool = True
     options: OllamaOptions = OllamaOptions()
 

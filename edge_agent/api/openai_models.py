@@ -9,7 +9,7 @@ changes the shape of the answer (``n`` > 1, image parts) is a 400.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
@@ -18,6 +18,7 @@ from shared.messages import ChatMessage, SamplingParams, StreamEnd, Text
 
 __all__ = [
     "COMPLETIONS_DEFAULT_MAX_TOKENS",
+    "MAX_TOKENS_LIMIT",
     "ChatChoice",
     "ChatChunkChoice",
     "ChatCompletion",
@@ -38,6 +39,12 @@ __all__ = [
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 """OpenAI's default for the legacy completions endpoint; clients rely on it."""
+
+MAX_TOKENS_LIMIT = 2**31 - 1
+"""llama.cpp counts tokens in 32 bits; the wire's ``SamplingParams`` refuses more, so a
+body asking for more is refused here, as a 400, rather than there, as a 500."""
+
+TokenLimit = Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)]
 
 SEED_MASK = 0xFFFFFFFF
 
@@ -80,7 +87,8 @@ class _Lenient(BaseModel):
 class ContentPart(_Lenient):
     """One element of a list-valued ``content``; only ``text`` parts are served."""
 
-    type: str
+    type: Text
+    """Echoed in the refusal of non-text parts: must be encodable."""
     text: Text | None = None
 
 
@@ -112,8 +120,9 @@ class StreamOptions(_Lenient):
 class _GenerationRequest(_Lenient):
     """Fields shared by chat and text completions."""
 
-    model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+    model: Text | None = None
+    """Echoed in the 404 for an unknown model: must be encodable."""
+    max_tokens: TokenLimit | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: Text | list[Text] | None = None
@@ -159,7 +168,7 @@ class ChatCompletionRequest(_GenerationRequest):
     """Body of ``POST /v1/chat/completions``."""
 
     messages: list[ChatMessageIn] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: TokenLimit | None = None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -168,11 +177,15 @@ class ChatCompletionRequest(_GenerationRequest):
         return tuple(m.flattened(i) for i, m in enumerate(self.messages))
 
 
+Prompt = Annotated[Text, Field(min_length=1)]
+"""A raw prompt: an empty one gives the model no token to start from (llama.cpp asserts)."""
+
+
 class CompletionRequest(_GenerationRequest):
     """Body of ``POST /v1/completions``."""
 
-    prompt: Text | list[Text]
-    max_tokens: int | None = Field(default=COMPLETIONS_DEFAULT_MAX_TOKENS, ge=1)
+    prompt: Prompt | list[Prompt]
+    max_tokens: TokenLimit | None = COMPLETIONS_DEFAULT_MAX_TOKENS
 
     @field_validator("prompt")
     @classmethod

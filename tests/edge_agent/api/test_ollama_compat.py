@@ -92,3 +92,21 @@ async def test_unknown_model(http: ClientSession, agent: Agent) -> None:
     async with http.post(f"{agent.url}/api/chat", json=body) as response:
         assert response.status == 404
         assert "llama3" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # Regressions (were 500s): past llama.cpp's 32-bit token counts...
+        ("/api/generate", {"model": "edge", "prompt": "Hi", "options": {"num_predict": 2**31}}),
+        # ... and a lone surrogate in the model name, which answers echo back.
+        ("/api/chat", {"model": "\ud800", "messages": [{"role": "user", "content": "Hi"}]}),
+        ("/api/generate", {"model": "\ud800"}),
+    ],
+)
+async def test_invalid_bodies_are_400s(
+    http: ClientSession, agent: Agent, path: str, body: dict[str, Any]
+) -> None:
+    async with http.post(f"{agent.url}{path}", json=body) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]

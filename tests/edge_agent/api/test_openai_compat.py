@@ -224,6 +224,15 @@ async def test_content_parts_and_unknown_fields(http: ClientSession, agent: Agen
             },
             "messages[0].content",
         ),
+        # Regressions (were 500s): past llama.cpp's 32-bit token counts...
+        ({"messages": QUESTION, "max_tokens": 2**31}, "max_tokens"),
+        ({"messages": QUESTION, "max_completion_tokens": 2**31}, "max_completion_tokens"),
+        # ... and lone surrogates in fields echoed back (the error body failed to encode).
+        ({"messages": QUESTION, "model": "\ud800"}, "model"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "\ud800"}]}]},
+            "messages[0].content",
+        ),
     ],
 )
 async def test_invalid_chat_bodies(
@@ -238,11 +247,40 @@ async def test_invalid_chat_bodies(
     assert error["message"]
 
 
-async def test_invalid_completion_prompt(http: ClientSession, agent: Agent) -> None:
-    body = {"prompt": ["one", "two"]}
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"prompt": ["one", "two"]}, "prompt"),
+        # Regressions (were 500s): an empty prompt gives llama.cpp no token to start from.
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": [""]}, "prompt"),
+        ({"prompt": "Hi", "max_tokens": 2**31}, "max_tokens"),
+    ],
+)
+async def test_invalid_completion_bodies(
+    http: ClientSession, agent: Agent, body: dict[str, Any], param: str
+) -> None:
     async with http.post(f"{agent.v1}/completions", json=body) as response:
         assert response.status == 400
-        assert (await response.json())["error"]["param"] == "prompt"
+        assert (await response.json())["error"]["param"] == param
+
+
+async def test_prompt_without_tokens_is_a_400(http: ClientSession, agent: Agent) -> None:
+    # Found by the fuzz run: "\x04" is one of six control characters that SmolLM2's
+    # tokenizer turns into no token at all, and it adds no BOS.
+    body = {"prompt": "\x04", "max_tokens": 2}
+    async with http.post(f"{agent.v1}/completions", json=body) as response:
+        assert response.status == 400
+
+
+async def test_deeply_nested_body_is_a_400(http: ClientSession, agent: Agent) -> None:
+    # Regression (was a 500): json.loads raises RecursionError, not ValueError, past the
+    # interpreter's recursion limit.
+    data = "[" * 100_000 + "]" * 100_000
+    headers = {"Content-Type": "application/json"}
+    async with http.post(f"{agent.v1}/chat/completions", data=data, headers=headers) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "invalid_json"
 
 
 async def test_sdk_sees_openai_errors(client: AsyncOpenAI) -> None:
