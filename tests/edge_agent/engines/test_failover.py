@@ -10,10 +10,12 @@ either of which can flip a near-tie between two tokens.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 
 from edge_agent.engines.failover import FailoverEngine
@@ -105,20 +107,38 @@ async def interrupted_run(edge: Edge, stop_worker: AsyncExitStack) -> Run:
     return Run(text, end, before)
 
 
-async def run_interrupted_on_worker_a(edge: Edge) -> Run:
-    """Serve REQUEST from worker-a, which shuts down (no grace) after three chunks."""
-    worker_a = AsyncExitStack()
-    await worker_a.enter_async_context(
-        serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
-    )
-    await wait_for_worker(edge.pool, "worker-a")
-    return await interrupted_run(edge, worker_a)
+async def run_interrupted_on_worker_a(edge: Edge, *, standby: str | None = None) -> Run:
+    """Serve REQUEST from worker-a, which shuts down (no grace) after three chunks.
+
+    ``standby`` names a second worker started once the edge is linked to worker-a (so
+    that the edge cannot pick it first) and registered before the stream begins."""
+    async with AsyncExitStack() as stack:
+        worker_a = AsyncExitStack()
+        await worker_a.enter_async_context(
+            serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
+        )
+        stack.push_async_callback(worker_a.aclose)
+        await wait_for_worker(edge.pool, "worker-a")
+        if standby is not None:
+            await stack.enter_async_context(serving(worker_app(edge.url, standby, n_ctx=1024)))
+            await wait_for_workers(edge.url, 2)
+        return await interrupted_run(edge, worker_a)
+
+
+async def wait_for_workers(signaling_url: str, n: int, timeout_s: float = 30) -> None:
+    """Until signaling has ``n`` workers registered."""
+    health = signaling_url.replace("ws://", "http://").replace("/v1/signal", "/healthz")
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout_s):
+        while True:
+            async with http.get(health) as resp:
+                if (await resp.json())["workers"] >= n:
+                    return
+            await asyncio.sleep(0.05)
 
 
 async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
     async with edge_beside_signaling() as edge:
-        async with serving(worker_app(edge.url, "worker-b", n_ctx=1024)):
-            run = await run_interrupted_on_worker_a(edge)
+        run = await run_interrupted_on_worker_a(edge, standby="worker-b")
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="cloud"} 1.0' in edge.metrics.render().decode()
 
