@@ -233,3 +233,52 @@ async def test_request_timeout_cancels_generation(local: LocalEngine, http: Clie
         last = json.loads(events[-1][6:])
         assert last["error"]["code"] == "timeout"
         await wait_until_idle(local)
+
+
+async def test_spent_cloud_budget_answers_locally_and_says_so(
+    http: ClientSession, local: LocalEngine
+) -> None:
+    """A hard prompt goes to the cloud until the day's cloud tokens are spent; then the
+    same prompt is answered here, with ``budget-exhausted`` in the header and metric."""
+    hard = {
+        "max_tokens": 4,
+        "messages": [
+            {"role": "user", "content": "Prove that there are infinitely many prime numbers."}
+        ],
+    }
+    async with (
+        cloud_engine() as cloud,
+        running_agent(local, cloud=cloud, cloud_daily_token_budget=10, cascade=False) as agent,
+    ):
+        status, headers, _ = await post(http, agent, hard)
+        assert status == 200 and headers["X-Tandem-Served-By"] == "cloud"
+        status, headers, body = await post(http, agent, hard)
+        assert status == 200 and body["choices"][0]["message"]["content"]
+        assert headers["X-Tandem-Served-By"] == "local"
+        assert headers["X-Tandem-Route-Reason"] == "budget-exhausted"
+        decisions = "tandem_edge_route_decisions_total"
+        assert metric_value(agent, decisions, route="local", reason="budget-exhausted") == 1
+
+
+async def test_busy_local_model_sends_easy_prompts_to_the_cloud(
+    http: ClientSession, local: LocalEngine
+) -> None:
+    """With more local requests running than ``local_overload_queue``, an easy ``auto``
+    prompt goes to the cloud, saying ``local-overloaded``."""
+    long = {
+        "model": "edge",
+        "stream": True,
+        "max_tokens": 300,
+        "messages": [{"role": "user", "content": "Tell me a long story about a lighthouse."}],
+    }
+    async with (
+        cloud_engine() as cloud,
+        running_agent(local, cloud=cloud, local_overload_queue=0, cascade=False) as agent,
+        http.post(f"{agent.v1}/chat/completions", json=long) as busy,
+    ):
+        await busy.content.readline()  # the local model is generating now
+        status, headers, _ = await post(http, agent, chat("auto"))
+        assert status == 200 and headers["X-Tandem-Served-By"] == "cloud"
+        assert headers["X-Tandem-Route-Reason"] == "local-overloaded"
+        busy.close()
+    await wait_until_idle(local)
