@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from edge_agent.router.terms import TermTable, term_buckets
 from shared.messages import GenerateRequest
 
 __all__ = [
@@ -577,6 +578,8 @@ class PromptFeatures:
     """Estimated tokens of the last assistant turn: long answers mean a demanding topic."""
     max_number_digits: int = 0
     """Digits of the longest number in the last user message (391 is prime? 17 x 23?)."""
+    terms: frozenset[int] = frozenset()
+    """Hashed words of the request (``terms.term_buckets``), for the learned word evidence."""
     other_script_share: float = 0.0
     """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
     is weakest in these scripts)."""
@@ -659,6 +662,7 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         previous_answer_tokens=_previous_answer_tokens(request),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
+        terms=term_buckets(low, history_low),
     )
 
 
@@ -713,13 +717,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "other_script_share",
     "trivial_ask_x_log_length",
     "history_hard_x_follow_up",
+    "term_evidence",
 )
 """The learned model's inputs, in order; the weights file names them and loading checks
 they match, so stale weights fail at start-up instead of scoring garbage."""
 
 
-def feature_vector(features: PromptFeatures) -> tuple[float, ...]:
-    """``features`` as numbers in ``FEATURE_NAMES`` order.
+def feature_vector(features: PromptFeatures, terms: TermTable | None = None) -> tuple[float, ...]:
+    """``features`` as numbers in ``FEATURE_NAMES`` order; ``term_evidence`` comes from
+    ``terms`` (the model's table), 0 without one.
 
     Lengths go in as logarithms (a 4000-token prompt is not ten times "harder" than a
     400-token one) and counts are capped, so no single odd request dominates the score.
@@ -756,4 +762,5 @@ def feature_vector(features: PromptFeatures) -> tuple[float, ...]:
         # conversation is hard (either alone says little).
         features.trivial_ask * math.log1p(features.last_user_tokens),
         float(features.history_hard and features.follow_up),
+        terms.evidence(features.terms) if terms is not None else 0.0,
     )

@@ -17,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_agent.router.features import FEATURE_NAMES
+from edge_agent.router.features import FEATURE_NAMES, PromptFeatures, feature_vector
+from edge_agent.router.terms import TermTable
 
 __all__ = ["BUNDLED_MODEL_FILE", "LinearModel", "load_model"]
 
@@ -44,6 +45,12 @@ class LinearModel:
     metadata: Mapping[str, Any] | None = None
     """What the training script recorded (data, cross-validated figures); never used to
     score."""
+    terms: TermTable | None = None
+    """The word-evidence table behind the ``term_evidence`` feature."""
+
+    def vector(self, features: PromptFeatures) -> tuple[float, ...]:
+        """``features`` as this model's input (with its word evidence)."""
+        return feature_vector(features, self.terms)
 
     def __post_init__(self) -> None:
         n = len(self.feature_names)
@@ -75,6 +82,7 @@ class LinearModel:
             "bias": self.bias,
             "threshold": self.threshold,
             "metadata": dict(self.metadata or {}),
+            "terms": self.terms.to_dict() if self.terms is not None else {},
         }
 
     @classmethod
@@ -97,6 +105,7 @@ class LinearModel:
             bias=float(data["bias"]),
             threshold=float(data["threshold"]),
             metadata=data.get("metadata"),
+            terms=TermTable.from_dict(data.get("terms") or {}),
         )
 
 

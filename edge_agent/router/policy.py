@@ -24,7 +24,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
-from edge_agent.router.features import FEATURE_NAMES, PromptFeatures, feature_vector
+from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
 from edge_agent.router.model import LinearModel, load_model
 from edge_agent.settings import EdgeSettings
 
@@ -101,7 +101,9 @@ _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
     }
 )
 """Which reason a feature's contribution speaks for; the rest (language, system prompt,
-"easy" markers) only ever argue for local and explain nothing about escalating."""
+"easy" markers) only ever argue for local and explain nothing about escalating, and the
+word evidence names no reason of its own: when nothing else pushes towards the cloud,
+the reason is ``hard``."""
 
 
 @dataclass(frozen=True)
@@ -244,10 +246,10 @@ class Router(_PolicyRouter):
 
     def score(self, features: PromptFeatures) -> float:
         """The learned probability that ``features`` needs the cloud model."""
-        return self.model.probability(feature_vector(features))
+        return self.model.probability(self.model.vector(features))
 
     def _judge(self, features: PromptFeatures) -> Decision:
-        x = feature_vector(features)
+        x = self.model.vector(features)
         p = self.model.probability(x)
         if p >= self.threshold:
             return Decision(Route.CLOUD, self._explain(x), p_cloud=p)

@@ -25,9 +25,15 @@ from typing import Any
 
 from edge_agent.router.dataset import LabelledPrompt, read_dataset
 from edge_agent.router.evaluate import Figures, figures
-from edge_agent.router.features import FEATURE_NAMES, extract_features, feature_vector
+from edge_agent.router.features import (
+    FEATURE_NAMES,
+    PromptFeatures,
+    extract_features,
+    feature_vector,
+)
 from edge_agent.router.model import LinearModel
 from edge_agent.router.policy import Route
+from edge_agent.router.terms import TermTable
 
 __all__ = [
     "choose_threshold",
@@ -38,8 +44,8 @@ __all__ = [
     "stratified_folds",
 ]
 
-Row = tuple[tuple[float, ...], int]
-"""A feature vector and its label (1 = cloud)."""
+Row = tuple[PromptFeatures, int]
+"""A prompt's features and its label (1 = cloud)."""
 
 L2 = 3.0
 """Ridge penalty on the standardised weights: with a few hundred rows and ~30 features the
@@ -48,21 +54,27 @@ fit is otherwise free to lean on whichever marker happens to separate the traini
 
 
 def rows_of(items: Sequence[LabelledPrompt]) -> list[Row]:
-    return [
-        (feature_vector(extract_features(i.request)), int(i.label is Route.CLOUD)) for i in items
-    ]
+    return [(extract_features(i.request), int(i.label is Route.CLOUD)) for i in items]
 
 
 def fit(rows: Sequence[Row], *, l2: float = L2, threshold: float = 0.5) -> LinearModel:
-    """Logistic regression on ``rows`` (Newton-Raphson, bias unpenalised)."""
+    """The word-evidence table from ``rows``, then logistic regression on their vectors
+    (Newton-Raphson, bias unpenalised). Each row's word evidence is leave-one-out, so
+    the weight it earns is the weight it deserves on prompts the table never saw."""
+    docs = [(f.terms, label) for f, label in rows]
+    table = TermTable.fit(docs)
+    xs = [
+        (*feature_vector(f)[:-1], evidence)
+        for (f, _), evidence in zip(rows, TermTable.leave_one_out(docs), strict=True)
+    ]
     d = len(FEATURE_NAMES)
     n = len(rows)
-    means = [math.fsum(x[j] for x, _ in rows) / n for j in range(d)]
+    means = [math.fsum(x[j] for x in xs) / n for j in range(d)]
     scales = []
     for j in range(d):
-        var = math.fsum((x[j] - means[j]) ** 2 for x, _ in rows) / n
+        var = math.fsum((x[j] - means[j]) ** 2 for x in xs) / n
         scales.append(math.sqrt(var) if var > 1e-12 else 1.0)
-    z = [[1.0] + [(x[j] - means[j]) / scales[j] for j in range(d)] for x, _ in rows]
+    z = [[1.0] + [(x[j] - means[j]) / scales[j] for j in range(d)] for x in xs]
     y = [label for _, label in rows]
     beta = [0.0] * (d + 1)
     for _ in range(50):
@@ -94,6 +106,7 @@ def fit(rows: Sequence[Row], *, l2: float = L2, threshold: float = 0.5) -> Linea
         scales=tuple(scales),
         bias=beta[0],
         threshold=threshold,
+        terms=table,
     )
 
 
@@ -116,7 +129,7 @@ def out_of_fold_scores(rows: Sequence[Row], *, k: int, seed: int, l2: float = L2
         held = set(fold)
         model = fit([r for i, r in enumerate(rows) if i not in held], l2=l2)
         for i in fold:
-            scores[i] = model.probability(rows[i][0])
+            scores[i] = model.probability(model.vector(rows[i][0]))
     return scores
 
 
@@ -176,7 +189,7 @@ def cross_validate(
         model = train(training, target_recall=target_recall, inner_k=inner_k, seed=seed, l2=l2)
         thresholds.append(model.threshold)
         for i in fold:
-            scores[i] = model.probability(dev[i][0])
+            scores[i] = model.probability(model.vector(dev[i][0]))
             predicted[i] = Route.CLOUD if scores[i] >= model.threshold else Route.LOCAL
     truth = [Route.CLOUD if v else Route.LOCAL for v in labels]
     return CrossValidation(figures(truth, predicted), scores, thresholds, labels)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from edge_agent.router.features import FEATURE_NAMES
+from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
 from edge_agent.router.model import load_model
 from edge_agent.router.train import (
     choose_threshold,
@@ -20,15 +21,43 @@ from tests.edge_agent.router.test_evaluate import DEV, write_items
 D = len(FEATURE_NAMES)
 
 
-def row(signal: float, label: int) -> tuple[tuple[float, ...], int]:
-    return (signal, *([0.5] * (D - 1))), label
+def row(signal: int, label: int) -> tuple[PromptFeatures, int]:
+    """A prompt whose length alone (the first feature) separates the labels."""
+    features = PromptFeatures(
+        prompt_tokens=10 * 3**signal,
+        turns=1,
+        max_tokens=None,
+        questions=0,
+        has_code=False,
+        has_math=False,
+        has_reasoning=False,
+    )
+    return features, label
 
 
 def test_fit_learns_the_sign_of_a_separating_feature() -> None:
-    rows = [row(float(i), int(i >= 5)) for i in range(10)] * 3
+    rows = [row(i, int(i >= 5)) for i in range(10)] * 3
     model = fit(rows)
     assert model.weights[0] > 0
-    assert model.probability(row(9.0, 1)[0]) > 0.9 > 0.1 > model.probability(row(0.0, 0)[0])
+    high, low = model.vector(row(9, 1)[0]), model.vector(row(0, 0)[0])
+    assert model.probability(high) > 0.9 > 0.1 > model.probability(low)
+
+
+def test_word_evidence_is_learned_and_weighed() -> None:
+    """Words that go with one label move the score without any marker for them."""
+    hard = [(replace(row(1, 1)[0], terms=frozenset({7, 8, i})), 1) for i in range(100, 130)]
+    easy = [(replace(row(1, 0)[0], terms=frozenset({9, 10, i})), 0) for i in range(200, 230)]
+    model = fit(hard + easy)
+    assert model.terms is not None and model.terms.log_odds[7] > 0 > model.terms.log_odds[9]
+    assert 100 not in model.terms.log_odds, "a word seen once says nothing"
+    assert model.weights[FEATURE_NAMES.index("term_evidence")] > 0
+    unseen_hard = replace(row(1, 1)[0], terms=frozenset({7, 8, 999}))
+    unseen_easy = replace(row(1, 0)[0], terms=frozenset({9, 10, 999}))
+    assert (
+        model.probability(model.vector(unseen_hard))
+        > 0.5
+        > model.probability(model.vector(unseen_easy))
+    )
 
 
 def test_folds_are_stratified_and_cover_every_row_once() -> None:
