@@ -1,0 +1,132 @@
+"""The shipped systemd units and example configs: systemd accepts the units as written,
+and each unit's command line, with its example config, starts the real program."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import free_port
+from shared.messages import Role
+from tests.support.apps import SECRET, token
+
+pytestmark = pytest.mark.e2e
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+PROGRAMS = {"edge": "edge-agent", "worker": "cloud-worker", "signaling": "signaling-server"}
+BIN = Path(sys.executable).parent
+
+
+def exec_start(name: str) -> list[str]:
+    for line in (UNITS / f"tandem-{name}.service").read_text().splitlines():
+        if line.startswith("ExecStart="):
+            return shlex.split(line.removeprefix("ExecStart="))
+    raise AssertionError(f"tandem-{name}.service has no ExecStart")
+
+
+def local_command(name: str) -> list[str]:
+    """The unit's command with this checkout's programs and example config."""
+    program, *args = exec_start(name)
+    assert program == f"/opt/tandem/venv/bin/{PROGRAMS[name]}"
+    config = f"/etc/tandem/{name}.toml"
+    assert args == ["serve", "--config", config], "settings come from the config file"
+    return [str(BIN / PROGRAMS[name]), "serve", "--config", str(UNITS / f"{name}.toml")]
+
+
+def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing (.ci/run installs systemd)")
+        pytest.skip("systemd-analyze is not installed")
+    copies = []
+    for name in PROGRAMS:
+        text = (UNITS / f"tandem-{name}.service").read_text()
+        # verify checks that ExecStart exists: point it at this checkout's program.
+        text = text.replace("/opt/tandem/venv/bin/", f"{BIN}/")
+        copy = tmp_path / f"tandem-{name}.service"
+        copy.write_text(text)
+        copies.append(str(copy))
+    result = subprocess.run(
+        [analyze, "verify", *copies], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+@contextmanager
+def started(command: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+    proc = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with urllib.request.urlopen(health, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"{command[0]} not healthy at {health}"
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            assert proc.wait(20) == 0, "SIGTERM (systemctl stop) must end it cleanly"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_example_configs_start_the_programs() -> None:
+    """signaling, a worker and the edge, each from its unit's command line and example
+    config (ports moved off the defaults with flags, which override the file, as they
+    would in a drop-in); the edge escalates to the worker."""
+    ports = {name: free_port() for name in PROGRAMS}
+    signal_url = f"ws://127.0.0.1:{ports['signaling']}/v1/signal"
+    with ExitStack() as stack:
+        stack.enter_context(
+            started(
+                [*local_command("signaling"), "--port", str(ports["signaling"])],
+                {"TANDEM_SECRET": SECRET},
+                f"http://127.0.0.1:{ports['signaling']}/healthz",
+            )
+        )
+        common = ["--signaling", signal_url, "--ice-host-addresses", "127.0.0.1"]
+        stack.enter_context(
+            started(
+                [*local_command("worker"), "--port", str(ports["worker"]), *common],
+                {"TANDEM_TOKEN": token(Role.WORKER, "unit-worker")},
+                f"http://127.0.0.1:{ports['worker']}/healthz",
+            )
+        )
+        stack.enter_context(
+            started(
+                [*local_command("edge"), "--port", str(ports["edge"]), *common],
+                {"TANDEM_TOKEN": token(Role.EDGE, "unit-edge")},
+                f"http://127.0.0.1:{ports['edge']}/healthz",
+            )
+        )
+        body = (
+            b'{"model": "cloud", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}'
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['edge']}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            assert resp.status == 200 and resp.headers["X-Tandem-Served-By"] == "cloud"
