@@ -145,7 +145,8 @@ class EdgeSettings(PeerSettings):
     relay_upgrade_interval_s: float = Field(
         default=30.0,
         gt=0,
-        description="While on the relay, try WebRTC again this often; new requests move to it.",
+        description="While on the relay, try WebRTC again this often (on TURN, a direct "
+        "path); new requests move to the better link. Doubles after each failure, up to 16x.",
     )
     max_failovers: int = Field(
         default=2,

@@ -37,6 +37,7 @@ __all__ = [
     "quiet_webrtc_logs",
     "rtc_configuration",
     "turn_transport_of",
+    "without_relay_candidates",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,12 +147,15 @@ class RtcOffer:
     pc: Any
     channel: Any
     sdp: str
+    direct_only: bool = False
     _opened: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def complete(
         self, answer_sdp: str, *, timeout_s: float, max_frame_bytes: int, label: str = ""
     ) -> DataChannelLink:
         """Apply the answer and wait for the data channel to open (ICE, DTLS, SCTP)."""
+        if self.direct_only:
+            answer_sdp = without_relay_candidates(answer_sdp)
         try:
             async with asyncio.timeout(timeout_s):
                 await self.pc.setRemoteDescription(
@@ -177,6 +181,24 @@ class RtcOffer:
         await self.pc.close()
 
 
+def without_relay_candidates(sdp: str) -> str:
+    """``sdp`` minus its TURN-relayed ICE candidates."""
+    lines = sdp.split("\r\n")
+    kept = [ln for ln in lines if not (ln.startswith("a=candidate:") and " typ relay" in ln)]
+    return "\r\n".join(kept)
+
+
+def _stun_only(ice_servers: Sequence[IceServer]) -> list[IceServer]:
+    out = []
+    for server in ice_servers:
+        urls = tuple(u for u in server.urls if u.startswith("stun"))
+        if urls:
+            out.append(
+                server.model_copy(update={"urls": urls, "username": None, "credential": None})
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class IcePolicy:
     """How this peer gathers candidates: which local addresses (``None``: all but
@@ -184,6 +206,11 @@ class IcePolicy:
 
     host_addresses: tuple[str, ...] | None = None
     turn_transport: str = "auto"
+    direct_only: bool = False
+    """No TURN on either side: no allocation of ours, and the answer's relay candidates
+    dropped. For trying to lift a TURN-relayed link to a direct one: aioice nominates
+    the first pair whose check succeeds, so under load a relay pair can win the race
+    against a hole-punched one that would also have worked."""
 
     @classmethod
     def from_settings(cls, settings: PeerSettings) -> IcePolicy:
@@ -197,10 +224,12 @@ async def create_offer(
     ice_servers: Sequence[IceServer], policy: IcePolicy = IcePolicy()
 ) -> RtcOffer:
     """Start a connection as the offering side (the edge)."""
+    if policy.direct_only:
+        ice_servers = _stun_only(ice_servers)
     transport = await choose_turn_transport(ice_servers, policy.turn_transport)
     pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=transport))
     channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
-    offer = RtcOffer(pc=pc, channel=channel, sdp="")
+    offer = RtcOffer(pc=pc, channel=channel, sdp="", direct_only=policy.direct_only)
     channel.on("open", offer._opened.set)
     channel.on("close", offer._opened.set)
 

@@ -28,6 +28,8 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     local_model: str
     cloud: Literal["ready", "unavailable", "disabled"]
+    cloud_path: str | None = None
+    """The live cloud link's path (direct, turn-udp, turn-tcp, relay); null without one."""
 
 
 class HealthRoutes:
@@ -49,7 +51,8 @@ class HealthRoutes:
             cloud: Literal["ready", "unavailable", "disabled"] = "disabled"
         else:
             cloud = "ready" if self._cloud.ready else "unavailable"
-        return json_response(Health(local_model=self._local.model, cloud=cloud))
+        path = self._cloud.path if self._cloud is not None and cloud == "ready" else None
+        return json_response(Health(local_model=self._local.model, cloud=cloud, cloud_path=path))
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(

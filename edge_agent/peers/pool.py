@@ -4,9 +4,10 @@ A WebRTC handshake costs signaling round trips, ICE checks and DTLS; paying that
 user's request would double its latency. The pool opens a link as soon as signaling is
 up, re-opens it (jittered exponential backoff) when it drops, and hands the live peer
 to requests. When only the relay through signaling worked, it keeps trying WebRTC in
-the background and moves new requests to the better path as soon as it opens; streams
-already on the relay finish there, then the relay link closes (Tailscale's DERP
-upgrade, without dropping a stream); a draining worker is left the same way. One warm
+the background, and on a TURN-relayed link a direct one, and moves new requests to the
+better path as soon as it opens; streams already on the old link finish there, then it
+closes (Tailscale's DERP upgrade, without dropping a stream); a draining worker is left
+the same way. One warm
 peer at a time; several, spread over workers, would shorten failover further.
 """
 
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge_agent.errors import EdgeError, NoPeerAvailable
@@ -151,11 +152,15 @@ class PeerPool:
 
     async def _hold(self, peer: Peer) -> None:
         """Until the current link closes. Meanwhile: leave a draining worker for another
-        one, and lift a relayed link to WebRTC when that becomes possible."""
+        one, and lift a worse link to a better one when that becomes possible: a relay
+        through signaling to any WebRTC path, a TURN-relayed one to a direct one. A
+        failed attempt doubles the wait before the next (up to 16 intervals), so an edge
+        behind a NAT that never allows better does not keep a worker busy with offers."""
         cfg = self._config
+        wait_s = cfg.upgrade_interval_s
         while True:
-            relayed = peer.path is PathKind.RELAY and not cfg.force_relay
-            event = await self._next_event(peer, cfg.upgrade_interval_s if relayed else None)
+            better = _better_path_to_try(peer.path, cfg.force_relay)
+            event = await self._next_event(peer, wait_s if better is not None else None)
             if event == "closed":
                 return
             if event == "draining":
@@ -168,19 +173,21 @@ class PeerPool:
                     )
                     await peer.wait_closed()
                     return
-            else:  # time to try upgrading from the relay
+            else:  # time to try a better path
                 try:
                     connected = await connect_webrtc(
                         self._signaling,
                         model=cfg.model,
                         timeout_s=cfg.ice_deadline_s,
                         max_frame_bytes=cfg.max_frame_bytes,
-                        policy=cfg.policy,
+                        policy=replace(cfg.policy, direct_only=better == "direct"),
                     )
                 except EdgeError as exc:
-                    log.debug("still no WebRTC path: %s", exc)
+                    log.debug("no %s path yet: %s", better, exc)
+                    wait_s = min(wait_s * 2, cfg.upgrade_interval_s * 16)
                     continue
-                log.info("upgraded from the relay to %s", connected.link.path.value)
+                log.info("upgraded from %s to %s", peer.path.value, connected.link.path.value)
+                wait_s = cfg.upgrade_interval_s
             old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
 
@@ -221,3 +228,15 @@ class PeerPool:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._peer is not None:
             await self._peer.aclose()
+
+
+def _better_path_to_try(path: PathKind, force_relay: bool) -> str | None:
+    """What a link on ``path`` may be lifted to: ``webrtc`` (any) from the relay,
+    ``direct`` from TURN, nothing from direct (or when the relay is forced)."""
+    if force_relay:
+        return None
+    if path is PathKind.RELAY:
+        return "webrtc"
+    if path in (PathKind.TURN_UDP, PathKind.TURN_TCP):
+        return "direct"
+    return None

@@ -50,3 +50,27 @@ def test_the_preferred_turn_transport_goes_first() -> None:
     udp = rtc_configuration((turn,), turn_transport="udp").iceServers
     assert tcp is not None and tcp[0].urls[0].endswith("transport=tcp")
     assert udp is not None and udp[0].urls[0].endswith("transport=udp")
+
+
+def test_direct_only_drops_relay_candidates_and_turn_servers() -> None:
+    from link.rtc import _stun_only, without_relay_candidates
+    from shared.messages import IceServer
+
+    sdp = "\r\n".join(
+        [
+            "v=0",
+            "a=candidate:1 1 UDP 2130706431 10.0.0.2 5000 typ host",
+            "a=candidate:2 1 UDP 1694498815 203.0.113.7 6000 typ srflx raddr 10.0.0.2 rport 5000",
+            "a=candidate:3 1 UDP 16777215 198.51.100.1 7000 typ relay raddr 203.0.113.7 rport 6000",
+            "a=end-of-candidates",
+        ]
+    )
+    kept = without_relay_candidates(sdp)
+    assert "typ relay" not in kept and "typ srflx" in kept and "typ host" in kept
+    servers = [
+        IceServer(
+            urls=("stun:203.0.113.1:3478", "turn:203.0.113.1:3478"), username="u", credential="c"
+        ),
+        IceServer(urls=("turns:203.0.113.1:5349",), username="u", credential="c"),
+    ]
+    assert _stun_only(servers) == [IceServer(urls=("stun:203.0.113.1:3478",))]

@@ -165,6 +165,15 @@ class NetStack:
             time.sleep(0.3)
         raise RuntimeError(f"edge never linked to a worker in {timeout_s:.0f} s")
 
+    def wait_cloud_path(self, ns: str, path: str, timeout_s: float = 60) -> float:
+        """Seconds until the edge in ``ns`` reports its cloud link on ``path``."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            if self.probe(ns, "--health", timeout_s=10).get("cloud_path") == path:
+                return time.monotonic() - start
+            time.sleep(0.3)
+        raise RuntimeError(f"edge never moved to a {path} link in {timeout_s:.0f} s")
+
     def logs(self) -> str:
         out = []
         for path in sorted(self.log_dir.glob("*.log")):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns.stack import SIGNALING_PORT, NetStack
-from tests.netns.topology import Nat, Network
+from tests.netns.topology import Nat, Network, sh
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e]
 
@@ -95,13 +95,22 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         worker_ns, _ = network.add_host(worker_site, "worker")
         edge_ns, _ = network.add_host(edge_site, "edge")
         stack.worker(worker_ns)
-        stack.edge(edge_ns, *scenario.edge_args)
+        # Upgrades tried every 2 s (doubling on failure) instead of every 30 s.
+        stack.edge(edge_ns, "--relay-upgrade-interval-s", "2", *scenario.edge_args)
         linked_after = stack.wait_cloud_ready(edge_ns)
         result = stack.probe(edge_ns, "cloud")
         print(
             f"\n{name}: path {result['headers'].get('x-tandem-path')}, linked after "
             f"{linked_after:.1f} s, first escalated token {result['ttft_s']:.3f} s"
         )
+        if result["headers"].get("x-tandem-path") != scenario.expected == "direct":
+            # aioice nominates the first pair whose check succeeds: under load a TURN
+            # pair can win, and the edge must then lift the link to a direct one.
+            upgraded_after = stack.wait_cloud_path(edge_ns, "direct")
+            print(
+                f"{name}: linked over TURN first, upgraded to direct {upgraded_after:.1f} s later"
+            )
+            result = stack.probe(edge_ns, "cloud")
         assert result["status"] == 200
         assert result["headers"]["x-tandem-served-by"] == "cloud"
         assert result["headers"]["x-tandem-path"] == scenario.expected
@@ -111,6 +120,47 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         check = stack.netcheck(edge_ns)
         print("netcheck:", check["verdict"], [(p["name"], p["ok"]) for p in check["probes"]])
         assert check["expected_path"] == scenario.expected
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+
+
+def test_a_turn_link_is_lifted_to_direct_once_direct_works(
+    network: Network, tmp_path: Path
+) -> None:
+    """Easy NATs, but the edge's router drops UDP between the two sites at first: the
+    link comes up over TURN. Once the block is lifted, the edge moves to a direct link
+    by itself (direct-only retries), and new requests take it."""
+    stack = NetStack(tmp_path)
+    try:
+        svc_ns, svc_ip = network.public_host("svc")
+        stack.coturn(svc_ns, svc_ip, network.second_address(svc_ns))
+        stack.signaling(svc_ns, svc_ip, network.second_address(svc_ns))
+        worker_site = network.site("wsite", Nat.EASY)
+        edge_site = network.site("esite", Nat.EASY)
+        block = [
+            ("-d", worker_site.wan_ip),  # edge -> worker, punched or not
+            ("-s", worker_site.wan_ip),  # worker -> edge
+        ]
+        for direction in block:
+            sh("ip", "netns", "exec", edge_site.router, "iptables", "-I", "FORWARD",
+               "-p", "udp", *direction, "-j", "DROP")  # fmt: skip
+        worker_ns, _ = network.add_host(worker_site, "worker")
+        edge_ns, _ = network.add_host(edge_site, "edge")
+        stack.worker(worker_ns)
+        stack.edge(edge_ns, "--relay-upgrade-interval-s", "2")
+        stack.wait_cloud_ready(edge_ns)
+        first = stack.probe(edge_ns, "cloud")
+        assert first["status"] == 200 and first["headers"]["x-tandem-path"] == "turn-udp"
+        for direction in block:
+            sh("ip", "netns", "exec", edge_site.router, "iptables", "-D", "FORWARD",
+               "-p", "udp", *direction, "-j", "DROP")  # fmt: skip
+        lifted_after = stack.wait_cloud_path(edge_ns, "direct")
+        result = stack.probe(edge_ns, "cloud")
+        print(f"\nturn-udp, then direct {lifted_after:.1f} s after the block was lifted")
+        assert result["status"] == 200 and result["headers"]["x-tandem-path"] == "direct"
     except BaseException:
         print(stack.logs())
         raise

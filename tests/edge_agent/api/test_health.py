@@ -31,6 +31,7 @@ async def test_healthz_is_503_until_the_model_is_loaded(http: ClientSession) -> 
                     "status": "ok",
                     "local_model": engine.model,
                     "cloud": "disabled",
+                    "cloud_path": None,
                 }
     finally:
         await engine.aclose()

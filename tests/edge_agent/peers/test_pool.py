@@ -81,3 +81,14 @@ async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves
                 pass
         await events.aclose()
         await wait_for_worker(edge.pool, "worker-b")  # new requests go to the other worker
+
+
+def test_which_links_are_worth_lifting() -> None:
+    from edge_agent.peers.pool import _better_path_to_try
+    from link import PathKind
+
+    assert _better_path_to_try(PathKind.RELAY, force_relay=False) == "webrtc"
+    assert _better_path_to_try(PathKind.TURN_UDP, force_relay=False) == "direct"
+    assert _better_path_to_try(PathKind.TURN_TCP, force_relay=False) == "direct"
+    assert _better_path_to_try(PathKind.DIRECT, force_relay=False) is None
+    assert _better_path_to_try(PathKind.RELAY, force_relay=True) is None
