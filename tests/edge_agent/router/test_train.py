@@ -17,22 +17,14 @@ from edge_agent.router.train import (
     stratified_folds,
 )
 from tests.edge_agent.router.test_evaluate import DEV, write_items
+from tests.edge_agent.router.test_policy import SIMPLE
 
 D = len(FEATURE_NAMES)
 
 
 def row(signal: int, label: int) -> tuple[PromptFeatures, int]:
     """A prompt whose length alone (the first feature) separates the labels."""
-    features = PromptFeatures(
-        prompt_tokens=10 * 3**signal,
-        turns=1,
-        max_tokens=None,
-        questions=0,
-        has_code=False,
-        has_math=False,
-        has_reasoning=False,
-    )
-    return features, label
+    return replace(SIMPLE, prompt_tokens=10 * 3**signal, questions=0), label
 
 
 def test_fit_learns_the_sign_of_a_separating_feature() -> None:
