@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge_agent.router.boost import Trees
 from edge_agent.router.features import FEATURE_NAMES, PromptFeatures, feature_vector
 from edge_agent.router.terms import TermTable
 
@@ -47,6 +48,9 @@ class LinearModel:
     score."""
     terms: TermTable | None = None
     """The word-evidence table behind the ``term_evidence`` feature."""
+    trees: Trees | None = None
+    """Boosted trees over the same vector: when present they give the score, and the
+    linear weights only explain it (see ``boost``)."""
 
     def vector(self, features: PromptFeatures) -> tuple[float, ...]:
         """``features`` as this model's input (with its word evidence)."""
@@ -70,6 +74,8 @@ class LinearModel:
 
     def probability(self, x: Sequence[float]) -> float:
         """Probability that the request needs the cloud model."""
+        if self.trees is not None:
+            return self.trees.probability(x)
         return _sigmoid(self.bias + math.fsum(self.contributions(x)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +89,7 @@ class LinearModel:
             "threshold": self.threshold,
             "metadata": dict(self.metadata or {}),
             "terms": self.terms.to_dict() if self.terms is not None else {},
+            "trees": self.trees.to_dict() if self.trees is not None else None,
         }
 
     @classmethod
@@ -106,6 +113,7 @@ class LinearModel:
             threshold=float(data["threshold"]),
             metadata=data.get("metadata"),
             terms=TermTable.from_dict(data.get("terms") or {}),
+            trees=Trees.from_dict(data["trees"]) if data.get("trees") else None,
         )
 
 

@@ -1,7 +1,8 @@
 """``python -m edge_agent.router.train``: fit the router's weights and measure them honestly.
 
-Pure Python (no numpy): L2-regularised logistic regression fitted by Newton's method on
-standardised ``feature_vector``s (twenty features, a few hundred rows: milliseconds).
+Two models on the same ``feature_vector``s: L2-regularised logistic regression (pure
+Python, Newton's method), which explains decisions, and boosted depth-2 trees
+(``boost``, numpy), which give the score; ``--no-trees`` scores with the regression alone.
 
 The threshold is the one number that trades cloud recall for local share, so it is the
 one most easily over-tuned. It is always chosen on *out-of-fold* scores of the data the
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.router.boost import fit_trees
 from edge_agent.router.dataset import LabelledPrompt, read_dataset
 from edge_agent.router.evaluate import Figures, figures
 from edge_agent.router.features import (
@@ -57,10 +59,13 @@ def rows_of(items: Sequence[LabelledPrompt]) -> list[Row]:
     return [(extract_features(i.request), int(i.label is Route.CLOUD)) for i in items]
 
 
-def fit(rows: Sequence[Row], *, l2: float = L2, threshold: float = 0.5) -> LinearModel:
+def fit(
+    rows: Sequence[Row], *, l2: float = L2, threshold: float = 0.5, trees: bool = True
+) -> LinearModel:
     """The word-evidence table from ``rows``, then logistic regression on their vectors
-    (Newton-Raphson, bias unpenalised). Each row's word evidence is leave-one-out, so
-    the weight it earns is the weight it deserves on prompts the table never saw."""
+    (Newton-Raphson, bias unpenalised) and, with ``trees``, boosted trees that score.
+    Each row's word evidence is leave-one-out, so the weight it earns is the weight it
+    deserves on prompts the table never saw."""
     docs = [(f.terms, label) for f, label in rows]
     table = TermTable.fit(docs)
     xs = [
@@ -107,6 +112,7 @@ def fit(rows: Sequence[Row], *, l2: float = L2, threshold: float = 0.5) -> Linea
         bias=beta[0],
         threshold=threshold,
         terms=table,
+        trees=fit_trees(xs, y) if trees else None,
     )
 
 
@@ -122,12 +128,14 @@ def stratified_folds(labels: Sequence[int], k: int, *, seed: int) -> list[list[i
     return [sorted(f) for f in folds]
 
 
-def out_of_fold_scores(rows: Sequence[Row], *, k: int, seed: int, l2: float = L2) -> list[float]:
+def out_of_fold_scores(
+    rows: Sequence[Row], *, k: int, seed: int, l2: float = L2, trees: bool = True
+) -> list[float]:
     """Each row's cloud probability from a model fitted without its fold."""
     scores = [0.0] * len(rows)
     for fold in stratified_folds([label for _, label in rows], k, seed=seed):
         held = set(fold)
-        model = fit([r for i, r in enumerate(rows) if i not in held], l2=l2)
+        model = fit([r for i, r in enumerate(rows) if i not in held], l2=l2, trees=trees)
         for i in fold:
             scores[i] = model.probability(model.vector(rows[i][0]))
     return scores
@@ -150,12 +158,18 @@ def choose_threshold(scores: Sequence[float], labels: Sequence[int], target_reca
 
 
 def train(
-    rows: Sequence[Row], *, target_recall: float, inner_k: int, seed: int, l2: float = L2
+    rows: Sequence[Row],
+    *,
+    target_recall: float,
+    inner_k: int,
+    seed: int,
+    l2: float = L2,
+    trees: bool = True,
 ) -> LinearModel:
     """A model on all ``rows``, its threshold chosen on their out-of-fold scores."""
-    scores = out_of_fold_scores(rows, k=inner_k, seed=seed, l2=l2)
+    scores = out_of_fold_scores(rows, k=inner_k, seed=seed, l2=l2, trees=trees)
     threshold = choose_threshold(scores, [label for _, label in rows], target_recall)
-    return fit(rows, l2=l2, threshold=threshold)
+    return fit(rows, l2=l2, threshold=threshold, trees=trees)
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,7 @@ def cross_validate(
     seed: int,
     target_recall: float,
     l2: float = L2,
+    trees: bool = True,
 ) -> CrossValidation:
     """Stratified k-fold over ``dev``; every fold trains on the rest plus ``extra``."""
     labels = [label for _, label in dev]
@@ -186,7 +201,9 @@ def cross_validate(
     for fold in stratified_folds(labels, k, seed=seed):
         held = set(fold)
         training = [r for i, r in enumerate(dev) if i not in held] + list(extra)
-        model = train(training, target_recall=target_recall, inner_k=inner_k, seed=seed, l2=l2)
+        model = train(
+            training, target_recall=target_recall, inner_k=inner_k, seed=seed, l2=l2, trees=trees
+        )
         thresholds.append(model.threshold)
         for i in fold:
             scores[i] = model.probability(model.vector(dev[i][0]))
@@ -214,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-recall", type=float, default=0.97)
     parser.add_argument("--l2", type=float, default=L2)
     parser.add_argument("--cv-json", type=Path, help="write the cross-validated scores here")
+    parser.add_argument(
+        "--no-trees", action="store_true", help="score with the logistic regression alone"
+    )
     args = parser.parse_args(argv)
     try:
         dev = rows_of(read_dataset(args.dev))
@@ -229,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         target_recall=args.target_recall,
         l2=args.l2,
+        trees=not args.no_trees,
     )
     f = cv.figures
     sys.stdout.write(
@@ -242,11 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         inner_k=args.inner_folds,
         seed=args.seed,
         l2=args.l2,
+        trees=not args.no_trees,
     )
     metadata: dict[str, Any] = {
         "trained_on": [str(args.dev), *map(str, args.extra)],
         "rows": len(dev) + len(extra),
         "l2": args.l2,
+        "trees": not args.no_trees,
         "target_recall": args.target_recall,
         "cv": {"folds": args.folds, "seed": args.seed, **_rounded(asdict(f))},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,21 @@ def test_bundled_weights_load_and_round_trip(tmp_path: Path) -> None:
     assert load_model(path).weights == model.weights
 
 
-def test_contributions_add_up_to_the_log_odds() -> None:
-    model = load_model()
+def test_contributions_add_up_to_the_linear_log_odds() -> None:
+    linear = replace(load_model(), trees=None)  # the explaining half alone
     x = tuple(float(i % 3) for i in range(len(FEATURE_NAMES)))
-    log_odds = model.bias + sum(model.contributions(x))
-    p = model.probability(x)
+    log_odds = linear.bias + sum(linear.contributions(x))
+    p = linear.probability(x)
     assert abs(p - 1 / (1 + pow(2.718281828459045, -log_odds))) < 1e-9
+
+
+def test_the_shipped_model_scores_with_trees_that_survive_a_round_trip() -> None:
+    model = load_model()
+    assert model.trees is not None and len(model.trees.trees) > 0
+    again = LinearModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    for i in range(5):
+        x = tuple(float((i + j) % 4) for j in range(len(FEATURE_NAMES)))
+        assert abs(again.probability(x) - model.probability(x)) < 1e-6
 
 
 def test_weights_for_other_features_are_refused() -> None:

@@ -1,0 +1,140 @@
+"""Boosted decision trees over the router's feature vector: the score.
+
+The logistic model is additive, so it cannot say "long, *unless* the ask at the end is
+trivial" or "a short follow-up is hard *if* the conversation was": the two mistakes it
+kept making on held-out sets. Small trees (depth 2: every leaf is an AND of two
+conditions) say exactly that. Cross-validated over all our labelled prompts, at cloud
+recall 0.97 they keep 0.91 of the easy prompts local where the logistic model keeps
+0.85. The logistic model still explains each decision (``contributions``).
+
+Scoring is pure Python (a few hundred comparisons: tens of microseconds); fitting uses
+numpy, which llama-cpp-python already depends on, and runs only in the training script.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Trees", "fit_trees"]
+
+Node = float | tuple[int, float, "Node", "Node"]
+"""A leaf's value, or ``(feature index, threshold, node if x <= threshold, node if >)``."""
+
+ROUNDS = 150
+RATE = 0.1
+DEPTH = 2
+L2 = 1.0
+CANDIDATE_SPLITS = 15
+"""Thresholds tried per feature: quantiles of the training values. Few, so that a few
+hundred prompts cannot carve a split around one of them."""
+
+
+@dataclass(frozen=True)
+class Trees:
+    """``p(cloud) = sigmoid(base + rate * sum(tree(x)))``."""
+
+    base: float
+    rate: float
+    trees: tuple[Node, ...]
+
+    def probability(self, x: Sequence[float]) -> float:
+        z = self.base + self.rate * math.fsum(_leaf(t, x) for t in self.trees)
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base, "rate": self.rate, "trees": [_dump(t) for t in self.trees]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trees:
+        return cls(
+            base=float(data["base"]),
+            rate=float(data["rate"]),
+            trees=tuple(_load(t) for t in data["trees"]),
+        )
+
+
+def _leaf(node: Node, x: Sequence[float]) -> float:
+    while not isinstance(node, float):
+        j, threshold, left, right = node
+        node = left if x[j] <= threshold else right
+    return node
+
+
+def _dump(node: Node) -> Any:
+    if isinstance(node, float):
+        return round(node, 6)
+    j, threshold, left, right = node
+    return [j, round(threshold, 6), _dump(left), _dump(right)]
+
+
+def _load(data: Any) -> Node:
+    if isinstance(data, int | float):
+        return float(data)
+    j, threshold, left, right = data
+    return (int(j), float(threshold), _load(left), _load(right))
+
+
+def fit_trees(
+    xs: Sequence[Sequence[float]],
+    labels: Sequence[int],
+    *,
+    rounds: int = ROUNDS,
+    rate: float = RATE,
+    depth: int = DEPTH,
+    l2: float = L2,
+) -> Trees:
+    """Gradient boosting on the logistic loss (second-order leaf values, L2 on leaves)."""
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    prior = min(max(float(y.mean()), 1e-3), 1 - 1e-3)
+    base = math.log(prior / (1 - prior))
+    margin = np.full(len(y), base)
+    splits = [
+        np.unique(np.quantile(x[:, j], np.linspace(0.05, 0.95, CANDIDATE_SPLITS)))
+        for j in range(x.shape[1])
+    ]
+
+    def leaf(idx: Any, g: Any, h: Any) -> float:
+        return float(-g[idx].sum() / (h[idx].sum() + l2))
+
+    def grow(idx: Any, g: Any, h: Any, levels: int) -> Node:
+        if levels == 0 or len(idx) < 2:
+            return leaf(idx, g, h)
+        gi, hi = g[idx], h[idx]
+        total_g, total_h = gi.sum(), hi.sum()
+        parent = total_g * total_g / (total_h + l2)
+        best: tuple[float, int, float] | None = None
+        for j, thresholds in enumerate(splits):
+            col = x[idx, j]
+            for t in thresholds:
+                left = col <= t
+                gl, hl = gi[left].sum(), hi[left].sum()
+                gr, hr = total_g - gl, total_h - hl
+                if hl < 1.0 or hr < 1.0:  # each side must carry some weight
+                    continue
+                gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parent
+                if best is None or gain > best[0]:
+                    best = (float(gain), j, float(t))
+        if best is None or best[0] <= 0:
+            return leaf(idx, g, h)
+        _, j, t = best
+        left = x[idx, j] <= t
+        return (j, t, grow(idx[left], g, h, levels - 1), grow(idx[~left], g, h, levels - 1))
+
+    trees: list[Node] = []
+    everyone = np.arange(len(y))
+    for _ in range(rounds):
+        p = 1.0 / (1.0 + np.exp(-margin))
+        g, h = p - y, p * (1.0 - p)
+        tree = grow(everyone, g, h, depth)
+        trees.append(tree)
+        margin += rate * np.array([_leaf(tree, row) for row in x])
+    return Trees(base=base, rate=rate, trees=tuple(trees))
