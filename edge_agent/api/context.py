@@ -17,6 +17,7 @@ from aiohttp import web
 
 __all__ = [
     "CLIENT_CLOSED",
+    "FAILOVERS_HEADER",
     "PATH_HEADER",
     "REQUEST_CONTEXT",
     "REQUEST_ID_HEADER",
@@ -30,6 +31,7 @@ ROUTE_HEADER = "X-Tandem-Route"
 SERVED_BY_HEADER = "X-Tandem-Served-By"
 ROUTE_REASON_HEADER = "X-Tandem-Route-Reason"
 PATH_HEADER = "X-Tandem-Path"
+FAILOVERS_HEADER = "X-Tandem-Failovers"
 REQUEST_ID_HEADER = "X-Request-Id"
 
 CLIENT_CLOSED = 499
@@ -49,6 +51,9 @@ class RequestContext:
     reason: str | None = None
     path: str | None = None
     """The network path of a cloud-served response."""
+    failovers: int = 0
+    """Times the cloud stream resumed elsewhere. Only a response whose headers go out
+    after generation (not streamed) can carry it; metrics count every one."""
     status: int | None = None
     """Outcome to record when it differs from the HTTP status already sent (a stream
     that failed or was abandoned after its 200 went out)."""
@@ -62,7 +67,12 @@ class RequestContext:
             headers[ROUTE_REASON_HEADER] = self.reason
         if self.path is not None:
             headers[PATH_HEADER] = self.path
+        if self.failovers:
+            headers[FAILOVERS_HEADER] = str(self.failovers)
         return headers
+
+    def count_failover(self, to: str) -> None:
+        self.failovers += 1
 
     def apply(self, response: web.StreamResponse) -> None:
         """Copy ``headers()`` onto a response that has not been sent yet."""

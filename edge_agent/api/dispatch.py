@@ -22,7 +22,7 @@ from types import MappingProxyType
 
 from edge_agent.api.context import ROUTE_HEADER, RequestContext
 from edge_agent.api.errors import ModelNotFound
-from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.engines.base import ON_FAILOVER, Engine, EngineEvent
 from edge_agent.engines.local import LocalEngine
 from edge_agent.errors import (
     GenerationFailed,
@@ -206,6 +206,7 @@ class Dispatcher:
         which cancels generation if it is still running (the client went away)."""
         cloud = self._cloud
         cloud_ready = cloud is not None and cloud.ready
+        ON_FAILOVER.set(ctx.count_failover)
         features = extract_features(request)
         limit = self._settings.max_prompt_tokens
         if features.prompt_tokens > limit:

@@ -8,13 +8,21 @@ worker across the world. Failures are raised as ``EdgeError`` subclasses.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from contextvars import ContextVar
 
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["Engine", "EngineEvent"]
+__all__ = ["ON_FAILOVER", "Engine", "EngineEvent"]
 
 EngineEvent = TokenChunk | StreamEnd
+
+ON_FAILOVER: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "tandem_on_failover", default=None
+)
+"""Called with the new engine's ``served_by`` each time a stream of the current request
+fails over. The HTTP layer sets it per request (each aiohttp handler runs in its own
+context) to report failovers in headers; the engine API stays ``stream(request)``."""
 
 
 class Engine(ABC):

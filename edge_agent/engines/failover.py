@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.engines.base import ON_FAILOVER, Engine, EngineEvent
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.errors import GenerationFailed, NoPeerAvailable, TransportError
@@ -93,6 +93,8 @@ class FailoverEngine(Engine):
                     raise
                 engine = nxt
                 self._metrics.failovers.labels(engine.served_by).inc()
+                if (hook := ON_FAILOVER.get()) is not None:
+                    hook(engine.served_by)
                 log.warning(
                     "request %s: %s after %d tokens (%s); continuing on %s",
                     request.request_id,

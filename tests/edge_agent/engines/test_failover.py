@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
+from edge_agent.engines.base import ON_FAILOVER
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
@@ -137,17 +138,23 @@ async def wait_for_workers(signaling_url: str, n: int, timeout_s: float = 30) ->
 
 
 async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
+    told: list[str] = []
+    ON_FAILOVER.set(told.append)  # what the HTTP layer hooks for X-Tandem-Failovers
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge, standby="worker-b")
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="cloud"} 1.0' in edge.metrics.render().decode()
+    assert told == ["cloud"]
 
 
 async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None:
+    told: list[str] = []
+    ON_FAILOVER.set(told.append)
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge)
         assert_seamless(run)
         assert 'tandem_edge_failovers_total{to="local"} 1.0' in edge.metrics.render().decode()
+    assert told == ["local"]
 
 
 async def test_a_stream_that_never_started_is_not_silently_served_locally() -> None:
