@@ -34,18 +34,14 @@ hundred prompts cannot carve a split around one of them."""
 
 @dataclass(frozen=True)
 class Trees:
-    """``p(cloud) = sigmoid(base + rate * sum(tree(x)))``."""
+    """``log_odds(cloud) = base + rate * sum(tree(x))``."""
 
     base: float
     rate: float
     trees: tuple[Node, ...]
 
-    def probability(self, x: Sequence[float]) -> float:
-        z = self.base + self.rate * math.fsum(_leaf(t, x) for t in self.trees)
-        if z >= 0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
+    def log_odds(self, x: Sequence[float]) -> float:
+        return self.base + self.rate * math.fsum(_leaf(t, x) for t in self.trees)
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base, "rate": self.rate, "trees": [_dump(t) for t in self.trees]}

@@ -619,8 +619,10 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
     low = last.lower()
     history = _history(request)
     history_low = history.lower()
-    history_words = frozenset(_WORD.findall(history_low)) if history else frozenset()
-    words = frozenset(_WORD.findall(low))
+    history_list = _WORD.findall(history_low) if history else []
+    history_words = frozenset(history_list)
+    last_words = _WORD.findall(low)
+    words = frozenset(last_words)
     all_low = text.lower()
     all_words = words if all_low == low else frozenset(_WORD.findall(all_low))
     questions = (
@@ -662,7 +664,7 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         previous_answer_tokens=_previous_answer_tokens(request),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
-        terms=term_buckets(low, history_low),
+        terms=term_buckets(_no_numbers(last_words), low, _no_numbers(history_list)),
     )
 
 
@@ -670,6 +672,12 @@ _HARD_MARKERS = (_MATH, _PROOF, _REASONING, _DEPTH, _WRITING, _STRUCTURE, _PLANN
 _DIGIT_RUN = re.compile(r"\d+(?![\d,.]*[- ]?(?:words?|pages?|mots|palabras|wörter|字|語))")
 """A number, unless it sizes a text ("1200-word essay" is long output, not arithmetic)."""
 _OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\uac00-\ud7af\u0e00-\u0e7f]")
+
+
+def _no_numbers(words: list[str]) -> list[str]:
+    """``_WORD`` tokens that are words: the word evidence leaves numbers to ``numbers``
+    and ``max_number_digits`` (a letter run never starts with a decimal digit)."""
+    return [w for w in words if not w[0].isdecimal()]
 
 
 def _history(request: GenerateRequest) -> str:

@@ -21,7 +21,7 @@ from edge_agent.router.boost import Trees
 from edge_agent.router.features import FEATURE_NAMES, PromptFeatures, feature_vector
 from edge_agent.router.terms import TermTable
 
-__all__ = ["BUNDLED_MODEL_FILE", "LinearModel", "load_model"]
+__all__ = ["BUNDLED_MODEL_FILE", "LinearModel", "load_model", "sigmoid"]
 
 BUNDLED_MODEL_FILE = "router_model.json"
 """The weights shipped in the ``edge_agent.router`` package."""
@@ -75,8 +75,8 @@ class LinearModel:
     def probability(self, x: Sequence[float]) -> float:
         """Probability that the request needs the cloud model."""
         if self.trees is not None:
-            return self.trees.probability(x)
-        return _sigmoid(self.bias + math.fsum(self.contributions(x)))
+            return sigmoid(self.trees.log_odds(x))
+        return sigmoid(self.bias + math.fsum(self.contributions(x)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,7 +127,8 @@ def load_model(path: Path | None = None) -> LinearModel:
     return LinearModel.from_dict(json.loads(text))
 
 
-def _sigmoid(z: float) -> float:
+def sigmoid(z: float) -> float:
+    """The logistic function, without overflow for large ``|z|``."""
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)

@@ -30,7 +30,6 @@ MIN_DOCUMENTS = 2
 """A term seen in fewer labelled prompts than this says nothing (a name, a number)."""
 SMOOTHING = 1.0
 
-_WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?", re.UNICODE)
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
@@ -38,16 +37,16 @@ def _bucket(term: str) -> int:
     return zlib.crc32(term.encode("utf-8")) & (BUCKETS - 1)
 
 
-def term_buckets(last: str, history: str) -> frozenset[int]:
-    """Hashed terms of a request: ``last`` is the (windowed, lower-cased) last user
-    message, ``history`` the earlier turns (same treatment)."""
-    words = _WORD.findall(last)
+def term_buckets(words: Sequence[str], last: str, history_words: Iterable[str]) -> frozenset[int]:
+    """Hashed terms of a request: ``words`` are the words of the last user message in
+    order (``features`` has split them already; numbers are left out), ``last`` that
+    message (windowed, lower-cased) for its unspaced scripts, ``history_words`` the words
+    of the earlier turns."""
     terms = {f"u:{w}" for w in words}
     terms.update(f"u:{a} {b}" for a, b in itertools.pairwise(words))
     for run in _UNSPACED.findall(last):
         terms.update(f"u:{run[i : i + 2]}" for i in range(max(1, len(run) - 1)))
-    if history:
-        terms.update(f"h:{w}" for w in _WORD.findall(history))
+    terms.update(f"h:{w}" for w in history_words)
     return frozenset(_bucket(t) for t in terms)
 
 

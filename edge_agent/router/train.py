@@ -33,7 +33,7 @@ from edge_agent.router.features import (
     extract_features,
     feature_vector,
 )
-from edge_agent.router.model import LinearModel
+from edge_agent.router.model import LinearModel, sigmoid
 from edge_agent.router.policy import Route
 from edge_agent.router.terms import TermTable
 
@@ -86,7 +86,7 @@ def fit(
         grad = [0.0] * (d + 1)
         hess = [[0.0] * (d + 1) for _ in range(d + 1)]
         for zi, yi in zip(z, y, strict=True):
-            p = _sigmoid(math.fsum(b * v for b, v in zip(beta, zi, strict=True)))
+            p = sigmoid(math.fsum(b * v for b, v in zip(beta, zi, strict=True)))
             w = p * (1 - p)
             for a in range(d + 1):
                 grad[a] += (p - yi) * zi[a]
@@ -284,13 +284,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _rounded(data: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in data.items()}
-
-
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
