@@ -115,22 +115,14 @@ class Stack:
         try:
             self.start_signaling()
             self.start_worker("worker", "worker-1", cfg.worker_port, cfg.worker_args)
-            edge_args = [
-                "--signaling",
-                self.signaling_url,
-                "--host",
-                cfg.host,
-                "--port",
-                str(cfg.edge_port),
-                *LOOPBACK_ICE,
-            ]
-            if cfg.edge_model is not None:
-                edge_args += ["--model", str(cfg.edge_model)]
-            self._spawn(
+            self._peer(
                 "edge",
                 "edge_agent",
-                edge_args + cfg.edge_args,
-                {"TANDEM_TOKEN": self.token(Role.EDGE, "edge-1")},
+                Role.EDGE,
+                "edge-1",
+                cfg.edge_port,
+                cfg.edge_model,
+                cfg.edge_args,
             )
             self.wait_healthy(self.worker_health_url, "worker")
             self.wait_healthy(
@@ -146,24 +138,28 @@ class Stack:
         """Spawn one cloud worker as ``procs[name]`` (not waiting for it): the stack's own,
         or more of them, or a replacement for one that died, as a spot fleet would."""
         cfg = self.config
-        args = [
-            "--signaling",
-            self.signaling_url,
-            "--host",
-            cfg.host,
-            "--port",
-            str(port),
-            *LOOPBACK_ICE,
-        ]
-        if cfg.worker_model is not None:
-            args += ["--model", str(cfg.worker_model)]
-        self._spawn(
-            name,
-            "cloud_worker",
-            args + (extra_args or []),
-            {"TANDEM_TOKEN": self.token(Role.WORKER, peer_id)},
-        )
+        self._peer(name, "cloud_worker", Role.WORKER, peer_id, port, cfg.worker_model, extra_args)
         return self.procs[name]
+
+    def _peer(
+        self,
+        name: str,
+        module: str,
+        role: Role,
+        peer_id: str,
+        port: int,
+        model: Path | None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        """Spawn an edge or a worker: linked to this stack's signaling, on loopback."""
+        cfg = self.config
+        args = ["--signaling", self.signaling_url, "--host", cfg.host, "--port", str(port)]
+        args += LOOPBACK_ICE
+        if model is not None:
+            args += ["--model", str(model)]
+        self._spawn(
+            name, module, args + (extra_args or []), {"TANDEM_TOKEN": self.token(role, peer_id)}
+        )
 
     def wait_healthy(self, url: str, name: str, want: Any = None) -> dict[str, Any]:
         """Poll ``url`` until it answers 200 (and ``want(body)``), or fail with the reason."""
