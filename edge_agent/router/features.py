@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_agent.router.terms import TermTable, term_buckets
 from shared.messages import GenerateRequest
@@ -20,6 +20,7 @@ from shared.messages import GenerateRequest
 __all__ = [
     "CHARS_PER_TOKEN",
     "FEATURE_NAMES",
+    "FOCUS_CHARS",
     "MULTI_PART_QUESTIONS",
     "PromptFeatures",
     "estimate_tokens",
@@ -46,14 +47,35 @@ instruction sits at the start or the end of a prompt, and a longer one (a pasted
 document) is past ``auto_local_max_prompt_tokens`` and escalated on length anyway. The
 cap keeps extraction under a millisecond whatever the prompt's size."""
 
-_WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?|\d+", re.UNICODE)
+_WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?")
+"""A word: letters, and an English contraction's tail. Numbers are not words here; they
+have their own features (``numbers``, ``max_number_digits``)."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A regular expression for what no word list can say (``x^2``, ``def f(``), with the
+    substrings one of which it cannot match without. Those are looked for first, in the
+    lower-cased text: a substring search is a fast scan in C, while ``re`` tries every
+    alternative at every position, so most prompts never run the expression."""
+
+    pattern: re.Pattern[str]
+    requires: tuple[str, ...] = ()
+
+    def found(self, low: str, text: str) -> bool:
+        if self.requires and not any(r in low for r in self.requires):
+            return False
+        return self.pattern.search(text) is not None
+
+
+def _shape(pattern: str, *requires: str, flags: int = 0) -> _Shape:
+    return _Shape(re.compile(pattern, flags), requires)
 
 
 @dataclass(frozen=True)
 class _Markers:
     """One family of signs in lower-cased text: whole words (a set lookup), word stems,
-    substrings (phrases, CJK, which has no word boundaries) and, for shapes that no word
-    list can say (``x^2``, ``def f(``), one small regular expression.
+    substrings (phrases, CJK, which has no word boundaries) and a few shapes.
 
     Word sets instead of one big alternation: Python's ``re`` tries every alternative at
     every position, which cost ~30 ns per character per word (milliseconds per prompt).
@@ -63,22 +85,27 @@ class _Markers:
     stems: tuple[str, ...] = ()
     """Substrings that may start or sit inside a word (``invest`` for investing, investor)."""
     phrases: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None
-    requires: tuple[str, ...] = ()
-    """Substrings one of which ``pattern`` cannot match without: a cheap prefilter that
-    skips the regular expression on most prompts."""
+    shapes: tuple[_Shape, ...] = ()
+    _substrings: tuple[str, ...] = field(init=False, repr=False)
+    _ascii_substrings: tuple[str, ...] = field(init=False, repr=False)
+    """Phrases and stems, and the ASCII ones alone: in an all-ASCII text (most English
+    prompts, and ``isascii`` costs nothing) a CJK phrase cannot occur, so it is not
+    searched for."""
+
+    def __post_init__(self) -> None:
+        substrings = self.phrases + self.stems
+        object.__setattr__(self, "_substrings", substrings)
+        object.__setattr__(self, "_ascii_substrings", tuple(s for s in substrings if s.isascii()))
 
     def found(self, words: frozenset[str], low: str, text: str) -> bool:
+        """Whether a sign is in the text: ``words`` its words, ``low`` it lower-cased,
+        ``text`` as the shapes want it (original case, or a part of ``low``)."""
         if not self.words.isdisjoint(words):
             return True
-        if any(p in low for p in self.phrases) or any(p in low for p in self.stems):
+        substrings = self._ascii_substrings if low.isascii() else self._substrings
+        if any(s in low for s in substrings):
             return True
-        if self.pattern is None or (self.requires and not any(r in low for r in self.requires)):
-            return False
-        return self.pattern.search(text) is not None
-
-
-_DIGITS = tuple("0123456789")
+        return any(shape.found(low, text) for shape in self.shapes)
 
 
 def _w(text: str) -> frozenset[str]:
@@ -113,19 +140,28 @@ _CODE = _Markers(
         "代码",
         "コード",
     ),
-    pattern=re.compile(
-        r"^\s*(?:def|class|async\s+def)\s+\w+"  # Python
-        r"|\bfunction\s*\w*\s*\("  # JavaScript
-        r"|\b(?:fn|func)\s+\w+\s*\("  # Rust, Go
-        r"|\bSELECT\b[\s\S]{1,500}?\bFROM\b"  # SQL; upper case only ("select X from" is English)
-        r"|\b(?:public|private|static)\s+(?:static\s+)?(?:void|int|class)\b"  # Java, C#
-        r"|^\s*(?:import|from)\s+[\w.]+(?:\s+import\b|\s*$)"  # imports
-        r"|(?i:\bwrite\s+(?:a|an|the|me\s+a)\s+(?:\w+\s+)?"
-        r"(?:function|program|script|method|query|class)\b)"
-        r"|\w\(\)|O\(\w+\)",
-        re.MULTILINE,
+    shapes=(
+        _shape(r"^\s*(?:def|class|async\s+def)\s+\w+", "def", "class", flags=re.M),  # Python
+        _shape(r"\bfunction\s*\w*\s*\(", "function"),  # JavaScript
+        _shape(r"\b(?:fn|func)\s+\w+\s*\(", "fn", "func"),  # Rust, Go
+        # SQL; upper case only ("select X from" is English)
+        _shape(r"\bSELECT\b[\s\S]{1,500}?\bFROM\b", "select"),
+        _shape(  # Java, C#
+            r"\b(?:public|private|static)\s+(?:static\s+)?(?:void|int|class)\b",
+            "public",
+            "private",
+            "static",
+        ),
+        _shape(r"^\s*(?:import|from)\s+[\w.]+(?:\s+import\b|\s*$)", "import", "from", flags=re.M),
+        _shape(
+            r"\bwrite\s+(?:a|an|the|me\s+a)\s+(?:\w+\s+)?"
+            r"(?:function|program|script|method|query|class)\b",
+            "write",
+            flags=re.I,
+        ),
+        _shape(r"\w\(\)", "()"),
+        _shape(r"O\(\w+\)", "o("),
     ),
-    requires=("(", "import", "from", "select", "def ", "class ", "write", "public", "private"),
 )
 
 _MATH = _Markers(
@@ -152,15 +188,14 @@ _MATH = _Markers(
         "≥",
         "≠",
     ),
-    pattern=re.compile(
-        r"\\(?:frac|int|sum|sqrt|prod|lim|begin\{(?:equation|align))"  # LaTeX
-        r"|\$[^$\n]+\$"  # inline LaTeX
-        r"|\d\s*[+*\u00d7\u00f7^]\s*\(?\d|\d\s+[-/]\s+\(?\d"  # 12 * 7, 2^10, 9 - 4 (not 2024-05-01)
-        r"|\b\d*[a-z]\s*(?:\^|\*\*)\s*\d"  # x^2, 3x**2
-        r"|\b[a-z]\s*[=<>]\s*-?\d",  # x = 3, n > 0
-        re.IGNORECASE,
+    shapes=(
+        _shape(r"\\(?:frac|int|sum|sqrt|prod|lim|begin\{(?:equation|align))", "\\"),  # LaTeX
+        _shape(r"\$[^$\n]+\$", "$"),  # inline LaTeX
+        _shape(r"\d\s*[+*\u00d7\u00f7^]\s*\(?\d", *"+*\u00d7\u00f7^"),  # 12 * 7, 2^10
+        _shape(r"\d\s+[-/]\s+\(?\d", "-", "/"),  # 9 - 4 (not 2024-05-01)
+        _shape(r"\b\d*[a-z]\s*(?:\^|\*\*)\s*\d", "^", "**", flags=re.I),  # x^2, 3x**2
+        _shape(r"\b[a-z]\s*[=<>]\s*-?\d", "=", "<", ">", flags=re.I),  # x = 3, n > 0
     ),
-    requires=("\\", "$", *_DIGITS),
 )
 
 _PROOF = _Markers(
@@ -171,8 +206,7 @@ _PROOF = _Markers(
     ),
     stems=("démontr", "demontr"),
     phrases=("show that", "day of the week", "证明", "无理数", "質数", "素数"),
-    pattern=re.compile(r"\bhow\s+many\s+\w'?s\s+(?:are\s+)?in\b"),
-    requires=("how many",),
+    shapes=(_shape(r"\bhow\s+many\s+\w'?s\s+(?:are\s+)?in\b", "how many"),),
 )
 """Short prompts that look easy and are not: proofs, number theory, logic puzzles,
 counting letters (sub-word tokens make that hard for any model, worse for a small one)."""
@@ -205,8 +239,7 @@ _REASONING = _Markers(
         "erkläre warum",
         "erklär warum",
     ),
-    pattern=re.compile(r"\bwhy\s+(?:does|do|is|are|did|would)\b"),
-    requires=("why",),
+    shapes=(_shape(r"\bwhy\s+(?:does|do|is|are|did|would)\b", "why"),),
 )
 
 _DEPTH = _Markers(
@@ -284,11 +317,12 @@ _WRITING = _Markers(
         "翻訳",
         "書いて",
     ),
-    pattern=re.compile(
-        r"\b\d{3,5}[- ]?words?\b|\b(?:two|three|four|2|3|4)[- ]pages?\b|\d{3,5}\s*字"
-        r"|\b\d{3,5}\s*(?:wörter|mots|palabras|語)"
+    shapes=(
+        _shape(r"\b\d{3,5}[- ]?words?\b", "word"),
+        _shape(r"\b(?:two|three|four|2|3|4)[- ]pages?\b", "page"),
+        _shape(r"\d{3,5}\s*字", "字"),
+        _shape(r"\b\d{3,5}\s*(?:wörter|mots|palabras|語)", "wörter", "mots", "palabras", "語"),
     ),
-    requires=("two", "three", "four", *_DIGITS),
 )
 """Long-form output: essays, stories, letters, translations of whole texts, plans."""
 
@@ -317,8 +351,10 @@ _PLANNING = _Markers(
     words=_w("plan planning schedule itinerary budget timeline roadmap planung"),
     stems=("planifi", "planea", "révision", "revision"),
     phrases=("per day", "per week", "per month", "规划", "计划", "预算", "日程"),
-    pattern=re.compile(r"\b\d+[- ](?:day|week|month)s?\b|\bmax(?:imum)?\s+\d"),
-    requires=("day", "week", "month", "max"),
+    shapes=(
+        _shape(r"\b\d+[- ](?:day|week|month)s?\b", "day", "week", "month"),
+        _shape(r"\bmax(?:imum)?\s+\d", "max"),
+    ),
 )
 
 _EXPERT = _Markers(
@@ -400,14 +436,25 @@ _EASY = _Markers(
         "qué puedo",
         "que puedo",
     ),
-    pattern=re.compile(
-        r"^\s*(?:hi|hello|hey|yo|good\s+(?:morning|evening|night)|thanks?|thank\s+you|bonjour"
-        r"|salut|hola|¡hola|hallo|ciao|你好|こんにちは|谢谢)\b"
-        r"|\bwhat\s+does\s+['\"“«]?[\w-]+['\"”»]?\s+mean\b|\bwhat\s+is\s+(?:a|an)\s+\w+\??$"
-        r"|\bname\s+(?:\d|one|two|three|four)\b|\bconvert\s+\d"
-        r"|\bin\s+(?:english|french|german|spanish|italian|japanese)\??$"
-        r"|\bgive\s+me\s+(?:a|an|one|\d)\s+(?:\w+\s+)?(?:idea|name|word|example|fruits?|pets?)\b",
-        re.MULTILINE,
+    shapes=(
+        _shape(  # a greeting opens a line
+            r"^\s*(?:hi|hello|hey|yo|good\s+(?:morning|evening|night)|thanks?|thank\s+you|bonjour"
+            r"|salut|hola|¡hola|hallo|ciao|你好|こんにちは|谢谢)\b",
+            flags=re.M,
+        ),
+        _shape(r"\bwhat\s+does\s+['\"“«]?[\w-]+['\"”»]?\s+mean\b", "mean"),
+        _shape(r"\bwhat\s+is\s+(?:a|an)\s+\w+\??$", "what", flags=re.M),
+        _shape(r"\bname\s+(?:\d|one|two|three|four)\b", "name"),
+        _shape(r"\bconvert\s+\d", "convert"),
+        _shape(
+            r"\bin\s+(?:english|french|german|spanish|italian|japanese)\??$",
+            *("english", "french", "german", "spanish", "italian", "japanese"),
+            flags=re.M,
+        ),
+        _shape(
+            r"\bgive\s+me\s+(?:a|an|one|\d)\s+(?:\w+\s+)?(?:idea|name|word|example|fruits?|pets?)\b",
+            "give",
+        ),
     ),
 )
 """Tasks a 135M model handles: greetings, definitions, one-word translations, typo fixes,
@@ -603,18 +650,21 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
     about what is being asked now (an easy follow-up to a hard question is easy).
     """
     has_system = False
-    if request.messages is not None:
-        turns = len(request.messages)
-        prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
-        prompt_tokens += TOKENS_PER_TURN * turns
-        text = "\n".join(_window(m.content) for m in request.messages if m.role in _FLAG_ROLES)
-        last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        has_system = any(m.role in ("system", "developer") for m in request.messages)
+    messages = request.messages
+    if messages is not None:
+        turns = len(messages)
+        tokens = [estimate_tokens(m.content) for m in messages]
+        prompt_tokens = sum(tokens) + TOKENS_PER_TURN * turns
+        text = "\n".join(_window(m.content) for m in messages if m.role in _FLAG_ROLES)
+        last_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        last_user = messages[last_index].content if last_index >= 0 else ""
+        last_user_tokens = tokens[last_index] if last_index >= 0 else 0
+        has_system = any(m.role in ("system", "developer") for m in messages)
     else:
         text = _window(request.prompt or "")
         last_user = request.prompt or ""
         turns = 1
-        prompt_tokens = estimate_tokens(request.prompt or "")
+        prompt_tokens = last_user_tokens = estimate_tokens(last_user)
     last = _window(last_user)
     low = last.lower()
     history = _history(request)
@@ -624,7 +674,7 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
     last_words = _WORD.findall(low)
     words = frozenset(last_words)
     all_low = text.lower()
-    all_words = words if all_low == low else frozenset(_WORD.findall(all_low))
+    all_words = words if all_low == low else _all_words(request, words, history_words, all_low)
     questions = (
         last.count("?")
         + last.count("\uff1f")  # full-width question mark
@@ -642,7 +692,7 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         has_code=_CODE.found(all_words, all_low, text),
         has_math=_MATH.found(words, low, last),
         has_reasoning=_REASONING.found(words, low, low) or questions >= MULTI_PART_QUESTIONS,
-        last_user_tokens=estimate_tokens(last_user),
+        last_user_tokens=last_user_tokens,
         last_sentence_tokens=estimate_tokens(last_sentence),
         has_system=has_system,
         cjk_share=len(_CJK.findall(text)) / len(text) if text else 0.0,
@@ -664,7 +714,7 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         previous_answer_tokens=_previous_answer_tokens(request),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
-        terms=term_buckets(_no_numbers(last_words), low, _no_numbers(history_list)),
+        terms=term_buckets(last_words, _focus(low), history_list),
     )
 
 
@@ -674,10 +724,20 @@ _DIGIT_RUN = re.compile(r"\d+(?![\d,.]*[- ]?(?:words?|pages?|mots|palabras|wört
 _OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\uac00-\ud7af\u0e00-\u0e7f]")
 
 
-def _no_numbers(words: list[str]) -> list[str]:
-    """``_WORD`` tokens that are words: the word evidence leaves numbers to ``numbers``
-    and ``max_number_digits`` (a letter run never starts with a decimal digit)."""
-    return [w for w in words if not w[0].isdecimal()]
+def _all_words(
+    request: GenerateRequest, last: frozenset[str], history: frozenset[str], all_low: str
+) -> frozenset[str]:
+    """The words of every user and assistant turn (the code flag looks at them all).
+    Words never span the newline that joins the turns, so they are the words already
+    split from the last user message and the history, plus those of any turn after the
+    last user message (a tool result): each text is split once, not twice."""
+    messages = request.messages or ()
+    last_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    if last_index < 0:
+        return frozenset(_WORD.findall(all_low))
+    later = messages[last_index + 1 :]
+    texts = [_window(m.content).lower() for m in later if m.role in _FLAG_ROLES]
+    return last | history | frozenset(w for text in texts for w in _WORD.findall(text))
 
 
 def _history(request: GenerateRequest) -> str:

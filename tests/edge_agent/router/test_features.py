@@ -6,11 +6,13 @@ import pytest
 
 from edge_agent.router.features import (
     CHARS_PER_TOKEN,
+    FOCUS_CHARS,
     MULTI_PART_QUESTIONS,
     PromptFeatures,
     estimate_tokens,
     extract_features,
 )
+from edge_agent.router.terms import term_buckets
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams
 
 
@@ -99,6 +101,7 @@ def test_code(text: str) -> None:
         "Résous cette équation : 3y = 9",
         "Löse die Gleichung bitte",
         "What is 9 - 4?",
+        "كم يساوي \u0665 + \u0663؟",  # Arabic-Indic digits (5 + 3) are digits too
     ],
 )
 def test_math(text: str) -> None:
@@ -146,6 +149,17 @@ def test_earlier_turns_count_for_flags_but_not_questions() -> None:
     assert features.questions == 0
 
 
+def test_a_turn_after_the_last_user_message_counts_for_code() -> None:
+    features = chat(
+        ("user", "hello"),
+        ("assistant", "Hi!"),
+        ("user", "what does this print?"),
+        ("tool", "```python\nprint(sorted(set(words)))\n```"),
+    )
+    assert features.has_code
+    assert not chat(("user", "hello"), ("assistant", "Hi!"), ("user", "what now?")).has_code
+
+
 def test_hard_history_and_a_pointing_follow_up() -> None:
     hard = chat(
         ("user", "Prove that there are infinitely many primes."),
@@ -174,3 +188,12 @@ def test_logic_language_and_number_size() -> None:
 def test_other_scripts_share() -> None:
     assert ask("Привет, как дела?").other_script_share > 0.5
     assert ask("hello there").other_script_share == 0.0
+
+
+def test_a_long_prompt_in_a_script_without_spaces_is_cut_to_its_ends() -> None:
+    """Character pairs of a pasted CJK document come from its start and end only, so the
+    term count (and the time) stays bounded while the ask, at the start, still counts."""
+    document = "".join(chr(0x4E00 + i % 2000) for i in range(3000))
+    long = ask("请帮我总结这份文件" + document)
+    assert term_buckets([], "请帮我总结这份文件", []) <= long.terms
+    assert len(long.terms) < 3 * FOCUS_CHARS, "not one pair per character of the window"
