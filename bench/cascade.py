@@ -40,7 +40,7 @@ from edge_agent.router.evaluate import Figures, figures
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route, Router, RouterConfig
-from edge_agent.router.train import cross_validate, rows_of, stratified_folds
+from edge_agent.router.train import TARGET_RECALL, cross_validate, rows_of, stratified_folds
 from inference import (
     ConfidenceProbe,
     LlamaRunner,
@@ -50,7 +50,7 @@ from inference import (
 )
 from shared.messages import SamplingParams
 
-CV_FOLDS, CV_INNER, CV_SEED, CV_RECALL = 10, 5, 7, 0.97
+CV_FOLDS, CV_INNER, CV_SEED, CV_RECALL = 10, 5, 7, TARGET_RECALL
 """``python -m edge_agent.router.train``'s defaults, so the scores are the README's CV."""
 
 

@@ -25,7 +25,7 @@ from edge_agent.router.dataset import read_dataset
 from edge_agent.router.evaluate import figures
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route
-from edge_agent.router.train import L2, cross_validate, rows_of
+from edge_agent.router.train import L2, TARGET_RECALL, cross_validate, rows_of
 from edge_agent.settings import EdgeSettings
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     trained_on = (model.metadata or {}).get("trained_on", [])
     extra = [r for name in trained_on[1:] for r in rows_of(read_dataset(Path(name)))]
     l2 = float((model.metadata or {}).get("l2", L2))
-    cv = cross_validate(rows, extra, k=10, inner_k=5, seed=7, target_recall=0.97, l2=l2)
+    cv = cross_validate(rows, extra, k=10, inner_k=5, seed=7, target_recall=TARGET_RECALL, l2=l2)
     truth = [Route.CLOUD if label else Route.LOCAL for label in cv.labels]
     steps = [i / 200 for i in range(1, 200)]
     curves: dict[str, list[float]] = {"accuracy": [], "cloud share": [], "cloud recall": []}

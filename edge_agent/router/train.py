@@ -38,6 +38,7 @@ from edge_agent.router.policy import Route
 from edge_agent.router.terms import TermTable
 
 __all__ = [
+    "TARGET_RECALL",
     "choose_threshold",
     "cross_validate",
     "fit",
@@ -48,6 +49,14 @@ __all__ = [
 
 Row = tuple[PromptFeatures, int]
 """A prompt's features and its label (1 = cloud)."""
+
+TARGET_RECALL = 0.96
+"""Cloud recall the threshold is chosen to reach on out-of-fold scores; the target on
+held-out data is 0.95. On the last three blind held-out sets (3-5) recall came out at
+0.968-1.000 while the share of easy prompts kept local came out at 0.750-0.845, below
+the cross-validated 0.89, so the margin goes where the misses have been. Pooled 10-fold
+CV over 944 prompts, depth-2 trees, three seeds: target 0.97 gave recall 0.970 and local
+kept 0.902, target 0.96 gave 0.964 and 0.920. Chosen before held-out set 6 was opened."""
 
 L2 = 3.0
 """Ridge penalty on the standardised weights: with a few hundred rows and ~30 features the
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--inner-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--target-recall", type=float, default=0.97)
+    parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--l2", type=float, default=L2)
     parser.add_argument("--cv-json", type=Path, help="write the cross-validated scores here")
     parser.add_argument(
