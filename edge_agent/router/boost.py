@@ -16,9 +16,9 @@ only in the training script."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 __all__ = ["Trees", "fit_trees"]
 
@@ -41,9 +41,13 @@ class Trees:
     base: float
     rate: float
     trees: tuple[Node, ...]
+    _leaves: Callable[[Sequence[float]], float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_leaves", _compile(self.trees))
 
     def log_odds(self, x: Sequence[float]) -> float:
-        return self.base + self.rate * math.fsum(_leaf(t, x) for t in self.trees)
+        return self.base + self.rate * self._leaves(x)
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base, "rate": self.rate, "trees": [_dump(t) for t in self.trees]}
@@ -62,6 +66,33 @@ def _leaf(node: Node, x: Sequence[float]) -> float:
         j, threshold, left, right = node
         node = left if x[j] <= threshold else right
     return node
+
+
+def _compile(trees: Sequence[Node]) -> Callable[[Sequence[float]], float]:
+    """One Python function that sums every tree's leaf for ``x``: each tree becomes nested
+    conditional expressions, so scoring runs as bytecode comparisons instead of a loop
+    that unpacks a tuple per node (150 depth-4 trees: ~20 microseconds, not ~75).
+
+    The source is built from numbers alone (``_load`` casts every feature index to
+    ``int`` and every threshold and leaf to ``float``; non-finite ones are refused here),
+    and evaluated with no builtins, so a weights file cannot inject code. It sums with
+    ``math.fsum`` over the leaves in tree order: the value ``_leaf`` gives tree by tree."""
+
+    def expression(node: Node) -> str:
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                raise ValueError(f"tree leaf {node!r} is not finite")
+            return repr(node)
+        j, threshold, left, right = node
+        if not isinstance(j, int) or not math.isfinite(threshold):
+            raise ValueError(f"bad tree split ({j!r}, {threshold!r})")
+        return f"({expression(left)} if x[{j}] <= {threshold!r} else {expression(right)})"
+
+    source = f"lambda x: fsum(({''.join(expression(t) + ',' for t in trees)}))"
+    function = eval(
+        compile(source, "<router trees>", "eval"), {"__builtins__": {}, "fsum": math.fsum}
+    )
+    return cast(Callable[[Sequence[float]], float], function)
 
 
 def _dump(node: Node) -> Any:

@@ -258,11 +258,19 @@ class Router(_PolicyRouter):
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
 
     def _explain(self, x: tuple[float, ...]) -> Reason:
-        """The reason whose features pushed hardest towards the cloud."""
+        """The reason whose features pushed hardest towards the cloud.
+
+        Only features that are *present* speak: above their training mean, with a
+        positive weight. A feature below its mean with a negative weight also adds to
+        the log-odds, but "the last sentence is short" is no reason to call a prompt
+        a ``long-prompt``."""
         totals: dict[Reason, float] = {}
-        for name, contribution in zip(FEATURE_NAMES, self.model.contributions(x), strict=True):
+        contributions = self.model.contributions(x)
+        for name, contribution, value, mean in zip(
+            FEATURE_NAMES, contributions, x, self.model.means, strict=True
+        ):
             reason = _REASON_OF_FEATURE.get(name)
-            if reason is not None and contribution > 0:
+            if reason is not None and contribution > 0 and value > mean:
                 totals[reason] = totals.get(reason, 0.0) + contribution
         if not totals:
             return Reason.HARD

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from edge_agent.router import boost
 from edge_agent.router.features import FEATURE_NAMES
 from edge_agent.router.model import LinearModel, load_model
 
@@ -50,3 +52,23 @@ def test_weights_for_other_features_are_refused() -> None:
 def test_inconsistent_weights_are_refused() -> None:
     with pytest.raises(ValueError):
         LinearModel(FEATURE_NAMES, (1.0,), (0.0,), (1.0,), 0.0, 0.5)
+
+
+def test_compiled_trees_score_as_walking_each_tree_does() -> None:
+    trees = load_model().trees
+    assert trees is not None
+    for i in range(20):
+        x = tuple(float((i * 7 + j * 3) % 9) / 3 for j in range(len(FEATURE_NAMES)))
+        walked = math.fsum(boost._leaf(t, x) for t in trees.trees)
+        assert trees.log_odds(x) == trees.base + trees.rate * walked
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [[0, 0.5, 1.0, "__import__('os')"], [0, "nan", 1.0, 2.0], ["x[0]", 0.5, 1.0, 2.0], 1e999],
+)
+def test_trees_that_are_not_numbers_are_refused(tree: object) -> None:
+    """Trees are compiled to Python, so a weights file holding anything but numbers
+    (or non-finite ones) must fail at load, not run."""
+    with pytest.raises(ValueError):
+        boost.Trees.from_dict({"base": 0.0, "rate": 0.1, "trees": [tree]})

@@ -16,7 +16,8 @@ from edge_agent.router import (
     extract_features,
     load_model,
 )
-from edge_agent.router.features import PromptFeatures
+from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
+from edge_agent.router.model import LinearModel
 from edge_agent.settings import EdgeSettings
 from shared.messages import ChatMessage, GenerateRequest
 
@@ -151,7 +152,10 @@ LEARNED = Router(CONFIG, load_model())
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("Write a Python function that merges overlapping intervals, with pytest tests.", "code"),
+        (
+            "Implement a Python function that merges overlapping intervals, with pytest tests.",
+            "code",
+        ),
         ("Prove that the square root of 2 is irrational.", "math"),
         ("Write a 1200-word essay on the history of the printing press.", "long-output"),
     ],
@@ -187,3 +191,28 @@ def test_threshold_override_and_cascade_band() -> None:
     assert (decision.route, decision.cascade) == (Route.LOCAL, True)
     # without a band, the same score is a plain local decision
     assert not LEARNED.decide(features, requested="auto", cloud_available=True).cascade
+
+
+def test_only_present_features_explain_an_escalation() -> None:
+    """A short last sentence under a negative length weight adds to the log-odds as
+    much as a long one under a positive weight; it must not be called ``long-prompt``."""
+    names = FEATURE_NAMES
+    weights = [0.0] * len(names)
+    means = [0.0] * len(names)
+    weights[names.index("log_last_sentence_tokens")] = -2.0
+    means[names.index("log_last_sentence_tokens")] = 3.0
+    weights[names.index("code")] = 1.0
+    model = LinearModel(names, tuple(weights), tuple(means), (1.0,) * len(names), 0.0, 0.5)
+    features = PromptFeatures(
+        prompt_tokens=5,
+        turns=1,
+        max_tokens=None,
+        questions=0,
+        has_code=True,
+        has_math=False,
+        has_reasoning=False,
+        last_sentence_tokens=1,
+    )
+    decision = Router(CONFIG, model).decide(features, requested="auto", cloud_available=True)
+    assert decision.route is Route.CLOUD
+    assert decision.reason.value == "code"
