@@ -50,7 +50,7 @@ class EdgeSettings(PeerSettings):
         default="auto", description="Route when a request names none."
     )
     auto_local_max_prompt_tokens: int = Field(
-        default=400,
+        default=1024,
         ge=0,
         description="auto route: prompts longer than this (estimated) go to the cloud.",
     )

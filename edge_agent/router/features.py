@@ -43,9 +43,9 @@ the four-characters-per-token rule would undercount a Chinese prompt fourfold.""
 SCAN_HEAD_CHARS = 600
 SCAN_TAIL_CHARS = 300
 """Content markers are looked for in a message's first and last characters only: the
-instruction sits at the start or the end of a prompt, and a longer one (a pasted
-document) is past ``auto_local_max_prompt_tokens`` and escalated on length anyway. The
-cap keeps extraction under a millisecond whatever the prompt's size."""
+instruction sits at the start or the end of a prompt, around a pasted document that
+says little about how hard the ask is. The cap keeps extraction under a millisecond
+whatever the prompt's size."""
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?")
 """A word: letters, and an English contraction's tail. Numbers are not words here; they

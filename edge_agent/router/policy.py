@@ -125,9 +125,12 @@ class Decision:
 class RouterConfig:
     """Limits of the ``auto`` route; every one is an edge setting."""
 
-    auto_local_max_prompt_tokens: int = 400
+    auto_local_max_prompt_tokens: int = 1024
     """Longer (estimated) prompts go to the cloud: the local model's quality and speed
-    both fall off with length."""
+    both fall off with length. Below it the learned router decides, with length among
+    its features: a page of pasted text that ends in "what is its title?" is an easy
+    prompt (every labelled set says so), and 400, the default until 2026-11-29, sent
+    such prompts to the cloud whatever their score."""
     auto_local_max_tokens: int = 512
     """Requests asking for more output go to the cloud: long answers are slow on a Pi."""
     local_n_ctx: int = 2048
