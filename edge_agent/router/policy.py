@@ -78,7 +78,6 @@ _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
     {
         "log_prompt_tokens": Reason.LONG_PROMPT,
         "log_last_user_tokens": Reason.LONG_PROMPT,
-        "log_last_sentence_tokens": Reason.LONG_PROMPT,
         "log_max_tokens": Reason.LONG_OUTPUT,
         "writing": Reason.LONG_OUTPUT,
         "code": Reason.CODE,
@@ -103,7 +102,8 @@ _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
 """Which reason a feature's contribution speaks for; the rest (language, system prompt,
 "easy" markers) only ever argue for local and explain nothing about escalating, and the
 word evidence names no reason of its own: when nothing else pushes towards the cloud,
-the reason is ``hard``."""
+the reason is ``hard``. Nor does the last sentence's length: a 20-token instruction is
+above that feature's mean, but calling it a ``long-prompt`` would mislead."""
 
 
 @dataclass(frozen=True)
