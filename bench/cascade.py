@@ -43,6 +43,7 @@ from edge_agent.router.policy import Route, Router, RouterConfig
 from edge_agent.router.train import TARGET_RECALL, cross_validate, rows_of, stratified_folds
 from inference import (
     ConfidenceProbe,
+    ContextTooLong,
     LlamaRunner,
     RunnerConfig,
     TokenConfidence,
@@ -63,8 +64,14 @@ async def collect(items: Sequence[LabelledPrompt], model: Path, n_tokens: int) -
             probe = ConfidenceProbe(n_tokens)
             params = SamplingParams(max_tokens=n_tokens, temperature=0)
             request = item.request.model_copy(update={"params": params})
-            async for _ in runner.stream(request, probe=probe):
-                pass
+            try:
+                async for _ in runner.stream(request, probe=probe):
+                    pass
+            except ContextTooLong as exc:
+                # Never local: the context policy sends it to the cloud before any cascade.
+                print(f"{item.id}: skipped, {exc}", file=sys.stderr)
+                rows.append({"id": item.id, "tokens": [], "too_long": True})
+                continue
             rows.append({"id": item.id, "tokens": [asdict(v) for v in probe.values]})
     finally:
         await runner.aclose()
@@ -104,12 +111,14 @@ def simulate(
     confidences: Sequence[Sequence[TokenConfidence]],
     band: float,
     config: CascadeConfig,
+    too_long: frozenset[int] = frozenset(),
 ) -> tuple[Figures, int, int]:
-    """Router + cascade routes: (figures, band prompts, escalated)."""
+    """Router + cascade routes: (figures, band prompts, escalated). Prompts in
+    ``too_long`` (past the local context) go to the cloud before the router runs."""
     routes: list[Route] = []
     in_band = escalated = 0
-    for (score, threshold), values in zip(scored, confidences, strict=True):
-        if score >= threshold:
+    for i, ((score, threshold), values) in enumerate(zip(scored, confidences, strict=True)):
+        if score >= threshold or i in too_long:
             routes.append(Route.CLOUD)
         elif score >= threshold - band:
             in_band += 1
@@ -129,18 +138,21 @@ def line(name: str, f: Figures) -> str:
 
 
 def report(args: argparse.Namespace, items: Sequence[LabelledPrompt]) -> None:
-    stored = {row["id"]: row["tokens"] for row in json.loads(args.confidence.read_text())}
+    rows = json.loads(args.confidence.read_text())
+    stored = {row["id"]: row["tokens"] for row in rows}
+    skipped = {row["id"] for row in rows if row.get("too_long")}
+    too_long = frozenset(i for i, item in enumerate(items) if item.id in skipped)
     confidences = [[TokenConfidence(**t) for t in stored[i.id]] for i in items]
     labels = [i.label for i in items]
     scored = router_scores(items, args.bundled_router)
-    alone, _, _ = simulate(labels, scored, confidences, 0.0, CascadeConfig())
+    alone, _, _ = simulate(labels, scored, confidences, 0.0, CascadeConfig(), too_long)
     print(f"{len(items)} prompts from {args.dataset}")
     print(line("router alone", alone))
     bands = args.band or [0.1, 0.2, 0.3, 0.4]
     token_counts = args.tokens or [4, 8, 16]
     thresholds = args.threshold or [round(0.30 + 0.04 * i, 2) for i in range(14)]
     for band in bands:
-        members = [i for i, (s, t) in enumerate(scored) if t - band <= s < t]
+        members = [i for i, (s, t) in enumerate(scored) if t - band <= s < t and i not in too_long]
         for n in token_counts:
             conf = {i: cascade_confidence(confidences[i][:n]) for i in members}
             pos = [conf[i] for i in members if labels[i] is Route.LOCAL]
@@ -152,7 +164,7 @@ def report(args: argparse.Namespace, items: Sequence[LabelledPrompt]) -> None:
             )
             for threshold in thresholds:
                 config = CascadeConfig(n_tokens=n, threshold=threshold)
-                f, _, up = simulate(labels, scored, confidences, band, config)
+                f, _, up = simulate(labels, scored, confidences, band, config, too_long)
                 print("  " + line(f"threshold {threshold:.2f}: {up:2d} escalated", f))
 
 

@@ -72,7 +72,14 @@ def main() -> None:
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}; cross-validated figures at a few thresholds:")
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        i = steps.index(t)
+        print(
+            f"  {t:.1f}: accuracy {curves['accuracy'][i]:.3f}  recall "
+            f"{curves['cloud recall'][i]:.3f}  kept {curves['local kept'][i]:.3f}  "
+            f"cloud share {curves['cloud share'][i]:.3f}"
+        )
 
 
 if __name__ == "__main__":
