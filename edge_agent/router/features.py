@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge_agent.router.terms import TermTable, term_buckets
-from shared.messages import GenerateRequest
+from shared.messages import ChatMessage, GenerateRequest
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -650,13 +651,13 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
     about what is being asked now (an easy follow-up to a hard question is easy).
     """
     has_system = False
-    messages = request.messages
-    if messages is not None:
+    messages: Sequence[ChatMessage] = request.messages or ()
+    last_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    if request.messages is not None:
         turns = len(messages)
         tokens = [estimate_tokens(m.content) for m in messages]
         prompt_tokens = sum(tokens) + TOKENS_PER_TURN * turns
         text = "\n".join(_window(m.content) for m in messages if m.role in _FLAG_ROLES)
-        last_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
         last_user = messages[last_index].content if last_index >= 0 else ""
         last_user_tokens = tokens[last_index] if last_index >= 0 else 0
         has_system = any(m.role in ("system", "developer") for m in messages)
@@ -667,14 +668,16 @@ def extract_features(request: GenerateRequest) -> PromptFeatures:
         prompt_tokens = last_user_tokens = estimate_tokens(last_user)
     last = _window(last_user)
     low = last.lower()
-    history = _history(request)
+    history = _history(messages, last_index)
     history_low = history.lower()
     history_list = _WORD.findall(history_low) if history else []
     history_words = frozenset(history_list)
     last_words = _WORD.findall(low)
     words = frozenset(last_words)
     all_low = text.lower()
-    all_words = words if all_low == low else _all_words(request, words, history_words, all_low)
+    all_words = (
+        words if all_low == low else _all_words(messages, last_index, words, history_words, all_low)
+    )
     questions = (
         last.count("?")
         + last.count("\uff1f")  # full-width question mark
@@ -725,14 +728,16 @@ _OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\uac00-\ud7
 
 
 def _all_words(
-    request: GenerateRequest, last: frozenset[str], history: frozenset[str], all_low: str
+    messages: Sequence[ChatMessage],
+    last_index: int,
+    last: frozenset[str],
+    history: frozenset[str],
+    all_low: str,
 ) -> frozenset[str]:
     """The words of every user and assistant turn (the code flag looks at them all).
     Words never span the newline that joins the turns, so they are the words already
     split from the last user message and the history, plus those of any turn after the
     last user message (a tool result): each text is split once, not twice."""
-    messages = request.messages or ()
-    last_index = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last_index < 0:
         return frozenset(_WORD.findall(all_low))
     later = messages[last_index + 1 :]
@@ -740,13 +745,10 @@ def _all_words(
     return last | history | frozenset(w for text in texts for w in _WORD.findall(text))
 
 
-def _history(request: GenerateRequest) -> str:
-    """The user and assistant turns before the last user message, windowed."""
-    if request.messages is None:
-        return ""
-    messages = list(request.messages)
-    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    return "\n".join(_window(m.content) for m in messages[:last] if m.role in _FLAG_ROLES)
+def _history(messages: Sequence[ChatMessage], last_index: int) -> str:
+    """The user and assistant turns before the last user message (``last_index``),
+    windowed. With no user message (-1) that is every turn but the last."""
+    return "\n".join(_window(m.content) for m in messages[:last_index] if m.role in _FLAG_ROLES)
 
 
 def _previous_answer_tokens(request: GenerateRequest) -> int:
