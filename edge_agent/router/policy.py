@@ -106,6 +106,21 @@ the reason is ``hard``. Nor does the last sentence's length: a 20-token instruct
 above that feature's mean, but calling it a ``long-prompt`` would mislead."""
 
 
+_REASON_OF_FLAG: tuple[tuple[str, Reason], ...] = (
+    ("has_code", Reason.CODE),
+    ("has_math", Reason.MATH),
+    ("proof", Reason.MATH),
+    ("expert", Reason.EXPERT_DOMAIN),
+    ("structure", Reason.EXTRACTION),
+    ("writing", Reason.LONG_OUTPUT),
+    ("has_reasoning", Reason.REASONING),
+    ("depth", Reason.REASONING),
+    ("planning", Reason.REASONING),
+)
+"""Content markers that name an escalation's reason when present, most specific first
+(a request for Python code that is also long-form writing is a ``code`` request)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """The router's verdict for one request.
@@ -255,18 +270,26 @@ class Router(_PolicyRouter):
         x = self.model.vector(features)
         p = self.model.probability(x)
         if p >= self.threshold:
-            return Decision(Route.CLOUD, self._explain(x), p_cloud=p)
+            return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
         if self.config.cascade_band > 0 and p >= self.cascade_floor:
             return Decision(Route.LOCAL, Reason.SIMPLE, cascade=True, p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
 
-    def _explain(self, x: tuple[float, ...]) -> Reason:
-        """The reason whose features pushed hardest towards the cloud.
+    def _explain(self, features: PromptFeatures, x: tuple[float, ...]) -> Reason:
+        """Why an escalated prompt is hard, as a client can act on it.
 
-        Only features that are *present* speak: above their training mean, with a
-        positive weight. A feature below its mean with a negative weight also adds to
-        the log-odds, but "the last sentence is short" is no reason to call a prompt
-        a ``long-prompt``."""
+        The content a prompt asks about comes first, most specific kind first
+        (``_REASON_OF_FLAG``): the logistic model's weights cannot say it, because the
+        word evidence has absorbed most of what the flags know (the code flag's weight
+        came out near zero, so no code prompt was ever called ``code``). Without such
+        content, the reason whose features pushed the logistic model hardest towards
+        the cloud. Only features that are *present* speak there: above their training
+        mean, with a positive weight. A feature below its mean with a negative weight
+        also adds to the log-odds, but "the last sentence is short" is no reason to call
+        a prompt a ``long-prompt``."""
+        for flag, content in _REASON_OF_FLAG:
+            if getattr(features, flag):
+                return content
         totals: dict[Reason, float] = {}
         contributions = self.model.contributions(x)
         for name, contribution, value, mean in zip(

@@ -152,9 +152,11 @@ LEARNED = Router(CONFIG, load_model())
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
+        # also long-form writing ("write a"): the more specific content names the reason
+        ("Write a Python function that merges overlapping intervals, with pytest tests.", "code"),
         (
-            "Implement a Python function that merges overlapping intervals, with pytest tests.",
-            "code",
+            "My landlord kept my whole deposit for normal wear. Is that legal in Ohio?",
+            "expert-domain",
         ),
         ("Prove that the square root of 2 is irrational.", "math"),
         ("Write a 1200-word essay on the history of the printing press.", "long-output"),
@@ -193,26 +195,27 @@ def test_threshold_override_and_cascade_band() -> None:
     assert not LEARNED.decide(features, requested="auto", cloud_available=True).cascade
 
 
-def test_only_present_features_explain_an_escalation() -> None:
-    """A short last sentence under a negative length weight adds to the log-odds as
-    much as a long one under a positive weight; it must not be called ``long-prompt``."""
+def test_without_content_markers_only_present_features_explain_an_escalation() -> None:
+    """A short message under a negative length weight adds to the log-odds as much as a
+    long one under a positive weight; it must not be called ``long-prompt``."""
     names = FEATURE_NAMES
     weights = [0.0] * len(names)
     means = [0.0] * len(names)
-    weights[names.index("log_last_sentence_tokens")] = -2.0
-    means[names.index("log_last_sentence_tokens")] = 3.0
-    weights[names.index("code")] = 1.0
+    weights[names.index("log_last_user_tokens")] = -2.0
+    means[names.index("log_last_user_tokens")] = 3.0
+    weights[names.index("numbers")] = 1.0
     model = LinearModel(names, tuple(weights), tuple(means), (1.0,) * len(names), 0.0, 0.5)
     features = PromptFeatures(
         prompt_tokens=5,
         turns=1,
         max_tokens=None,
         questions=0,
-        has_code=True,
+        has_code=False,
         has_math=False,
         has_reasoning=False,
-        last_sentence_tokens=1,
+        last_user_tokens=1,
+        numbers=3,
     )
     decision = Router(CONFIG, model).decide(features, requested="auto", cloud_available=True)
     assert decision.route is Route.CLOUD
-    assert decision.reason.value == "code"
+    assert decision.reason.value == "math"
