@@ -79,31 +79,24 @@ _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
         "log_prompt_tokens": Reason.LONG_PROMPT,
         "log_last_user_tokens": Reason.LONG_PROMPT,
         "log_max_tokens": Reason.LONG_OUTPUT,
-        "writing": Reason.LONG_OUTPUT,
-        "code": Reason.CODE,
-        "math": Reason.MATH,
         "numbers": Reason.MATH,
-        "proof": Reason.MATH,
-        "reasoning": Reason.REASONING,
-        "depth": Reason.REASONING,
+        "max_number_digits": Reason.MATH,
         "questions": Reason.REASONING,
-        "planning": Reason.REASONING,
         "log_turns": Reason.REASONING,
-        "expert": Reason.EXPERT_DOMAIN,
-        "structure": Reason.EXTRACTION,
         "logic": Reason.REASONING,
         "history_hard": Reason.REASONING,
         "follow_up": Reason.REASONING,
         "history_hard_x_follow_up": Reason.REASONING,
         "log_previous_answer_tokens": Reason.REASONING,
-        "max_number_digits": Reason.MATH,
     }
 )
-"""Which reason a feature's contribution speaks for; the rest (language, system prompt,
-"easy" markers) only ever argue for local and explain nothing about escalating, and the
-word evidence names no reason of its own: when nothing else pushes towards the cloud,
-the reason is ``hard``. Nor does the last sentence's length: a 20-token instruction is
-above that feature's mean, but calling it a ``long-prompt`` would mislead."""
+"""Which reason a feature's contribution speaks for, for prompts with no content marker
+(``_REASON_OF_FLAG`` names those first, so the markers need no entry here). The rest
+(language, system prompt, "easy" markers) only ever argue for local and explain nothing
+about escalating, and the word evidence names no reason of its own: when nothing else
+pushes towards the cloud, the reason is ``hard``. Nor does the last sentence's length: a
+20-token instruction is above that feature's mean, but calling it a ``long-prompt`` would
+mislead."""
 
 
 _REASON_OF_FLAG: tuple[tuple[str, Reason], ...] = (
