@@ -205,17 +205,7 @@ def test_without_content_markers_only_present_features_explain_an_escalation() -
     means[names.index("log_last_user_tokens")] = 3.0
     weights[names.index("numbers")] = 1.0
     model = LinearModel(names, tuple(weights), tuple(means), (1.0,) * len(names), 0.0, 0.5)
-    features = PromptFeatures(
-        prompt_tokens=5,
-        turns=1,
-        max_tokens=None,
-        questions=0,
-        has_code=False,
-        has_math=False,
-        has_reasoning=False,
-        last_user_tokens=1,
-        numbers=3,
-    )
+    features = replace(SIMPLE, prompt_tokens=5, questions=0, last_user_tokens=1, numbers=3)
     decision = Router(CONFIG, model).decide(features, requested="auto", cloud_available=True)
     assert decision.route is Route.CLOUD
     assert decision.reason.value == "math"
