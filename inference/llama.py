@@ -67,6 +67,9 @@ class LlamaRunner:
         self._waiting = 0
         self._active: set[threading.Event] = set()
         self._closed = False
+        self.generated_tokens = 0
+        """Tokens generated since load, for any request, finished or cancelled: what the
+        model really did (a cancelled stream's tokens reach no ``StreamEnd``)."""
 
     @property
     def ready(self) -> bool:
@@ -263,6 +266,7 @@ class LlamaRunner:
                 eog = True
                 break
             generated += 1
+            self.generated_tokens += 1  # one writer: the runner's only thread
             unsent += 1
             text = scanner.feed(decoder.decode(llm.detokenize([token])))
             if text:

@@ -51,9 +51,10 @@ class RequestContext:
     reason: str | None = None
     path: str | None = None
     """The network path of a cloud-served response."""
-    failovers: int = 0
-    """Times the cloud stream resumed elsewhere. Only a response whose headers go out
-    after generation (not streamed) can carry it; metrics count every one."""
+    failovers: list[tuple[str, int]] = field(default_factory=list)
+    """Each time the stream resumed elsewhere: (who serves from then on, tokens delivered
+    before). A non-streamed response carries the count as a header; a streamed one
+    reports each as it happens (an SSE comment), its headers being long gone."""
     status: int | None = None
     """Outcome to record when it differs from the HTTP status already sent (a stream
     that failed or was abandoned after its 200 went out)."""
@@ -68,11 +69,11 @@ class RequestContext:
         if self.path is not None:
             headers[PATH_HEADER] = self.path
         if self.failovers:
-            headers[FAILOVERS_HEADER] = str(self.failovers)
+            headers[FAILOVERS_HEADER] = str(len(self.failovers))
         return headers
 
-    def count_failover(self, to: str) -> None:
-        self.failovers += 1
+    def count_failover(self, to: str, after_tokens: int) -> None:
+        self.failovers.append((to, after_tokens))
 
     def apply(self, response: web.StreamResponse) -> None:
         """Copy ``headers()`` onto a response that has not been sent yet."""

@@ -81,6 +81,12 @@ class EventWriter(ABC):
         """End the stream normally."""
         await self.response.write_eof()
 
+    async def failover(self, to: str, after_tokens: int) -> None:
+        """Report that the stream moved to ``to`` after ``after_tokens`` tokens, where the
+        format has room for a note no client parses as data (SSE: a comment line).
+        NDJSON has none: Ollama clients learn it from nothing but the metrics."""
+        return None
+
     @staticmethod
     @abstractmethod
     def _frame(data: bytes) -> bytes: ...
@@ -98,6 +104,10 @@ class SseWriter(EventWriter):
     async def finish(self) -> None:
         await self.response.write(b"data: [DONE]\n\n")
         await super().finish()
+
+    async def failover(self, to: str, after_tokens: int) -> None:
+        note = f": x-tandem-failover to={to} after_tokens={after_tokens}\n\n"
+        await self.response.write(note.encode())
 
 
 class NdjsonWriter(EventWriter):
@@ -117,10 +127,16 @@ async def _collect(served: Served) -> tuple[str, StreamEnd]:
     return "".join(parts), served.end
 
 
-async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None:
+async def _pump(
+    served: Served, shape: StreamShape, writer: EventWriter, ctx: RequestContext
+) -> None:
     for payload in shape.opening():
         await writer.send(payload)
+    reported = 0  # failovers before the first token are reported too
     async for event in served:
+        for to, after_tokens in ctx.failovers[reported:]:
+            await writer.failover(to, after_tokens)
+        reported = len(ctx.failovers)
         if isinstance(event, TokenChunk):
             if event.text:
                 await writer.send(shape.delta(event.text))
@@ -145,7 +161,7 @@ async def respond(
     writer = await writer_class.start(request, ctx)
     try:
         try:
-            await _pump(served, shape, writer)
+            await _pump(served, shape, writer, ctx)
         except ConnectionResetError:
             raise
         except Exception as exc:  # the 200 is out: report in-band, then end normally

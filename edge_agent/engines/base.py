@@ -17,12 +17,13 @@ __all__ = ["ON_FAILOVER", "Engine", "EngineEvent"]
 
 EngineEvent = TokenChunk | StreamEnd
 
-ON_FAILOVER: ContextVar[Callable[[str], None] | None] = ContextVar(
+ON_FAILOVER: ContextVar[Callable[[str, int], None] | None] = ContextVar(
     "tandem_on_failover", default=None
 )
-"""Called with the new engine's ``served_by`` each time a stream of the current request
-fails over. The HTTP layer sets it per request (each aiohttp handler runs in its own
-context) to report failovers in headers; the engine API stays ``stream(request)``."""
+"""Called with the new engine's ``served_by`` and the tokens delivered so far each time a
+stream of the current request fails over. The HTTP layer sets it per request (each
+aiohttp handler runs in its own context) to report failovers in headers and in the
+stream; the engine API stays ``stream(request)``."""
 
 
 class Engine(ABC):

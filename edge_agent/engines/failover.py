@@ -94,7 +94,7 @@ class FailoverEngine(Engine):
                 engine = nxt
                 self._metrics.failovers.labels(engine.served_by).inc()
                 if (hook := ON_FAILOVER.get()) is not None:
-                    hook(engine.served_by)
+                    hook(engine.served_by, delivered_tokens)
                 log.warning(
                     "request %s: %s after %d tokens (%s); continuing on %s",
                     request.request_id,

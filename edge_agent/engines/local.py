@@ -41,6 +41,11 @@ class LocalEngine(Engine):
         return self._runner.n_ctx
 
     @property
+    def generated_tokens(self) -> int:
+        """Tokens the local model generated so far, cancelled streams' included."""
+        return self._runner.generated_tokens
+
+    @property
     def busy(self) -> int:
         """Requests generating or queued locally (the router's overload signal)."""
         return self._runner.busy

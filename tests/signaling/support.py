@@ -37,9 +37,12 @@ class Peer:
         return decode(frame.data, max_frame_bytes=1 << 20)
 
     async def closed_with(self) -> int | None:
-        """Read until the server closes us; the close code."""
-        frame = await self.ws.receive(timeout=2)
+        """Read until the server closes us; the close code (its reason in ``close_reason``).
+
+        The timeout only bounds a test that would otherwise hang."""
+        frame = await self.ws.receive(timeout=30)
         assert frame.type is aiohttp.WSMsgType.CLOSE, frame
+        self.close_reason = str(frame.extra or "")
         return self.ws.close_code
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import pytest
@@ -15,6 +14,7 @@ from signaling.app import create_app
 from signaling.settings import SignalingSettings
 from tests.signaling.conftest import AppClient, Connect
 from tests.signaling.support import SECRET, FakeClock, Peer, token_for
+from tests.support.wait import eventually
 
 
 async def test_create_app_requires_secret() -> None:
@@ -33,10 +33,11 @@ async def test_healthz_counts_connected_peers(client: AppClient, connect: Connec
     assert await (await client.get("/healthz")).json() == {"status": "ok", "workers": 1, "edges": 2}
 
     await first_edge.ws.close()
-    for _ in range(100):  # the server notices the close on its own task
-        if (await (await client.get("/healthz")).json())["edges"] == 1:
-            break
-        await asyncio.sleep(0.01)
+
+    async def one_edge_left() -> bool:  # the server notices the close on its own task
+        return bool((await (await client.get("/healthz")).json())["edges"] == 1)
+
+    await eventually(one_edge_left, what="the closed edge forgotten")
     assert await (await client.get("/healthz")).json() == {"status": "ok", "workers": 1, "edges": 1}
 
 
@@ -92,7 +93,7 @@ async def test_shutdown_closes_websockets_going_away(clock: FakeClock) -> None:
         peer = Peer(ws)
         assert isinstance(await peer.recv(), Welcome)
         closed = asyncio.create_task(peer.closed_with())
-        started = time.monotonic()
         await server.close()
+        # Closed by the broker on shutdown (its reason), not by aiohttp's shutdown timeout.
         assert await closed == 1001
-        assert time.monotonic() - started < 2
+        assert peer.close_reason == "server shutting down"

@@ -18,6 +18,7 @@ from shared.messages import Role, Welcome
 from shared.tokens import verify_token
 from signaling.__main__ import main
 from tests.signaling.support import SECRET, Peer, token_for
+from tests.support.wait import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,15 +130,16 @@ async def test_serve_runs_until_interrupted() -> None:
     )
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(250):
+
+            async def answers() -> bool:
                 try:
                     async with session.get(f"http://{base}/healthz") as response:
                         assert await response.json() == {"status": "ok", "workers": 0, "edges": 0}
-                        break
+                        return True
                 except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.02)
-            else:
-                pytest.fail("signaling-server serve never answered /healthz")
+                    return False
+
+            await eventually(answers, timeout_s=60, what="signaling-server serve answers /healthz")
             headers = {"Authorization": f"Bearer {token_for(Role.EDGE, 'pi-1', now=time.time())}"}
             async with session.ws_connect(f"ws://{base}/v1/signal", headers=headers) as ws:
                 peer = Peer(ws)

@@ -3,7 +3,6 @@ all in this event loop on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ from shared.messages import Role
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
+from tests.support.wait import eventually
 
 LOOPBACK_POOL = PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1)
 
@@ -69,6 +69,8 @@ def worker_app(
 
 async def wait_for_worker(pool: PeerPool, worker_id: str, timeout_s: float = 30) -> None:
     """Until the pool's live peer is ``worker_id``."""
-    async with asyncio.timeout(timeout_s):
-        while (peer := pool.peer) is None or peer.worker_id != worker_id:  # noqa: ASYNC110 (no event for "this worker")
-            await asyncio.sleep(0.05)
+    await eventually(
+        lambda: (peer := pool.peer) is not None and peer.worker_id == worker_id,
+        timeout_s=timeout_s,
+        what=f"the pool linked to {worker_id}",
+    )

@@ -15,6 +15,8 @@ class Notice:
     """Whether the fake provider has announced a preemption."""
 
     given: bool = False
+    polls: int = 0
+    """Times a worker asked (either provider's endpoint)."""
 
 
 def metadata_app(notice: Notice) -> web.Application:
@@ -24,6 +26,7 @@ def metadata_app(notice: Notice) -> web.Application:
         return web.Response(text=TOKEN)
 
     async def aws_action(request: web.Request) -> web.Response:
+        notice.polls += 1
         if request.headers.get("X-aws-ec2-metadata-token") != TOKEN:
             return web.Response(status=401)
         if not notice.given:
@@ -31,6 +34,7 @@ def metadata_app(notice: Notice) -> web.Application:
         return web.json_response({"action": "terminate", "time": "2026-11-29T12:00:00Z"})
 
     async def gcp_preempted(request: web.Request) -> web.Response:
+        notice.polls += 1
         if request.headers.get("Metadata-Flavor") != "Google":
             return web.Response(status=403)
         return web.Response(text="TRUE" if notice.given else "FALSE")

@@ -8,7 +8,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,6 +18,7 @@ import pytest
 from devstack.stack import free_port
 from shared.messages import Role
 from tests.support.apps import SECRET, token
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -69,17 +69,16 @@ def started(command: list[str], env: dict[str, str], health: str) -> Iterator[No
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def healthy() -> bool:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
                 with urllib.request.urlopen(health, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
+                    return bool(resp.status == 200)
             except OSError:
-                pass
-            assert time.monotonic() < deadline, f"{command[0]} not healthy at {health}"
-            time.sleep(0.2)
+                return False
+
+        wait_until(healthy, timeout_s=120, what=f"{command[0]} healthy at {health}")
         yield
     finally:
         proc.terminate()

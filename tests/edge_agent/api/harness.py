@@ -7,8 +7,6 @@ agent does, so disconnects behave as they do for users.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from shared.messages import Role
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
+from tests.support.wait import eventually
 
 N_CTX = 2048
 
@@ -112,14 +111,9 @@ async def running_agent(
         await runner.cleanup()
 
 
-async def wait_until_idle(local: LocalEngine, timeout_s: float = 3.0) -> float:
-    """Seconds until ``local`` has nothing generating or queued; fails past ``timeout_s``."""
-    start = time.monotonic()
-    while local.busy:
-        if time.monotonic() - start > timeout_s:
-            raise AssertionError(f"local engine still busy ({local.busy}) after {timeout_s} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
+async def wait_until_idle(local: LocalEngine) -> None:
+    """Until ``local`` has nothing generating or queued."""
+    await eventually(lambda: local.busy == 0, what="the local engine idle")
 
 
 def metric_value(agent: Agent, name: str, **labels: str) -> float:
@@ -153,9 +147,7 @@ async def cloud_engine(timeout_s: float = 60) -> AsyncIterator[RemoteEngine]:
             signaling.start()
             engine.start()
             try:
-                async with asyncio.timeout(timeout_s):
-                    while not engine.ready:  # noqa: ASYNC110 (the pool has no "ready" event)
-                        await asyncio.sleep(0.05)
+                await eventually(lambda: engine.ready, timeout_s=timeout_s, what="a warm link")
                 yield engine
             finally:
                 await engine.aclose()

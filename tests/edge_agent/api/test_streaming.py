@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +9,7 @@ from aiohttp import ClientSession
 
 from edge_agent.engines.local import LocalEngine
 from tests.edge_agent.api.harness import loaded_engine, metric_value, running_agent, wait_until_idle
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -26,12 +25,8 @@ LONG = {
 SHORT = {"model": "edge", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 
 
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+async def wait_for(predicate: Callable[[], bool]) -> None:
+    await eventually(predicate, what="generation stopped")
 
 
 @pytest.mark.parametrize("handler_cancellation", [True, False], ids=["cancelled", "write-fails"])
@@ -46,10 +41,11 @@ async def test_client_disconnect_stops_generation(
             await response.content.readline()
             assert (await response.content.readline()).startswith(b"data: ")  # a token
             assert local.busy == 1
+            generated_before = local.generated_tokens
             response.close()  # drop the connection mid-stream
-        # Uncancelled, the 1800-token generation would hold the model for a minute; cancelled,
-        # it stops within a token. The margin is for a loaded CI machine.
-        await wait_until_idle(local, timeout_s=5.0)
+        await wait_until_idle(local)
+        # Uncancelled, it would have run to its 1800 tokens (this prompt never ends sooner).
+        assert local.generated_tokens - generated_before < 1800
         await wait_for(
             lambda: (
                 metric_value(

@@ -10,7 +10,6 @@ either of which can flip a near-tie between two tokens.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from shared.messages import (
 from tests.support.apps import serving
 from tests.support.edge import edge_pool, wait_for_worker, worker_app
 from tests.support.model import model_path
+from tests.support.wait import eventually
 
 REQUEST = GenerateRequest(
     request_id="story",
@@ -129,17 +129,18 @@ async def run_interrupted_on_worker_a(edge: Edge, *, standby: str | None = None)
 async def wait_for_workers(signaling_url: str, n: int, timeout_s: float = 30) -> None:
     """Until signaling has ``n`` workers registered."""
     health = signaling_url.replace("ws://", "http://").replace("/v1/signal", "/healthz")
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout_s):
-        while True:
+    async with aiohttp.ClientSession() as http:
+
+        async def registered() -> bool:
             async with http.get(health) as resp:
-                if (await resp.json())["workers"] >= n:
-                    return
-            await asyncio.sleep(0.05)
+                return bool((await resp.json())["workers"] >= n)
+
+        await eventually(registered, timeout_s=timeout_s, what=f"{n} workers registered")
 
 
 async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
     told: list[str] = []
-    ON_FAILOVER.set(told.append)  # what the HTTP layer hooks for X-Tandem-Failovers
+    ON_FAILOVER.set(lambda to, _: told.append(to))  # the HTTP layer's X-Tandem-Failovers
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge, standby="worker-b")
         assert_seamless(run)
@@ -149,7 +150,7 @@ async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
 
 async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None:
     told: list[str] = []
-    ON_FAILOVER.set(told.append)
+    ON_FAILOVER.set(lambda to, _: told.append(to))
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge)
         assert_seamless(run)

@@ -14,6 +14,7 @@ from cloud_worker.sessions import Session
 from edge_agent.errors import ContextTooLong, TransportClosed
 from edge_agent.peers import Peer
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
+from tests.support.wait import eventually
 from tests.support.worker import Served, served_session
 
 
@@ -58,11 +59,7 @@ async def test_closing_the_stream_early_cancels_on_the_worker(connected: Connect
         async for event in events:
             assert isinstance(event, TokenChunk)
             break
-    for _ in range(100):
-        if connected.session.active == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert connected.session.active == 0
+    await eventually(lambda: connected.session.active == 0, what="the worker's stream cancelled")
 
 
 async def test_worker_errors_become_edge_errors(connected: Connected) -> None:
