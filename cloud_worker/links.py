@@ -122,6 +122,7 @@ class LinkAcceptor:
             max_streams=self._settings.max_streams_per_peer,
             peer_timeout_s=self._settings.peer_timeout_s,
             on_load_change=self._load_changed.set,
+            on_result=lambda result: self._metrics.streams.labels(result).inc(),
         )
         self._sessions.add(session)
         self._metrics.sessions.labels(path).inc()

@@ -32,6 +32,14 @@ class WorkerMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.streams = Counter(
+            "tandem_worker_streams",
+            "Requests edges sent, by how they ended: completed, cancelled (the edge went "
+            "away), handed-back (unfinished at the end of a drain), failed (generation "
+            "error), refused (draining, overloaded, duplicate).",
+            ["result"],
+            registry=self.registry,
+        )
         self.active = Gauge(
             "tandem_worker_active_streams", "Streams generating or waiting.", registry=self.registry
         )

@@ -50,13 +50,17 @@ class Session:
         max_streams: int,
         peer_timeout_s: float = 15.0,
         on_load_change: Callable[[], None] = lambda: None,
+        on_result: Callable[[str], None] = lambda _: None,
     ) -> None:
+        """``on_result`` hears how each request ended: ``completed``, ``cancelled``,
+        ``handed-back`` (draining), ``failed`` or ``refused`` (the worker metric's label)."""
         self.peer_id = peer_id
         self._link = link
         self._backend = backend
         self._max_streams = max_streams
         self._peer_timeout_s = peer_timeout_s
         self._on_load_change = on_load_change
+        self._on_result = on_result
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._draining = False
 
@@ -126,12 +130,15 @@ class Session:
     async def _start(self, request: GenerateRequest) -> None:
         rid = request.request_id
         if self._draining:
+            self._on_result("refused")
             await self._fail(rid, ErrorCode.DRAINING, "the worker is draining", retryable=True)
             return
         if rid in self._streams:
+            self._on_result("refused")
             await self._fail(rid, ErrorCode.BAD_REQUEST, "duplicate request id", retryable=False)
             return
         if len(self._streams) >= self._max_streams:
+            self._on_result("refused")
             await self._fail(
                 rid, ErrorCode.OVERLOADED, "too many streams on this session", retryable=True
             )
@@ -152,14 +159,19 @@ class Session:
                 async for event in events:
                     await self._link.send(event)
         except asyncio.CancelledError:
+            self._on_result("handed-back" if self._draining else "cancelled")
             raise
         except LinkClosed:
+            self._on_result("cancelled")
             return
         except Exception as exc:
             code, message, retryable = failure_for(exc)
             if code is ErrorCode.BACKEND_ERROR:
                 log.exception("stream %s failed", rid)
+            self._on_result("failed" if code is ErrorCode.BACKEND_ERROR else "refused")
             await self._fail(rid, code, message, retryable=retryable)
+            return
+        self._on_result("completed")
 
     async def _fail(self, rid: str, code: ErrorCode, message: str, *, retryable: bool) -> None:
         failed = StreamFailed(

@@ -1,5 +1,6 @@
 """Wiring of the edge: local engine, optional cloud (signaling, peer pool, remote engine),
-router, metrics, HTTP API. Only wiring: behaviour lives in the modules it connects.
+the serving pipeline (router, budget, metrics), HTTP API. Only wiring: behaviour lives
+in the modules it connects.
 
 The model loads in the background so that ``/healthz`` can say 503 "loading" meanwhile,
 and the peer pool starts at once so that the first escalation finds a warm channel.
@@ -15,12 +16,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from edge_agent.api import ApiDeps, build_api
-from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool, PoolConfig
-from edge_agent.router import Router
+from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, resolve_model
 from link import IcePolicy, SignalingClient
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class EdgeParts:
     local: LocalEngine
     signaling: SignalingClient | None
-    cloud: FailoverEngine | None
+    cloud: RemoteEngine | None
 
 
 PARTS = web.AppKey("edge_parts", EdgeParts)
@@ -53,9 +53,8 @@ def create_app(settings: EdgeSettings) -> web.Application:
     )
     local = LocalEngine(runner)
     metrics = EdgeMetrics()
-    router = Router.from_settings(settings)
     signaling: SignalingClient | None = None
-    cloud: FailoverEngine | None = None
+    cloud: RemoteEngine | None = None
     if settings.signaling:
         if settings.token is None:
             raise ValueError("--signaling needs this edge's peer token (--token or TANDEM_TOKEN)")
@@ -82,18 +81,9 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 reconnect_max_s=settings.reconnect_max_s,
             ),
         )
-        cloud = FailoverEngine(
-            RemoteEngine(
-                pool, model=settings.cloud_model, connect_timeout_s=settings.connect_timeout_s
-            ),
-            local,
-            metrics,
-            max_failovers=settings.max_failovers,
-            failover_wait_s=settings.failover_wait_s,
-        )
-    app = build_api(
-        ApiDeps(settings=settings, local=local, cloud=cloud, router=router, metrics=metrics)
-    )
+        cloud = RemoteEngine(pool, model=settings.cloud_model)
+    pipeline = ServingPipeline.from_settings(settings, local=local, cloud=cloud, metrics=metrics)
+    app = build_api(ApiDeps(settings=settings, pipeline=pipeline, metrics=metrics))
     app[PARTS] = EdgeParts(local=local, signaling=signaling, cloud=cloud)
     app.cleanup_ctx.append(_lifecycle)
     return app

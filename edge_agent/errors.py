@@ -7,7 +7,8 @@
     │   ├── ContextTooLong (400)    prompt does not fit the model's context
     │   └── PromptTooLong (400)     prompt above --max-prompt-tokens, whatever the route
     ├── Unauthorized (401)          missing or wrong API key
-    ├── NotFound (404)              unknown model or route
+    ├── NotFound (404)              unknown route
+    │   └── ModelNotFound (404)     unknown model name
     ├── Overloaded (429)            local queue full; ``retry_after_s``
     ├── TransportError              a path to a worker failed (never seen above peers/)
     │   ├── ConnectTimeout
@@ -30,6 +31,7 @@ __all__ = [
     "EdgeError",
     "EngineError",
     "GenerationFailed",
+    "ModelNotFound",
     "ModelNotLoaded",
     "NoPeerAvailable",
     "NotFound",
@@ -92,6 +94,13 @@ class NotFound(EdgeError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class ModelNotFound(NotFound):
+    """The request names a model this agent does not serve."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model '{model}' does not exist", param="model")
 
 
 class Overloaded(EdgeError):

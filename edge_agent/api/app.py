@@ -1,8 +1,8 @@
 """``build_api(deps)``: the edge agent's HTTP application, wired from its parts.
 
 Only wiring lives here. The caller owns the engines (it loads the local model, runs
-the peer pool) and their lifecycle; the app only borrows them, so tests and the real
-``edge_agent.app`` build it the same way.
+the peer pool) and their lifecycle, and builds the serving pipeline over them; the app
+only borrows it, so tests and the real ``edge_agent.app`` build it the same way.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from edge_agent.api.dispatch import Dispatcher
 from edge_agent.api.health import HealthRoutes
 from edge_agent.api.middleware import api_key_middleware, outcome_middleware
 from edge_agent.api.ollama_compat import OllamaRoutes
 from edge_agent.api.openai_compat import OpenAIRoutes
 from edge_agent.api.openapi import OpenApiRoute
-from edge_agent.engines.base import Engine
-from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import HeuristicRouter, Router
+from edge_agent.serving import ModelNames, ServingPipeline
 from edge_agent.settings import EdgeSettings
 
 __all__ = ["ApiDeps", "build_api"]
@@ -33,11 +30,7 @@ class ApiDeps:
     """Everything the HTTP layer uses; built by the process's ``app.py``."""
 
     settings: EdgeSettings
-    local: LocalEngine
-    cloud: Engine | None
-    """``None`` when no signaling server is configured (local only); otherwise consulted
-    per request through ``cloud.ready``."""
-    router: Router | HeuristicRouter
+    pipeline: ServingPipeline
     metrics: EdgeMetrics
 
 
@@ -47,18 +40,18 @@ def build_api(deps: ApiDeps) -> web.Application:
     if deps.settings.api_key is not None:
         middlewares.append(api_key_middleware(deps.settings.api_key))
     app = web.Application(client_max_size=deps.settings.max_body_bytes, middlewares=middlewares)
-    dispatcher = Dispatcher(
-        settings=deps.settings,
-        local=deps.local,
-        cloud=deps.cloud,
-        router=deps.router,
-        metrics=deps.metrics,
+    pipeline = deps.pipeline
+    cloud = pipeline.cloud
+    names = ModelNames(
+        local_model=pipeline.local.model,
+        cloud_model=(lambda: cloud.model) if cloud is not None else None,
+        default_route=deps.settings.default_route,
     )
     created = int(time.time())
-    OpenAIRoutes(dispatcher, created=created).add_to(app.router)
-    OllamaRoutes(dispatcher).add_to(app.router)
-    HealthRoutes(local=deps.local, cloud=deps.cloud, metrics=deps.metrics).add_to(app.router)
+    OpenAIRoutes(pipeline, names, created=created).add_to(app.router)
+    OllamaRoutes(pipeline, names).add_to(app.router)
+    HealthRoutes(local=pipeline.local, cloud=cloud, metrics=deps.metrics).add_to(app.router)
     # Last: it documents the routes above and refuses any it has no description for.
     api_key = deps.settings.api_key is not None
-    OpenApiRoute(cloud=deps.cloud is not None, api_key=api_key).add_to(app.router)
+    OpenApiRoute(cloud=cloud is not None, api_key=api_key).add_to(app.router)
     return app

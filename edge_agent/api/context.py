@@ -3,8 +3,9 @@
 Handlers learn the serving engine and the route reason only after routing, but the
 ``X-Tandem-*`` headers and the request metric must be right for every response,
 including errors raised later. So the outermost middleware creates one
-``RequestContext`` per request, handlers update it, and whoever builds the response
-(middleware for JSON, the stream writer for SSE/NDJSON) copies its headers on.
+``RequestContext`` per request, the serving pipeline fills in its ``ServingReport``,
+and whoever builds the response (middleware for JSON, the stream writer for
+SSE/NDJSON) copies its headers on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from edge_agent.serving import ROUTE_HEADER, ServingReport
 
 __all__ = [
     "CLIENT_CLOSED",
@@ -27,7 +30,6 @@ __all__ = [
     "RequestContext",
 ]
 
-ROUTE_HEADER = "X-Tandem-Route"
 SERVED_BY_HEADER = "X-Tandem-Served-By"
 ROUTE_REASON_HEADER = "X-Tandem-Route-Reason"
 PATH_HEADER = "X-Tandem-Path"
@@ -47,14 +49,10 @@ class RequestContext:
     """Unix time of arrival: the ``created`` field of OpenAI responses."""
     started: float = field(default_factory=time.monotonic)
     """Monotonic time of arrival, for time-to-first-token."""
-    served_by: str | None = None
-    reason: str | None = None
-    path: str | None = None
-    """The network path of a cloud-served response."""
-    failovers: list[tuple[str, int]] = field(default_factory=list)
-    """Each time the stream resumed elsewhere: (who serves from then on, tokens delivered
-    before). A non-streamed response carries the count as a header; a streamed one
-    reports each as it happens (an SSE comment), its headers being long gone."""
+    report: ServingReport = field(default_factory=ServingReport)
+    """Who serves and why, filled in by the serving pipeline. A non-streamed response
+    carries its failover count as a header; a streamed one reports each failover as it
+    happens (an SSE comment), its headers being long gone."""
     status: int | None = None
     """Outcome to record when it differs from the HTTP status already sent (a stream
     that failed or was abandoned after its 200 went out)."""
@@ -62,18 +60,22 @@ class RequestContext:
     def headers(self) -> dict[str, str]:
         """The ``X-Request-Id`` and, once routed, the ``X-Tandem-*`` headers."""
         headers = {REQUEST_ID_HEADER: self.request_id}
-        if self.served_by is not None:
-            headers[SERVED_BY_HEADER] = self.served_by
-        if self.reason is not None:
-            headers[ROUTE_REASON_HEADER] = self.reason
-        if self.path is not None:
-            headers[PATH_HEADER] = self.path
-        if self.failovers:
-            headers[FAILOVERS_HEADER] = str(len(self.failovers))
+        report = self.report
+        if report.served_by is not None:
+            headers[SERVED_BY_HEADER] = report.served_by.value
+        if report.reason is not None:
+            headers[ROUTE_REASON_HEADER] = report.reason.value
+        if report.path is not None:
+            headers[PATH_HEADER] = report.path
+        if report.failovers:
+            headers[FAILOVERS_HEADER] = str(len(report.failovers))
         return headers
 
-    def count_failover(self, to: str, after_tokens: int) -> None:
-        self.failovers.append((to, after_tokens))
+    @property
+    def served_by(self) -> str:
+        """The ``served_by`` label of the request metric (``none``: never routed)."""
+        served_by = self.report.served_by
+        return served_by.value if served_by is not None else "none"
 
     def apply(self, response: web.StreamResponse) -> None:
         """Copy ``headers()`` onto a response that has not been sent yet."""

@@ -7,8 +7,8 @@ bare 500 that says nothing about internals. The result renders as OpenAI's
 ``{"error": {"message", "type", "param", "code"}}`` or, under ``/api/``, Ollama's
 ``{"error": "message"}``.
 
-Two leaves live here rather than in ``edge_agent.errors`` because only the HTTP layer
-raises them and they differ from their parents only in the code a client sees.
+One leaf lives here rather than in ``edge_agent.errors`` because only the HTTP layer
+raises it and it differs from its parent only in the code a client sees.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from edge_agent.errors import (
     EdgeError,
     EngineError,
     GenerationFailed,
+    ModelNotFound,
     ModelNotLoaded,
     NoPeerAvailable,
     NotFound,
@@ -51,13 +52,6 @@ __all__ = [
 
 class InvalidJson(RequestInvalid):
     """The body is not JSON (or not a JSON object)."""
-
-
-class ModelNotFound(NotFound):
-    """The request names a model this agent does not serve."""
-
-    def __init__(self, model: str) -> None:
-        super().__init__(f"The model '{model}' does not exist", param="model")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def outcome_middleware(metrics: EdgeMetrics) -> Middleware:
             status = exc.status
             raise
         finally:
-            metrics.requests.labels(_endpoint(request), ctx.served_by or "none", str(status)).inc()
+            metrics.requests.labels(_endpoint(request), ctx.served_by, str(status)).inc()
 
     return outcome
 

@@ -2,7 +2,7 @@
 
 Many local tools (Open WebUI, Continue, editor plugins) speak Ollama's API rather than
 OpenAI's. The subset here is the one they use to list models and generate; it reuses
-the dispatcher and ``respond()``, only the payload shapes (NDJSON, ``done`` flags,
+the serving pipeline and ``respond()``, only the payload shapes (NDJSON, ``done`` flags,
 nanosecond durations) differ. ``/api/generate`` applies the chat template, as Ollama
 does, unless ``raw`` is set: then the prompt goes to the model verbatim.
 """
@@ -19,12 +19,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from edge_agent.api.bodies import json_response, read_model
-from edge_agent.api.context import REQUEST_CONTEXT, ROUTE_HEADER, RequestContext
-from edge_agent.api.dispatch import Dispatcher, Served
+from edge_agent.api.context import REQUEST_CONTEXT, RequestContext
 from edge_agent.api.errors import ApiError
 from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, ChatMessageIn, sampling_params
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.router import RequestedRoute
+from edge_agent.serving import ROUTE_HEADER, ModelNames, Served, ServingPipeline
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, Text
 
 __all__ = ["OLLAMA_VERSION", "OllamaRoutes"]
@@ -95,6 +95,9 @@ class OllamaChunk(BaseModel):
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None
+    x_tandem_failovers: int | None = None
+    """Times the stream moved to another engine (set on the final line, when any):
+    NDJSON has no room for a note where it happened."""
 
     @model_serializer(mode="wrap")
     def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -181,14 +184,16 @@ class OllamaShape:
             prompt_eval_duration=_ns(first - self.served.started),
             eval_count=end.completion_tokens,
             eval_duration=_ns(now - first),
+            x_tandem_failovers=self.served.failovers or None,
         )
 
 
 class OllamaRoutes:
-    """The ``/api`` handlers, bound to one dispatcher."""
+    """The ``/api`` handlers, bound to one pipeline."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, pipeline: ServingPipeline, names: ModelNames) -> None:
+        self._pipeline = pipeline
+        self._names = names
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_post("/api/chat", self.chat)
@@ -199,7 +204,7 @@ class OllamaRoutes:
     def _requested(self, request: web.Request, model: str) -> RequestedRoute:
         # Ollama clients append the default tag to bare names.
         name = model.removesuffix(":latest")
-        return self._dispatcher.requested_route(name, request.headers.get(ROUTE_HEADER))
+        return self._names.requested_route(name, request.headers.get(ROUTE_HEADER))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         ctx = request[REQUEST_CONTEXT]
@@ -238,15 +243,13 @@ class OllamaRoutes:
         stream: bool,
         chat: bool,
     ) -> web.StreamResponse:
-        async with self._dispatcher.serve(ctx, generate, requested) as served:
-            shape = OllamaShape(served.engine.model, chat, served)
+        async with self._pipeline.serve(generate, requested, ctx.report) as served:
+            shape = OllamaShape(served.model, chat, served)
             return await respond(request, ctx, served, shape, NdjsonWriter, stream=stream)
 
     async def tags(self, request: web.Request) -> web.Response:
         stamp = _now()
-        models = [
-            OllamaModel(name=i, model=i, modified_at=stamp) for i in self._dispatcher.model_ids()
-        ]
+        models = [OllamaModel(name=i, model=i, modified_at=stamp) for i in self._names.ids()]
         return json_response(OllamaTags(models=models))
 
     async def version(self, request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """OpenAI-compatible endpoints: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models``.
 
 Each generation handler does the same four steps: name the response, parse the body,
-ask the dispatcher for an open stream, and ``respond()`` with this dialect's shapes.
+ask the serving pipeline for an open stream, and ``respond()`` with this dialect's shapes.
 Bodies and shapes follow OpenAI's API reference closely enough that the official SDK,
 LangChain and Open WebUI work unchanged; responses name the model that actually served.
 """
@@ -15,8 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from edge_agent.api.bodies import json_response, read_model
-from edge_agent.api.context import REQUEST_CONTEXT, ROUTE_HEADER
-from edge_agent.api.dispatch import Dispatcher
+from edge_agent.api.context import REQUEST_CONTEXT
 from edge_agent.api.errors import ApiError
 from edge_agent.api.openai_models import (
     AssistantMessage,
@@ -35,6 +34,7 @@ from edge_agent.api.openai_models import (
     Usage,
 )
 from edge_agent.api.streaming import SseWriter, respond
+from edge_agent.serving import ROUTE_HEADER, ModelNames, ServingPipeline
 from shared.messages import GenerateRequest, StreamEnd
 
 __all__ = ["ChatShape", "OpenAIRoutes", "TextShape"]
@@ -134,10 +134,11 @@ class TextShape:
 
 
 class OpenAIRoutes:
-    """The ``/v1`` handlers, bound to one dispatcher."""
+    """The ``/v1`` handlers, bound to one pipeline."""
 
-    def __init__(self, dispatcher: Dispatcher, *, created: int) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, pipeline: ServingPipeline, names: ModelNames, *, created: int) -> None:
+        self._pipeline = pipeline
+        self._names = names
         self._created = created
 
     def add_to(self, router: web.UrlDispatcher) -> None:
@@ -149,26 +150,26 @@ class OpenAIRoutes:
         ctx = request[REQUEST_CONTEXT]
         ctx.request_id = f"chatcmpl-{ctx.request_id}"
         body = await read_model(request, ChatCompletionRequest)
-        requested = self._dispatcher.requested_route(body.model, request.headers.get(ROUTE_HEADER))
+        requested = self._names.requested_route(body.model, request.headers.get(ROUTE_HEADER))
         generate = GenerateRequest(
             request_id=ctx.request_id, messages=body.chat_messages(), params=body.sampling()
         )
-        async with self._dispatcher.serve(ctx, generate, requested) as served:
-            shape = ChatShape(ctx.request_id, ctx.created, served.engine.model, body.include_usage)
+        async with self._pipeline.serve(generate, requested, ctx.report) as served:
+            shape = ChatShape(ctx.request_id, ctx.created, served.model, body.include_usage)
             return await respond(request, ctx, served, shape, SseWriter, stream=body.stream)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         ctx = request[REQUEST_CONTEXT]
         ctx.request_id = f"cmpl-{ctx.request_id}"
         body = await read_model(request, CompletionRequest)
-        requested = self._dispatcher.requested_route(body.model, request.headers.get(ROUTE_HEADER))
+        requested = self._names.requested_route(body.model, request.headers.get(ROUTE_HEADER))
         generate = GenerateRequest(
             request_id=ctx.request_id, prompt=body.prompt_text(), params=body.sampling()
         )
-        async with self._dispatcher.serve(ctx, generate, requested) as served:
-            shape = TextShape(ctx.request_id, ctx.created, served.engine.model, body.include_usage)
+        async with self._pipeline.serve(generate, requested, ctx.report) as served:
+            shape = TextShape(ctx.request_id, ctx.created, served.model, body.include_usage)
             return await respond(request, ctx, served, shape, SseWriter, stream=body.stream)
 
     async def models(self, request: web.Request) -> web.Response:
-        cards = [ModelCard(id=i, created=self._created) for i in self._dispatcher.model_ids()]
+        cards = [ModelCard(id=i, created=self._created) for i in self._names.ids()]
         return json_response(ModelList(data=cards))

@@ -8,8 +8,9 @@ hands it to the socket at once), so tokens reach the client as they are generate
 Failure handling is the same for every dialect: an engine error after the 200 went out
 becomes an error event and the normal end of stream; a client that goes away makes
 ``write`` raise ``ConnectionResetError`` (or, with handler cancellation, cancels the
-handler), and either way ``Dispatcher.serve`` closes the engine stream, which stops
-generation.
+handler), and either way ``ServingPipeline.serve`` closes the engine stream, which
+stops generation. A ``Failover`` event becomes a note where the format has room for one
+(SSE: a comment line no client parses as data).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pydantic import BaseModel
 
 from edge_agent.api.bodies import json_response
 from edge_agent.api.context import CLIENT_CLOSED, RequestContext
-from edge_agent.api.dispatch import Served
 from edge_agent.api.errors import ApiError, api_error
 from edge_agent.errors import EdgeError, GenerationFailed
+from edge_agent.serving import Failover, Served
 from shared.messages import StreamEnd, TokenChunk
 
 __all__ = ["EventWriter", "NdjsonWriter", "SseWriter", "StreamShape", "respond"]
@@ -81,10 +82,10 @@ class EventWriter(ABC):
         """End the stream normally."""
         await self.response.write_eof()
 
-    async def failover(self, to: str, after_tokens: int) -> None:
-        """Report that the stream moved to ``to`` after ``after_tokens`` tokens, where the
-        format has room for a note no client parses as data (SSE: a comment line).
-        NDJSON has none: Ollama clients learn it from nothing but the metrics."""
+    async def failover(self, failover: Failover) -> None:
+        """Report that the stream moved, where the format has room for a note no client
+        parses as data (SSE: a comment line). NDJSON has none: there, only the metrics
+        and the final line's ``x_tandem_failovers`` say it."""
         return None
 
     @staticmethod
@@ -105,9 +106,9 @@ class SseWriter(EventWriter):
         await self.response.write(b"data: [DONE]\n\n")
         await super().finish()
 
-    async def failover(self, to: str, after_tokens: int) -> None:
-        note = f": x-tandem-failover to={to} after_tokens={after_tokens}\n\n"
-        await self.response.write(note.encode())
+    async def failover(self, failover: Failover) -> None:
+        note = f": x-tandem-failover to={failover.to.value} after_tokens={failover.after_tokens}"
+        await self.response.write(note.encode() + b"\n\n")
 
 
 class NdjsonWriter(EventWriter):
@@ -127,17 +128,13 @@ async def _collect(served: Served) -> tuple[str, StreamEnd]:
     return "".join(parts), served.end
 
 
-async def _pump(
-    served: Served, shape: StreamShape, writer: EventWriter, ctx: RequestContext
-) -> None:
+async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None:
     for payload in shape.opening():
         await writer.send(payload)
-    reported = 0  # failovers before the first token are reported too
     async for event in served:
-        for to, after_tokens in ctx.failovers[reported:]:
-            await writer.failover(to, after_tokens)
-        reported = len(ctx.failovers)
-        if isinstance(event, TokenChunk):
+        if isinstance(event, Failover):
+            await writer.failover(event)
+        elif isinstance(event, TokenChunk):
             if event.text:
                 await writer.send(shape.delta(event.text))
         else:
@@ -161,7 +158,7 @@ async def respond(
     writer = await writer_class.start(request, ctx)
     try:
         try:
-            await _pump(served, shape, writer, ctx)
+            await _pump(served, shape, writer)
         except ConnectionResetError:
             raise
         except Exception as exc:  # the 200 is out: report in-band, then end normally

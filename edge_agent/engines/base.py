@@ -1,35 +1,52 @@
-"""The one interface the HTTP layer generates through.
+"""The one interface requests are generated through, and the events an engine yields.
 
-Both engines speak the protocol's own event types (``TokenChunk`` then one
+Every engine speaks the protocol's own event types (``TokenChunk``s then one
 ``StreamEnd``), so a response is built the same way whether it was served here or by a
-worker across the world. Failures are raised as ``EdgeError`` subclasses.
+worker across the world. Engines that wrap others (failover, the confidence cascade) add
+two events of their own, so that who serves a stream is part of the stream and not a
+side channel: ``Failover`` when the stream moves after a failure, ``Decided`` when a
+wrapper settles a provisional route before the first token. Failures are raised as
+``EdgeError`` subclasses.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Callable
-from contextvars import ContextVar
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
+from edge_agent.router import Decision, Route
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["ON_FAILOVER", "Engine", "EngineEvent"]
+__all__ = ["Decided", "Engine", "EngineEvent", "Failover"]
 
-EngineEvent = TokenChunk | StreamEnd
 
-ON_FAILOVER: ContextVar[Callable[[str, int], None] | None] = ContextVar(
-    "tandem_on_failover", default=None
-)
-"""Called with the new engine's ``served_by`` and the tokens delivered so far each time a
-stream of the current request fails over. The HTTP layer sets it per request (each
-aiohttp handler runs in its own context) to report failovers in headers and in the
-stream; the engine API stays ``stream(request)``."""
+@dataclass(frozen=True)
+class Failover:
+    """The stream failed where it ran and goes on elsewhere: ``to`` serves from now on,
+    resuming after the ``after_tokens`` tokens the client already has (0: it had none,
+    the request is simply served elsewhere). ``cause`` names the failure's class."""
+
+    to: Route
+    after_tokens: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A wrapper settled the route before any token was yielded (the cascade's verdict):
+    it replaces the plan's provisional route and reason."""
+
+    decision: Decision
+
+
+EngineEvent = TokenChunk | StreamEnd | Failover | Decided
 
 
 class Engine(ABC):
     """Where a request is served. ``served_by`` is what ``X-Tandem-Served-By`` says."""
 
-    served_by: str
+    served_by: Route
 
     @property
     @abstractmethod
@@ -54,9 +71,6 @@ class Engine(ABC):
 
     @abstractmethod
     def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
-        """Yield ``TokenChunk``s then exactly one ``StreamEnd``; closing the iterator early
-        cancels generation wherever it runs."""
-
-    @abstractmethod
-    async def aclose(self) -> None:
-        """Release the engine; safe to call twice."""
+        """Yield ``TokenChunk``s then exactly one ``StreamEnd`` (wrappers: with
+        ``Failover``/``Decided`` among them); closing the iterator early cancels
+        generation wherever it runs."""

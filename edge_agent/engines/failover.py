@@ -1,12 +1,17 @@
-"""``FailoverEngine``: a cloud stream that survives the worker serving it.
+"""``FailoverEngine``: one request's cloud stream, and the one owner of its retries.
 
-Spot workers vanish mid-stream (SIGKILL, preemption past the grace period, a stall).
-When the stream fails with a retryable error, the request is sent again, to another
-worker if the pool can reach one within ``failover_wait_s``, else to the local model,
-with the text already delivered as ``continuation``: the model resumes after it, so the
-client sees one unbroken stream, nothing repeated, nothing lost. A request that had
-not started streaming is retried on another worker, or handed back to the dispatcher
-(which answers locally for ``auto`` requests). Failovers are capped and counted.
+Spot workers vanish (SIGKILL, preemption past the grace period, a stall, an error
+frame). When a cloud attempt fails with a retryable error, the request goes again to a
+worker if the pool holds (or links within ``wait_s``) one and attempts are left, else
+to the local model, with the text already delivered as ``continuation``: the model
+resumes after it, so the client sees one unbroken stream, nothing repeated, nothing
+lost. Every move is a ``Failover`` event in the stream, so headers, metrics, usage and
+the budget all know who served what.
+
+The bound, stated once: at most ``max_failovers + 1`` cloud attempts per request. A
+request that has not delivered a token falls back only where its plan says (``auto``:
+the local model; a forced ``cloud``: nowhere, ``NoPeerAvailable``, a 503). A stream
+already under way always finishes locally rather than break.
 """
 
 from __future__ import annotations
@@ -15,46 +20,48 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from edge_agent.engines.base import ON_FAILOVER, Engine, EngineEvent
+from edge_agent.engines.base import Engine, EngineEvent, Failover
 from edge_agent.engines.local import LocalEngine
-from edge_agent.engines.remote import RemoteEngine
 from edge_agent.errors import GenerationFailed, NoPeerAvailable, TransportError
-from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import Route
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["FailoverEngine"]
+__all__ = ["RETRYABLE", "FailoverEngine"]
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (TransportError, NoPeerAvailable, GenerationFailed)
+"""What a cloud attempt may fail with and still be worth another: a dead or closed link,
+a worker that refused (draining, overloaded), a stall, a worker's generation error.
+A bad request (400) or a prompt too long for the worker is not: it would fail again."""
 
 
 class FailoverEngine(Engine):
-    """The cloud engine the HTTP layer sees: a remote engine plus its fallbacks."""
+    """The cloud, as one request sees it: attempts on workers, then its fallback.
 
-    served_by = "cloud"
+    ``cloud`` makes one attempt per ``stream`` call (``RemoteEngine``) and says through
+    ``ready``/``available`` whether a worker is linked; built per request."""
+
+    served_by = Route.CLOUD
 
     def __init__(
         self,
-        cloud: RemoteEngine,
+        cloud: Engine,
         local: LocalEngine,
-        metrics: EdgeMetrics,
         *,
         max_failovers: int,
-        failover_wait_s: float,
+        wait_s: float,
+        fallback: Route | None,
     ) -> None:
         self._cloud = cloud
         self._local = local
-        self._metrics = metrics
-        self._max_failovers = max_failovers
-        self._failover_wait_s = failover_wait_s
+        self._max_attempts = max_failovers + 1
+        self._wait_s = wait_s
+        self._fallback = fallback
 
     @property
     def ready(self) -> bool:
         return self._cloud.ready
-
-    async def available(self, timeout_s: float) -> bool:
-        return await self._cloud.available(timeout_s)
 
     @property
     def model(self) -> str:
@@ -64,16 +71,30 @@ class FailoverEngine(Engine):
     def path(self) -> str | None:
         return self._cloud.path
 
-    def start(self) -> None:
-        self._cloud.start()
-
     async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
         delivered = ""
         delivered_tokens = 0
-        failovers = 0
-        engine: Engine = self._cloud
+        attempts = 0
+        failure: Exception | None = None
         attempt = request
         while True:
+            engine = await self._next_engine(attempts, started=delivered_tokens > 0)
+            if engine is None:
+                raise NoPeerAvailable(_refusal(attempts, self._wait_s, failure)) from failure
+            if engine is self._cloud:
+                attempts += 1
+            elif failure is None:  # the plan's cloud was never reached: that is a failure too
+                failure = NoPeerAvailable(f"no cloud worker reachable within {self._wait_s:g} s")
+            if failure is not None:
+                log.warning(
+                    "request %s: %s after %d tokens (%s); continuing on %s",
+                    request.request_id,
+                    type(failure).__name__,
+                    delivered_tokens,
+                    failure,
+                    engine.served_by,
+                )
+                yield Failover(engine.served_by, delivered_tokens, type(failure).__name__)
             try:
                 async with aclosing(engine.stream(attempt)) as events:
                     async for event in events:
@@ -81,28 +102,13 @@ class FailoverEngine(Engine):
                             delivered += event.text
                             delivered_tokens += event.n_tokens
                             yield event
-                            continue
-                        yield _total(event, request, delivered_tokens, attempt)
-                        return
+                        elif isinstance(event, StreamEnd):
+                            yield _total(event, request, delivered_tokens, attempt)
+                            return
             except RETRYABLE as exc:
-                failovers += 1
-                if failovers > self._max_failovers:
+                if engine is self._local:
                     raise
-                nxt = await self._next_engine(started=delivered_tokens > 0)
-                if nxt is None:  # nothing sent yet: the dispatcher decides (local if auto)
-                    raise
-                engine = nxt
-                self._metrics.failovers.labels(engine.served_by).inc()
-                if (hook := ON_FAILOVER.get()) is not None:
-                    hook(engine.served_by, delivered_tokens)
-                log.warning(
-                    "request %s: %s after %d tokens (%s); continuing on %s",
-                    request.request_id,
-                    type(exc).__name__,
-                    delivered_tokens,
-                    exc,
-                    engine.served_by,
-                )
+                failure = exc
                 resumed = _resume(request, delivered, delivered_tokens)
                 if resumed is None:  # the budget of tokens was spent exactly at the failure
                     yield StreamEnd(
@@ -114,16 +120,28 @@ class FailoverEngine(Engine):
                     return
                 attempt = resumed
 
-    async def _next_engine(self, *, started: bool) -> Engine | None:
-        """Another worker if the pool re-links in time; else this device, but only for a
-        stream already under way (one that has not started is the dispatcher's to route,
-        so that its headers say where it was really served)."""
-        if await self._cloud.available(self._failover_wait_s):
+    async def _next_engine(self, attempts: int, *, started: bool) -> Engine | None:
+        """A worker while attempts are left and one is linked (or links in time); then
+        this device, for a stream under way or a plan that falls back to it."""
+        if attempts < self._max_attempts and (
+            self._cloud.ready or await self._cloud.available(self._wait_s)
+        ):
             return self._cloud
-        return self._local if started else None
+        if started or self._fallback is Route.LOCAL:
+            return self._local
+        return None
 
-    async def aclose(self) -> None:
-        await self._cloud.aclose()
+
+def _refusal(attempts: int, wait_s: float, failure: Exception | None) -> str:
+    if failure is None:
+        return (
+            "The cloud route was requested but no cloud worker was reachable within "
+            f"{wait_s:g} s (--failover-wait-s)."
+        )
+    return (
+        f"The cloud route was requested but {attempts} cloud attempt(s) failed before the "
+        f"first token (last: {failure})."
+    )
 
 
 def _resume(

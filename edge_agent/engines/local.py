@@ -13,6 +13,7 @@ from edge_agent.errors import (
     Overloaded,
     RequestInvalid,
 )
+from edge_agent.router import Route
 from inference import ConfidenceProbe, InferenceError, LlamaRunner, ModelLoadError, RunnerOverloaded
 from inference import ContextTooLong as InferenceContextTooLong
 from shared.messages import GenerateRequest
@@ -23,7 +24,7 @@ __all__ = ["LocalEngine"]
 class LocalEngine(Engine):
     """Serves requests on this device; maps inference errors to edge errors."""
 
-    served_by = "local"
+    served_by = Route.LOCAL
 
     def __init__(self, runner: LlamaRunner) -> None:
         self._runner = runner
@@ -80,4 +81,5 @@ class LocalEngine(Engine):
             raise GenerationFailed(f"local generation failed: {exc}") from exc
 
     async def aclose(self) -> None:
+        """Stop generating and free the model; the app calls it once, at shutdown."""
         await self._runner.aclose()

@@ -1,4 +1,5 @@
-"""``RemoteEngine``: generation on a cloud worker, through the pool's warm peer."""
+"""``RemoteEngine``: one attempt at generating on a cloud worker, through the pool's
+warm peer. It never retries and never waits for a link: ``FailoverEngine`` owns both."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from contextlib import aclosing
 from edge_agent.engines.base import Engine, EngineEvent
 from edge_agent.errors import NoPeerAvailable
 from edge_agent.peers import PeerPool
+from edge_agent.router import Route
 from shared.messages import GenerateRequest
 
 __all__ = ["RemoteEngine"]
@@ -16,12 +18,11 @@ __all__ = ["RemoteEngine"]
 class RemoteEngine(Engine):
     """Serves requests on whichever worker the pool holds a link to."""
 
-    served_by = "cloud"
+    served_by = Route.CLOUD
 
-    def __init__(self, pool: PeerPool, *, model: str, connect_timeout_s: float) -> None:
+    def __init__(self, pool: PeerPool, *, model: str) -> None:
         self._pool = pool
         self._model = model or "cloud"
-        self._connect_timeout_s = connect_timeout_s
 
     @property
     def ready(self) -> bool:
@@ -52,7 +53,9 @@ class RemoteEngine(Engine):
         self._pool.start()
 
     async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
-        peer = await self._pool.acquire(self._connect_timeout_s)
+        peer = self._pool.peer
+        if peer is None:
+            raise NoPeerAvailable("no cloud worker is linked")
         if self._model != "cloud" and not request.model:
             request = request.model_copy(update={"model": self._model})
         async with aclosing(peer.stream(request)) as events:
@@ -60,4 +63,5 @@ class RemoteEngine(Engine):
                 yield event
 
     async def aclose(self) -> None:
+        """Close the pool and its links; the app calls it once, at shutdown."""
         await self._pool.aclose()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
@@ -116,8 +116,10 @@ _REASON_OF_FLAG: tuple[tuple[str, Reason], ...] = (
 
 @dataclass(frozen=True)
 class Decision:
-    """The router's verdict for one request.
+    """The router's plan for one request: where it runs, why, and what then.
 
+    ``fallback`` is where the request goes if ``route`` fails before its first token
+    (``None``: nowhere, the client gets the error: a forced route means what it says).
     ``cascade`` asks the caller to start locally and escalate if the local model's first
     tokens are unsure (``reason`` is then provisional: ``confident`` or ``low-confidence``
     replaces it). ``p_cloud`` is the learned score, when one was computed.
@@ -127,6 +129,7 @@ class Decision:
     reason: Reason
     cascade: bool = False
     p_cloud: float | None = None
+    fallback: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,30 @@ class _PolicyRouter(ABC):
 
         A forced route is honoured even when its engine cannot serve (the caller answers
         503 for an unreachable cloud: the client asked for it explicitly). ``auto`` never
-        picks an unavailable cloud, nor one whose daily budget is spent. ``local_busy`` is
-        the local engine's queue (generating plus waiting).
+        picks an unavailable cloud, nor one whose daily budget is spent, and when it picks
+        the cloud it falls back to the local model. ``local_busy`` is the local engine's
+        queue (generating plus waiting).
         """
+        decision = self._route(
+            features,
+            requested=requested,
+            cloud_available=cloud_available,
+            cloud_budget_left=cloud_budget_left,
+            local_busy=local_busy,
+        )
+        if requested == "auto" and decision.route is Route.CLOUD:
+            return replace(decision, fallback=Route.LOCAL)
+        return decision
+
+    def _route(
+        self,
+        features: PromptFeatures,
+        *,
+        requested: RequestedRoute,
+        cloud_available: bool,
+        cloud_budget_left: bool,
+        local_busy: int,
+    ) -> Decision:
         if requested == "local":
             return Decision(Route.LOCAL, Reason.FORCED_LOCAL)
         if requested == "cloud":

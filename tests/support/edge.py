@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
+import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -74,3 +75,15 @@ async def wait_for_worker(pool: PeerPool, worker_id: str, timeout_s: float = 30)
         timeout_s=timeout_s,
         what=f"the pool linked to {worker_id}",
     )
+
+
+async def wait_for_workers(signaling_url: str, n: int, timeout_s: float = 30) -> None:
+    """Until signaling has ``n`` workers registered."""
+    health = signaling_url.replace("ws://", "http://").replace("/v1/signal", "/healthz")
+    async with aiohttp.ClientSession() as http:
+
+        async def registered() -> bool:
+            async with http.get(health) as resp:
+                return bool((await resp.json())["workers"] >= n)
+
+        await eventually(registered, timeout_s=timeout_s, what=f"{n} workers registered")

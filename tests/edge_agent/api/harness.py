@@ -25,7 +25,7 @@ from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool, PoolConfig
-from edge_agent.router import Router
+from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, bundled_model_path
 from link import IcePolicy, SignalingClient
@@ -93,13 +93,10 @@ async def running_agent(
     """
     edge_settings = EdgeSettings(**{"n_ctx": N_CTX, **settings})
     metrics = EdgeMetrics()
-    deps = ApiDeps(
-        settings=edge_settings,
-        local=local,
-        cloud=cloud,
-        router=Router.from_settings(edge_settings),
-        metrics=metrics,
+    pipeline = ServingPipeline.from_settings(
+        edge_settings, local=local, cloud=cloud, metrics=metrics
     )
+    deps = ApiDeps(settings=edge_settings, pipeline=pipeline, metrics=metrics)
     runner = web.AppRunner(build_api(deps), handler_cancellation=handler_cancellation)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -143,7 +140,7 @@ async def cloud_engine(timeout_s: float = 60) -> AsyncIterator[RemoteEngine]:
                 EdgeMetrics(),
                 PoolConfig(connect_timeout_s=10, policy=IcePolicy(host_addresses=("127.0.0.1",))),
             )
-            engine = RemoteEngine(pool, model="", connect_timeout_s=10)
+            engine = RemoteEngine(pool, model="")
             signaling.start()
             engine.start()
             try:

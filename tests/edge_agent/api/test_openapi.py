@@ -15,7 +15,7 @@ from edge_agent.api.openai_models import ChatCompletionRequest
 from edge_agent.api.openapi import OPENAPI_PATH, build_openapi
 from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import Router
+from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from tests.edge_agent.api.harness import N_CTX, Agent
 from tests.support.apps import serving
@@ -28,15 +28,11 @@ KEY = "s3cret-key-for-tests"
 
 def api(local: LocalEngine, **settings: Any) -> web.Application:
     edge_settings = EdgeSettings(**{"n_ctx": N_CTX, **settings})
-    return build_api(
-        ApiDeps(
-            settings=edge_settings,
-            local=local,
-            cloud=None,
-            router=Router.from_settings(edge_settings),
-            metrics=EdgeMetrics(),
-        )
+    metrics = EdgeMetrics()
+    pipeline = ServingPipeline.from_settings(
+        edge_settings, local=local, cloud=None, metrics=metrics
     )
+    return build_api(ApiDeps(settings=edge_settings, pipeline=pipeline, metrics=metrics))
 
 
 def served_routes(app: web.Application) -> set[tuple[str, str]]:

@@ -14,16 +14,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 
-from edge_agent.engines.base import ON_FAILOVER
+from edge_agent.engines.base import Failover
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.errors import NoPeerAvailable
-from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool
+from edge_agent.router import Route
 from inference import LlamaRunner, RunnerConfig
 from shared.messages import (
     ChatMessage,
@@ -33,9 +32,8 @@ from shared.messages import (
     TokenChunk,
 )
 from tests.support.apps import serving
-from tests.support.edge import edge_pool, wait_for_worker, worker_app
+from tests.support.edge import edge_pool, wait_for_worker, wait_for_workers, worker_app
 from tests.support.model import model_path
-from tests.support.wait import eventually
 
 REQUEST = GenerateRequest(
     request_id="story",
@@ -48,28 +46,29 @@ REQUEST = GenerateRequest(
 class Edge:
     url: str
     pool: PeerPool
-    engine: FailoverEngine
     local: LocalEngine
-    metrics: EdgeMetrics
+
+    def engine(
+        self, *, fallback: Route | None = None, wait_s: float = 3, max_failovers: int = 2
+    ) -> FailoverEngine:
+        """One request's failover engine, as the serving pipeline builds it."""
+        return FailoverEngine(
+            RemoteEngine(self.pool, model=""),
+            self.local,
+            max_failovers=max_failovers,
+            wait_s=wait_s,
+            fallback=fallback,
+        )
 
 
 @asynccontextmanager
-async def edge_beside_signaling(
-    *, connect_timeout_s: float = 10, failover_wait_s: float = 3
-) -> AsyncIterator[Edge]:
-    """An edge pool beside signaling, a real local engine, and the failover engine."""
+async def edge_beside_signaling() -> AsyncIterator[Edge]:
+    """An edge pool beside signaling, and a real local engine."""
     async with edge_pool() as side:
         local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
         await local.load()
-        engine = FailoverEngine(
-            RemoteEngine(side.pool, model="", connect_timeout_s=connect_timeout_s),
-            local,
-            side.metrics,
-            max_failovers=2,
-            failover_wait_s=failover_wait_s,
-        )
         try:
-            yield Edge(side.url, side.pool, engine, local, side.metrics)
+            yield Edge(side.url, side.pool, local)
         finally:
             await local.aclose()
 
@@ -87,6 +86,7 @@ class Run:
     text: str
     end: StreamEnd
     before_failure: str
+    failovers: list[Failover]
 
 
 async def interrupted_run(edge: Edge, stop_worker: AsyncExitStack) -> Run:
@@ -95,17 +95,20 @@ async def interrupted_run(edge: Edge, stop_worker: AsyncExitStack) -> Run:
     chunks = 0
     before = ""
     end = None
-    async for event in edge.engine.stream(REQUEST):
+    failovers: list[Failover] = []
+    async for event in edge.engine().stream(REQUEST):
         if isinstance(event, TokenChunk):
             text += event.text
             chunks += 1
             if chunks == 3:
                 before = text
                 await stop_worker.aclose()  # worker-a drains with no grace: streams handed back
-        else:
+        elif isinstance(event, Failover):
+            failovers.append(event)
+        elif isinstance(event, StreamEnd):
             end = event
     assert end is not None
-    return Run(text, end, before)
+    return Run(text, end, before, failovers)
 
 
 async def run_interrupted_on_worker_a(edge: Edge, *, standby: str | None = None) -> Run:
@@ -126,43 +129,37 @@ async def run_interrupted_on_worker_a(edge: Edge, *, standby: str | None = None)
         return await interrupted_run(edge, worker_a)
 
 
-async def wait_for_workers(signaling_url: str, n: int, timeout_s: float = 30) -> None:
-    """Until signaling has ``n`` workers registered."""
-    health = signaling_url.replace("ws://", "http://").replace("/v1/signal", "/healthz")
-    async with aiohttp.ClientSession() as http:
-
-        async def registered() -> bool:
-            async with http.get(health) as resp:
-                return bool((await resp.json())["workers"] >= n)
-
-        await eventually(registered, timeout_s=timeout_s, what=f"{n} workers registered")
-
-
 async def test_the_stream_moves_to_another_worker_without_a_seam() -> None:
-    told: list[str] = []
-    ON_FAILOVER.set(lambda to, _: told.append(to))  # the HTTP layer's X-Tandem-Failovers
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge, standby="worker-b")
-        assert_seamless(run)
-        assert 'tandem_edge_failovers_total{to="cloud"} 1.0' in edge.metrics.render().decode()
-    assert told == ["cloud"]
+    assert_seamless(run)
+    [failover] = run.failovers
+    assert failover.to is Route.CLOUD and failover.after_tokens > 0
+    assert failover.cause == "NoPeerAvailable"  # the drained worker handed the stream back
 
 
 async def test_with_no_worker_left_the_local_model_finishes_the_stream() -> None:
-    told: list[str] = []
-    ON_FAILOVER.set(lambda to, _: told.append(to))
     async with edge_beside_signaling() as edge:
         run = await run_interrupted_on_worker_a(edge)
-        assert_seamless(run)
-        assert 'tandem_edge_failovers_total{to="local"} 1.0' in edge.metrics.render().decode()
-    assert told == ["local"]
+    assert_seamless(run)
+    [failover] = run.failovers
+    assert failover.to is Route.LOCAL and failover.after_tokens > 0
 
 
-async def test_a_stream_that_never_started_is_not_silently_served_locally() -> None:
-    # With no worker at all, the engine must say so: the dispatcher then answers locally
-    # for auto requests (saying so in its headers), or 503 for forced cloud ones.
-    async with edge_beside_signaling(connect_timeout_s=0.5, failover_wait_s=0.5) as edge:
-        with pytest.raises(NoPeerAvailable):
-            async for _ in edge.engine.stream(REQUEST):
-                pass
-        assert "tandem_edge_failovers_total{" not in edge.metrics.render().decode()
+async def test_a_request_that_never_started_goes_nowhere_without_a_fallback() -> None:
+    # A forced cloud request: no worker, no local answer; the client gets the error (503).
+    async with edge_beside_signaling() as edge:
+        events = []
+        with pytest.raises(NoPeerAvailable, match=r"within 0\.2 s"):
+            async for event in edge.engine(fallback=None, wait_s=0.2).stream(REQUEST):
+                events.append(event)
+        assert events == []
+
+
+async def test_a_request_that_never_started_falls_back_where_its_plan_says() -> None:
+    # An auto request: the local model answers, and the stream says so before any token.
+    async with edge_beside_signaling() as edge:
+        events = [e async for e in edge.engine(fallback=Route.LOCAL, wait_s=0.2).stream(REQUEST)]
+    assert events[0] == Failover(Route.LOCAL, 0, "NoPeerAvailable")
+    assert isinstance(events[-1], StreamEnd) and events[-1].completion_tokens == 60
+    assert not [e for e in events[1:] if isinstance(e, Failover)]

@@ -7,6 +7,7 @@ Real signaling and worker apps (in this loop), real WebRTC on loopback, the real
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,13 @@ import pytest
 from edge_agent.errors import NoPeerAvailable
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
 from tests.support.apps import serving
-from tests.support.edge import LOOPBACK_POOL, edge_pool, wait_for_worker, worker_app
+from tests.support.edge import (
+    LOOPBACK_POOL,
+    edge_pool,
+    wait_for_worker,
+    wait_for_workers,
+    worker_app,
+)
 
 
 async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
@@ -57,16 +64,21 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
             await wait_for_worker(edge.pool, "worker-b")
             upgraded = await edge.pool.acquire(timeout_s=1)
             assert upgraded.path.value == "direct"
-            await asyncio.wait_for(relayed.wait_closed(), 10)  # idle relay retired
+            await asyncio.wait_for(relayed.wait_closed(), 30)  # idle relay retired
             text = edge.metrics.render().decode()
             assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
             assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
 
 
 async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves_on() -> None:
-    async with edge_pool() as edge, serving(worker_app(edge.url, "worker-b")):
-        async with serving(worker_app(edge.url, "worker-a", drain_grace_s=0.5)):
-            await wait_for_worker(edge.pool, "worker-a")
+    async with edge_pool() as edge, AsyncExitStack() as worker_a:
+        # worker-a first, so that the pool links to it; worker-b is the standby.
+        await worker_a.enter_async_context(
+            serving(worker_app(edge.url, "worker-a", drain_grace_s=0))
+        )
+        await wait_for_worker(edge.pool, "worker-a")
+        async with serving(worker_app(edge.url, "worker-b")):
+            await wait_for_workers(edge.url, 2)
             doomed = await edge.pool.acquire(timeout_s=1)
             request = GenerateRequest(
                 request_id="long",
@@ -75,12 +87,13 @@ async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves
             )
             events = doomed.stream(request)
             assert isinstance(await anext(events), TokenChunk)
-        # worker-a has shut down: Drain, 0.5 s of grace, then the rest came back
-        with pytest.raises(NoPeerAvailable, match="shutting down"):
-            async for _ in events:
-                pass
-        await events.aclose()
-        await wait_for_worker(edge.pool, "worker-b")  # new requests go to the other worker
+            await worker_a.aclose()
+            # worker-a has shut down: Drain, no grace, then the stream came back
+            with pytest.raises(NoPeerAvailable, match="shutting down"):
+                async for _ in events:
+                    pass
+            await events.aclose()
+            await wait_for_worker(edge.pool, "worker-b")  # new requests go to the other worker
 
 
 def test_which_links_are_worth_lifting() -> None:

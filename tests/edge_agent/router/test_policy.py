@@ -72,7 +72,8 @@ def test_auto_without_cloud_is_local() -> None:
     ],
 )
 def test_each_heuristic_sends_to_cloud(changes: dict[str, object], reason: Reason) -> None:
-    assert decide(replace(SIMPLE, **changes)) == Decision(Route.CLOUD, reason)  # type: ignore[arg-type]
+    escalated = decide(replace(SIMPLE, **changes))  # type: ignore[arg-type]
+    assert escalated == Decision(Route.CLOUD, reason, fallback=Route.LOCAL)
 
 
 def test_thresholds_are_inclusive_for_local() -> None:
@@ -128,7 +129,7 @@ def test_budget_and_overload_policies(router: HeuristicRouter | Router) -> None:
     forced = router.decide(hard, requested="cloud", cloud_available=True, cloud_budget_left=False)
     assert forced.route is Route.CLOUD
     busy = router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=5)
-    assert busy == Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED)
+    assert busy == Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED, fallback=Route.LOCAL)
     assert router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=4).route is (
         Route.LOCAL
     )

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from edge_agent.router.budget import CloudBudget
+from edge_agent.serving.budget import CloudBudget
 
 MONDAY = date(2026, 3, 2)
 TUESDAY = date(2026, 3, 3)

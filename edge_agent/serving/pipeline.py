@@ -1,0 +1,360 @@
+"""The one serving pipeline: a parsed request in, a stream of events out.
+
+Both HTTP dialects hand a ``GenerateRequest`` and the route the client asked for to
+``ServingPipeline.serve``, which
+
+1. refuses a prompt past ``--max-prompt-tokens`` (whatever the route),
+2. asks the router once for a plan (route, reason, fallback, cascade),
+3. builds the engine that carries the plan out: the local engine, a ``FailoverEngine``
+   (the one owner of cloud retries and fallbacks), or a ``CascadeEngine`` around both,
+4. reads that engine's stream up to its first token, so that the HTTP layer sends its
+   headers (and a 200) only once something has been generated, with the truth in them,
+5. hands back ``Served``: the events from there on, under the request's deadline.
+
+``Served`` is where the stream is accounted, once, as the events go by: the decision
+and failovers into the ``ServingReport`` (headers), tokens per engine that produced
+them into the metrics and, for the cloud's share, the day's budget. Budget, clock and
+metrics are injected; nothing here reads a global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from edge_agent.engines.base import Decided, Engine, EngineEvent, Failover
+from edge_agent.engines.cascade import CascadeEngine
+from edge_agent.engines.failover import FailoverEngine
+from edge_agent.engines.local import LocalEngine
+from edge_agent.errors import GenerationFailed, NoPeerAvailable, PromptTooLong, RequestTimeout
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import (
+    Decision,
+    HeuristicRouter,
+    Reason,
+    RequestedRoute,
+    Route,
+    Router,
+    extract_features,
+)
+from edge_agent.router.cascade import CascadeConfig
+from edge_agent.serving.budget import CloudBudget
+from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
+from edge_agent.serving.report import ServingReport
+from edge_agent.settings import EdgeSettings
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+
+__all__ = ["Served", "ServedEvent", "ServingLimits", "ServingPipeline"]
+
+log = logging.getLogger(__name__)
+
+ServedEvent = TokenChunk | StreamEnd | Failover
+"""What the HTTP layer renders: text, the end, and where the stream moved."""
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """The pipeline's bounds; every one is an edge setting."""
+
+    max_prompt_tokens: int = 32_768
+    request_timeout_s: float = 600.0
+    max_failovers: int = 2
+    """Cloud attempts per request: at most ``max_failovers + 1``."""
+    failover_wait_s: float = 3.0
+    """How long a cloud attempt waits for a worker link when none is linked."""
+
+    @classmethod
+    def from_settings(cls, settings: EdgeSettings) -> ServingLimits:
+        return cls(
+            max_prompt_tokens=settings.max_prompt_tokens,
+            request_timeout_s=settings.request_timeout_s,
+            max_failovers=settings.max_failovers,
+            failover_wait_s=settings.failover_wait_s,
+        )
+
+
+class ServingPipeline:
+    """Routes each request once and runs the engine that carries the plan out."""
+
+    def __init__(
+        self,
+        *,
+        local: LocalEngine,
+        cloud: Engine | None,
+        router: Router | HeuristicRouter,
+        metrics: EdgeMetrics,
+        budget: CloudBudget,
+        cascade: CascadeConfig | None = None,
+        limits: ServingLimits | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """``cloud`` is the single-attempt engine on the pool's warm worker (``None``:
+        this agent has no cloud); ``cascade`` ``None`` means no cascade."""
+        self.local = local
+        self.cloud = cloud
+        self._router = router
+        self._metrics = metrics
+        self._budget = budget
+        self._cascade = cascade if cascade is not None and cascade.enabled else None
+        self._limits = limits or ServingLimits()
+        self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: EdgeSettings,
+        *,
+        local: LocalEngine,
+        cloud: Engine | None,
+        metrics: EdgeMetrics,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> ServingPipeline:
+        """The pipeline an edge agent runs with: its router, limits, cascade and budget."""
+        return cls(
+            local=local,
+            cloud=cloud,
+            router=Router.from_settings(settings),
+            metrics=metrics,
+            budget=CloudBudget(settings.cloud_daily_token_budget),
+            cascade=CascadeConfig.from_settings(settings),
+            limits=ServingLimits.from_settings(settings),
+            clock=clock,
+        )
+
+    @asynccontextmanager
+    async def serve(
+        self, request: GenerateRequest, requested: RequestedRoute, report: ServingReport
+    ) -> AsyncIterator[Served]:
+        """Route ``request``, open its stream and read it up to the first token; leaving
+        the block closes the stream, which cancels generation wherever it still runs (the
+        client went away). ``report`` is filled in as routing and serving go."""
+        started = self._clock.monotonic()
+        plan = self._plan(request, requested)
+        log.debug("request %s: plan %s", request.request_id, plan)
+        if not plan.cascade:
+            _decided(plan, report, self._metrics)
+        engine = self._engine_for(plan)
+        deadline = asyncio.get_running_loop().time() + self._limits.request_timeout_s
+        served = Served(
+            engine.stream(request),
+            plan=plan,
+            report=report,
+            started=started,
+            deadline=deadline,
+            timeout_s=self._limits.request_timeout_s,
+            metrics=self._metrics,
+            budget=self._budget,
+            clock=self._clock,
+            model_of=self._model_of,
+            path=self._path,
+        )
+        try:
+            await served.open()
+            yield served
+        finally:
+            await served.aclose()
+
+    def _plan(self, request: GenerateRequest, requested: RequestedRoute) -> Decision:
+        features = extract_features(request)
+        limit = self._limits.max_prompt_tokens
+        if features.prompt_tokens > limit:
+            raise PromptTooLong(
+                f"This prompt is about {features.prompt_tokens} tokens (estimated from its "
+                f"length); this agent accepts at most {limit} (--max-prompt-tokens). "
+                "Shorten it, or raise the limit.",
+                param="messages" if request.messages is not None else "prompt",
+            )
+        return self._router.decide(
+            features,
+            requested=requested,
+            cloud_available=self.cloud is not None and self.cloud.ready,
+            cloud_budget_left=self._budget.has_room(self._clock.today()),
+            local_busy=self.local.busy,
+        )
+
+    def _engine_for(self, plan: Decision) -> Engine:
+        if plan.cascade and self._cascade is not None and self.cloud is not None:
+            escalation = self._failover(self.cloud, fallback=Route.LOCAL)
+            return CascadeEngine(self.local, escalation, self._cascade, blocked=self._blocked)
+        if plan.route is Route.LOCAL:
+            return self.local
+        if self.cloud is None:
+            raise NoPeerAvailable(
+                "The cloud route was requested but this agent has no cloud configured."
+            )
+        return self._failover(self.cloud, fallback=plan.fallback)
+
+    def _failover(self, cloud: Engine, *, fallback: Route | None) -> FailoverEngine:
+        return FailoverEngine(
+            cloud,
+            self.local,
+            max_failovers=self._limits.max_failovers,
+            wait_s=self._limits.failover_wait_s,
+            fallback=fallback,
+        )
+
+    def _blocked(self) -> Reason | None:
+        """Why the cloud cannot take an escalation now (``None``: it can)."""
+        if self.cloud is None or not self.cloud.ready:
+            return Reason.CLOUD_UNAVAILABLE
+        if not self._budget.has_room(self._clock.today()):
+            return Reason.BUDGET_EXHAUSTED
+        return None
+
+    def _model_of(self, route: Route) -> str:
+        if route is Route.CLOUD and self.cloud is not None:
+            return self.cloud.model
+        return self.local.model
+
+    def _path(self) -> str | None:
+        return self.cloud.path if self.cloud is not None else None
+
+
+def _decided(decision: Decision, report: ServingReport, metrics: EdgeMetrics) -> None:
+    """Make a final route decision visible: the report (headers) and the metric."""
+    report.served_by = decision.route
+    report.reason = decision.reason
+    metrics.route_decisions.labels(decision.route.value, decision.reason.value).inc()
+
+
+class Served:
+    """A request's stream in progress: iterate it for ``ServedEvent``s.
+
+    Not a generator itself (an outer generator would not close the engine's stream when
+    it is closed), so closing stays with ``ServingPipeline.serve``. Every event is
+    accounted exactly once, when it arrives from the engine.
+    """
+
+    def __init__(
+        self,
+        events: AsyncGenerator[EngineEvent, None],
+        *,
+        plan: Decision,
+        report: ServingReport,
+        started: float,
+        deadline: float,
+        timeout_s: float,
+        metrics: EdgeMetrics,
+        budget: CloudBudget,
+        clock: Clock,
+        model_of: Callable[[Route], str],
+        path: Callable[[], str | None],
+    ) -> None:
+        self._events = events
+        self._report = report
+        self._deadline = deadline
+        self._timeout_s = timeout_s
+        self._metrics = metrics
+        self._budget = budget
+        self._clock = clock
+        self._model_of = model_of
+        self._path = path
+        self._serving = plan.route
+        """Who produces the tokens now."""
+        self._opened = False
+        self._buffer: deque[ServedEvent] = deque()
+        self._completion: Counter[Route] = Counter()
+        self._prompt_by: Route | None = None
+        self.started = started
+        """When the pipeline took the request (the clock's monotonic seconds)."""
+        self.first_token_at: float | None = None
+        self.end: StreamEnd | None = None
+        self.model = model_of(plan.route)
+        """The model that serves the first token: what responses name."""
+
+    async def open(self) -> None:
+        """Read up to the first token (or the end): routing settles before any header."""
+        while not self._buffer or isinstance(self._buffer[-1], Failover):
+            event = await self._pull()
+            if not isinstance(event, Decided):
+                self._buffer.append(event)
+        self._opened = True
+        self.model = self._model_of(self._serving)
+        if self._report.served_by is Route.CLOUD:
+            self._report.path = self._path()
+
+    @property
+    def failovers(self) -> int:
+        """Times the stream moved so far."""
+        return len(self._report.failovers)
+
+    def __aiter__(self) -> Served:
+        return self
+
+    async def __anext__(self) -> ServedEvent:
+        if self._buffer:
+            return self._buffer.popleft()
+        while self.end is None:
+            event = await self._pull()
+            if not isinstance(event, Decided):
+                return event
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def _pull(self) -> EngineEvent:
+        """The engine's next event, accounted; the deadline bounds the wait."""
+        timeout = asyncio.timeout_at(self._deadline)
+        try:
+            async with timeout:
+                event = await anext(self._events)
+        except StopAsyncIteration:
+            raise GenerationFailed("the engine stream ended without a StreamEnd") from None
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise RequestTimeout(_timed_out(self._timeout_s, started=self._opened)) from None
+        self._observe(event)
+        return event
+
+    def _observe(self, event: EngineEvent) -> None:
+        if isinstance(event, Decided):
+            self._serving = event.decision.route
+            _decided(event.decision, self._report, self._metrics)
+        elif isinstance(event, Failover):
+            self._serving = event.to
+            self._report.failovers.append(event)
+            self._metrics.failovers.labels(event.to.value).inc()
+            if not self._opened:  # headers not sent: they say who really serves
+                self._report.served_by = event.to
+                if event.to is Route.LOCAL:
+                    self._report.reason = Reason.CLOUD_UNAVAILABLE
+        elif isinstance(event, TokenChunk):
+            if event.n_tokens > 0:
+                if self.first_token_at is None:
+                    self.first_token_at = self._clock.monotonic()
+                    ttft = self.first_token_at - self.started
+                    self._metrics.time_to_first_token.labels(self._serving.value).observe(ttft)
+                    self._prompt_by = self._serving
+                self._completion[self._serving] += event.n_tokens
+        else:
+            self.end = event
+            self._account(event)
+
+    def _account(self, end: StreamEnd) -> None:
+        """Tokens to whoever produced them: completion tokens per engine, the prompt to
+        the one that produced the first token; the cloud's share to the day's budget."""
+        completion = self._completion
+        missing = end.completion_tokens - sum(completion.values())
+        if missing > 0:  # an engine that counted tokens it sent no chunk for
+            completion[self._serving] += missing
+        prompt_by = self._prompt_by or self._serving
+        for route, tokens in completion.items():
+            self._metrics.tokens.labels(route.value, "completion").inc(tokens)
+        self._metrics.tokens.labels(prompt_by.value, "prompt").inc(end.prompt_tokens)
+        cloud = completion[Route.CLOUD] + (end.prompt_tokens if prompt_by is Route.CLOUD else 0)
+        if cloud:
+            self._budget.record(cloud, self._clock.today())
+
+
+def _timed_out(timeout_s: float, *, started: bool) -> str:
+    where = "while generating" if started else "waiting for a model"
+    return (
+        f"The request took longer than {timeout_s:g} s (--request-timeout-s) {where}; "
+        "it was cancelled."
+    )
