@@ -2,10 +2,10 @@
 
 For every prompt of every ``data/*.jsonl`` file it records what the edge's default router
 decides for an ``auto`` request with a reachable cloud and an idle local model (route,
-reason, cascade flag, ``p_cloud`` as its exact ``repr``) and the feature vector the model
-scored (each value's ``repr``), with the prompt's hashed terms. Two more columns widen the check: the reason the learned
-router would give if the prompt were escalated (threshold near 0, so ``_explain`` runs on
-every prompt) and the hand-written baseline's decision.
+reason, cascade flag, ``p_cloud`` as its exact ``repr``), the feature vector the model
+scored (each value's ``repr``) and the prompt's hashed terms. Two more columns widen the
+check: the reason the learned router would give if the prompt were escalated (threshold
+near 0, so ``_explain`` runs on every prompt) and the hand-written baseline's decision.
 
 Run it before and after a change that must not move the router (a refactor, a new word
 list format) and compare the two files byte for byte: ``cmp before.json after.json``.
@@ -22,7 +22,7 @@ from typing import Any
 
 from edge_agent.router import HeuristicRouter, Router, RouterConfig, extract_features
 from edge_agent.settings import EdgeSettings
-from edge_agent.router.dataset import read_dataset
+from router_lab.dataset import read_dataset
 
 __all__ = ["main", "snapshot"]
 
