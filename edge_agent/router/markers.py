@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -133,7 +133,7 @@ class Lexicon:
         object.__setattr__(self, "sha256", hashlib.sha256(blob.encode()).hexdigest())
 
 
-def _families() -> list[Any]:
+def _families() -> list[Field[Any]]:
     return [f for f in fields(Lexicon) if f.init]
 
 
