@@ -7,12 +7,12 @@ Two steps, so the slow one runs once:
    (chosen-token log-probability, top-2 margin) as JSON.
 2. ``report``: combine those with router scores and sweep the cascade's threshold. On the
    dev set the router scores are the 10-fold cross-validated ones (each prompt scored by
-   a model, and compared with a threshold, that never saw it: ``train.cross_validate``);
-   on any other set (``--bundled-router``), the shipped weights. For each band width,
-   number of watched tokens and threshold it prints how many band prompts escalate and
-   accuracy / cloud recall / local kept / cloud share of router + cascade against the
-   router alone, plus the AUROC of the confidence for "needs the cloud" among band prompts
-   (threshold-free: 0.5 = no signal).
+   a model, and compared with a threshold, that never saw it:
+   ``router_lab.train.cross_validate``); on any other set (``--bundled-router``), the
+   shipped weights. For each band width, number of watched tokens and threshold it
+   prints how many band prompts escalate and accuracy / cloud recall / local kept /
+   cloud share of router + cascade against the router alone, plus the AUROC of the
+   confidence for "needs the cloud" among band prompts (threshold-free: 0.5 = no signal).
 
     .venv/bin/python bench/cascade.py collect data/router_dev.jsonl --out /tmp/conf_dev.json
     .venv/bin/python bench/cascade.py report data/router_dev.jsonl --confidence /tmp/conf_dev.json
@@ -35,12 +35,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge_agent.router.cascade import CascadeConfig, cascade_confidence
-from edge_agent.router.dataset import LabelledPrompt, read_dataset
-from edge_agent.router.evaluate import Figures, figures
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route, Router, RouterConfig
-from edge_agent.router.train import TARGET_RECALL, cross_validate, rows_of, stratified_folds
 from inference import (
     ConfidenceProbe,
     ContextTooLong,
@@ -49,10 +46,13 @@ from inference import (
     TokenConfidence,
     bundled_model_path,
 )
+from router_lab.dataset import LabelledPrompt, read_dataset
+from router_lab.evaluate import Figures, figures
+from router_lab.train import TARGET_RECALL, cross_validate, rows_of, stratified_folds
 from shared.messages import SamplingParams
 
 CV_FOLDS, CV_INNER, CV_SEED, CV_RECALL = 10, 5, 7, TARGET_RECALL
-"""``python -m edge_agent.router.train``'s defaults, so the scores are the README's CV."""
+"""``python -m router_lab.train``'s defaults, so the scores are docs/router.md's CV."""
 
 
 async def collect(items: Sequence[LabelledPrompt], model: Path, n_tokens: int) -> list[object]:

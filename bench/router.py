@@ -14,8 +14,8 @@ import argparse
 from pathlib import Path
 
 from edge_agent.router import HeuristicRouter, Router, RouterConfig
-from edge_agent.router.dataset import read_dataset
-from edge_agent.router.evaluate import percentile, route_all
+from router_lab.dataset import read_dataset
+from router_lab.evaluate import percentile, route_all
 
 
 def main() -> None:

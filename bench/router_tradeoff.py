@@ -1,10 +1,11 @@
 """Draw ``docs/router_tradeoff.png``: what moving the router's threshold buys and costs.
 
-Every dev prompt's score comes from 10-fold cross-validation (``train.cross_validate``,
-the training script's defaults), so each point is what a router that never saw the
-prompt would do. One threshold is swept over all of them; the curves are accuracy, cloud
-share (what escalation costs), cloud recall and local kept. The dotted line is the
-shipped weights' threshold, the shaded span the cascade band under it.
+Every dev prompt's score comes from 10-fold cross-validation
+(``router_lab.train.cross_validate``, the training script's defaults), so each point is
+what a router that never saw the prompt would do. One threshold is swept over all of
+them; the curves are accuracy, cloud share (what escalation costs), cloud recall and
+local kept. The dotted line is the shipped weights' threshold, the shaded span the
+cascade band under it.
 
     .venv/bin/python bench/router_tradeoff.py [--out docs/router_tradeoff.png]
 
@@ -21,12 +22,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from edge_agent.router.dataset import read_dataset
-from edge_agent.router.evaluate import figures
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route
-from edge_agent.router.train import L2, TARGET_RECALL, cross_validate, rows_of
 from edge_agent.settings import EdgeSettings
+from router_lab.dataset import read_dataset
+from router_lab.evaluate import figures
+from router_lab.train import L2, TARGET_RECALL, cross_validate, rows_of
 
 
 def main() -> None:

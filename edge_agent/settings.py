@@ -61,7 +61,7 @@ class EdgeSettings(PeerSettings):
     )
     router_model: Path | None = Field(
         default=None,
-        description="Learned router weights (JSON from python -m edge_agent.router.train); "
+        description="Learned router weights (JSON from python -m router_lab.train); "
         "default: the bundled ones.",
     )
     router_cloud_threshold: float | None = Field(

@@ -1,7 +1,7 @@
 """Local or cloud? Pure, synchronous routing: request -> ``PromptFeatures`` -> ``Decision``."""
 
 from edge_agent.router.features import PromptFeatures, estimate_tokens, extract_features
-from edge_agent.router.model import LinearModel, load_model
+from edge_agent.router.model import RouterModel, load_model
 from edge_agent.router.policy import (
     Decision,
     HeuristicRouter,
@@ -15,13 +15,13 @@ from edge_agent.router.policy import (
 __all__ = [
     "Decision",
     "HeuristicRouter",
-    "LinearModel",
     "PromptFeatures",
     "Reason",
     "RequestedRoute",
     "Route",
     "Router",
     "RouterConfig",
+    "RouterModel",
     "estimate_tokens",
     "extract_features",
     "load_model",

@@ -4,11 +4,11 @@ Two layers. First the policies, fixed rules that always win because they are abo
 is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
 the day's cloud budget spent, a prompt the local context cannot hold, the local queue too
 long, a prompt or requested answer past the configured limits. Then difficulty: the
-learned ``Router`` scores the prompt with a logistic model (``model.py``) and sends it to
-the cloud above a threshold, keeps it local well below, and in a band just below the
+learned ``Router`` scores the prompt with boosted trees (``model.py``) and sends it to
+the cloud at or above a threshold, keeps it local well below, and in a band just below the
 threshold starts locally under the confidence cascade (``cascade.py``).
 ``HeuristicRouter`` is the hand-written rule list it replaced, kept as the named baseline
-for ``bench/router.py`` and ``evaluate --router heuristic``.
+for ``bench/router.py`` and ``python -m router_lab.evaluate --router heuristic``.
 
 Reasons are a small closed set because they become the ``X-Tandem-Route-Reason`` header
 and a Prometheus label (an open set would explode the metric's cardinality); each names
@@ -24,8 +24,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
-from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
-from edge_agent.router.model import LinearModel, load_model
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.model import RouterModel, load_model
+from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 
 __all__ = [
@@ -265,10 +266,10 @@ class HeuristicRouter(_PolicyRouter):
 class Router(_PolicyRouter):
     """The learned router: pure, synchronous, no I/O once built (weights load in ``__init__``)."""
 
-    def __init__(self, config: RouterConfig, model: LinearModel | None = None) -> None:
+    def __init__(self, config: RouterConfig, model: RouterModel | None = None) -> None:
         """``model`` defaults to the bundled weights (read once, here)."""
         super().__init__(config)
-        self.model: LinearModel = model if model is not None else load_model()
+        self.model: RouterModel = model if model is not None else load_model()
         self.threshold = (
             config.cloud_threshold if config.cloud_threshold is not None else self.model.threshold
         )
@@ -308,9 +309,9 @@ class Router(_PolicyRouter):
             if getattr(features, flag):
                 return content
         totals: dict[Reason, float] = {}
-        contributions = self.model.contributions(x)
+        contributions = self.model.logistic.contributions(x)
         for name, contribution, value, mean in zip(
-            FEATURE_NAMES, contributions, x, self.model.means, strict=True
+            FEATURE_NAMES, contributions, x, self.model.logistic.means, strict=True
         ):
             reason = _REASON_OF_FEATURE.get(name)
             if reason is not None and contribution > 0 and value > mean:

@@ -1,14 +1,15 @@
 """Word evidence for the router: which words have gone with ``cloud`` prompts, and which
 with ``local`` ones, in the labelled data.
 
-The marker families in ``features`` are written by hand and see only what their author
-thought of. This is the learned complement: every prompt becomes a set of hashed terms
-(words and word pairs of the last user message, single words of earlier turns, character
-pairs for scripts without spaces), and a naive-Bayes table of per-term log-odds turns
-that set into one number, ``term_evidence``, which the linear model weighs like any
-other feature. One number rather than thousands of weights: a few hundred labelled
-prompts support a log-odds table (counting), not a high-dimensional fit, and the
-decision stays explainable.
+The marker families (``lexicon/*.toml``) are written by hand and see only what their
+authors thought of. This is the learned complement: every prompt becomes a set of hashed
+terms (words and word pairs of the last user message, single words of earlier turns,
+character pairs for scripts without spaces), and a naive-Bayes table of per-term log-odds
+turns that set into one number, ``term_evidence``, which the trees split on and the
+logistic model weighs like any other feature. One number rather than thousands of
+weights: a few hundred labelled prompts support a log-odds table (counting), not a
+high-dimensional fit, and the decision stays explainable. The table ships in the weights
+file; the lab fits it (``router_lab.terms``).
 
 Hashing (CRC-32, stable across processes, unlike ``hash``) keeps the table a plain
 ``{bucket: log_odds}`` map with no vocabulary to ship or to keep in step.
@@ -22,12 +23,10 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["MIN_DOCUMENTS", "TermTable", "term_buckets"]
+__all__ = ["BUCKETS", "TermTable", "term_buckets"]
 
 BUCKETS = 1 << 16
-MIN_DOCUMENTS = 2
-"""A term seen in fewer labelled prompts than this says nothing (a name, a number)."""
-SMOOTHING = 1.0
+"""Terms are hashed into this many buckets; the table maps a bucket to its log-odds."""
 
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]+")
 
@@ -79,39 +78,10 @@ class TermTable:
 
     log_odds: Mapping[int, float]
 
-    @classmethod
-    def fit(cls, docs: Sequence[tuple[frozenset[int], int]]) -> TermTable:
-        """From ``(terms, label)`` pairs, label 1 = cloud."""
-        counts = _Counts.of(docs)
-        return cls(
-            {
-                b: counts.log_odds(b, df)
-                for b, df in counts.df.items()
-                if df[0] + df[1] >= MIN_DOCUMENTS
-            }
-        )
-
     def evidence(self, terms: Iterable[int]) -> float:
         """Mean log-odds of the known terms; 0 when none is known."""
         known = [self.log_odds[b] for b in terms if b in self.log_odds]
         return math.fsum(known) / len(known) if known else 0.0
-
-    @staticmethod
-    def leave_one_out(docs: Sequence[tuple[frozenset[int], int]]) -> list[float]:
-        """Each doc's evidence from a table of all the *other* docs: what a prompt the
-        table never saw would get. Fitting the linear model on in-sample evidence would
-        teach it to trust the table far more than it deserves."""
-        counts = _Counts.of(docs)
-        out = []
-        for terms, label in docs:
-            known = []
-            for b in terms:
-                df = list(counts.df[b])
-                df[label] -= 1
-                if df[0] + df[1] >= MIN_DOCUMENTS:
-                    known.append(counts.log_odds(b, (df[0], df[1]), minus=label))
-            out.append(math.fsum(known) / len(known) if known else 0.0)
-        return out
 
     def to_dict(self) -> dict[str, float]:
         return {str(b): round(v, 4) for b, v in sorted(self.log_odds.items())}
@@ -119,28 +89,3 @@ class TermTable:
     @classmethod
     def from_dict(cls, data: Mapping[str, float]) -> TermTable:
         return cls({int(b): float(v) for b, v in data.items()})
-
-
-@dataclass
-class _Counts:
-    df: dict[int, tuple[int, int]]
-    """bucket -> (local documents, cloud documents) containing it."""
-    n: tuple[int, int]
-
-    @classmethod
-    def of(cls, docs: Sequence[tuple[frozenset[int], int]]) -> _Counts:
-        df: dict[int, tuple[int, int]] = {}
-        n = [0, 0]
-        for terms, label in docs:
-            n[label] += 1
-            for b in terms:
-                local, cloud = df.get(b, (0, 0))
-                df[b] = (local + (label == 0), cloud + (label == 1))
-        return cls(df, (n[0], n[1]))
-
-    def log_odds(self, bucket: int, df: tuple[int, int], minus: int | None = None) -> float:
-        n_local = self.n[0] - (minus == 0)
-        n_cloud = self.n[1] - (minus == 1)
-        p_cloud = (df[1] + SMOOTHING) / (n_cloud + 2 * SMOOTHING)
-        p_local = (df[0] + SMOOTHING) / (n_local + 2 * SMOOTHING)
-        return math.log(p_cloud / p_local)

@@ -9,66 +9,73 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.router import boost
-from edge_agent.router.features import FEATURE_NAMES
-from edge_agent.router.model import LinearModel, load_model
+from edge_agent.router.markers import bundled_lexicon
+from edge_agent.router.model import Logistic, RouterModel, load_model
+from edge_agent.router.vector import FEATURE_NAMES
 
 
 def test_bundled_weights_load_and_round_trip(tmp_path: Path) -> None:
     model = load_model()
     assert model.feature_names == FEATURE_NAMES
+    assert model.lexicon_sha256 == bundled_lexicon().sha256
     assert 0 < model.threshold < 1
     path = tmp_path / "m.json"
     path.write_text(json.dumps(model.to_dict()))
-    assert load_model(path).weights == model.weights
+    assert load_model(path).logistic == model.logistic
 
 
-def test_contributions_add_up_to_the_linear_log_odds() -> None:
-    linear = replace(load_model(), trees=None)  # the explaining half alone
+def test_contributions_add_up_to_the_logistic_log_odds() -> None:
+    no_trees = replace(load_model(), trees=None)  # scored by the explaining model alone
     x = tuple(float(i % 3) for i in range(len(FEATURE_NAMES)))
-    log_odds = linear.bias + sum(linear.contributions(x))
-    p = linear.probability(x)
-    assert abs(p - 1 / (1 + pow(2.718281828459045, -log_odds))) < 1e-9
+    log_odds = no_trees.logistic.bias + sum(no_trees.logistic.contributions(x))
+    assert no_trees.probability(x) == pytest.approx(1 / (1 + math.exp(-log_odds)), abs=1e-9)
 
 
 def test_the_shipped_model_scores_with_trees_that_survive_a_round_trip() -> None:
     model = load_model()
     assert model.trees is not None and len(model.trees.trees) > 0
-    again = LinearModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    again = RouterModel.from_dict(json.loads(json.dumps(model.to_dict())))
     for i in range(5):
         x = tuple(float((i + j) % 4) for j in range(len(FEATURE_NAMES)))
         assert abs(again.probability(x) - model.probability(x)) < 1e-6
+        assert model.probability(x) == pytest.approx(
+            1 / (1 + math.exp(-model.trees.log_odds(x)))
+        ), "the trees score, not the logistic model"
 
 
 def test_weights_for_other_features_are_refused() -> None:
     data = load_model().to_dict()
     data["features"] = [*data["features"][:-1], "something_else"]
-    with pytest.raises(ValueError, match="retrain"):
-        LinearModel.from_dict(data)
+    with pytest.raises(ValueError, match=r"router_lab\.train"):
+        RouterModel.from_dict(data)
     with pytest.raises(ValueError, match="format"):
-        LinearModel.from_dict({**load_model().to_dict(), "format": 99})
+        RouterModel.from_dict({**load_model().to_dict(), "format": 99})
+
+
+def test_weights_trained_on_other_word_lists_are_refused_naming_both_hashes() -> None:
+    ours = bundled_lexicon().sha256
+    theirs = "0" * 64
+    with pytest.raises(ValueError, match="other word lists") as refused:
+        RouterModel.from_dict({**load_model().to_dict(), "lexicon_sha256": theirs})
+    message = str(refused.value)
+    assert theirs in message and ours in message
+    assert "python -m router_lab.train" in message
+
+
+def test_weights_that_record_no_word_lists_are_refused() -> None:
+    data = load_model().to_dict()
+    del data["lexicon_sha256"]
+    with pytest.raises(ValueError, match="not recorded"):
+        RouterModel.from_dict(data)
 
 
 def test_inconsistent_weights_are_refused() -> None:
-    with pytest.raises(ValueError):
-        LinearModel(FEATURE_NAMES, (1.0,), (0.0,), (1.0,), 0.0, 0.5)
-
-
-def test_compiled_trees_score_as_walking_each_tree_does() -> None:
-    trees = load_model().trees
-    assert trees is not None
-    for i in range(20):
-        x = tuple(float((i * 7 + j * 3) % 9) / 3 for j in range(len(FEATURE_NAMES)))
-        walked = math.fsum(boost._leaf(t, x) for t in trees.trees)
-        assert trees.log_odds(x) == trees.base + trees.rate * walked
-
-
-@pytest.mark.parametrize(
-    "tree",
-    [[0, 0.5, 1.0, "__import__('os')"], [0, "nan", 1.0, 2.0], ["x[0]", 0.5, 1.0, 2.0], 1e999],
-)
-def test_trees_that_are_not_numbers_are_refused(tree: object) -> None:
-    """Trees are compiled to Python, so a weights file holding anything but numbers
-    (or non-finite ones) must fail at load, not run."""
-    with pytest.raises(ValueError):
-        boost.Trees.from_dict({"base": 0.0, "rate": 0.1, "trees": [tree]})
+    with pytest.raises(ValueError, match="one entry per feature"):
+        Logistic((1.0,), (0.0, 0.0), (1.0,), 0.0)
+    with pytest.raises(ValueError, match="scales"):
+        Logistic((1.0,), (0.0,), (0.0,), 0.0)
+    with pytest.raises(ValueError, match="one weight per feature"):
+        RouterModel(FEATURE_NAMES, Logistic((1.0,), (0.0,), (1.0,), 0.0), 0.5, "")
+    logistic = load_model().logistic
+    with pytest.raises(ValueError, match="threshold"):
+        RouterModel(FEATURE_NAMES, logistic, 1.0, "")

@@ -16,8 +16,10 @@ from edge_agent.router import (
     extract_features,
     load_model,
 )
-from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
-from edge_agent.router.model import LinearModel
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.markers import bundled_lexicon
+from edge_agent.router.model import Logistic, RouterModel
+from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 from shared.messages import ChatMessage, GenerateRequest
 
@@ -205,7 +207,8 @@ def test_without_content_markers_only_present_features_explain_an_escalation() -
     weights[names.index("log_last_user_tokens")] = -2.0
     means[names.index("log_last_user_tokens")] = 3.0
     weights[names.index("numbers")] = 1.0
-    model = LinearModel(names, tuple(weights), tuple(means), (1.0,) * len(names), 0.0, 0.5)
+    logistic = Logistic(tuple(weights), tuple(means), (1.0,) * len(names), 0.0)
+    model = RouterModel(names, logistic, 0.5, bundled_lexicon().sha256)  # no trees: it scores
     features = replace(SIMPLE, prompt_tokens=5, questions=0, last_user_tokens=1, numbers=3)
     decision = Router(CONFIG, model).decide(features, requested="auto", cloud_available=True)
     assert decision.route is Route.CLOUD

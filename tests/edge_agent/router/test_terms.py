@@ -1,4 +1,4 @@
-"""Word evidence: hashed terms and the naive-Bayes table (pure, no model)."""
+"""Word evidence at run time: hashed terms and the table's score (pure, no model)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from edge_agent.router.terms import BUCKETS, MIN_DOCUMENTS, TermTable, term_buckets
+from edge_agent.router.terms import BUCKETS, TermTable, term_buckets
 
 
 def reference_buckets(words: list[str], last: str, history: list[str]) -> frozenset[int]:
@@ -38,36 +38,12 @@ def test_buckets_are_the_crc_of_the_spelled_out_terms(
     assert term_buckets(words, last, history) == reference_buckets(words, last, history)
 
 
-def docs() -> list[tuple[frozenset[int], int]]:
-    rows = [
-        (["prove", "that", "primes"], 1),
-        (["prove", "the", "lemma"], 1),
-        (["write", "a", "proof"], 1),
-        (["hello", "there"], 0),
-        (["hello", "friend"], 0),
-        (["what", "time", "is", "it"], 0),
-        (["the", "time", "please"], 0),
-    ]
-    return [(term_buckets(words, " ".join(words), []), label) for words, label in rows]
+def test_evidence_is_the_mean_log_odds_of_the_known_terms() -> None:
+    table = TermTable({1: 2.0, 2: -1.0})
+    assert table.evidence({1, 2, 3}) == 0.5
+    assert table.evidence({3}) == 0.0, "unknown terms say nothing"
 
 
-def test_evidence_leans_towards_the_label_a_word_came_with() -> None:
-    table = TermTable.fit(docs())
-    assert table.evidence(term_buckets(["prove"], "prove", [])) > 0
-    assert table.evidence(term_buckets(["hello"], "hello", [])) < 0
-    assert table.evidence(term_buckets(["zebra"], "zebra", [])) == 0, "unknown terms say nothing"
-
-
-def test_leave_one_out_is_the_table_fitted_without_that_prompt() -> None:
-    data = docs()
-    for i, evidence in enumerate(TermTable.leave_one_out(data)):
-        rest = TermTable.fit(data[:i] + data[i + 1 :])
-        assert evidence == pytest.approx(rest.evidence(data[i][0]))
-
-
-def test_rare_terms_are_left_out_and_the_table_round_trips() -> None:
-    table = TermTable.fit(docs())
-    seen_once = term_buckets(["lemma"], "lemma", [])
-    assert MIN_DOCUMENTS > 1 and seen_once.isdisjoint(table.log_odds)
-    again = TermTable.from_dict(table.to_dict())
-    assert again.log_odds == pytest.approx(table.log_odds, abs=1e-4)
+def test_the_table_round_trips_to_four_decimals() -> None:
+    table = TermTable({5: 0.123456, 7: -2.0})
+    assert TermTable.from_dict(table.to_dict()).log_odds == {5: 0.1235, 7: -2.0}

@@ -6,9 +6,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from edge_agent.router.features import FEATURE_NAMES, PromptFeatures
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.markers import bundled_lexicon
 from edge_agent.router.model import load_model
-from edge_agent.router.train import (
+from edge_agent.router.vector import FEATURE_NAMES
+from router_lab.train import (
     choose_threshold,
     cross_validate,
     fit,
@@ -16,8 +18,8 @@ from edge_agent.router.train import (
     rows_of,
     stratified_folds,
 )
-from tests.edge_agent.router.test_evaluate import DEV, write_items
 from tests.edge_agent.router.test_policy import SIMPLE
+from tests.router_lab.test_dataset import DEV, write_items
 
 D = len(FEATURE_NAMES)
 
@@ -30,7 +32,7 @@ def row(signal: int, label: int) -> tuple[PromptFeatures, int]:
 def test_fit_learns_the_sign_of_a_separating_feature() -> None:
     rows = [row(i, int(i >= 5)) for i in range(10)] * 3
     model = fit(rows)
-    assert model.weights[0] > 0
+    assert model.logistic.weights[0] > 0
     high, low = model.vector(row(9, 1)[0]), model.vector(row(0, 0)[0])
     assert model.probability(high) > 0.9 > 0.1 > model.probability(low)
 
@@ -42,7 +44,7 @@ def test_word_evidence_is_learned_and_weighed() -> None:
     model = fit(hard + easy)
     assert model.terms is not None and model.terms.log_odds[7] > 0 > model.terms.log_odds[9]
     assert 100 not in model.terms.log_odds, "a word seen once says nothing"
-    assert model.weights[FEATURE_NAMES.index("term_evidence")] > 0
+    assert model.logistic.weights[FEATURE_NAMES.index("term_evidence")] > 0
     unseen_hard = replace(row(1, 1)[0], terms=frozenset({7, 8, 999}))
     unseen_easy = replace(row(1, 0)[0], terms=frozenset({9, 10, 999}))
     assert (
@@ -83,4 +85,6 @@ def test_main_writes_a_loadable_model(tmp_path: Path) -> None:
     assert main(argv) == 0
     model = load_model(out)
     assert model.metadata is not None and model.metadata["rows"] == 80
+    assert model.lexicon_sha256 == bundled_lexicon().sha256, "the weights name their word lists"
+    assert json.loads(out.read_text())["lexicon_sha256"] == bundled_lexicon().sha256
     assert len(json.loads(cv_json.read_text())["scores"]) == 80

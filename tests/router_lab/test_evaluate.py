@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from edge_agent.router.dataset import LabelledPrompt, parse_dataset, read_dataset
-from edge_agent.router.evaluate import figures, main, percentile
 from edge_agent.router.policy import Route
-
-DEV_PATH = Path(__file__).parents[3] / "data" / "router_dev.jsonl"
-DEV = read_dataset(DEV_PATH)
-
-
-def write_items(path: Path, items: Sequence[LabelledPrompt]) -> Path:
-    lines = []
-    for item in items:
-        messages = [m.model_dump() for m in item.request.messages or ()]
-        lines.append(json.dumps({"id": item.id, "messages": messages, "label": item.label}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_dev_set_parses() -> None:
-    assert len(DEV) == 160
-    assert {i.label for i in DEV} == {Route.LOCAL, Route.CLOUD}
-
-
-def test_parse_accepts_prompts_and_refuses_bad_lines() -> None:
-    items = parse_dataset('{"id": "a", "prompt": "2+2", "label": "local", "max_tokens": 9}\n\n')
-    assert items[0].request.prompt == "2+2" and items[0].request.params.max_tokens == 9
-    with pytest.raises(ValueError, match=":1:"):
-        parse_dataset('{"id": "a", "prompt": "x", "label": "maybe"}')
+from router_lab.evaluate import figures, main, percentile
+from tests.router_lab.test_dataset import DEV_PATH
 
 
 def test_figures_and_confusion() -> None:

@@ -1,4 +1,4 @@
-"""``python -m edge_agent.router.evaluate DATASET.jsonl``: how well the router routes.
+"""``python -m router_lab.evaluate DATASET.jsonl``: how well the router routes.
 
 Prints accuracy, recall on ``cloud`` items (hard prompts escalated), the share of
 ``local`` items kept local, the confusion table and the decision time (feature
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge_agent.router.dataset import LabelledPrompt, read_dataset
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import HeuristicRouter, Route, Router, RouterConfig
+from router_lab.dataset import LabelledPrompt, read_dataset
 
 __all__ = ["Figures", "figures", "main", "percentile", "route_all"]
 
@@ -113,7 +113,7 @@ def render(result: Figures, *, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m edge_agent.router.evaluate",
+        prog="python -m router_lab.evaluate",
         description="Route every prompt of a labelled JSONL file (the dev set's format) and "
         "report accuracy, cloud recall, local kept, the confusion table and decision time.",
     )
