@@ -1,8 +1,8 @@
 """The confidence cascade's decision: keep a local start, or escalate it. Pure.
 
 For prompts the learned router scores just under its threshold (``Decision.cascade``),
-the dispatcher starts the local model, holds back its first ``n_tokens`` tokens, and asks
-``verdict`` whether the small model was sure of them. Ramírez et al. (COLM 2024) found the
+``engines.cascade.CascadeEngine`` starts the local model, holds back its first
+``n_tokens`` tokens, and asks ``judge_start`` whether the small model was sure of them. Ramírez et al. (COLM 2024) found the
 small model's own token probabilities the strongest cheap deferral signal; here it is the
 mean top-2 margin over the first tokens (see ``cascade_confidence`` for why that one).
 
