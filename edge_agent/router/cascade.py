@@ -2,9 +2,10 @@
 
 For prompts the learned router scores just under its threshold (``Decision.cascade``),
 ``engines.cascade.CascadeEngine`` starts the local model, holds back its first
-``n_tokens`` tokens, and asks ``judge_start`` whether the small model was sure of them. Ramírez et al. (COLM 2024) found the
-small model's own token probabilities the strongest cheap deferral signal; here it is the
-mean top-2 margin over the first tokens (see ``cascade_confidence`` for why that one).
+``n_tokens`` tokens, and asks ``judge_start`` whether the small model was sure of them.
+Ramírez et al. (COLM 2024) found the small model's own token probabilities the strongest
+cheap deferral signal; here it is the mean top-2 margin over the first tokens (see
+``cascade_confidence`` for why that one).
 
 An escalated start is discarded, not continued by the cloud: the client has seen none of
 it (it was held back), continuing would need the wire protocol to carry an assistant
