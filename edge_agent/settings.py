@@ -151,7 +151,9 @@ class EdgeSettings(PeerSettings):
     max_failovers: int = Field(
         default=2,
         ge=0,
-        description="Times one cloud stream may resume elsewhere after its worker fails.",
+        description="Cloud retries per request: at most N+1 cloud attempts, before or after "
+        "the first token; then an auto request or a stream under way goes local, a forced "
+        "cloud request gets 503.",
     )
     failover_wait_s: float = Field(
         default=3.0,
