@@ -21,7 +21,7 @@ from cloud_worker.backends.llama import LlamaBackend
 from cloud_worker.links import LinkAcceptor
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
-from cloud_worker.spot import aws_notice, gcp_notice, watch
+from cloud_worker.spot import DEFAULT_METADATA, NOTICES, detect, watch
 from inference import RunnerConfig, resolve_model
 from link import SignalingClient
 from shared.messages import Message, Register
@@ -106,9 +106,6 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
     return app
 
 
-DEFAULT_METADATA = {"aws": "http://169.254.169.254", "gcp": "http://metadata.google.internal"}
-
-
 def _preempted(action: str) -> None:
     # One shutdown path for every reason to stop: the notice becomes our own SIGTERM,
     # which aiohttp turns into a graceful exit whose cleanup drains.
@@ -126,11 +123,18 @@ async def _start(parts: WorkerParts) -> None:
     parts.acceptor.start()
     parts.signaling.start()
     settings = parts.settings
-    if settings.spot != "none":
-        base = (settings.spot_metadata_url or DEFAULT_METADATA[settings.spot]).rstrip("/")
-        check = aws_notice(base) if settings.spot == "aws" else gcp_notice(base)
-        log.info("watching %s for spot preemption notices", base)
-        await watch(check, _preempted, poll_s=settings.spot_poll_s)
+    if settings.spot == "none":
+        return
+    provider = settings.spot
+    if provider == "auto":
+        found = await detect(settings.spot_metadata_url)
+        if found is None:
+            log.warning("--spot auto: no cloud metadata service answered; not watching")
+            return
+        provider = found
+    base = (settings.spot_metadata_url or DEFAULT_METADATA[provider]).rstrip("/")
+    log.info("watching %s (%s) for spot preemption notices", base, provider)
+    await watch(NOTICES[provider](base), _preempted, poll_s=settings.spot_poll_s)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -62,14 +62,16 @@ class WorkerSettings(PeerSettings):
         description="On SIGTERM or a spot notice, time given to running streams to finish; "
         "the rest are handed back to the edge as retryable (GCP gives 30 s, AWS 120 s).",
     )
-    spot: Literal["none", "aws", "gcp"] = Field(
+    spot: Literal["none", "auto", "aws", "gcp", "azure"] = Field(
         default="none",
-        description="Watch this cloud's metadata service for spot preemption notices.",
+        description="Watch this cloud's metadata service for spot preemption notices "
+        "(AWS IMDSv2 instance-action, GCP instance/preempted, Azure Scheduled Events "
+        "Preempt); auto: find out which cloud this is.",
     )
     spot_metadata_url: str | None = Field(
         default=None,
-        description="Metadata service base URL (default: http://169.254.169.254 on AWS, "
-        "http://metadata.google.internal on GCP).",
+        description="Metadata service base URL (default: http://169.254.169.254 on AWS and "
+        "Azure, http://metadata.google.internal on GCP).",
     )
     spot_poll_s: float = Field(default=5.0, gt=0, description="How often to poll for a notice.")
     host: str = Field(

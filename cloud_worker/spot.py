@@ -4,8 +4,11 @@ AWS gives two minutes' notice through IMDSv2 (a session token from
 ``PUT /latest/api/token``, then ``GET /latest/meta-data/spot/instance-action``: 404
 until a stop or terminate is scheduled); GCP about thirty seconds through
 ``GET /computeMetadata/v1/instance/preempted`` (``TRUE`` once preempted, with the
-``Metadata-Flavor: Google`` header). Either way the worker reacts as to SIGTERM: it
-drains (see ``links.LinkAcceptor.drain``) and exits 0. Base URLs are settings, so tests
+``Metadata-Flavor: Google`` header); Azure about thirty seconds through Scheduled Events
+(``GET /metadata/scheduledevents`` with ``Metadata: true``: an event of type
+``Preempt``). Whichever, the worker reacts as to SIGTERM: it drains (see
+``links.LinkAcceptor.drain``) and exits 0. ``detect`` tells which cloud a machine runs
+on by asking each one's metadata service who it is. Base URLs are settings, so tests
 point them at a fake metadata server on loopback, the one thing here no user runs.
 """
 
@@ -13,11 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Literal
 
 import aiohttp
 
-__all__ = ["aws_notice", "gcp_notice", "watch"]
+__all__ = [
+    "DEFAULT_METADATA",
+    "NOTICES",
+    "Provider",
+    "aws_notice",
+    "azure_notice",
+    "detect",
+    "gcp_notice",
+    "watch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +58,24 @@ def aws_notice(base_url: str) -> Check:
     return check
 
 
+def azure_notice(base_url: str) -> Check:
+    """Azure Scheduled Events: ``preempt`` once a ``Preempt`` event is scheduled."""
+
+    async def check(session: aiohttp.ClientSession) -> str | None:
+        url = f"{base_url}/metadata/scheduledevents?api-version=2020-07-01"
+        async with session.get(url, headers={"Metadata": "true"}) as resp:
+            if resp.status != 200:
+                return None
+            body = await resp.json(content_type=None)
+        events = body.get("Events") if isinstance(body, dict) else None
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and event.get("EventType") == "Preempt":
+                return "preempt"
+        return None
+
+    return check
+
+
 def gcp_notice(base_url: str) -> Check:
     """GCE: ``preempted`` once the instance is being preempted, else ``None``."""
 
@@ -55,6 +87,55 @@ def gcp_notice(base_url: str) -> Check:
             return "preempted" if (await resp.text()).strip().upper() == "TRUE" else None
 
     return check
+
+
+Provider = Literal["aws", "gcp", "azure"]
+
+DEFAULT_METADATA: Mapping[Provider, str] = MappingProxyType(
+    {
+        "aws": "http://169.254.169.254",
+        "gcp": "http://metadata.google.internal",
+        "azure": "http://169.254.169.254",
+    }
+)
+"""Each provider's metadata service, as seen from its instances."""
+
+NOTICES: Mapping[Provider, Callable[[str], Check]] = MappingProxyType(
+    {"aws": aws_notice, "gcp": gcp_notice, "azure": azure_notice}
+)
+
+
+async def _is(provider: Provider, base_url: str, session: aiohttp.ClientSession) -> bool:
+    """Whether ``base_url`` is ``provider``'s metadata service (its own handshake)."""
+    if provider == "aws":
+        headers = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        async with session.put(f"{base_url}/latest/api/token", headers=headers) as resp:
+            return resp.status == 200
+    if provider == "gcp":
+        url = f"{base_url}/computeMetadata/v1/instance/id"
+        async with session.get(url, headers={"Metadata-Flavor": "Google"}) as resp:
+            return resp.status == 200 and resp.headers.get("Metadata-Flavor") == "Google"
+    url = f"{base_url}/metadata/instance?api-version=2021-02-01"
+    async with session.get(url, headers={"Metadata": "true"}) as resp:
+        return resp.status == 200
+
+
+async def detect(metadata_url: str | None = None, *, timeout_s: float = 2.0) -> Provider | None:
+    """The cloud this machine runs on, or ``None`` (no metadata service answered).
+
+    Each provider is asked in its own way, at ``metadata_url`` if given, else at its
+    default address; a service that does not answer within ``timeout_s`` is not it.
+    """
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for provider, default in DEFAULT_METADATA.items():
+            base = (metadata_url or default).rstrip("/")
+            try:
+                if await _is(provider, base, session):
+                    return provider
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("%s metadata service at %s: %s", provider, base, exc.__class__.__name__)
+    return None
 
 
 async def watch(check: Check, on_notice: Callable[[str], None], *, poll_s: float) -> None:
