@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from cloud_worker.backends import Backend
+from cloud_worker.backends.health import UpstreamHealth
 from cloud_worker.backends.llama import LlamaBackend
+from cloud_worker.backends.openai import Continuation, OpenAIBackend, UpstreamConfig
 from cloud_worker.links import LinkAcceptor
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
 from cloud_worker.spot import DEFAULT_METADATA, NOTICES, detect, watch
 from inference import RunnerConfig, resolve_model
+from inference.templates import ChatTemplate
 from link import SignalingClient
-from shared.messages import Message, Register
+from shared.messages import LoadReport, Message, Register
 
 __all__ = ["WorkerParts", "create_app"]
 
@@ -44,6 +47,9 @@ PARTS = web.AppKey("parts", WorkerParts)
 
 
 def build_backend(settings: WorkerSettings) -> Backend:
+    """The backend ``--backend`` names, configured from ``settings``."""
+    if settings.backend == "openai":
+        return _openai_backend(settings)
     model = resolve_model(settings.model)
     config = RunnerConfig(
         model_path=model,
@@ -58,6 +64,29 @@ def build_backend(settings: WorkerSettings) -> Backend:
         max_queue=settings.max_queue,
         served_name=settings.served_name,
     )
+
+
+def _openai_backend(settings: WorkerSettings) -> OpenAIBackend:
+    key_file = settings.upstream_api_key_file
+    api_key = key_file.read_text(encoding="utf-8").strip() if key_file is not None else None
+    template_path = settings.upstream_chat_template
+    config = UpstreamConfig(
+        url=settings.upstream_url,
+        model=settings.upstream_model,
+        api_key=api_key or None,
+        max_concurrency=settings.max_concurrency,
+        max_queue=settings.max_queue,
+        continuation=Continuation(settings.upstream_continuation),
+        chat_template=ChatTemplate.load(template_path) if template_path is not None else None,
+        first_token_timeout_s=settings.upstream_first_token_timeout_s,
+        token_timeout_s=settings.upstream_token_timeout_s,
+    )
+    health = UpstreamHealth(
+        settings.upstream_url,
+        interval_s=settings.upstream_health_interval_s,
+        unhealthy_after=settings.upstream_unhealthy_after,
+    )
+    return OpenAIBackend(config, health)
 
 
 def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> web.Application:
@@ -83,7 +112,10 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
     )
 
     def hello() -> tuple[Message, ...]:
-        return (Register(models=the_backend.models, capacity=the_backend.capacity),)
+        register = Register(models=the_backend.models, capacity=the_backend.capacity)
+        if acceptor.draining:  # a signaling restart must not undo a pause or a drain
+            return (register, LoadReport(active=the_backend.active, draining=True))
+        return (register,)
 
     signaling = SignalingClient(
         settings.signaling,
@@ -120,6 +152,7 @@ async def _start(parts: WorkerParts) -> None:
         ", ".join(parts.backend.models),
         parts.backend.capacity,
     )
+    parts.backend.on_health_change(parts.acceptor.engine_health)
     parts.acceptor.start()
     parts.signaling.start()
     settings = parts.settings
@@ -161,7 +194,7 @@ def _report_startup(task: asyncio.Task[None]) -> None:
 async def _healthz(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     body = {
-        "status": "ok" if parts.backend.ready else "loading",
+        "status": {"ready": "ok", "loading": "loading", "down": "engine-down"}[parts.backend.state],
         "models": list(parts.backend.models),
         "signaling": "connected" if parts.signaling.connected else "disconnected",
         "sessions": parts.acceptor.sessions,

@@ -155,6 +155,35 @@ class LinkAcceptor:
         log.info("draining %d session(s) within %.0f s", len(sessions), grace_s)
         await asyncio.gather(*(s.drain(grace_s) for s in sessions), return_exceptions=True)
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def engine_health(self, healthy: bool) -> None:
+        """The backend's health listener: pause while it is down, resume when it is back."""
+        self._spawn(self.resume() if healthy else self.pause(), "engine-health")
+
+    async def pause(self) -> None:
+        """The engine went down: take no work until ``resume``. Like a drain with no
+        grace (streams handed back now, edges told to go elsewhere), and then the
+        sessions close, so that each edge links to another worker, or back here later."""
+        if self._draining:
+            return
+        await self.drain(0)
+        sessions = list(self._sessions)
+        await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+
+    async def resume(self) -> None:
+        """The engine answers again: signaling may match edges here once more."""
+        if not self._draining:
+            return
+        self._draining = False
+        log.info("taking work again")
+        try:
+            await self._send(LoadReport(active=self._backend.active, draining=False))
+        except Exception:  # signaling down: the hello on reconnect says it
+            log.warning("could not tell signaling this worker takes work again")
+
     async def aclose(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -19,9 +19,69 @@ class WorkerSettings(PeerSettings):
     signaling: str = Field(
         default="ws://127.0.0.1:8765/v1/signal", description="Signaling server WebSocket URL."
     )
+    backend: Literal["llama", "openai"] = Field(
+        default="llama",
+        description="llama: run a GGUF here with llama-cpp-python (--model). openai: front an "
+        "OpenAI-compatible engine on this machine (vLLM, SGLang, llama-server; --upstream-url).",
+    )
+    upstream_url: str = Field(
+        default="http://127.0.0.1:8000/v1",
+        description="--backend openai: the engine's OpenAI base URL (ending in /v1).",
+    )
+    upstream_model: str | None = Field(
+        default=None,
+        description="--backend openai: the engine's model to serve and advertise "
+        "(default: every model its /v1/models lists).",
+    )
+    upstream_api_key_file: Path | None = Field(
+        default=None,
+        description="--backend openai: a file holding the engine's API key (vLLM --api-key).",
+    )
+    max_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="--backend openai: streams sent to the engine at once (it batches them); "
+        "advertised to signaling as this worker's capacity.",
+    )
+    upstream_continuation: Literal["auto", "chat", "prefill", "completions", "refuse"] = Field(
+        default="auto",
+        description="--backend openai: how the engine resumes a stream another worker "
+        "started. chat: continue_final_message (vLLM, SGLang); prefill: a final assistant "
+        "message (llama-server); completions: the prompt rendered with "
+        "--upstream-chat-template; refuse: never here; auto: ask the engine what it is.",
+    )
+    upstream_chat_template: Path | None = Field(
+        default=None,
+        description="--backend openai: the model's chat template, a Jinja file or a GGUF "
+        "carrying it, for --upstream-continuation completions.",
+    )
+    upstream_health_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="--backend openai: how often the engine's /v1/models is asked whether "
+        "it still answers (and how often it is asked at start, while it loads).",
+    )
+    upstream_unhealthy_after: int = Field(
+        default=3,
+        ge=1,
+        description="--backend openai: failed asks in a row after which the engine is down: "
+        "the worker drains its edges and reports not ready until it answers again.",
+    )
+    upstream_first_token_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="--backend openai: deadline for the engine's first token of a stream.",
+    )
+    upstream_token_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="--backend openai: deadline between two chunks of the engine's stream.",
+    )
     model: Path | None = Field(
         default=None,
-        description="GGUF model to serve (default: the bundled SmolLM2-135M-Instruct).",
+        description="--backend llama: GGUF model to serve (default: the bundled "
+        "SmolLM2-135M-Instruct).",
     )
     served_name: str | None = Field(
         default=None,

@@ -110,7 +110,10 @@ class Stack:
         )
         self.wait_healthy(f"http://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
 
-    def start(self) -> None:
+    def start(self, *, wait_for_cloud: bool = True) -> None:
+        """Signaling, the worker, the edge; wait until the edge holds a cloud link (or,
+        with ``wait_for_cloud=False``, only until the edge answers: a worker whose engine
+        is not up yet never becomes healthy)."""
         cfg = self.config
         try:
             self.start_signaling()
@@ -124,6 +127,9 @@ class Stack:
                 cfg.edge_model,
                 cfg.edge_args,
             )
+            if not wait_for_cloud:
+                self.wait_healthy(f"{self.edge_url}/healthz", "edge")
+                return
             self.wait_healthy(self.worker_health_url, "worker")
             self.wait_healthy(
                 f"{self.edge_url}/healthz", "edge", want=lambda b: b.get("cloud") == "ready"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import Literal
 
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
@@ -35,6 +36,15 @@ class Backend(ABC):
     @abstractmethod
     def ready(self) -> bool:
         """Loaded and accepting work."""
+
+    @property
+    def state(self) -> Literal["loading", "ready", "down"]:
+        """``/healthz``'s word for it: loading, ready, or down (loaded, then lost)."""
+        return "ready" if self.ready else "loading"
+
+    def on_health_change(self, listener: Callable[[bool], None]) -> None:  # noqa: B027
+        """Call ``listener(ready)`` when the backend goes down or comes back. A model run
+        here cannot; an engine across a socket can."""
 
     @abstractmethod
     async def load(self) -> None:

@@ -13,7 +13,11 @@ from devstack.stack import Stack, StackConfig, free_port
 
 @contextmanager
 def running_stack(
-    log_dir: Path, *, edge_args: list[str] | None = None, worker_args: list[str] | None = None
+    log_dir: Path,
+    *,
+    edge_args: list[str] | None = None,
+    worker_args: list[str] | None = None,
+    wait_for_cloud: bool = True,
 ) -> Iterator[Stack]:
     """Start the three programs on free ports; print their logs if start-up fails."""
     config = StackConfig(
@@ -27,7 +31,7 @@ def running_stack(
     )
     stack = Stack(config)
     try:
-        stack.start()
+        stack.start(wait_for_cloud=wait_for_cloud)
     except Exception:
         for log in sorted(log_dir.glob("*.log")):
             print(f"----- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
