@@ -11,6 +11,9 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 endif
 
+SKY_VENV  := .venv-sky
+SKY_STAMP := $(SKY_VENV)/.installed
+
 .PHONY: setup run test lint unit e2e clean
 
 $(STAMP): pyproject.toml
@@ -22,12 +25,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# SkyPilot, only to check deploy/skypilot/ with SkyPilot's own parser: in a venv of its own,
+# as on a user's laptop (it pins click, uvicorn and httpx to versions Tandem does not use).
+$(SKY_STAMP):
+	$(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/pip install --quiet --progress-bar off 'skypilot>=0.10,<0.15'
+	touch $(SKY_STAMP)
+
 ## run: signaling + one cloud worker + the edge on loopback, bundled model; Ctrl-C stops all
 run: $(STAMP)
 	$(BIN)/python -m devstack
 
 ## test: lint, types, import contracts, then every test (unit and end-to-end)
-test: $(STAMP) lint
+test: $(STAMP) $(SKY_STAMP) lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -43,4 +53,4 @@ e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SKY_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -159,6 +159,7 @@ class OpenAIBackend(Backend):
         root = self._config.url.rstrip("/").removesuffix("/v1")
         probes = (
             ("/version", Continuation.CHAT, "vLLM"),
+            ("/server_info", Continuation.CHAT, "SGLang"),
             ("/get_server_info", Continuation.CHAT, "SGLang"),
             ("/props", Continuation.PREFILL, "llama-server"),
         )
