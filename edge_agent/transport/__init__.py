@@ -8,7 +8,7 @@ import logging
 
 from edge_agent.errors import TransportError
 from edge_agent.transport.base import Connected
-from edge_agent.transport.relay import connect_relay
+from edge_agent.transport.relay_path import connect_relay
 from edge_agent.transport.webrtc import connect_webrtc
 from link import IcePolicy, SignalingClient
 

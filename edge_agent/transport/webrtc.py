@@ -1,6 +1,6 @@
 """Open a WebRTC data channel to a worker that signaling picks for us (direct or TURN).
 
-With ``transport/relay.py``, the only modules of the edge that see aiortc or signaling
+With ``transport/relay_path.py``, the only modules of the edge that see aiortc or signaling
 errors: they become ``TransportError`` / ``NoPeerAvailable`` here, so nothing above
 knows aiortc exists.
 """

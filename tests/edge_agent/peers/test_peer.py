@@ -1,4 +1,4 @@
-"""``Peer`` (edge side) against a real worker ``Session`` over a real data channel."""
+"""``Peer`` (edge side) against a real worker ``EdgeSession`` over a real data channel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from cloud_worker.sessions import Session
+from cloud_worker.edge_session import EdgeSession
 from edge_agent.errors import ContextTooLong, TransportClosed
 from edge_agent.peers import Peer
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
@@ -24,7 +24,7 @@ class Connected:
     served: Served
 
     @property
-    def session(self) -> Session:
+    def session(self) -> EdgeSession:
         return self.served.session
 
 

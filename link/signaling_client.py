@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from link.relay import RelayLink
+from link.relay_link import RelayLink
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (
