@@ -51,6 +51,7 @@ def build_backend(settings: WorkerSettings) -> Backend:
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
         max_waiting=settings.max_queue,
+        max_queued_chunks=settings.max_queued_chunks,
     )
     return LlamaBackend(
         config,

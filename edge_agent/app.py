@@ -49,6 +49,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             max_waiting=settings.max_queue,
+            max_queued_chunks=settings.max_queued_chunks,
         )
     )
     local = LocalEngine(runner)
@@ -80,6 +81,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 force_relay=settings.force_relay,
                 upgrade_interval_s=settings.relay_upgrade_interval_s,
                 reconnect_max_s=settings.reconnect_max_s,
+                max_queued_chunks=settings.max_queued_chunks,
             ),
         )
         cloud = FailoverEngine(

@@ -23,7 +23,12 @@ from link.rtc import (
     quiet_webrtc_logs,
     rtc_configuration,
 )
-from link.signaling_client import SignalingClient, SignalingRefused, SignalingUnavailable
+from link.signaling_client import (
+    SignalingClient,
+    SignalingRefused,
+    SignalingState,
+    SignalingUnavailable,
+)
 
 __all__ = [
     "DataChannelLink",
@@ -36,6 +41,7 @@ __all__ = [
     "RtcOffer",
     "SignalingClient",
     "SignalingRefused",
+    "SignalingState",
     "SignalingUnavailable",
     "accept_offer",
     "create_offer",

@@ -7,6 +7,7 @@ Real signaling and worker apps (in this loop), real WebRTC on loopback, the real
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -64,9 +65,11 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
 
 
 async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves_on() -> None:
-    async with edge_pool() as edge, serving(worker_app(edge.url, "worker-b")):
+    async with edge_pool() as edge, contextlib.AsyncExitStack() as worker_b:
         async with serving(worker_app(edge.url, "worker-a", drain_grace_s=0.5)):
             await wait_for_worker(edge.pool, "worker-a")
+            # worker-b joins only now: had it registered first, the pool would be on it.
+            await worker_b.enter_async_context(serving(worker_app(edge.url, "worker-b")))
             doomed = await edge.pool.acquire(timeout_s=1)
             request = GenerateRequest(
                 request_id="long",
