@@ -79,7 +79,9 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         send=send,
         ice_servers=lambda: signaling.ice_servers,
         relay_link=lambda session_id: signaling.relay_link(
-            session_id, max_frame_bytes=settings.max_frame_bytes
+            session_id,
+            max_frame_bytes=settings.max_frame_bytes,
+            max_queued_frames=settings.max_queued_frames,
         ),
     )
 

@@ -92,6 +92,7 @@ class LinkAcceptor:
                 offer.sdp,
                 self._ice_servers(),
                 max_frame_bytes=self._settings.max_frame_bytes,
+                max_queued_frames=self._settings.max_queued_frames,
                 policy=IcePolicy.from_settings(self._settings),
                 label=label,
             )

@@ -75,6 +75,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 first_token_timeout_s=settings.first_token_timeout_s,
                 token_timeout_s=settings.token_timeout_s,
                 max_frame_bytes=settings.max_frame_bytes,
+                max_queued_frames=settings.max_queued_frames,
                 heartbeat_s=settings.heartbeat_s,
                 dead_after_s=settings.dead_after_s,
                 policy=IcePolicy.from_settings(settings),

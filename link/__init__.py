@@ -12,6 +12,7 @@ peers' signaling WebSockets) implements the same ``Link``. ``SignalingClient``
 
 from link.base import Link, LinkClosed, PathKind
 from link.datachannel import DataChannelLink
+from link.framed import DEFAULT_QUEUED_FRAMES
 from link.relay_link import RelayLink
 from link.rtc import (
     IcePolicy,
@@ -31,6 +32,7 @@ from link.signaling_client import (
 )
 
 __all__ = [
+    "DEFAULT_QUEUED_FRAMES",
     "DataChannelLink",
     "IcePolicy",
     "Link",

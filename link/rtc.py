@@ -28,6 +28,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from link.base import LinkClosed, PathKind
 from link.datachannel import DataChannelLink
+from link.framed import DEFAULT_QUEUED_FRAMES
 from link.probe import choose_turn_transport
 from shared.messages import IceServer
 from shared.settings import PeerSettings
@@ -197,7 +198,13 @@ class RtcOffer:
     _opened: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def complete(
-        self, answer_sdp: str, *, timeout_s: float, max_frame_bytes: int, label: str = ""
+        self,
+        answer_sdp: str,
+        *,
+        timeout_s: float,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        label: str = "",
     ) -> DataChannelLink:
         """Apply the answer and wait for the data channel to open (ICE, DTLS, SCTP)."""
         if self.direct_only:
@@ -220,6 +227,7 @@ class RtcOffer:
             self.pc,
             path=path_of(self.pc, self.turn_transport),
             max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
             label=label,
         )
 
@@ -321,6 +329,7 @@ async def accept_offer(
     ice_servers: Sequence[IceServer],
     *,
     max_frame_bytes: int,
+    max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
     policy: IcePolicy = IcePolicy(),
     label: str = "",
 ) -> RtcAnswer:
@@ -341,6 +350,7 @@ async def accept_offer(
                         pc,
                         path=path_of(pc, turn_transport),
                         max_frame_bytes=max_frame_bytes,
+                        max_queued_frames=max_queued_frames,
                         label=label,
                     )
                 )

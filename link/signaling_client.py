@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from link.framed import DEFAULT_QUEUED_FRAMES
 from link.relay_link import RelayLink
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
@@ -172,13 +173,21 @@ class SignalingClient:
         finally:
             self._pending.pop(offer.session_id, None)
 
-    def relay_link(self, session_id: str, *, max_frame_bytes: int, label: str = "") -> RelayLink:
+    def relay_link(
+        self,
+        session_id: str,
+        *,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        label: str = "",
+    ) -> RelayLink:
         """A link for relayed session ``session_id``; its frames are routed to it from now on."""
         link = RelayLink(
             session_id,
             self.send,
             on_close=self._forget_relay,
             max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
             label=label,
         )
         self._relays[session_id] = link
@@ -188,12 +197,20 @@ class SignalingClient:
         self._relays.pop(session_id, None)
 
     async def open_relay(
-        self, session_id: str, *, model: str, timeout_s: float, max_frame_bytes: int
+        self,
+        session_id: str,
+        *,
+        model: str,
+        timeout_s: float,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
     ) -> tuple[RelayLink, RelayAccept]:
         """Ask signaling for a relayed session to a worker; the link once one accepts."""
         future: asyncio.Future[RelayAccept] = asyncio.get_running_loop().create_future()
         self._pending_relays[session_id] = future
-        link = self.relay_link(session_id, max_frame_bytes=max_frame_bytes)
+        link = self.relay_link(
+            session_id, max_frame_bytes=max_frame_bytes, max_queued_frames=max_queued_frames
+        )
         try:
             await self.send(RelayOpen(session_id=session_id, model=model))
             async with asyncio.timeout(timeout_s):

@@ -25,7 +25,7 @@ from edge_agent.errors import EdgeError, NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers.peer import Peer, PeerState
 from edge_agent.transport import Connected, connect_webrtc, connect_worker
-from link import IcePolicy, PathKind, SignalingClient
+from link import DEFAULT_QUEUED_FRAMES, IcePolicy, PathKind, SignalingClient
 
 __all__ = ["PeerPool", "PoolConfig", "Upgrade"]
 
@@ -42,6 +42,7 @@ class PoolConfig:
     first_token_timeout_s: float = 60.0
     token_timeout_s: float = 30.0
     max_frame_bytes: int = 16_384
+    max_queued_frames: int = DEFAULT_QUEUED_FRAMES
     heartbeat_s: float = 2.0
     dead_after_s: float = 6.0
     policy: IcePolicy = field(default_factory=IcePolicy)
@@ -193,6 +194,7 @@ class PeerPool:
                         model=cfg.model,
                         timeout_s=cfg.ice_deadline_s,
                         max_frame_bytes=cfg.max_frame_bytes,
+                        max_queued_frames=cfg.max_queued_frames,
                         policy=replace(cfg.policy, direct_only=better is Upgrade.DIRECT),
                     )
                 except EdgeError as exc:
@@ -213,6 +215,7 @@ class PeerPool:
             ice_deadline_s=cfg.ice_deadline_s,
             connect_timeout_s=cfg.connect_timeout_s,
             max_frame_bytes=cfg.max_frame_bytes,
+            max_queued_frames=cfg.max_queued_frames,
             force_relay=cfg.force_relay,
         )
 

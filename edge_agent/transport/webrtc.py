@@ -33,6 +33,7 @@ async def connect_webrtc(
     model: str,
     timeout_s: float,
     max_frame_bytes: int,
+    max_queued_frames: int,
     policy: IcePolicy,
 ) -> Connected:
     """Offer, get the answer through signaling, wait for the channel."""
@@ -47,7 +48,11 @@ async def connect_webrtc(
             Offer(session_id=session_id, sdp=rtc.sdp, model=model), timeout_s
         )
         link = await rtc.complete(
-            answer.sdp, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes, label=answer.peer_id
+            answer.sdp,
+            timeout_s=timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
+            label=answer.peer_id,
         )
     except SignalingRefused as exc:
         await rtc.aclose()
