@@ -57,6 +57,7 @@ def build_backend(settings: WorkerSettings) -> Backend:
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
         max_waiting=settings.max_queue,
+        max_queued_chunks=settings.max_queued_chunks,
     )
     return LlamaBackend(
         config,
@@ -107,7 +108,9 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         send=send,
         ice_servers=lambda: signaling.ice_servers,
         relay_link=lambda session_id: signaling.relay_link(
-            session_id, max_frame_bytes=settings.max_frame_bytes
+            session_id,
+            max_frame_bytes=settings.max_frame_bytes,
+            max_queued_frames=settings.max_queued_frames,
         ),
     )
 

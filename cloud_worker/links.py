@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from cloud_worker.backends import Backend
+from cloud_worker.edge_session import EdgeSession
 from cloud_worker.metrics import WorkerMetrics
-from cloud_worker.sessions import Session
 from cloud_worker.settings import WorkerSettings
 from link import IcePolicy, Link, RelayLink, accept_offer
 from shared.messages import Answer, IceServer, LoadReport, Message, Offer, RelayAccept, RelayOpen
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class LinkAcceptor:
-    """Answers offers, runs a ``Session`` per edge, reports load to signaling."""
+    """Answers offers, runs an ``EdgeSession`` per edge, reports load to signaling."""
 
     def __init__(
         self,
@@ -45,7 +45,7 @@ class LinkAcceptor:
         self._ice_servers = ice_servers
         self._relay_link = relay_link
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sessions: set[Session] = set()
+        self._sessions: set[EdgeSession] = set()
         self._load_changed = asyncio.Event()
         self._draining = False
 
@@ -92,6 +92,7 @@ class LinkAcceptor:
                 offer.sdp,
                 self._ice_servers(),
                 max_frame_bytes=self._settings.max_frame_bytes,
+                max_queued_frames=self._settings.max_queued_frames,
                 policy=IcePolicy.from_settings(self._settings),
                 label=label,
             )
@@ -115,7 +116,7 @@ class LinkAcceptor:
 
     async def _serve(self, link: Link, peer_id: str) -> None:
         path = link.path.value
-        session = Session(
+        session = EdgeSession(
             link,
             self._backend,
             peer_id=peer_id,

@@ -102,6 +102,13 @@ class WorkerSettings(PeerSettings):
         ge=0,
         description="Requests allowed to wait for a free instance; more are refused as overloaded.",
     )
+    max_queued_chunks: int = Field(
+        default=64,
+        ge=1,
+        le=65_536,
+        description="Token chunks one stream may hold while its edge link is slower than the "
+        "model; then generation waits for the link (nothing is dropped).",
+    )
     max_streams_per_peer: int = Field(
         default=32, ge=1, description="Concurrent streams one edge may have open on this worker."
     )

@@ -49,6 +49,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             max_waiting=settings.max_queue,
+            max_queued_chunks=settings.max_queued_chunks,
         )
     )
     local = LocalEngine(runner)
@@ -73,12 +74,14 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 first_token_timeout_s=settings.first_token_timeout_s,
                 token_timeout_s=settings.token_timeout_s,
                 max_frame_bytes=settings.max_frame_bytes,
+                max_queued_frames=settings.max_queued_frames,
                 heartbeat_s=settings.heartbeat_s,
                 dead_after_s=settings.dead_after_s,
                 policy=IcePolicy.from_settings(settings),
                 force_relay=settings.force_relay,
                 upgrade_interval_s=settings.relay_upgrade_interval_s,
                 reconnect_max_s=settings.reconnect_max_s,
+                max_queued_chunks=settings.max_queued_chunks,
             ),
         )
         cloud = RemoteEngine(pool, model=settings.cloud_model)

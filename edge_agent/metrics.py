@@ -56,7 +56,7 @@ class EdgeMetrics:
         )
         self.cloud_channels = Gauge(
             "tandem_edge_cloud_channels",
-            "Open links to cloud workers, by path (direct|turn-udp|turn-tcp|relay).",
+            "Open links to cloud workers, by path (direct|turn-udp|turn-tcp|relay|unknown).",
             ["path"],
             registry=self.registry,
         )

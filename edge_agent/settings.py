@@ -39,6 +39,14 @@ class EdgeSettings(PeerSettings):
     max_queue: int = Field(
         default=8, ge=0, description="Requests allowed to wait for the local model; more get 429."
     )
+    max_queued_chunks: int = Field(
+        default=64,
+        ge=1,
+        le=65_536,
+        description="Token chunks one stream may hold for a slow reader. Local model: then "
+        "it waits for the reader. Cloud stream: further chunks merge into the last one (the "
+        "worker is not paused from here), so a slow reader gets fewer, larger chunks.",
+    )
     signaling: str | None = Field(
         default=None,
         description="Signaling server URL, e.g. ws://127.0.0.1:8765/v1/signal. Unset: local only.",

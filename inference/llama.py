@@ -3,9 +3,11 @@
 A llama context serves one generation at a time and its calls block for the length of
 a forward pass, so the runner owns a single-thread executor. Requests wait for it on a
 semaphore with a bounded number of waiters (``RunnerOverloaded`` past that) and tokens
-come back through an asyncio queue fed with ``call_soon_threadsafe``. Cancelling the
-consumer sets a flag the thread checks before each token, so a client that goes away
-frees the model within one token.
+come back through a ``Handoff``: at most ``max_queued_chunks`` chunks wait for the
+reader, then the thread waits for it (a slow reader slows generation; nothing is
+dropped), and the reader merges what is waiting into one chunk. Cancelling the reader
+cancels the hand-off, which the thread checks before each token and which wakes it if
+it waits, so a client that goes away frees the model within one token.
 
 The runner does its own detokenisation and stop-string handling (instead of
 ``create_completion``) because that gives exact completion-token counts, never emits
@@ -18,8 +20,7 @@ import asyncio
 import codecs
 import logging
 import os
-import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy.typing as npt
 
 from inference.confidence import ConfidenceProbe, token_confidence
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
+from inference.handoff import Handoff
 from inference.models import model_name
 from inference.stops import StopScanner
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
@@ -52,6 +54,12 @@ class RunnerConfig:
     n_gpu_layers: int = 0
     max_waiting: int = 8
     """Requests allowed to wait while one generates; more raise ``RunnerOverloaded``."""
+    max_queued_chunks: int = 64
+    """Token chunks allowed to wait for a slow reader; then the generating thread waits."""
+
+    def __post_init__(self) -> None:
+        if self.max_queued_chunks < 1:
+            raise ValueError("max_queued_chunks must be at least 1")
 
 
 class LlamaRunner:
@@ -65,7 +73,7 @@ class LlamaRunner:
         self._chat_format: Any = None
         self._slot = asyncio.Semaphore(1)
         self._waiting = 0
-        self._active: set[threading.Event] = set()
+        self._active: set[Handoff[_Item]] = set()
         self._closed = False
         self.generated_tokens = 0
         """Tokens generated since load, for any request, finished or cancelled: what the
@@ -84,6 +92,16 @@ class LlamaRunner:
     @property
     def n_ctx(self) -> int:
         return self.config.n_ctx
+
+    @property
+    def backlog(self) -> int:
+        """Chunks the generating thread has made that its reader has not taken yet."""
+        return sum(h.backlog for h in list(self._active))
+
+    @property
+    def stalled(self) -> bool:
+        """The generating thread waits for a slow reader (``max_queued_chunks`` waiting)."""
+        return any(h.stalled for h in list(self._active))
 
     async def load(self) -> None:
         """Load the model on the runner's thread (seconds for a big GGUF)."""
@@ -147,22 +165,16 @@ class LlamaRunner:
             await self._slot.acquire()
         finally:
             self._waiting -= 1
-        cancel = threading.Event()
-        self._active.add(cancel)
-        queue: asyncio.Queue[_Item] = asyncio.Queue()  # bounded by max_tokens of one request
         loop = asyncio.get_running_loop()
-
-        def emit(item: _Item) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        handoff: Handoff[_Item] = Handoff(loop, self.config.max_queued_chunks)
+        self._active.add(handoff)
 
         def done(_: object) -> None:
-            self._active.discard(cancel)
+            self._active.discard(handoff)
             self._slot.release()
 
         try:
-            future = loop.run_in_executor(
-                self._executor, self._generate, request, cancel, emit, probe
-            )
+            future = loop.run_in_executor(self._executor, self._generate, request, handoff, probe)
         except BaseException:
             done(None)
             raise
@@ -170,13 +182,13 @@ class LlamaRunner:
         held: _Item | None = None
         try:
             while True:
-                item = held if held is not None else await queue.get()
+                item = held if held is not None else await handoff.get()
                 held = None
                 if isinstance(item, BaseException):
                     raise item
                 # Coalesce what is already waiting: a slow consumer gets fewer, larger chunks.
-                while isinstance(item, TokenChunk) and not queue.empty():
-                    nxt = queue.get_nowait()
+                while isinstance(item, TokenChunk) and not handoff.empty():
+                    nxt = handoff.get_nowait()
                     if not isinstance(nxt, TokenChunk):
                         held = nxt
                         break
@@ -189,7 +201,7 @@ class LlamaRunner:
                 if isinstance(item, StreamEnd):
                     return
         finally:
-            cancel.set()
+            handoff.cancel()
 
     def _prompt_tokens(self, request: GenerateRequest) -> list[int]:
         llm = self._llm
@@ -212,33 +224,26 @@ class LlamaRunner:
         return tokens
 
     def _generate(
-        self,
-        request: GenerateRequest,
-        cancel: threading.Event,
-        emit: Callable[[_Item], None],
-        probe: ConfidenceProbe | None,
+        self, request: GenerateRequest, handoff: Handoff[_Item], probe: ConfidenceProbe | None
     ) -> None:
         try:
-            finished = self._generate_unsafe(request, cancel, emit, probe)
+            finished = self._generate_unsafe(request, handoff, probe)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            emit(exc)
+            handoff.put_final(exc)
             return
-        if not finished:
+        if not finished or handoff.dropped:
             # Cancelled: by the consumer (who no longer reads) or by ``aclose`` (who
             # must not leave a reader waiting forever).
-            emit(ModelLoadError("the model was unloaded while generating"))
+            handoff.put_final(ModelLoadError("the model was unloaded while generating"))
 
     def _generate_unsafe(
-        self,
-        request: GenerateRequest,
-        cancel: threading.Event,
-        emit: Callable[[_Item], None],
-        probe: ConfidenceProbe | None,
+        self, request: GenerateRequest, handoff: Handoff[_Item], probe: ConfidenceProbe | None
     ) -> bool:
-        """Generate, emitting events; False if cancelled before the end."""
+        """Generate, handing events over; False if cancelled before the end."""
         import llama_cpp
 
-        if cancel.is_set():
+        emit = handoff.put
+        if handoff.cancelled:
             return False
         llm = self._llm
         params = request.params
@@ -258,7 +263,7 @@ class LlamaRunner:
         generated = 0
         eog = False
         for token in llm.generate(tokens, temp=params.temperature, top_p=params.top_p, reset=True):
-            if cancel.is_set():
+            if handoff.cancelled:
                 return False
             if probe is not None and probe.wants():
                 probe.values.append(token_confidence(self._last_logits(), token))
@@ -302,8 +307,8 @@ class LlamaRunner:
         if self._closed:
             return
         self._closed = True
-        for cancel in list(self._active):
-            cancel.set()
+        for handoff in list(self._active):
+            handoff.cancel()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._executor.shutdown, True)
         llm, self._llm = self._llm, None

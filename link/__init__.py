@@ -3,13 +3,17 @@
 Both processes need the same glue around a WebRTC data channel (framing, splitting,
 reassembly, backpressure, a bounded receive queue, mapping aiortc's errors), so it lives
 here once, as a library that imports no process. The edge offers and the worker
-answers (``link.rtc``); each wraps the resulting channel in a ``DataChannelLink``. A
-later relay link (frames over the signaling WebSockets) implements the same ``Link``.
+answers (``link.rtc``); each wraps the resulting channel in a ``DataChannelLink``. When
+no WebRTC path opens, a ``RelayLink`` (``link.relay_link``: the same frames over the two
+peers' signaling WebSockets) implements the same ``Link``. ``SignalingClient``
+(``link.signaling_client``) is each peer's side of the signaling server (the
+``signaling`` package).
 """
 
 from link.base import Link, LinkClosed, PathKind
 from link.datachannel import DataChannelLink
-from link.relay import RelayLink
+from link.framed import DEFAULT_QUEUED_FRAMES
+from link.relay_link import RelayLink
 from link.rtc import (
     IcePolicy,
     RtcAnswer,
@@ -20,9 +24,15 @@ from link.rtc import (
     quiet_webrtc_logs,
     rtc_configuration,
 )
-from link.signaling import SignalingClient, SignalingRefused, SignalingUnavailable
+from link.signaling_client import (
+    SignalingClient,
+    SignalingRefused,
+    SignalingState,
+    SignalingUnavailable,
+)
 
 __all__ = [
+    "DEFAULT_QUEUED_FRAMES",
     "DataChannelLink",
     "IcePolicy",
     "Link",
@@ -33,6 +43,7 @@ __all__ = [
     "RtcOffer",
     "SignalingClient",
     "SignalingRefused",
+    "SignalingState",
     "SignalingUnavailable",
     "accept_offer",
     "create_offer",

@@ -18,6 +18,8 @@ class PathKind(StrEnum):
     TURN_UDP = "turn-udp"
     TURN_TCP = "turn-tcp"
     RELAY = "relay"
+    UNKNOWN = "unknown"
+    """A WebRTC link whose candidate pair could not be read (see ``link.rtc.path_of``)."""
 
 
 class LinkClosed(TandemError):

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from link.base import LinkClosed, PathKind
-from link.framed import FramedLink
+from link.framed import DEFAULT_QUEUED_FRAMES, FramedLink
 
 __all__ = ["DataChannelLink"]
 
@@ -27,6 +27,7 @@ class DataChannelLink(FramedLink):
         path: PathKind,
         max_frame_bytes: int,
         max_message_bytes: int = 1024 * 1024,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
         high_water_bytes: int = 256 * 1024,
         label: str = "",
     ) -> None:
@@ -34,6 +35,7 @@ class DataChannelLink(FramedLink):
             path=path,
             max_frame_bytes=max_frame_bytes,
             max_message_bytes=max_message_bytes,
+            max_queued_frames=max_queued_frames,
             label=label,
         )
         self._channel = channel

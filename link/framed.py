@@ -18,11 +18,14 @@ from shared.codec import Reassembler, split
 from shared.errors import ProtocolError
 from shared.messages import Message
 
-__all__ = ["FramedLink"]
+__all__ = ["DEFAULT_QUEUED_FRAMES", "FramedLink"]
 
 log = logging.getLogger(__name__)
 
 _CLOSED = object()
+
+DEFAULT_QUEUED_FRAMES = 4096
+"""Messages a link holds for its reader unless told otherwise (``--max-queued-frames``)."""
 
 
 class FramedLink(Link):
@@ -34,7 +37,7 @@ class FramedLink(Link):
         path: PathKind,
         max_frame_bytes: int,
         max_message_bytes: int = 1024 * 1024,
-        max_queued_frames: int = 4096,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
         label: str = "",
     ) -> None:
         self._path = path

@@ -4,12 +4,19 @@ aiortc gathers every candidate inside ``setLocalDescription`` (no trickle ICE), 
 offer and one answer through signaling is the whole exchange. ``iceServers=None``
 makes aiortc fall back to a public STUN server: we always pass an explicit list, empty
 on loopback.
+
+aiortc has no public way to ask which candidate pair ICE nominated, so ``path_of`` reads
+two private attributes (``RTCIceTransport._connection``, aioice's
+``Connection._nominated``), present from aiortc 1.9 / aioice 0.9 to the versions
+``pyproject.toml`` caps. If a later version moves them, the path is reported as
+``unknown`` (with one warning), never guessed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
@@ -17,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioice.ice
-import aioice.turn
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from link.base import LinkClosed, PathKind
 from link.datachannel import DataChannelLink
+from link.framed import DEFAULT_QUEUED_FRAMES
 from link.probe import choose_turn_transport
 from shared.messages import IceServer
 from shared.settings import PeerSettings
@@ -31,6 +38,7 @@ __all__ = [
     "RtcAnswer",
     "RtcOffer",
     "accept_offer",
+    "allocation_transport",
     "create_offer",
     "parse_addresses",
     "path_of",
@@ -123,19 +131,56 @@ def rtc_configuration(
     )
 
 
-def path_of(pc: Any) -> PathKind:
-    """Which path the nominated ICE pair uses: relayed through TURN or not."""
+def allocation_transport(config: RTCConfiguration) -> str | None:
+    """``udp`` or ``tcp``: how aiortc reaches the TURN server of ``config`` (``None``: none).
+
+    aiortc allocates on one TURN server only, the first usable URL in order (``turn:``
+    over UDP or TCP, ``turns:`` over TCP), so our own configuration says which.
+    """
+    for server in config.iceServers or ():
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            if not url.startswith("turn"):
+                continue
+            transport = turn_transport_of(url)
+            if transport == "tcp" or (transport == "udp" and url.startswith("turn:")):
+                return transport
+    return None
+
+
+@functools.cache
+def _warn_unknown_path(reason: str) -> None:
+    """Once per process and reason: the lookup is the same for every connection."""
+    log.warning(
+        "cannot tell which ICE candidate pair is in use (%s): aiortc/aioice internals "
+        "moved? Reporting path 'unknown'; check the aiortc version against pyproject.toml",
+        reason,
+    )
+
+
+def path_of(pc: Any, turn_transport: str | None) -> PathKind:
+    """Which path the nominated ICE pair of ``pc`` uses: relayed through TURN or not.
+
+    ``turn_transport`` is ``allocation_transport`` of the configuration ``pc`` was made
+    with: how our own allocation, if the pair uses it, reaches the TURN server.
+    ``PathKind.UNKNOWN`` when the pair cannot be read.
+    """
     try:
+        # Private in aiortc and aioice (no public API): see the module docstring.
         pair = pc.sctp.transport.transport._connection._nominated[1]
-        local, remote = pair.local_candidate, pair.remote_candidate
-    except (AttributeError, KeyError):
-        return PathKind.DIRECT
-    if local.type == "relay":
-        # Our allocation: its client protocol tells UDP from TCP to the TURN server.
-        inner = getattr(pair.protocol.transport, "_TurnTransport__inner_protocol", None)
-        tcp = isinstance(inner, aioice.turn.TurnClientTcpProtocol)
-        return PathKind.TURN_TCP if tcp else PathKind.TURN_UDP
-    if remote.type == "relay":  # the peer's allocation; how it reaches its TURN is its own
+        local_type = pair.local_candidate.type
+        remote_type = pair.remote_candidate.type
+    except (AttributeError, KeyError, TypeError) as exc:
+        _warn_unknown_path(f"{exc.__class__.__name__}: {exc}")
+        return PathKind.UNKNOWN
+    if local_type == "relay":  # our allocation
+        if turn_transport == "tcp":
+            return PathKind.TURN_TCP
+        if turn_transport == "udp":
+            return PathKind.TURN_UDP
+        _warn_unknown_path("a relayed pair without a configured TURN server")
+        return PathKind.UNKNOWN
+    if remote_type == "relay":  # the peer's allocation; how it reaches its TURN is its own
         return PathKind.TURN_UDP
     return PathKind.DIRECT
 
@@ -148,10 +193,18 @@ class RtcOffer:
     channel: Any
     sdp: str
     direct_only: bool = False
+    turn_transport: str | None = None
+    """``allocation_transport`` of the configuration ``pc`` was made with."""
     _opened: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def complete(
-        self, answer_sdp: str, *, timeout_s: float, max_frame_bytes: int, label: str = ""
+        self,
+        answer_sdp: str,
+        *,
+        timeout_s: float,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        label: str = "",
     ) -> DataChannelLink:
         """Apply the answer and wait for the data channel to open (ICE, DTLS, SCTP)."""
         if self.direct_only:
@@ -172,8 +225,9 @@ class RtcOffer:
         return DataChannelLink(
             self.channel,
             self.pc,
-            path=path_of(self.pc),
+            path=path_of(self.pc, self.turn_transport),
             max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
             label=label,
         )
 
@@ -227,9 +281,16 @@ async def create_offer(
     if policy.direct_only:
         ice_servers = _stun_only(ice_servers)
     transport = await choose_turn_transport(ice_servers, policy.turn_transport)
-    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=transport))
+    config = rtc_configuration(ice_servers, turn_transport=transport)
+    pc = RTCPeerConnection(config)
     channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
-    offer = RtcOffer(pc=pc, channel=channel, sdp="", direct_only=policy.direct_only)
+    offer = RtcOffer(
+        pc=pc,
+        channel=channel,
+        sdp="",
+        direct_only=policy.direct_only,
+        turn_transport=allocation_transport(config),
+    )
     channel.on("open", offer._opened.set)
     channel.on("close", offer._opened.set)
 
@@ -268,21 +329,29 @@ async def accept_offer(
     ice_servers: Sequence[IceServer],
     *,
     max_frame_bytes: int,
+    max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
     policy: IcePolicy = IcePolicy(),
     label: str = "",
 ) -> RtcAnswer:
     """Answer an offer (the worker side); the link resolves when the channel opens."""
     transport = await choose_turn_transport(ice_servers, policy.turn_transport)
-    pc = RTCPeerConnection(rtc_configuration(ice_servers, turn_transport=transport))
+    config = rtc_configuration(ice_servers, turn_transport=transport)
+    pc = RTCPeerConnection(config)
     loop = asyncio.get_running_loop()
     link: asyncio.Future[DataChannelLink] = loop.create_future()
+    turn_transport = allocation_transport(config)
 
     def on_channel(channel: Any) -> None:
         def opened() -> None:
             if not link.done():
                 link.set_result(
                     DataChannelLink(
-                        channel, pc, path=path_of(pc), max_frame_bytes=max_frame_bytes, label=label
+                        channel,
+                        pc,
+                        path=path_of(pc, turn_transport),
+                        max_frame_bytes=max_frame_bytes,
+                        max_queued_frames=max_queued_frames,
+                        label=label,
                     )
                 )
 

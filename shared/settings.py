@@ -56,6 +56,13 @@ class PeerSettings(TandemSettings):
         ge=1024,
         description="Largest data-channel frame; bigger messages are split.",
     )
+    max_queued_frames: int = Field(
+        default=4096,
+        ge=16,
+        le=1_000_000,
+        description="Messages one data-channel or relay link holds for its reader; a peer "
+        "that overruns them gets its link closed (only that link).",
+    )
     ice_host_addresses: str | None = Field(
         default=None,
         description="Comma-separated local addresses to offer as ICE host candidates "

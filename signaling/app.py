@@ -24,10 +24,10 @@ from signaling.handlers import (
     signal,
 )
 from signaling.metrics import SignalingMetrics
+from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry
 from signaling.registry.memory import MemoryRegistry
-from signaling.relay import RelayTable
-from signaling.sessions import SessionTable
+from signaling.relay_table import RelayTable
 from signaling.settings import SignalingSettings
 
 __all__ = ["create_app"]
@@ -54,7 +54,7 @@ def create_app(
     app_metrics = SignalingMetrics()
     broker = Broker(
         registry=registry if registry is not None else MemoryRegistry(),
-        sessions=SessionTable(timeout_s=settings.offer_timeout_s, clock=clock),
+        offers=OfferTable(timeout_s=settings.offer_timeout_s, clock=clock),
         metrics=app_metrics,
         relays=RelayTable(
             bytes_per_s=settings.relay_bytes_per_s,

@@ -1,8 +1,9 @@
 """Who is connected, and the offer/answer exchange between edges and workers.
 
-The broker owns the table of live peers and the pending sessions; it speaks to peers
-only through ``Link`` (send a message, close), so it knows nothing of WebSockets and the
-relay can reuse it. ``handlers`` authenticates and decodes, then hands each message here.
+The broker owns the table of live peers, the offers waiting for an answer and the
+relayed sessions; it speaks to peers only through ``PeerConnection`` (send a message,
+close), so it knows nothing of WebSockets. ``handlers`` authenticates and decodes, then
+hands each message here.
 
 Peers are keyed by ``(role, peer_id)``: a host may run an edge and a worker under one
 name, and a reconnecting peer replaces only its own older connection.
@@ -30,11 +31,11 @@ from shared.messages import (
 )
 from signaling.matchmaking import choose_worker
 from signaling.metrics import SignalingMetrics
+from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry, WorkerInfo
-from signaling.relay import RelayTable
-from signaling.sessions import SessionTable
+from signaling.relay_table import RelayTable
 
-__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "Link"]
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "PeerConnection"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 
 
-class Link(Protocol):
-    """One authenticated peer connection, whatever carries its frames."""
+class PeerConnection(Protocol):
+    """One authenticated peer's connection to signaling, whatever carries its frames."""
 
     peer_id: str
     role: Role
@@ -64,96 +65,96 @@ class Broker:
         self,
         *,
         registry: Registry,
-        sessions: SessionTable,
+        offers: OfferTable,
         metrics: SignalingMetrics,
         relays: RelayTable | None = None,
     ) -> None:
         self._relays = relays or RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
         self._registry = registry
-        self._sessions = sessions
+        self._offers = offers
         self._metrics = metrics
-        self._links: dict[tuple[Role, str], Link] = {}
+        self._conns: dict[tuple[Role, str], PeerConnection] = {}
         # Closing a replaced connection waits for its close handshake, which a dead peer
         # never sends; those closes run here so the new connection is not held up.
         self._closing: set[asyncio.Task[None]] = set()
 
     def count(self, role: Role) -> int:
         """How many peers of ``role`` are connected now."""
-        return sum(1 for r, _ in self._links if r is role)
+        return sum(1 for r, _ in self._conns if r is role)
 
-    def is_current(self, link: Link) -> bool:
-        """Whether ``link`` is the live connection of its peer (not replaced, not gone)."""
-        return self._links.get((link.role, link.peer_id)) is link
+    def is_current(self, conn: PeerConnection) -> bool:
+        """Whether ``conn`` is the live connection of its peer (not replaced, not gone)."""
+        return self._conns.get((conn.role, conn.peer_id)) is conn
 
-    async def attach(self, link: Link) -> None:
-        """Make ``link`` reachable; an older connection of the same peer is closed."""
-        key = (link.role, link.peer_id)
-        old = self._links.get(key)
+    async def attach(self, conn: PeerConnection) -> None:
+        """Make ``conn`` reachable; an older connection of the same peer is closed."""
+        key = (conn.role, conn.peer_id)
+        old = self._conns.get(key)
         if old is not None:
             logger.info(
-                "%s %s reconnected; closing its older connection", link.role.value, link.peer_id
+                "%s %s reconnected; closing its older connection", conn.role.value, conn.peer_id
             )
             await self._forget(old)
             task = asyncio.create_task(old.close(CLOSE_NORMAL, "replaced by a newer connection"))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self._links[key] = link
-        logger.debug("%s %s attached", link.role.value, link.peer_id)
+        self._conns[key] = conn
+        logger.debug("%s %s attached", conn.role.value, conn.peer_id)
 
-    async def detach(self, link: Link) -> None:
-        """Forget ``link`` after its connection ended; a no-op if it was replaced."""
-        if self.is_current(link):
-            await self._forget(link)
-            logger.debug("%s %s detached", link.role.value, link.peer_id)
+    async def detach(self, conn: PeerConnection) -> None:
+        """Forget ``conn`` after its connection ended; a no-op if it was replaced."""
+        if self.is_current(conn):
+            await self._forget(conn)
+            logger.debug("%s %s detached", conn.role.value, conn.peer_id)
 
-    async def _forget(self, link: Link) -> None:
-        del self._links[(link.role, link.peer_id)]
-        for relay in self._relays.of_peer(link.role, link.peer_id):
+    async def _forget(self, conn: PeerConnection) -> None:
+        del self._conns[(conn.role, conn.peer_id)]
+        for relay in self._relays.of_peer(conn.role, conn.peer_id):
             self._relays.close(relay.session_id)
-            other = self._links.get(relay.other(link.role))
+            other = self._conns.get(relay.other(conn.role))
             if other is not None:
                 await other.send(
-                    RelayClose(session_id=relay.session_id, reason=f"{link.role.value} went away")
+                    RelayClose(session_id=relay.session_id, reason=f"{conn.role.value} went away")
                 )
-        if link.role is Role.EDGE:
-            self._sessions.drop_edge(link.peer_id)
+        if conn.role is Role.EDGE:
+            self._offers.drop_edge(conn.peer_id)
             return
-        await self._registry.remove(link.peer_id)
-        for session in self._sessions.drop_worker(link.peer_id):
-            edge = self._links.get((Role.EDGE, session.edge_id))
+        await self._registry.remove(conn.peer_id)
+        for pending in self._offers.drop_worker(conn.peer_id):
+            edge = self._conns.get((Role.EDGE, pending.edge_id))
             if edge is not None:
                 await edge.send(
                     SignalError(
                         code=ErrorCode.NO_WORKER,
-                        message=f"worker {link.peer_id} went away before answering",
-                        session_id=session.session_id,
+                        message=f"worker {conn.peer_id} went away before answering",
+                        session_id=pending.session_id,
                     )
                 )
 
-    async def handle(self, link: Link, message: Message) -> None:
-        """Act on one message from ``link``; refusals go back to the sender as ``SignalError``."""
-        if not self.is_current(link):
+    async def handle(self, conn: PeerConnection, message: Message) -> None:
+        """Act on one message from ``conn``; refusals go back to the sender as ``SignalError``."""
+        if not self.is_current(conn):
             return  # a replaced connection's last words; its successor speaks for it now
-        if link.role is Role.WORKER and isinstance(message, Register):
-            await self._register(link, message)
-        elif link.role is Role.WORKER and isinstance(message, LoadReport):
-            await self._load_report(link, message)
-        elif link.role is Role.WORKER and isinstance(message, Answer):
-            await self._answer(link, message)
-        elif link.role is Role.EDGE and isinstance(message, Offer):
-            await self._offer(link, message)
+        if conn.role is Role.WORKER and isinstance(message, Register):
+            await self._register(conn, message)
+        elif conn.role is Role.WORKER and isinstance(message, LoadReport):
+            await self._load_report(conn, message)
+        elif conn.role is Role.WORKER and isinstance(message, Answer):
+            await self._answer(conn, message)
+        elif conn.role is Role.EDGE and isinstance(message, Offer):
+            await self._offer(conn, message)
         elif isinstance(message, RelayData):
-            await self._relay_data(link, message)
-        elif link.role is Role.EDGE and isinstance(message, RelayOpen):
-            await self._relay_open(link, message)
-        elif link.role is Role.WORKER and isinstance(message, RelayAccept):
-            await self._relay_accept(link, message)
+            await self._relay_data(conn, message)
+        elif conn.role is Role.EDGE and isinstance(message, RelayOpen):
+            await self._relay_open(conn, message)
+        elif conn.role is Role.WORKER and isinstance(message, RelayAccept):
+            await self._relay_accept(conn, message)
         elif isinstance(message, RelayClose):
-            await self._relay_close(link, message)
+            await self._relay_close(conn, message)
         else:
-            await _refuse(link, f"{link.role.value} peers may not send {message.type_tag}")
+            await _refuse(conn, f"{conn.role.value} peers may not send {message.type_tag}")
 
-    async def _register(self, worker: Link, message: Register) -> None:
+    async def _register(self, worker: PeerConnection, message: Register) -> None:
         info = WorkerInfo(
             peer_id=worker.peer_id, models=tuple(message.models), capacity=message.capacity
         )
@@ -165,13 +166,13 @@ class Broker:
             info.capacity,
         )
 
-    async def _load_report(self, worker: Link, message: LoadReport) -> None:
+    async def _load_report(self, worker: PeerConnection, message: LoadReport) -> None:
         updated = await self._registry.update_load(worker.peer_id, message.active, message.draining)
         if updated is None:
             await _refuse(worker, "send register before load_report")
 
-    async def _offer(self, edge: Link, offer: Offer) -> None:
-        existing = self._sessions.get(offer.session_id)
+    async def _offer(self, edge: PeerConnection, offer: Offer) -> None:
+        existing = self._offers.get(offer.session_id)
         if existing is not None and existing.edge_id != edge.peer_id:
             await _refuse(edge, "session_id is already in use", offer.session_id)
             return
@@ -180,7 +181,7 @@ class Broker:
             session_id=offer.session_id, sdp=offer.sdp, model=offer.model, peer_id=edge.peer_id
         )
         if worker is not None:
-            self._sessions.open(offer.session_id, edge_id=edge.peer_id, worker_id=worker.peer_id)
+            self._offers.open(offer.session_id, edge_id=edge.peer_id, worker_id=worker.peer_id)
             if await worker.send(forwarded):
                 self._metrics.offers.labels(result="matched").inc()
                 logger.debug(
@@ -190,15 +191,15 @@ class Broker:
                     worker.peer_id,
                 )
                 return
-            self._sessions.close(offer.session_id)
+            self._offers.close(offer.session_id)
         await self._no_worker(edge, offer.model, offer.session_id)
 
-    async def _worker_for(self, model: str) -> Link | None:
+    async def _worker_for(self, model: str) -> PeerConnection | None:
         """The connected worker to send a new session for ``model`` to, if any."""
         chosen = await self._choose(model)
-        return self._links.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        return self._conns.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
 
-    async def _no_worker(self, edge: Link, model: str, session_id: str) -> None:
+    async def _no_worker(self, edge: PeerConnection, model: str, session_id: str) -> None:
         self._metrics.offers.labels(result="no_worker").inc()
         await edge.send(
             SignalError(
@@ -212,29 +213,27 @@ class Broker:
         # Only workers connected to this server can be sent the offer; a shared registry
         # may also list workers of other servers, or one whose removal is in flight.
         workers = await self._registry.workers()
-        return choose_worker([w for w in workers if (Role.WORKER, w.peer_id) in self._links], model)
+        return choose_worker([w for w in workers if (Role.WORKER, w.peer_id) in self._conns], model)
 
-    async def _answer(self, worker: Link, answer: Answer) -> None:
-        session = self._sessions.get(answer.session_id)
-        if session is None or session.worker_id != worker.peer_id:
+    async def _answer(self, worker: PeerConnection, answer: Answer) -> None:
+        pending = self._offers.get(answer.session_id)
+        if pending is None or pending.worker_id != worker.peer_id:
             await _refuse(
                 worker, "no pending session with this id for this worker", answer.session_id
             )
             return
-        self._sessions.close(answer.session_id)
-        edge = self._links.get((Role.EDGE, session.edge_id))
+        self._offers.close(answer.session_id)
+        edge = self._conns.get((Role.EDGE, pending.edge_id))
         forwarded = answer.model_copy(update={"peer_id": worker.peer_id})
         if edge is None or not await edge.send(forwarded):
             logger.info(
                 "session %s: edge %s left before the answer arrived",
-                session.session_id,
-                session.edge_id,
+                pending.session_id,
+                pending.edge_id,
             )
 
-    async def _relay_open(self, edge: Link, request: RelayOpen) -> None:
-        if self._relays.get(request.session_id) is not None or self._sessions.get(
-            request.session_id
-        ):
+    async def _relay_open(self, edge: PeerConnection, request: RelayOpen) -> None:
+        if self._relays.get(request.session_id) is not None or self._offers.get(request.session_id):
             await _refuse(edge, "session_id is already in use", request.session_id)
             return
         if not self._relays.can_open(edge.peer_id):
@@ -255,7 +254,7 @@ class Broker:
             self._relays.close(request.session_id)
         await self._no_worker(edge, request.model, request.session_id)
 
-    async def _relay_accept(self, worker: Link, accept: RelayAccept) -> None:
+    async def _relay_accept(self, worker: PeerConnection, accept: RelayAccept) -> None:
         relay = self._relays.get(accept.session_id)
         if relay is None or relay.worker_id != worker.peer_id or relay.accepted:
             await _refuse(
@@ -263,13 +262,13 @@ class Broker:
             )
             return
         relay.accepted = True
-        edge = self._links.get((Role.EDGE, relay.edge_id))
+        edge = self._conns.get((Role.EDGE, relay.edge_id))
         forwarded = accept.model_copy(update={"peer_id": worker.peer_id})
         if edge is None or not await edge.send(forwarded):
             self._relays.close(accept.session_id)
             await worker.send(RelayClose(session_id=accept.session_id, reason="edge went away"))
 
-    async def _relay_data(self, sender: Link, data: RelayData) -> None:
+    async def _relay_data(self, sender: PeerConnection, data: RelayData) -> None:
         relay = self._relays.get(data.session_id)
         if relay is None or not relay.accepted or not relay.member(sender.role, sender.peer_id):
             # Not a session we brokered for this peer (or it just ended): refuse it.
@@ -281,17 +280,17 @@ class Broker:
             wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
             if wait > 0:
                 await asyncio.sleep(wait)
-        other = self._links.get(relay.other(sender.role))
+        other = self._conns.get(relay.other(sender.role))
         if other is None or not await other.send(data):
             self._relays.close(data.session_id)
             await sender.send(RelayClose(session_id=data.session_id, reason="peer went away"))
 
-    async def _relay_close(self, sender: Link, close: RelayClose) -> None:
+    async def _relay_close(self, sender: PeerConnection, close: RelayClose) -> None:
         relay = self._relays.get(close.session_id)
         if relay is None or not relay.member(sender.role, sender.peer_id):
             return
         self._relays.close(close.session_id)
-        other = self._links.get(relay.other(sender.role))
+        other = self._conns.get(relay.other(sender.role))
         if other is not None:
             await other.send(close)
 
@@ -303,13 +302,13 @@ class Broker:
         """
         for task in self._closing:
             task.cancel()
-        links = list(self._links.values())
+        conns = list(self._conns.values())
         await asyncio.gather(
             *self._closing,
-            *(link.close(CLOSE_GOING_AWAY, "server shutting down") for link in links),
+            *(conn.close(CLOSE_GOING_AWAY, "server shutting down") for conn in conns),
             return_exceptions=True,
         )
 
 
-async def _refuse(link: Link, message: str, session_id: str | None = None) -> None:
-    await link.send(SignalError(code=ErrorCode.BAD_REQUEST, message=message, session_id=session_id))
+async def _refuse(conn: PeerConnection, message: str, session_id: str | None = None) -> None:
+    await conn.send(SignalError(code=ErrorCode.BAD_REQUEST, message=message, session_id=session_id))

@@ -33,7 +33,7 @@ __all__ = [
     "LIMITER_KEY",
     "METRICS_KEY",
     "SETTINGS_KEY",
-    "WebSocketLink",
+    "WebSocketConnection",
     "healthz",
     "metrics",
     "signal",
@@ -50,8 +50,8 @@ LIMITER_KEY = web.AppKey("auth_limiter", FailureLimiter)
 CLOSE_POLICY_VIOLATION = 1008
 
 
-class WebSocketLink:
-    """A ``broker.Link`` over an aiohttp server WebSocket."""
+class WebSocketConnection:
+    """A ``broker.PeerConnection`` over an aiohttp server WebSocket."""
 
     def __init__(self, peer_id: str, role: Role, ws: web.WebSocketResponse) -> None:
         self.peer_id = peer_id
@@ -135,12 +135,15 @@ def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Wel
 
 
 async def _refresh_ice(
-    link: WebSocketLink, settings: SignalingSettings, claims: PeerClaims, clock: Callable[[], float]
+    conn: WebSocketConnection,
+    settings: SignalingSettings,
+    claims: PeerClaims,
+    clock: Callable[[], float],
 ) -> None:
     """TURN credentials expire; a peer connected for days must still hold valid ones."""
     while True:
         await asyncio.sleep(settings.turn_ttl_s / 2)
-        if not await link.send(_welcome(settings, claims, clock())):
+        if not await conn.send(_welcome(settings, claims, clock())):
             return
 
 
@@ -157,52 +160,52 @@ async def signal(request: web.Request) -> web.StreamResponse:
         heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes
     )
     await ws.prepare(request)
-    link = WebSocketLink(claims.peer_id, claims.role, ws)
+    conn = WebSocketConnection(claims.peer_id, claims.role, ws)
     request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
-    await broker.attach(link)
+    await broker.attach(conn)
     clock = request.app[CLOCK_KEY]
     refresh: asyncio.Task[None] | None = None
     try:
-        await link.send(_welcome(settings, claims, clock()))
+        await conn.send(_welcome(settings, claims, clock()))
         if settings.turn_urls:
             refresh = asyncio.get_running_loop().create_task(
-                _refresh_ice(link, settings, claims, clock), name=f"ice-refresh-{claims.peer_id}"
+                _refresh_ice(conn, settings, claims, clock), name=f"ice-refresh-{claims.peer_id}"
             )
-        await _serve_peer(link, ws, broker, settings.max_frame_bytes)
+        await _serve_peer(conn, ws, broker, settings.max_frame_bytes)
     finally:
         if refresh is not None:
             refresh.cancel()
             await asyncio.gather(refresh, return_exceptions=True)
-        await broker.detach(link)
+        await broker.detach(conn)
     return ws
 
 
 async def _serve_peer(
-    link: WebSocketLink, ws: web.WebSocketResponse, broker: Broker, max_frame_bytes: int
+    conn: WebSocketConnection, ws: web.WebSocketResponse, broker: Broker, max_frame_bytes: int
 ) -> None:
     async for frame in ws:
         if frame.type is WSMsgType.TEXT:
-            await _violation(link, "binary frames only")
+            await _violation(conn, "binary frames only")
             return
         if frame.type is not WSMsgType.BINARY:
             return  # ERROR (e.g. frame too large): aiohttp has already closed the socket
         try:
             message = decode(frame.data, max_frame_bytes=max_frame_bytes)
         except ProtocolError as exc:
-            await _violation(link, f"undecodable frame ({type(exc).__name__})")
+            await _violation(conn, f"undecodable frame ({type(exc).__name__})")
             return
         try:
-            await broker.handle(link, message)
+            await broker.handle(conn, message)
         except Exception:  # top of this peer's task: log, tell the peer, keep serving it
             logger.exception(
-                "%s %s: failed to handle %s", link.role.value, link.peer_id, message.type_tag
+                "%s %s: failed to handle %s", conn.role.value, conn.peer_id, message.type_tag
             )
-            await link.send(SignalError(code=ErrorCode.INTERNAL, message="internal error"))
+            await conn.send(SignalError(code=ErrorCode.INTERNAL, message="internal error"))
 
 
-async def _violation(link: WebSocketLink, reason: str) -> None:
-    logger.info("closing %s %s: %s", link.role.value, link.peer_id, reason)
-    await link.close(CLOSE_POLICY_VIOLATION, reason)
+async def _violation(conn: WebSocketConnection, reason: str) -> None:
+    logger.info("closing %s %s: %s", conn.role.value, conn.peer_id, reason)
+    await conn.close(CLOSE_POLICY_VIOLATION, reason)
 
 
 async def healthz(request: web.Request) -> web.Response:

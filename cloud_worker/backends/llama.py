@@ -26,7 +26,7 @@ class LlamaBackend(Backend):
         self, config: RunnerConfig, *, parallel: int, max_queue: int, served_name: str | None = None
     ) -> None:
         self._runners = [LlamaRunner(config) for _ in range(parallel)]
-        self._idle: asyncio.Queue[LlamaRunner] = asyncio.Queue()
+        self._idle: asyncio.Queue[LlamaRunner] = asyncio.Queue(maxsize=parallel)  # the pool
         self._max_queue = max_queue
         self._waiting = 0
         self._name = served_name or self._runners[0].name
@@ -34,6 +34,11 @@ class LlamaBackend(Backend):
     @property
     def models(self) -> tuple[str, ...]:
         return (self._name,)
+
+    @property
+    def runners(self) -> tuple[LlamaRunner, ...]:
+        """The model instances, one per ``parallel``."""
+        return tuple(self._runners)
 
     @property
     def capacity(self) -> int:

@@ -29,7 +29,8 @@ class Health(BaseModel):
     local_model: str
     cloud: Literal["ready", "unavailable", "disabled"]
     cloud_path: str | None = None
-    """The live cloud link's path (direct, turn-udp, turn-tcp, relay); null without one."""
+    """The live cloud link's path (direct, turn-udp, turn-tcp, relay; unknown if aiortc would
+    not say); null without one."""
 
 
 class HealthRoutes:

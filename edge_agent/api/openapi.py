@@ -167,7 +167,8 @@ def _component_headers() -> dict[str, Any]:
             "schema": {"type": "string", "enum": [r.value for r in Reason]},
         },
         PATH_HEADER: {
-            "description": "The network path of a cloud-served answer (direct, turn-udp, ...).",
+            "description": "The network path of a cloud-served answer (direct, turn-udp, "
+            "turn-tcp, relay, unknown).",
             "schema": {"type": "string"},
         },
     }

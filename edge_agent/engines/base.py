@@ -66,7 +66,8 @@ class Engine(ABC):
     @property
     def path(self) -> str | None:
         """The network path requests take now (``direct``, ``turn-udp``, ``turn-tcp``,
-        ``relay``); ``None`` for an engine that runs here."""
+        ``relay``, or ``unknown`` when aiortc would not say); ``None`` for an engine that
+        runs here."""
         return None
 
     @abstractmethod

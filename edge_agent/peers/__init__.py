@@ -1,6 +1,6 @@
 """Workers as the edge sees them: a ``Peer`` per open link, a ``PeerPool`` keeping one warm."""
 
-from edge_agent.peers.peer import Peer
+from edge_agent.peers.peer import Peer, PeerState, StreamInbox
 from edge_agent.peers.pool import PeerPool, PoolConfig
 
-__all__ = ["Peer", "PeerPool", "PoolConfig"]
+__all__ = ["Peer", "PeerPool", "PeerState", "PoolConfig", "StreamInbox"]

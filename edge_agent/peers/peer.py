@@ -1,9 +1,12 @@
 """``Peer``: one worker over one link, many request streams multiplexed on it.
 
-The peer owns the link's reader: frames are routed by request id to per-stream queues;
+The peer owns the link's reader: frames are routed by request id to per-stream inboxes;
 a stream that ends early (client gone) sends ``Cancel`` so the worker stops generating.
 When the link dies every open stream fails with ``TransportClosed`` at once, instead of
 waiting for a timeout.
+
+Its lifecycle is one ``PeerState``: ``OPEN`` → ``DRAINING`` (the worker said it is going
+away) → ``CLOSED``, or ``OPEN`` → ``CLOSED``; ``_set_state`` is the only place it changes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncGenerator
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from enum import StrEnum
 
 from edge_agent.engines.base import EngineEvent
 from edge_agent.errors import (
@@ -36,11 +41,84 @@ from shared.messages import (
     TokenChunk,
 )
 
-__all__ = ["Peer"]
+__all__ = ["Peer", "PeerState", "StreamInbox"]
 
 log = logging.getLogger(__name__)
 
 _Item = TokenChunk | StreamEnd | StreamFailed | None  # None: the link closed
+
+
+class PeerState(StrEnum):
+    """Where a peer is in its life; it only ever moves forward."""
+
+    OPEN = "open"
+    """New requests may use it."""
+    DRAINING = "draining"
+    """The worker is going away: streams already on it finish, new ones go elsewhere."""
+    CLOSED = "closed"
+    """The link is gone; every stream still open has failed."""
+
+
+_ORDER = {PeerState.OPEN: 0, PeerState.DRAINING: 1, PeerState.CLOSED: 2}
+
+
+class StreamInbox:
+    """What the worker sent for one stream, waiting for its reader.
+
+    At most ``max_chunks`` ``TokenChunk``s wait here, then the stream's one final item.
+    The worker cannot be paused from here (frames of every stream share the link, and the
+    link's reader must keep reading pongs), so a chunk arriving when the inbox is full is
+    merged into the last one: a slow reader gets fewer, larger chunks, never fewer tokens.
+    """
+
+    def __init__(self, max_chunks: int) -> None:
+        if max_chunks < 1:
+            raise ValueError("max_chunks must be at least 1")
+        self.max_chunks = max_chunks
+        self._items: deque[_Item] = deque()
+        self._chunks = 0
+        self._ended = False
+        self._ready = asyncio.Event()
+
+    @property
+    def chunks(self) -> int:
+        """Token chunks waiting now (never more than ``max_chunks``)."""
+        return self._chunks
+
+    @property
+    def ended(self) -> bool:
+        """The stream's final item (its end, its failure, or the link's loss) has arrived."""
+        return self._ended
+
+    def put(self, item: _Item) -> None:
+        """Hand in one item from the link's reader (never waits)."""
+        if self._ended:
+            return  # nothing follows a stream's end
+        if not isinstance(item, TokenChunk):
+            self._ended = True
+            self._items.append(item)
+        elif self._chunks < self.max_chunks:
+            self._chunks += 1
+            self._items.append(item)
+        else:  # full: only chunks are queued before the end, so the last one is a chunk
+            last = self._items[-1]
+            assert isinstance(last, TokenChunk)
+            self._items[-1] = TokenChunk(
+                request_id=last.request_id,
+                text=last.text + item.text,
+                n_tokens=last.n_tokens + item.n_tokens,
+            )
+        self._ready.set()
+
+    async def get(self) -> _Item:
+        """The next item, waiting for one."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, TokenChunk):
+            self._chunks -= 1
+        return item
 
 
 def error_for(failed: StreamFailed) -> EdgeError:
@@ -67,17 +145,21 @@ class Peer:
         token_timeout_s: float,
         heartbeat_s: float = 2.0,
         dead_after_s: float = 6.0,
+        max_queued_chunks: int = 64,
     ) -> None:
+        if max_queued_chunks < 1:
+            raise ValueError("max_queued_chunks must be at least 1")
         self.worker_id = worker_id
         self.model = model
         self._link = link
         self._first_token_timeout_s = first_token_timeout_s
         self._token_timeout_s = token_timeout_s
-        self._streams: dict[str, asyncio.Queue[_Item]] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._draining = asyncio.Event()
-        self._closed = asyncio.Event()
+        self._max_queued_chunks = max_queued_chunks
+        self._streams: dict[str, StreamInbox] = {}
+        self._state = PeerState.OPEN
+        # Set, then replaced, whenever the state changes or the last stream ends: each
+        # waiter re-checks what it waits for.
+        self._changed = asyncio.Event()
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
         self._reader: asyncio.Task[None] | None = None
@@ -89,8 +171,28 @@ class Peer:
         return self._link.path
 
     @property
+    def state(self) -> PeerState:
+        return self._state
+
+    @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._state is PeerState.CLOSED
+
+    def _set_state(self, state: PeerState) -> None:
+        """The one place the state changes: forward only, logged, waiters woken."""
+        if _ORDER[state] <= _ORDER[self._state]:
+            return
+        log.debug("worker %s: %s -> %s", self.worker_id, self._state.value, state.value)
+        self._state = state
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            await self._changed.wait()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -125,18 +227,25 @@ class Peer:
     @property
     def draining(self) -> bool:
         """The worker said it is going away: streams finish here, new ones go elsewhere."""
-        return self._draining.is_set()
+        return self._state is PeerState.DRAINING
 
-    async def wait_draining(self) -> None:
-        await self._draining.wait()
+    async def wait_left_open(self, timeout_s: float | None = None) -> PeerState:
+        """Until the peer is no longer ``OPEN``, or ``timeout_s`` passes; the state then."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._until(lambda: self._state is not PeerState.OPEN)
+        return self._state
 
     async def wait_idle(self) -> None:
         """Until no stream is open on this peer (or it closed)."""
-        while not self.closed and not self._idle.is_set():
-            await self._idle.wait()
+        await self._until(lambda: self.closed or not self._streams)
 
     async def wait_closed(self) -> None:
-        await self._closed.wait()
+        await self._until(lambda: self.closed)
+
+    def inbox(self, request_id: str) -> StreamInbox | None:
+        """The open stream's inbox (to look at: tests, debugging), if that stream is open."""
+        return self._streams.get(request_id)
 
     async def _read(self) -> None:
         try:
@@ -144,9 +253,9 @@ class Peer:
                 message = await self._link.recv()
                 self._last_heard = asyncio.get_running_loop().time()
                 if isinstance(message, TokenChunk | StreamEnd | StreamFailed):
-                    queue = self._streams.get(message.request_id)
-                    if queue is not None:
-                        queue.put_nowait(message)
+                    inbox = self._streams.get(message.request_id)
+                    if inbox is not None:
+                        inbox.put(message)
                     # else: a late frame for a stream we cancelled; harmless
                 elif isinstance(message, Ping):
                     await self._link.send(Pong(nonce=message.nonce))
@@ -158,7 +267,7 @@ class Peer:
                         self.worker_id,
                         message.deadline_s,
                     )
-                    self._draining.set()
+                    self._set_state(PeerState.DRAINING)
                 else:
                     log.warning(
                         "worker %s sent a %s on the data channel; dropping it",
@@ -169,12 +278,11 @@ class Peer:
         except LinkClosed:
             return
         finally:
-            self._closed.set()
-            self._idle.set()
+            self._set_state(PeerState.CLOSED)
             if self._heartbeat is not None:
                 self._heartbeat.cancel()
-            for queue in self._streams.values():
-                queue.put_nowait(None)
+            for inbox in self._streams.values():
+                inbox.put(None)
             await self._link.aclose()
 
     async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
@@ -182,9 +290,8 @@ class Peer:
         rid = request.request_id
         if self.closed:
             raise TransportClosed(f"link to worker {self.worker_id} is closed")
-        queue: asyncio.Queue[_Item] = asyncio.Queue()  # bounded by the request's max_tokens
-        self._streams[rid] = queue
-        self._idle.clear()
+        inbox = StreamInbox(self._max_queued_chunks)
+        self._streams[rid] = inbox
         finished = False
         try:
             try:
@@ -195,7 +302,7 @@ class Peer:
             while True:
                 try:
                     async with asyncio.timeout(timeout):
-                        item = await queue.get()
+                        item = await inbox.get()
                 except TimeoutError as exc:
                     raise GenerationFailed(
                         f"worker {self.worker_id} stalled for {timeout:.0f} s"
@@ -213,7 +320,7 @@ class Peer:
         finally:
             self._streams.pop(rid, None)
             if not self._streams:
-                self._idle.set()
+                self._wake()  # wait_idle
             if not finished and not self._link.closed:
                 with contextlib.suppress(LinkClosed):
                     await self._link.send(Cancel(request_id=rid))

@@ -18,15 +18,16 @@ import logging
 import random
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from edge_agent.errors import EdgeError, NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers.peer import Peer
+from edge_agent.peers.peer import Peer, PeerState
 from edge_agent.transport import Connected, connect_webrtc, connect_worker
-from link import IcePolicy, PathKind, SignalingClient
+from link import DEFAULT_QUEUED_FRAMES, IcePolicy, PathKind, SignalingClient
 
-__all__ = ["PeerPool", "PoolConfig"]
+__all__ = ["PeerPool", "PoolConfig", "Upgrade"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class PoolConfig:
     first_token_timeout_s: float = 60.0
     token_timeout_s: float = 30.0
     max_frame_bytes: int = 16_384
+    max_queued_frames: int = DEFAULT_QUEUED_FRAMES
     heartbeat_s: float = 2.0
     dead_after_s: float = 6.0
     policy: IcePolicy = field(default_factory=IcePolicy)
@@ -48,6 +50,17 @@ class PoolConfig:
     upgrade_interval_s: float = 30.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    max_queued_chunks: int = 64
+    """Token chunks one cloud stream may hold for a slow reader (then they merge)."""
+
+
+class Upgrade(StrEnum):
+    """The better path a link may be lifted to."""
+
+    WEBRTC = "webrtc"
+    """Any WebRTC path (direct or TURN), from the relay through signaling."""
+    DIRECT = "direct"
+    """A direct path, from a TURN-relayed one."""
 
 
 class PeerPool:
@@ -105,6 +118,7 @@ class PeerPool:
             token_timeout_s=cfg.token_timeout_s,
             heartbeat_s=cfg.heartbeat_s,
             dead_after_s=cfg.dead_after_s,
+            max_queued_chunks=cfg.max_queued_chunks,
         )
         peer.start()
         self._metrics.cloud_connects.labels(connected.link.path.value).inc()
@@ -160,10 +174,10 @@ class PeerPool:
         wait_s = cfg.upgrade_interval_s
         while True:
             better = _better_path_to_try(peer.path, cfg.force_relay)
-            event = await self._next_event(peer, wait_s if better is not None else None)
-            if event == "closed":
+            state = await peer.wait_left_open(wait_s if better is not None else None)
+            if state is PeerState.CLOSED:
                 return
-            if event == "draining":
+            if state is PeerState.DRAINING:
                 self._ready.clear()
                 try:
                     connected = await self._connect()
@@ -173,14 +187,15 @@ class PeerPool:
                     )
                     await peer.wait_closed()
                     return
-            else:  # time to try a better path
+            else:  # still open after the interval: time to try a better path
                 try:
                     connected = await connect_webrtc(
                         self._signaling,
                         model=cfg.model,
                         timeout_s=cfg.ice_deadline_s,
                         max_frame_bytes=cfg.max_frame_bytes,
-                        policy=replace(cfg.policy, direct_only=better == "direct"),
+                        max_queued_frames=cfg.max_queued_frames,
+                        policy=replace(cfg.policy, direct_only=better is Upgrade.DIRECT),
                     )
                 except EdgeError as exc:
                     log.debug("no %s path yet: %s", better, exc)
@@ -191,23 +206,6 @@ class PeerPool:
             old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
 
-    @staticmethod
-    async def _next_event(peer: Peer, timeout_s: float | None) -> str:
-        """``closed``, ``draining``, or ``timeout`` (only when ``timeout_s`` is set)."""
-        loop = asyncio.get_running_loop()
-        closed = loop.create_task(peer.wait_closed())
-        draining = loop.create_task(peer.wait_draining())
-        try:
-            done, _ = await asyncio.wait(
-                {closed, draining}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            closed.cancel()
-            draining.cancel()
-        if closed in done:
-            return "closed"
-        return "draining" if draining in done else "timeout"
-
     async def _connect(self) -> Connected:
         cfg = self._config
         return await connect_worker(
@@ -217,6 +215,7 @@ class PeerPool:
             ice_deadline_s=cfg.ice_deadline_s,
             connect_timeout_s=cfg.connect_timeout_s,
             max_frame_bytes=cfg.max_frame_bytes,
+            max_queued_frames=cfg.max_queued_frames,
             force_relay=cfg.force_relay,
         )
 
@@ -230,13 +229,14 @@ class PeerPool:
             await self._peer.aclose()
 
 
-def _better_path_to_try(path: PathKind, force_relay: bool) -> str | None:
-    """What a link on ``path`` may be lifted to: ``webrtc`` (any) from the relay,
-    ``direct`` from TURN, nothing from direct (or when the relay is forced)."""
+def _better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:
+    """What a link on ``path`` may be lifted to: any WebRTC path from the relay, a direct
+    one from TURN; nothing from direct, from a path that could not be told (trying would
+    replace it with another such link every interval), or when the relay is forced."""
     if force_relay:
         return None
     if path is PathKind.RELAY:
-        return "webrtc"
+        return Upgrade.WEBRTC
     if path in (PathKind.TURN_UDP, PathKind.TURN_TCP):
-        return "direct"
+        return Upgrade.DIRECT
     return None

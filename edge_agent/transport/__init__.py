@@ -8,7 +8,7 @@ import logging
 
 from edge_agent.errors import TransportError
 from edge_agent.transport.base import Connected
-from edge_agent.transport.relay import connect_relay
+from edge_agent.transport.relay_path import connect_relay
 from edge_agent.transport.webrtc import connect_webrtc
 from link import IcePolicy, SignalingClient
 
@@ -25,6 +25,7 @@ async def connect_worker(
     ice_deadline_s: float,
     connect_timeout_s: float,
     max_frame_bytes: int,
+    max_queued_frames: int,
     force_relay: bool = False,
 ) -> Connected:
     """The best path that opens: WebRTC within ``ice_deadline_s`` (aiortc alone would
@@ -36,10 +37,15 @@ async def connect_worker(
                 model=model,
                 timeout_s=ice_deadline_s,
                 max_frame_bytes=max_frame_bytes,
+                max_queued_frames=max_queued_frames,
                 policy=policy,
             )
         except TransportError as exc:
             log.info("no WebRTC path (%s); falling back to the relay through signaling", exc)
     return await connect_relay(
-        signaling, model=model, timeout_s=connect_timeout_s, max_frame_bytes=max_frame_bytes
+        signaling,
+        model=model,
+        timeout_s=connect_timeout_s,
+        max_frame_bytes=max_frame_bytes,
+        max_queued_frames=max_queued_frames,
     )

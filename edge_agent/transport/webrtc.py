@@ -1,6 +1,6 @@
 """Open a WebRTC data channel to a worker that signaling picks for us (direct or TURN).
 
-With ``transport/relay.py``, the only modules of the edge that see aiortc or signaling
+With ``transport/relay_path.py``, the only modules of the edge that see aiortc or signaling
 errors: they become ``TransportError`` / ``NoPeerAvailable`` here, so nothing above
 knows aiortc exists.
 """
@@ -33,6 +33,7 @@ async def connect_webrtc(
     model: str,
     timeout_s: float,
     max_frame_bytes: int,
+    max_queued_frames: int,
     policy: IcePolicy,
 ) -> Connected:
     """Offer, get the answer through signaling, wait for the channel."""
@@ -47,7 +48,11 @@ async def connect_webrtc(
             Offer(session_id=session_id, sdp=rtc.sdp, model=model), timeout_s
         )
         link = await rtc.complete(
-            answer.sdp, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes, label=answer.peer_id
+            answer.sdp,
+            timeout_s=timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
+            label=answer.peer_id,
         )
     except SignalingRefused as exc:
         await rtc.aclose()

@@ -3,7 +3,7 @@
 Its one way in is the offer signaling forwards on the worker's own authenticated
 connection (signaling picks the worker and stamps the real edge id: see
 ``tests/signaling/test_handlers.py`` for spoofed ids, answers for sessions the worker was
-not given, wrong-role messages, and ``tests/signaling/test_relay.py`` for relay sessions
+not given, wrong-role messages, and ``tests/signaling/test_relay_table.py`` for relay sessions
 bound to their pair). This test covers the other side: the worker's own HTTP port offers
 nothing to open a session with, so an edge that knows the worker's address gets no
 further than its health check.

@@ -29,3 +29,10 @@ def test_the_key_never_appears_in_the_settings_repr() -> None:
     settings = EdgeSettings(api_key=SecretStr("k-very-secret-1234"), token=SecretStr("tok.en.x"))
     assert "k-very-secret-1234" not in repr(settings)
     assert "tok.en.x" not in repr(settings)
+
+
+def test_the_per_stream_bound_is_a_validated_setting() -> None:
+    assert EdgeSettings().max_queued_chunks == 64
+    assert EdgeSettings(max_queued_chunks=1).max_queued_chunks == 1
+    with pytest.raises(ValidationError, match="max_queued_chunks"):
+        EdgeSettings(max_queued_chunks=0)

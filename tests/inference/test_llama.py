@@ -327,6 +327,71 @@ async def test_slow_consumer_gets_coalesced_chunks(runner: LlamaRunner) -> None:
 
 @needs_model
 @module_loop
+async def test_a_slow_reader_slows_generation_within_the_bound() -> None:
+    bounded = await load_runner(n_ctx=1024, max_queued_chunks=2)
+    try:
+        request = chat("bounded", LONG, temperature=0.0, max_tokens=24)
+        before = bounded.generated_tokens
+        chunks: list[TokenChunk] = []
+        end: StreamEnd | None = None
+        stalls = 0
+        async with aclosing(bounded.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, StreamEnd):
+                    end = event
+                    continue
+                chunks.append(event)
+                # Read only once the thread can go no further (or has finished).
+                await eventually(
+                    lambda: bounded.stalled or bounded.busy == 0, what="the thread waiting"
+                )
+                assert bounded.backlog <= 2
+                if bounded.stalled:
+                    stalls += 1
+                    if stalls == 1:  # (at the end it may wait to hand over its StreamEnd)
+                        assert bounded.generated_tokens - before < 24, "it did not run ahead"
+        assert stalls > 0, "the bound was never reached"
+        assert end is not None and end.completion_tokens == 24
+        assert sum(c.n_tokens for c in chunks) == 24
+        assert any(c.n_tokens > 1 for c in chunks), "what waited was coalesced"
+        fast, _ = await collect(bounded, request)
+        assert text_of(chunks) == text_of(fast)
+    finally:
+        await bounded.aclose()
+
+
+@needs_model
+@module_loop
+async def test_leaving_or_closing_while_the_thread_waits_frees_it() -> None:
+    bounded = await load_runner(n_ctx=1024, max_queued_chunks=1)
+    try:
+        async with aclosing(
+            bounded.stream(chat("gone", LONG, temperature=0.0, max_tokens=600))
+        ) as events:
+            assert isinstance(await anext(events), TokenChunk)
+            await eventually(lambda: bounded.stalled, what="the thread waiting for the reader")
+        await wait_idle(bounded)  # the reader left: the thread stopped waiting
+        events = bounded.stream(chat("closed", LONG, temperature=0.0, max_tokens=600))
+        try:
+            assert isinstance(await anext(events), TokenChunk)
+            await eventually(lambda: bounded.stalled, what="the thread waiting for the reader")
+            await bounded.aclose()  # returns: the waiting thread was woken
+            with pytest.raises((StopAsyncIteration, InferenceError)):
+                for _ in range(10):  # what was queued, then the end
+                    await asyncio.wait_for(anext(events), timeout=10.0)
+        finally:
+            await events.aclose()
+    finally:
+        await bounded.aclose()
+
+
+def test_the_bound_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_queued_chunks"):
+        RunnerConfig(model_path=tmp_path / "m.gguf", max_queued_chunks=0)
+
+
+@needs_model
+@module_loop
 async def test_requests_wait_their_turn(runner: LlamaRunner) -> None:
     requests = [chat(f"q{i}", LONG, temperature=0.0, max_tokens=10) for i in range(3)]
     finished: list[str] = []

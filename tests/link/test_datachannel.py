@@ -9,6 +9,7 @@ import pytest
 from link import DataChannelLink, LinkClosed, PathKind
 from shared.messages import GenerateRequest, Ping, Pong, SamplingParams, TokenChunk
 from tests.support.rtc import open_pair
+from tests.support.wait import eventually
 
 Pair = tuple[DataChannelLink, DataChannelLink]
 
@@ -54,6 +55,24 @@ async def test_garbage_frame_closes_only_that_link() -> None:
     finally:
         for link in (edge_a, worker_a, edge_b, worker_b):
             await link.aclose()
+
+
+async def test_a_peer_that_overruns_the_receive_queue_loses_its_link() -> None:
+    edge, worker = await open_pair(max_queued_frames=4)
+    try:
+        for nonce in range(10):  # the worker reads none of them
+            await edge.send(Ping(nonce=nonce))
+        await eventually(lambda: worker.closed, what="the overrun link closed")
+        received = []
+        with pytest.raises(LinkClosed):
+            while True:
+                received.append(await asyncio.wait_for(worker.recv(), 30))
+        assert len(received) <= 4  # never more than the bound was held
+        nonces = [m.nonce for m in received if isinstance(m, Ping)]
+        assert len(nonces) == len(received) and nonces == sorted(nonces)
+    finally:
+        await edge.aclose()
+        await worker.aclose()
 
 
 async def test_closing_one_side_is_seen_by_the_other(pair: Pair) -> None:

@@ -1,10 +1,26 @@
-"""The handshake helpers: explicit ICE config, host-candidate choice."""
+"""The handshake helpers (explicit ICE config, host-candidate choice) and which path a
+connection took: real aiortc pairs on loopback, one of them through a real coturn."""
 
 from __future__ import annotations
 
-from link import IcePolicy, create_offer, parse_addresses, rtc_configuration
-from link.rtc import turn_transport_of
-from shared.messages import IceServer
+import logging
+from pathlib import Path
+
+import pytest
+
+from link import (
+    DataChannelLink,
+    IcePolicy,
+    PathKind,
+    accept_offer,
+    create_offer,
+    parse_addresses,
+    rtc_configuration,
+)
+from link.rtc import _warn_unknown_path, allocation_transport, path_of, turn_transport_of
+from shared.messages import IceServer, Ping, Pong
+from tests.support.coturn import coturn_on_loopback, needs_coturn
+from tests.support.rtc import FRAME, open_pair
 
 
 def test_rtc_configuration_is_always_an_explicit_list() -> None:
@@ -74,3 +90,77 @@ def test_direct_only_drops_relay_candidates_and_turn_servers() -> None:
         IceServer(urls=("turns:203.0.113.1:5349",), username="u", credential="c"),
     ]
     assert _stun_only(servers) == [IceServer(urls=("stun:203.0.113.1:3478",))]
+
+
+# ------------------------------------------------------------------ which path, for real
+
+
+async def test_a_loopback_pair_reports_direct() -> None:
+    edge, worker = await open_pair()
+    try:
+        assert edge.path is PathKind.DIRECT
+        assert worker.path is PathKind.DIRECT
+    finally:
+        await edge.aclose()
+        await worker.aclose()
+
+
+@needs_coturn
+@pytest.mark.parametrize(
+    ("transport", "expected"), [("udp", PathKind.TURN_UDP), ("tcp", PathKind.TURN_TCP)]
+)
+async def test_a_pair_forced_through_turn_reports_turn(
+    tmp_path: Path, transport: str, expected: PathKind
+) -> None:
+    # No host candidates on either side: the only pairs are TURN-relayed ones.
+    relay_only = IcePolicy(host_addresses=(), turn_transport=transport)
+    async with coturn_on_loopback(tmp_path) as turn:
+        offer = await create_offer(turn.ice_servers("edge", transport=transport), relay_only)
+        assert " typ relay" in offer.sdp and " typ host" not in offer.sdp
+        answer = await accept_offer(
+            offer.sdp,
+            turn.ice_servers("worker", transport=transport),
+            max_frame_bytes=FRAME,
+            policy=relay_only,
+        )
+        links: list[DataChannelLink] = []
+        try:
+            links.append(await offer.complete(answer.sdp, timeout_s=30, max_frame_bytes=FRAME))
+            links.append(await answer.wait_link(30))
+            edge, worker = links
+            assert edge.path is expected
+            assert worker.path is expected
+            await edge.send(Ping(nonce=7))  # and frames cross coturn
+            assert await worker.recv() == Ping(nonce=7)
+            await worker.send(Pong(nonce=7))
+            assert await edge.recv() == Pong(nonce=7)
+        finally:
+            for link in links:
+                await link.aclose()
+            await offer.aclose()
+            await answer.pc.close()
+
+
+def test_a_pair_that_cannot_be_read_is_unknown_and_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _warn_unknown_path.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="link.rtc"):
+        assert path_of(object(), "udp") is PathKind.UNKNOWN  # attributes moved: not "direct"
+        assert path_of(object(), "udp") is PathKind.UNKNOWN
+    warnings = [r for r in caplog.records if "unknown" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_allocation_transport_is_the_first_usable_turn_url() -> None:
+    def config(*urls: str) -> IceServer:
+        return IceServer(urls=urls, username="u", credential="p")
+
+    assert allocation_transport(rtc_configuration(())) is None
+    assert allocation_transport(rtc_configuration((IceServer(urls=("stun:s:3478",)),))) is None
+    udp_tcp = config("turn:t:3478?transport=udp", "turn:t:3478?transport=tcp")
+    assert allocation_transport(rtc_configuration((udp_tcp,), turn_transport="udp")) == "udp"
+    assert allocation_transport(rtc_configuration((udp_tcp,), turn_transport="tcp")) == "tcp"
+    assert allocation_transport(rtc_configuration((config("turns:t:5349"),))) == "tcp"
+    skipped = config("turns:t:5349?transport=udp", "turn:t:3478")  # aiortc skips the first
+    assert allocation_transport(rtc_configuration((skipped,))) == "udp"

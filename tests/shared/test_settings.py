@@ -263,3 +263,12 @@ def test_settings_errors_name_the_option_but_never_echo_values() -> None:
     text = describe_settings_error(info.value)
     assert "port" in text
     assert "hunter2" not in text and "not-a-port" not in text
+
+
+def test_a_peers_link_inbox_bound_is_a_validated_setting() -> None:
+    from link import DEFAULT_QUEUED_FRAMES
+    from shared.settings import PeerSettings
+
+    assert PeerSettings().max_queued_frames == DEFAULT_QUEUED_FRAMES == 4096
+    with pytest.raises(ValidationError, match="max_queued_frames"):
+        PeerSettings(max_queued_frames=0)

@@ -1,4 +1,4 @@
-"""A worker ``Session`` with the real model, served over a real loopback data channel."""
+"""A worker ``EdgeSession`` with the real model, served over a real loopback data channel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from cloud_worker.backends.llama import LlamaBackend
-from cloud_worker.sessions import Session
+from cloud_worker.edge_session import EdgeSession
 from inference import RunnerConfig
 from link import DataChannelLink
 from tests.support.model import model_path
@@ -20,7 +20,7 @@ class Served:
     """The edge's end of the link, and the worker side serving it."""
 
     edge: DataChannelLink
-    session: Session
+    session: EdgeSession
     backend: LlamaBackend
     task: asyncio.Task[None]
 
@@ -33,7 +33,7 @@ async def served_session(*, max_streams: int, peer_timeout_s: float = 120) -> As
     await backend.load()
     edge, worker = await open_pair()
     # These tests drive the raw link and send no heartbeats: only a long silence counts.
-    session = Session(
+    session = EdgeSession(
         worker, backend, peer_id="edge-test", max_streams=max_streams, peer_timeout_s=peer_timeout_s
     )
     task = asyncio.get_running_loop().create_task(session.run())

@@ -1,4 +1,4 @@
-"""``Session``: one edge peer's link, many concurrent streams over it.
+"""``EdgeSession``: one edge peer's link on this worker, many concurrent streams over it.
 
 Frames in: ``GenerateRequest`` starts a stream (a task of its own), ``Cancel`` stops one,
 ``Ping`` is answered. Frames out: the backend's ``TokenChunk``s (already coalesced when
@@ -20,7 +20,7 @@ from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOver
 from link import Link, LinkClosed
 from shared.messages import Cancel, Drain, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
 
-__all__ = ["Session"]
+__all__ = ["EdgeSession"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def failure_for(exc: BaseException) -> tuple[ErrorCode, str, bool]:
     return ErrorCode.BACKEND_ERROR, "generation failed on the worker", True
 
 
-class Session:
+class EdgeSession:
     """Serves one edge peer until its link closes."""
 
     def __init__(

@@ -8,6 +8,11 @@ answer through ``request_answer``; everything else goes to ``on_message``.
 
 Data channels already open keep working while signaling is down: nothing here touches
 them.
+
+Its state is one ``SignalingState``, changed only by ``_set_state``: ``CLOSED`` until
+``start``, ``CONNECTING`` while it (re)connects or waits to, ``CONNECTED`` from this
+connection's ``Welcome`` until the connection is lost, ``CLOSED`` again after ``aclose``.
+``connected`` and ``wait_connected`` read it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import TypeVar
 
 import aiohttp
 
-from link.relay import RelayLink
+from link.framed import DEFAULT_QUEUED_FRAMES
+from link.relay_link import RelayLink
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (
@@ -47,9 +53,14 @@ R = TypeVar("R", Answer, RelayAccept)
 
 
 class SignalingState(StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
+    """Where a ``SignalingClient`` is."""
+
     CLOSED = "closed"
+    """Not started, or stopped by ``aclose``."""
+    CONNECTING = "connecting"
+    """Connecting, or waiting to reconnect (jittered backoff)."""
+    CONNECTED = "connected"
+    """Authenticated and welcomed on the current connection: offers can be sent."""
 
 
 class SignalingUnavailable(TandemError):
@@ -91,17 +102,30 @@ class SignalingClient:
         self._heartbeat_s = heartbeat_s
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._welcome: Welcome | None = None
-        self._connected = asyncio.Event()
+        self._state = SignalingState.CLOSED
+        self._changed = asyncio.Event()  # set, then replaced, on every state change
         self._pending: dict[str, asyncio.Future[Answer]] = {}
         self._pending_relays: dict[str, asyncio.Future[RelayAccept]] = {}
         self._relays: dict[str, RelayLink] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self.state = SignalingState.CLOSED
+
+    @property
+    def state(self) -> SignalingState:
+        return self._state
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None and not self._ws.closed and self._welcome is not None
+        return self._state is SignalingState.CONNECTED
+
+    def _set_state(self, state: SignalingState) -> None:
+        """The one place the state changes: logged, waiters woken."""
+        if state is self._state:
+            return
+        log.debug("signaling client: %s -> %s", self._state.value, state.value)
+        self._state = state
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     @property
     def peer_id(self) -> str | None:
@@ -119,9 +143,11 @@ class SignalingClient:
             )
 
     async def wait_connected(self, timeout_s: float) -> None:
+        """Until ``CONNECTED``; ``SignalingUnavailable`` after ``timeout_s``."""
         try:
             async with asyncio.timeout(timeout_s):
-                await self._connected.wait()
+                while self._state is not SignalingState.CONNECTED:
+                    await self._changed.wait()
         except TimeoutError as exc:
             raise SignalingUnavailable(f"not connected to signaling at {self._url}") from exc
 
@@ -147,13 +173,21 @@ class SignalingClient:
         finally:
             self._pending.pop(offer.session_id, None)
 
-    def relay_link(self, session_id: str, *, max_frame_bytes: int, label: str = "") -> RelayLink:
+    def relay_link(
+        self,
+        session_id: str,
+        *,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        label: str = "",
+    ) -> RelayLink:
         """A link for relayed session ``session_id``; its frames are routed to it from now on."""
         link = RelayLink(
             session_id,
             self.send,
             on_close=self._forget_relay,
             max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
             label=label,
         )
         self._relays[session_id] = link
@@ -163,12 +197,20 @@ class SignalingClient:
         self._relays.pop(session_id, None)
 
     async def open_relay(
-        self, session_id: str, *, model: str, timeout_s: float, max_frame_bytes: int
+        self,
+        session_id: str,
+        *,
+        model: str,
+        timeout_s: float,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
     ) -> tuple[RelayLink, RelayAccept]:
         """Ask signaling for a relayed session to a worker; the link once one accepts."""
         future: asyncio.Future[RelayAccept] = asyncio.get_running_loop().create_future()
         self._pending_relays[session_id] = future
-        link = self.relay_link(session_id, max_frame_bytes=max_frame_bytes)
+        link = self.relay_link(
+            session_id, max_frame_bytes=max_frame_bytes, max_queued_frames=max_queued_frames
+        )
         try:
             await self.send(RelayOpen(session_id=session_id, model=model))
             async with asyncio.timeout(timeout_s):
@@ -189,7 +231,7 @@ class SignalingClient:
         self._session = aiohttp.ClientSession(timeout=timeout)
         try:
             while True:
-                self.state = SignalingState.CONNECTING
+                self._set_state(SignalingState.CONNECTING)
                 try:
                     if await self._connect_once():
                         delay = self._reconnect_min_s
@@ -211,8 +253,8 @@ class SignalingClient:
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self._reconnect_max_s)
         finally:
+            self._set_state(SignalingState.CLOSED)
             self._disconnected()
-            self.state = SignalingState.CLOSED
             await self._session.close()
 
     async def _connect_once(self) -> bool:
@@ -226,32 +268,37 @@ class SignalingClient:
             max_msg_size=self._max_frame_bytes,
         ) as ws:
             self._ws = ws
-            welcomed = False
-            async for raw in ws:
-                if raw.type != aiohttp.WSMsgType.BINARY:
-                    if raw.type == aiohttp.WSMsgType.ERROR:
-                        break
-                    continue
-                try:
-                    message = decode(raw.data, max_frame_bytes=self._max_frame_bytes)
-                except ProtocolError as exc:
-                    log.warning("signaling sent a bad frame (%s); reconnecting", exc)
+            try:
+                return await self._serve(ws)
+            finally:  # the connection is gone (or going): no longer usable for offers
+                if self._state is SignalingState.CONNECTED:
+                    self._set_state(SignalingState.CONNECTING)
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Read one connection until it ends; True if it got as far as ``Welcome``."""
+        welcomed = False
+        async for raw in ws:
+            if raw.type != aiohttp.WSMsgType.BINARY:
+                if raw.type == aiohttp.WSMsgType.ERROR:
                     break
-                if isinstance(message, Welcome):
-                    self._welcome = message  # later ones refresh the ICE credentials
-                    if not welcomed:
-                        welcomed = True
-                        for hello in self._hello():
-                            await ws.send_bytes(encode(hello))
-                        self.state = SignalingState.CONNECTED
-                        self._connected.set()
-                        log.info(
-                            "connected to signaling as %s %s", message.role.value, message.peer_id
-                        )
-                    continue
-                await self._dispatch(message)
-            log.warning("signaling connection closed (code %s)", ws.close_code)
-            return welcomed
+                continue
+            try:
+                message = decode(raw.data, max_frame_bytes=self._max_frame_bytes)
+            except ProtocolError as exc:
+                log.warning("signaling sent a bad frame (%s); reconnecting", exc)
+                break
+            if isinstance(message, Welcome):
+                self._welcome = message  # later ones refresh the ICE credentials
+                if not welcomed:
+                    welcomed = True
+                    for hello in self._hello():
+                        await ws.send_bytes(encode(hello))
+                    self._set_state(SignalingState.CONNECTED)
+                    log.info("connected to signaling as %s %s", message.role.value, message.peer_id)
+                continue
+            await self._dispatch(message)
+        log.warning("signaling connection closed (code %s)", ws.close_code)
+        return welcomed
 
     async def _dispatch(self, message: Message) -> None:
         if isinstance(message, RelayData):
@@ -276,7 +323,6 @@ class SignalingClient:
 
     def _disconnected(self) -> None:
         self._ws = None
-        self._connected.clear()
         for relay in list(self._relays.values()):  # the relay path is this connection
             relay.closed_by_peer()
         self._relays.clear()

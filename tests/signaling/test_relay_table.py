@@ -1,10 +1,10 @@
 """The relay table's pacing and bookkeeping (pure; the forwarding itself is tested
-end to end in tests/link/test_relay.py)."""
+end to end in tests/link/test_relay_link.py)."""
 
 from __future__ import annotations
 
 from shared.messages import Role
-from signaling.relay import RelayTable, TokenBucket
+from signaling.relay_table import RelayTable, TokenBucket
 
 
 def test_within_the_burst_nothing_waits() -> None:

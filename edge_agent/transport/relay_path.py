@@ -16,14 +16,23 @@ log = logging.getLogger(__name__)
 
 
 async def connect_relay(
-    signaling: SignalingClient, *, model: str, timeout_s: float, max_frame_bytes: int
+    signaling: SignalingClient,
+    *,
+    model: str,
+    timeout_s: float,
+    max_frame_bytes: int,
+    max_queued_frames: int,
 ) -> Connected:
     """Ask signaling to relay frames to a worker it picks; works wherever signaling does."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
         link, accept = await signaling.open_relay(
-            session_id, model=model, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes
+            session_id,
+            model=model,
+            timeout_s=timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
         )
     except SignalingRefused as exc:
         if exc.code is ErrorCode.NO_WORKER:

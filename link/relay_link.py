@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from link.base import LinkClosed, PathKind
-from link.framed import FramedLink
+from link.framed import DEFAULT_QUEUED_FRAMES, FramedLink
 from shared.messages import Message, RelayClose, RelayData
 
 __all__ = ["RelayLink"]
@@ -29,12 +29,14 @@ class RelayLink(FramedLink):
         on_close: Callable[[str], None],
         max_frame_bytes: int,
         max_message_bytes: int = 1024 * 1024,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
         label: str = "",
     ) -> None:
         super().__init__(
             path=PathKind.RELAY,
             max_frame_bytes=max_frame_bytes,
             max_message_bytes=max_message_bytes,
+            max_queued_frames=max_queued_frames,
             label=label or f"relay/{session_id[:8]}",
         )
         self.session_id = session_id

@@ -1,4 +1,4 @@
-"""The relay of last resort: frames between one edge and one worker, through us.
+"""The relay of last resort, signaling's side: the table of relayed sessions, each paced.
 
 Only sessions this server brokered exist here, and a frame is forwarded only from one
 member of its pair to the other; anything else is refused. Each session is paced by a

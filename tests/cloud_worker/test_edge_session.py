@@ -1,4 +1,4 @@
-"""``Session`` over a real data channel with the real model behind ``LlamaBackend``."""
+"""``EdgeSession`` over a real data channel with the real model behind ``LlamaBackend``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,68 @@
+"""``SignalingClient``'s state machine against a real signaling app on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from link import SignalingClient, SignalingState, SignalingUnavailable
+from shared.messages import Role
+from signaling.app import create_app
+from signaling.settings import SignalingSettings
+from tests.support.apps import SECRET, token
+from tests.support.wait import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def signaling_on(port: int) -> AsyncIterator[None]:
+    runner = web.AppRunner(create_app(SignalingSettings(secret=SecretStr(SECRET))))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def state_of(client: SignalingClient) -> SignalingState:
+    return client.state  # read afresh each time (mypy would narrow a repeated attribute)
+
+
+async def test_the_state_follows_the_connection() -> None:
+    port = free_port()
+    client = SignalingClient(
+        f"ws://127.0.0.1:{port}/v1/signal",
+        token(Role.EDGE, "edge-1"),
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.2,
+    )
+    assert state_of(client) is SignalingState.CLOSED and not client.connected
+    client.start()
+    try:
+        await eventually(lambda: client.state is SignalingState.CONNECTING, what="connecting")
+        with pytest.raises(SignalingUnavailable):  # nothing listens there yet
+            await client.wait_connected(0.05)
+        async with signaling_on(port):
+            await client.wait_connected(30)
+            assert state_of(client) is SignalingState.CONNECTED and client.connected
+            assert client.peer_id == "edge-1"
+        # signaling went away: back to connecting (and retrying), not connected
+        await eventually(lambda: client.state is SignalingState.CONNECTING, what="connection lost")
+        assert not client.connected
+        async with signaling_on(port):  # ...and it comes back by itself
+            await client.wait_connected(30)
+            assert client.connected
+    finally:
+        await client.aclose()
+    assert state_of(client) is SignalingState.CLOSED and not client.connected
