@@ -82,6 +82,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 upgrade_interval_s=settings.relay_upgrade_interval_s,
                 reconnect_max_s=settings.reconnect_max_s,
                 max_queued_chunks=settings.max_queued_chunks,
+                warm_standby=settings.warm_standby,
             ),
         )
         cloud = RemoteEngine(pool, model=settings.cloud_model)

@@ -60,6 +60,12 @@ class EdgeMetrics:
             ["path"],
             registry=self.registry,
         )
+        self.cloud_standby = Gauge(
+            "tandem_edge_cloud_standby",
+            "1 while a warm standby link to a second worker is open (a failover to it "
+            "needs no handshake), else 0.",
+            registry=self.registry,
+        )
         self.cloud_connects = Counter(
             "tandem_edge_cloud_connects",
             "Attempts to open a link to a cloud worker, by result: the path it opened on, "

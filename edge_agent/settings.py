@@ -156,6 +156,11 @@ class EdgeSettings(PeerSettings):
         description="While on the relay, try WebRTC again this often (on TURN, a direct "
         "path); new requests move to the better link. Doubles after each failure, up to 16x.",
     )
+    warm_standby: bool = Field(
+        default=True,
+        description="Keep a second link open to another worker serving the cloud model, "
+        "so that a failover to it needs no handshake.",
+    )
     max_failovers: int = Field(
         default=2,
         ge=0,

@@ -204,15 +204,17 @@ class SignalingClient:
         timeout_s: float,
         max_frame_bytes: int,
         max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        avoid: tuple[str, ...] = (),
     ) -> tuple[RelayLink, RelayAccept]:
-        """Ask signaling for a relayed session to a worker; the link once one accepts."""
+        """Ask signaling for a relayed session to a worker (none of ``avoid``); the link
+        once one accepts."""
         future: asyncio.Future[RelayAccept] = asyncio.get_running_loop().create_future()
         self._pending_relays[session_id] = future
         link = self.relay_link(
             session_id, max_frame_bytes=max_frame_bytes, max_queued_frames=max_queued_frames
         )
         try:
-            await self.send(RelayOpen(session_id=session_id, model=model))
+            await self.send(RelayOpen(session_id=session_id, model=model, avoid=avoid))
             async with asyncio.timeout(timeout_s):
                 accept = await future
         except BaseException as exc:

@@ -244,14 +244,21 @@ class LoadReport(Message):
     draining: bool = False
 
 
+MAX_AVOID = 16
+"""Workers one request for a session may ask signaling to pass over."""
+
+
 class Offer(Message):
     """An SDP offer. The edge sends it with ``model`` set; signaling forwards it to the
-    chosen worker with ``peer_id`` set to the edge's id."""
+    chosen worker with ``peer_id`` set to the edge's id. ``avoid`` names workers not to
+    choose (the edge's warm standby must be another worker than its primary); a server
+    that predates it ignores it, and the edge checks who answered."""
 
     session_id: _ID
     sdp: Text = Field(max_length=65536)
     model: Text = ""
     peer_id: Text = ""
+    avoid: tuple[Text, ...] = Field(default=(), max_length=MAX_AVOID)
 
 
 class Answer(Message):
@@ -272,6 +279,8 @@ class RelayOpen(Message):
     session_id: _ID
     model: Text = ""
     peer_id: Text = ""
+    avoid: tuple[Text, ...] = Field(default=(), max_length=MAX_AVOID)
+    """As ``Offer.avoid``."""
 
 
 class RelayAccept(Message):

@@ -176,7 +176,7 @@ class Broker:
         if existing is not None and existing.edge_id != edge.peer_id:
             await _refuse(edge, "session_id is already in use", offer.session_id)
             return
-        worker = await self._worker_for(offer.model)
+        worker = await self._worker_for(offer.model, offer.avoid)
         forwarded = Offer(
             session_id=offer.session_id, sdp=offer.sdp, model=offer.model, peer_id=edge.peer_id
         )
@@ -194,9 +194,9 @@ class Broker:
             self._offers.close(offer.session_id)
         await self._no_worker(edge, offer.model, offer.session_id)
 
-    async def _worker_for(self, model: str) -> PeerConnection | None:
+    async def _worker_for(self, model: str, avoid: tuple[str, ...] = ()) -> PeerConnection | None:
         """The connected worker to send a new session for ``model`` to, if any."""
-        chosen = await self._choose(model)
+        chosen = await self._choose(model, avoid)
         return self._conns.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
 
     async def _no_worker(self, edge: PeerConnection, model: str, session_id: str) -> None:
@@ -209,11 +209,12 @@ class Broker:
             )
         )
 
-    async def _choose(self, model: str) -> WorkerInfo | None:
+    async def _choose(self, model: str, avoid: tuple[str, ...]) -> WorkerInfo | None:
         # Only workers connected to this server can be sent the offer; a shared registry
         # may also list workers of other servers, or one whose removal is in flight.
         workers = await self._registry.workers()
-        return choose_worker([w for w in workers if (Role.WORKER, w.peer_id) in self._conns], model)
+        here = [w for w in workers if (Role.WORKER, w.peer_id) in self._conns]
+        return choose_worker(here, model, avoid)
 
     async def _answer(self, worker: PeerConnection, answer: Answer) -> None:
         pending = self._offers.get(answer.session_id)
@@ -239,7 +240,7 @@ class Broker:
         if not self._relays.can_open(edge.peer_id):
             await _refuse(edge, "too many relayed sessions for this edge", request.session_id)
             return
-        worker = await self._worker_for(request.model)
+        worker = await self._worker_for(request.model, request.avoid)
         if worker is not None:
             self._relays.open(
                 request.session_id,

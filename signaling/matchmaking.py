@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from signaling.registry.base import WorkerInfo
 
@@ -19,14 +19,19 @@ def _load_key(worker: WorkerInfo) -> tuple[float, int, str]:
     return (worker.active / max(worker.capacity, 1), worker.active, worker.peer_id)
 
 
-def choose_worker(workers: Iterable[WorkerInfo], model: str) -> WorkerInfo | None:
-    """The least loaded non-draining worker that serves ``model`` ("" = any model).
+def choose_worker(
+    workers: Iterable[WorkerInfo], model: str, avoid: Collection[str] = ()
+) -> WorkerInfo | None:
+    """The least loaded non-draining worker that serves ``model`` ("" = any model), other
+    than those in ``avoid`` (an edge's standby must be another worker than its primary).
 
     A worker at or over capacity is still chosen when it is the only one: it knows best
     whether it can queue the request or must refuse it, and refusing here would turn a
     short wait into a failure.
     """
-    eligible = [w for w in workers if not w.draining and _serves(w, model)]
+    eligible = [
+        w for w in workers if not w.draining and _serves(w, model) and w.peer_id not in avoid
+    ]
     if not eligible:
         return None
     return min(eligible, key=_load_key)

@@ -95,6 +95,12 @@ class FailoverEngine(Engine):
                     engine.served_by,
                 )
                 yield Failover(engine.served_by, delivered_tokens, type(failure).__name__)
+            if attempts > 1 and engine is self._cloud:
+                # Every attempt its own id: the same worker may still be winding the last
+                # one down, and its late frames must not land in this one.
+                attempt = attempt.model_copy(
+                    update={"request_id": _attempt_id(request.request_id, attempts)}
+                )
             try:
                 async with aclosing(engine.stream(attempt)) as events:
                     async for event in events:
@@ -142,6 +148,12 @@ def _refusal(attempts: int, wait_s: float, failure: Exception | None) -> str:
         f"The cloud route was requested but {attempts} cloud attempt(s) failed before the "
         f"first token (last: {failure})."
     )
+
+
+def _attempt_id(request_id: str, attempt: int) -> str:
+    """``request_id`` with the attempt's number, within the protocol's 128 characters."""
+    suffix = f"~{attempt}"
+    return request_id[: 128 - len(suffix)] + suffix
 
 
 def _resume(

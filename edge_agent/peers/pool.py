@@ -7,8 +7,13 @@ to requests. When only the relay through signaling worked, it keeps trying WebRT
 the background, and on a TURN-relayed link a direct one, and moves new requests to the
 better path as soon as it opens; streams already on the old link finish there, then it
 closes (Tailscale's DERP upgrade, without dropping a stream); a draining worker is left
-the same way. One warm
-peer at a time; several, spread over workers, would shorten failover further.
+the same way.
+
+With ``warm_standby``, the pool also keeps a second link open, to another worker serving
+the same model (signaling is asked to avoid the primary's). When the primary closes or
+its worker drains, the standby takes over at once: a failover then costs no handshake,
+and a new standby is sought beside the new primary. With a single worker there is none;
+the pool asks again with backoff, as workers come and go.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class PoolConfig:
     reconnect_max_s: float = 30.0
     max_queued_chunks: int = 64
     """Token chunks one cloud stream may hold for a slow reader (then they merge)."""
+    warm_standby: bool = True
+    """Keep a second link, to another worker, ready to take over."""
 
 
 class Upgrade(StrEnum):
@@ -74,6 +81,8 @@ class PeerPool:
         self._config = config
         self._peer: Peer | None = None
         self._ready = asyncio.Event()
+        self._standby: Peer | None = None
+        self._standby_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -83,9 +92,17 @@ class PeerPool:
         peer = self._peer
         return peer if peer is not None and not peer.closed and not peer.draining else None
 
+    @property
+    def standby(self) -> Peer | None:
+        """The warm second link, if one is open (never the primary's worker)."""
+        standby = self._standby
+        return standby if standby is not None and standby.state is PeerState.OPEN else None
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._maintain(), name="peer-pool")
+            if self._config.warm_standby:
+                self._spawn(self._keep_standby(), "peer-pool-standby")
 
     async def acquire(self, timeout_s: float) -> Peer:
         """The live peer, waiting up to ``timeout_s`` for one; else ``NoPeerAvailable``."""
@@ -94,12 +111,15 @@ class PeerPool:
             return peer
         try:
             async with asyncio.timeout(timeout_s):
-                while (peer := self.peer) is None:
-                    await self._ready.wait()
-                    if self.peer is None:  # it closed again before we woke
-                        self._ready.clear()
+                return await self._wait_primary()
         except TimeoutError as exc:
             raise NoPeerAvailable(f"no cloud worker reachable within {timeout_s:.0f} s") from exc
+
+    async def _wait_primary(self) -> Peer:
+        while (peer := self.peer) is None:
+            await self._ready.wait()
+            if self.peer is None:  # it closed again before we woke
+                self._ready.clear()
         return peer
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -107,8 +127,8 @@ class PeerPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _adopt(self, connected: Connected) -> Peer:
-        """Make a fresh link the peer new requests go to."""
+    def _adopt(self, connected: Connected, *, standby: bool = False) -> Peer:
+        """Make a fresh link the peer new requests go to (or the warm standby)."""
         cfg = self._config
         peer = Peer(
             connected.link,
@@ -123,9 +143,27 @@ class PeerPool:
         peer.start()
         self._metrics.cloud_connects.labels(connected.link.path.value).inc()
         self._spawn(self._watch(peer), f"watch-{peer.worker_id}")
-        self._peer = peer
-        self._ready.set()
+        if standby:
+            self._standby = peer
+            self._metrics.cloud_standby.set(1)
+        else:
+            self._peer = peer
+            self._ready.set()
+            self._standby_changed.set()  # the standby must be another worker than this
         return peer
+
+    def _promote(self) -> Peer | None:
+        """The standby becomes the primary, if it is open: no handshake needed."""
+        standby = self.standby
+        if standby is None:
+            return None
+        self._standby = None
+        self._metrics.cloud_standby.set(0)
+        self._standby_changed.set()
+        self._peer = standby
+        self._ready.set()
+        log.info("worker %s, the warm standby, takes over", standby.worker_id)
+        return standby
 
     async def _watch(self, peer: Peer) -> None:
         gauge = self._metrics.cloud_channels.labels(peer.path.value)
@@ -137,6 +175,10 @@ class PeerPool:
             if self._peer is peer:
                 self._peer = None
                 self._ready.clear()
+            if self._standby is peer:
+                self._standby = None
+                self._metrics.cloud_standby.set(0)
+                self._standby_changed.set()
             await peer.aclose()
 
     async def _retire(self, peer: Peer) -> None:
@@ -149,6 +191,11 @@ class PeerPool:
         cfg = self._config
         delay = cfg.reconnect_min_s
         while True:
+            promoted = self._promote()
+            if promoted is not None:
+                await self._hold(promoted)
+                log.warning("cloud link closed; reconnecting")
+                continue
             try:
                 connected = await self._connect()
             except EdgeError as exc:
@@ -179,6 +226,11 @@ class PeerPool:
                 return
             if state is PeerState.DRAINING:
                 self._ready.clear()
+                promoted = self._promote()
+                if promoted is not None:
+                    old, peer = peer, promoted
+                    self._spawn(self._retire(old), f"retire-{old.worker_id}")
+                    continue
                 try:
                     connected = await self._connect()
                 except EdgeError as exc:
@@ -206,7 +258,40 @@ class PeerPool:
             old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
 
-    async def _connect(self) -> Connected:
+    async def _keep_standby(self) -> None:
+        """Keep a second link open, to another worker than the primary's."""
+        cfg = self._config
+        delay = cfg.reconnect_min_s
+        while True:
+            self._standby_changed.clear()
+            standby, primary = self.standby, self.peer
+            if standby is not None:
+                if primary is not None and primary.worker_id == standby.worker_id:
+                    # The primary moved to the standby's worker (a path upgrade picks any).
+                    self._standby = None
+                    self._metrics.cloud_standby.set(0)
+                    await standby.aclose()
+                    continue
+                await self._standby_changed.wait()
+                continue
+            primary = await self._wait_primary()
+            try:
+                connected = await self._connect(avoid=(primary.worker_id,))
+            except EdgeError as exc:
+                log.debug("no second worker for a warm standby yet: %s", exc)
+            else:
+                if connected.worker_id != primary.worker_id:
+                    delay = cfg.reconnect_min_s
+                    log.info("warm standby linked to worker %s", connected.worker_id)
+                    self._adopt(connected, standby=True)
+                    continue
+                # A signaling server that predates ``avoid`` sent us the same worker.
+                await connected.link.aclose()
+                delay = cfg.reconnect_max_s
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, cfg.reconnect_max_s)
+
+    async def _connect(self, *, avoid: tuple[str, ...] = ()) -> Connected:
         cfg = self._config
         return await connect_worker(
             self._signaling,
@@ -217,6 +302,7 @@ class PeerPool:
             max_frame_bytes=cfg.max_frame_bytes,
             max_queued_frames=cfg.max_queued_frames,
             force_relay=cfg.force_relay,
+            avoid=avoid,
         )
 
     async def aclose(self) -> None:
@@ -225,8 +311,9 @@ class PeerPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._peer is not None:
-            await self._peer.aclose()
+        for peer in (self._peer, self._standby):
+            if peer is not None:
+                await peer.aclose()
 
 
 def _better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:

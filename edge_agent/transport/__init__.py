@@ -27,9 +27,11 @@ async def connect_worker(
     max_frame_bytes: int,
     max_queued_frames: int,
     force_relay: bool = False,
+    avoid: tuple[str, ...] = (),
 ) -> Connected:
     """The best path that opens: WebRTC within ``ice_deadline_s`` (aiortc alone would
-    try for about a minute), else the relay. ``NoPeerAvailable`` if no worker exists."""
+    try for about a minute), else the relay. ``NoPeerAvailable`` if no worker (other than
+    those in ``avoid``) exists."""
     if not force_relay:
         try:
             return await connect_webrtc(
@@ -39,6 +41,7 @@ async def connect_worker(
                 max_frame_bytes=max_frame_bytes,
                 max_queued_frames=max_queued_frames,
                 policy=policy,
+                avoid=avoid,
             )
         except TransportError as exc:
             log.info("no WebRTC path (%s); falling back to the relay through signaling", exc)
@@ -48,4 +51,5 @@ async def connect_worker(
         timeout_s=connect_timeout_s,
         max_frame_bytes=max_frame_bytes,
         max_queued_frames=max_queued_frames,
+        avoid=avoid,
     )

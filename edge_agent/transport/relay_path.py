@@ -22,8 +22,10 @@ async def connect_relay(
     timeout_s: float,
     max_frame_bytes: int,
     max_queued_frames: int,
+    avoid: tuple[str, ...] = (),
 ) -> Connected:
-    """Ask signaling to relay frames to a worker it picks; works wherever signaling does."""
+    """Ask signaling to relay frames to a worker it picks (none of ``avoid``); works
+    wherever signaling does."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
@@ -33,6 +35,7 @@ async def connect_relay(
             timeout_s=timeout_s,
             max_frame_bytes=max_frame_bytes,
             max_queued_frames=max_queued_frames,
+            avoid=avoid,
         )
     except SignalingRefused as exc:
         if exc.code is ErrorCode.NO_WORKER:

@@ -35,8 +35,10 @@ async def connect_webrtc(
     max_frame_bytes: int,
     max_queued_frames: int,
     policy: IcePolicy,
+    avoid: tuple[str, ...] = (),
 ) -> Connected:
-    """Offer, get the answer through signaling, wait for the channel."""
+    """Offer (to a worker signaling picks, none of ``avoid``), get the answer through
+    signaling, wait for the channel."""
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
@@ -45,7 +47,7 @@ async def connect_webrtc(
         raise NoPeerAvailable(str(exc)) from exc
     try:
         answer = await signaling.request_answer(
-            Offer(session_id=session_id, sdp=rtc.sdp, model=model), timeout_s
+            Offer(session_id=session_id, sdp=rtc.sdp, model=model, avoid=avoid), timeout_s
         )
         link = await rtc.complete(
             answer.sdp,

@@ -22,6 +22,7 @@ from tests.support.edge import (
     wait_for_workers,
     worker_app,
 )
+from tests.support.wait import eventually
 
 
 async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
@@ -94,6 +95,44 @@ async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves
                     pass
             await events.aclose()
             await wait_for_worker(edge.pool, "worker-b")  # new requests go to the other worker
+
+
+async def test_a_warm_standby_on_another_worker_takes_over_without_a_handshake() -> None:
+    async with edge_pool() as edge, AsyncExitStack() as worker_a:
+        await worker_a.enter_async_context(
+            serving(worker_app(edge.url, "worker-a", drain_grace_s=0))
+        )
+        await wait_for_worker(edge.pool, "worker-a")
+        assert edge.pool.standby is None, "one worker: nothing to stand by on"
+        async with serving(worker_app(edge.url, "worker-b")):
+            await eventually(
+                lambda: edge.pool.standby is not None and edge.pool.standby.worker_id == "worker-b",
+                what="a warm standby on the second worker",
+            )
+            standby = edge.pool.standby
+            assert edge.metrics.registry.get_sample_value("tandem_edge_cloud_standby") == 1
+            links = edge.metrics.registry.get_sample_value(
+                "tandem_edge_cloud_connects_total", {"result": "direct"}
+            )
+            doomed = await edge.pool.acquire(timeout_s=1)
+            assert doomed.worker_id == "worker-a"
+            request = GenerateRequest(
+                request_id="long",
+                messages=(ChatMessage(role="user", content="Write a long story."),),
+                params=SamplingParams(max_tokens=2000, temperature=0),
+            )
+            events = doomed.stream(request)
+            assert isinstance(await anext(events), TokenChunk)
+            await worker_a.aclose()  # drains with no grace: the stream comes back
+            with pytest.raises(NoPeerAvailable, match="shutting down"):
+                async for _ in events:
+                    pass
+            await events.aclose()
+            assert await edge.pool.acquire(timeout_s=1) is standby, "the standby took over"
+            after = edge.metrics.registry.get_sample_value(
+                "tandem_edge_cloud_connects_total", {"result": "direct"}
+            )
+            assert after == links, "no new link was opened for the failover"
 
 
 def test_which_links_are_worth_lifting() -> None:
