@@ -145,11 +145,13 @@ class EdgeSession:
             return
         task = asyncio.get_running_loop().create_task(self._serve(request), name=f"stream-{rid}")
         self._streams[rid] = task
-        task.add_done_callback(lambda _: self._finished(rid))
+        task.add_done_callback(lambda done: self._finished(rid, done))
         self._on_load_change()
 
-    def _finished(self, rid: str) -> None:
+    def _finished(self, rid: str, task: asyncio.Task[None]) -> None:
         self._streams.pop(rid, None)
+        if task.cancelled():  # counted here: a task cancelled before it ran counts too
+            self._on_result("handed-back" if self._draining else "cancelled")
         self._on_load_change()
 
     async def _serve(self, request: GenerateRequest) -> None:
@@ -158,9 +160,6 @@ class EdgeSession:
             async with aclosing(self._backend.stream(request)) as events:
                 async for event in events:
                     await self._link.send(event)
-        except asyncio.CancelledError:
-            self._on_result("handed-back" if self._draining else "cancelled")
-            raise
         except LinkClosed:
             self._on_result("cancelled")
             return
