@@ -240,6 +240,19 @@ class PeerPool:
                     await peer.wait_closed()
                     return
             else:  # still open after the interval: time to try a better path
+                standby = self.standby
+                if standby is not None and _is_upgrade(better, standby.path):
+                    log.info(
+                        "the standby's %s link beats the primary's %s: swapping",
+                        standby.path.value,
+                        peer.path.value,
+                    )
+                    promoted = self._promote()
+                    assert promoted is not None
+                    old, peer = peer, promoted
+                    self._spawn(self._retire(old), f"retire-{old.worker_id}")
+                    wait_s = cfg.upgrade_interval_s
+                    continue
                 try:
                     connected = await connect_webrtc(
                         self._signaling,
@@ -327,3 +340,10 @@ def _better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:
     if path in (PathKind.TURN_UDP, PathKind.TURN_TCP):
         return Upgrade.DIRECT
     return None
+
+
+def _is_upgrade(wanted: Upgrade | None, path: PathKind) -> bool:
+    """Whether a link on ``path`` is the upgrade ``wanted``."""
+    if wanted is Upgrade.WEBRTC:
+        return path in (PathKind.DIRECT, PathKind.TURN_UDP, PathKind.TURN_TCP)
+    return wanted is Upgrade.DIRECT and path is PathKind.DIRECT

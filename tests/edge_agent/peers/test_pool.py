@@ -26,7 +26,8 @@ from tests.support.wait import eventually
 
 
 async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
-    config = replace(LOOPBACK_POOL, connect_timeout_s=10, reconnect_max_s=0.5)
+    # One worker at a time here: no standby (its own test is below), links counted exactly.
+    config = replace(LOOPBACK_POOL, connect_timeout_s=10, reconnect_max_s=0.5, warm_standby=False)
     async with edge_pool(config) as edge:
         with pytest.raises(NoPeerAvailable):  # no worker yet: a clear "no peer", not a hang
             await edge.pool.acquire(timeout_s=0.5)
@@ -43,7 +44,8 @@ async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
 
 
 async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
-    config = replace(LOOPBACK_POOL, ice_deadline_s=3, upgrade_interval_s=0.5)
+    # The upgrade alone, links counted exactly: a standby would open links of its own.
+    config = replace(LOOPBACK_POOL, ice_deadline_s=3, upgrade_interval_s=0.5, warm_standby=False)
     # worker-z offers no ICE candidates at all: no WebRTC path can exist.
     async with (
         edge_pool(config) as edge,
@@ -133,6 +135,31 @@ async def test_a_warm_standby_on_another_worker_takes_over_without_a_handshake()
                 "tandem_edge_cloud_connects_total", {"result": "direct"}
             )
             assert after == links, "no new link was opened for the failover"
+
+
+async def test_a_relayed_primary_ends_on_the_direct_worker_with_the_relay_as_standby() -> None:
+    config = replace(LOOPBACK_POOL, ice_deadline_s=3, upgrade_interval_s=0.5)
+    async with (
+        edge_pool(config) as edge,
+        serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")),
+    ):
+        await wait_for_worker(edge.pool, "worker-z")
+        relayed = await edge.pool.acquire(timeout_s=1)
+        assert relayed.path.value == "relay"
+        async with serving(worker_app(edge.url, "worker-b")):
+
+            def settled() -> bool:
+                peer, standby = edge.pool.peer, edge.pool.standby
+                return (
+                    peer is not None
+                    and (peer.worker_id, peer.path.value) == ("worker-b", "direct")
+                    and standby is not None
+                    and standby.worker_id == "worker-z"
+                )
+
+            # Whether by swapping in the standby or by an upgrade, the primary ends direct
+            # and the relayed worker stands by.
+            await eventually(settled, what="primary direct on worker-b, worker-z standing by")
 
 
 def test_which_links_are_worth_lifting() -> None:
