@@ -18,6 +18,7 @@ from shared import (
     mint_token,
     verify_token,
 )
+from shared.tokens import key_id
 
 SECRET = "s3cret-for-tests-0123456789abcdef"  # 33 bytes
 OTHER_SECRET = "another-secret-0123456789abcdefgh"
@@ -40,7 +41,9 @@ def _b64encode(raw: bytes) -> str:
 
 def test_round_trip() -> None:
     claims = verify_token(SECRET, token(Role.WORKER, "worker-gpu-3"), now=NOW + 1, role=Role.WORKER)
-    assert claims == PeerClaims(peer_id="worker-gpu-3", role=Role.WORKER, expires_at=int(NOW) + 60)
+    assert claims == PeerClaims(
+        peer_id="worker-gpu-3", role=Role.WORKER, expires_at=int(NOW) + 60, key_id=key_id(SECRET)
+    )
 
 
 def test_role_is_optional_when_verifying() -> None:

@@ -41,6 +41,8 @@ class Peer:
 
         The timeout only bounds a test that would otherwise hang."""
         frame = await self.ws.receive(timeout=30)
+        while frame.type is aiohttp.WSMsgType.PING:  # a peer opened with autoping=False
+            frame = await self.ws.receive(timeout=30)
         assert frame.type is aiohttp.WSMsgType.CLOSE, frame
         self.close_reason = str(frame.extra or "")
         return self.ws.close_code
