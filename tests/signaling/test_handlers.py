@@ -354,9 +354,7 @@ async def test_reconnect_replaces_a_silent_older_connection(clock: FakeClock) ->
 
         await new.send(Register(models=("m",), capacity=1))
         await offer(edge, "s2")
-        assert await new.recv() == Offer(
-            session_id="s2", sdp=SDP_OFFER, model="m", peer_id="pi-1"
-        )
+        assert await new.recv() == Offer(session_id="s2", sdp=SDP_OFFER, model="m", peer_id="pi-1")
         health = await (await client.get("/healthz")).json()
         assert health["workers"] == 1
 
