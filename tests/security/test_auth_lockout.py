@@ -35,7 +35,8 @@ async def test_bad_tokens_from_one_address_do_not_lock_out_valid_tokens(tmp_path
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
     """Without --trusted-proxy, an attacker cannot dodge the limit by writing a fresh
-    X-Forwarded-For on every try: the socket's address is what counts."""
+    X-Forwarded-For on every try: the socket's address is what counts. (A guard: this
+    held before the fix too; reading the header must not open that hole.)"""
     async with (
         signaling_server(tmp_path, "--auth-max-failures", FAILURES) as server,
         aiohttp.ClientSession() as session,

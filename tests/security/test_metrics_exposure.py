@@ -53,5 +53,6 @@ async def test_metrics_move_to_their_own_listener(tmp_path: Path) -> None:
 
 
 async def test_a_loopback_listener_keeps_serving_metrics(tmp_path: Path) -> None:
+    """A guard: the quickstart (loopback) keeps /metrics where it always was."""
     async with signaling_server(tmp_path) as server, aiohttp.ClientSession() as session:
         assert await status(session, f"{server.http}/metrics") == 200
