@@ -1,4 +1,5 @@
-"""Repeated bad tokens from one address: 429 for a while, then it may try again."""
+"""Repeated bad tokens from one address: 429 for a while, then 401 again; valid tokens
+from that address get in throughout."""
 
 from __future__ import annotations
 
