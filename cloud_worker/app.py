@@ -92,8 +92,9 @@ def _openai_backend(settings: WorkerSettings) -> OpenAIBackend:
 
 def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> web.Application:
     """The worker as an aiohttp app: /healthz and /metrics, everything else in the background."""
-    if settings.token is None:
-        raise ValueError("a worker token is required (--token or TANDEM_TOKEN)")
+    token = settings.token_source()
+    if token is None:
+        raise ValueError("a worker token is required (--token, TANDEM_TOKEN or --token-file)")
     the_backend = backend or build_backend(settings)
     metrics = WorkerMetrics(active=lambda: the_backend.active)
     signaling: SignalingClient
@@ -122,7 +123,7 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
 
     signaling = SignalingClient(
         settings.signaling,
-        settings.token.get_secret_value(),
+        token,
         on_message=acceptor.handle,
         hello=hello,
         reconnect_max_s=settings.reconnect_max_s,

@@ -106,15 +106,15 @@ def _netcheck(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"edge-agent: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
-    if not settings.signaling or settings.token is None:
-        print("edge-agent netcheck: needs --signaling and --token (or TANDEM_*)", file=sys.stderr)
+    token = settings.token_source()
+    if not settings.signaling or token is None:
+        print(
+            "edge-agent netcheck: needs --signaling and --token or --token-file (or TANDEM_*)",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
-    report = asyncio.run(
-        run_netcheck(
-            settings.signaling, settings.token.get_secret_value(), timeout_s=args.timeout_s
-        )
-    )
+    report = asyncio.run(run_netcheck(settings.signaling, token, timeout_s=args.timeout_s))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

@@ -57,11 +57,14 @@ def create_app(settings: EdgeSettings) -> web.Application:
     signaling: SignalingClient | None = None
     cloud: RemoteEngine | None = None
     if settings.signaling:
-        if settings.token is None:
-            raise ValueError("--signaling needs this edge's peer token (--token or TANDEM_TOKEN)")
+        token = settings.token_source()
+        if token is None:
+            raise ValueError(
+                "--signaling needs this edge's peer token (--token, TANDEM_TOKEN or --token-file)"
+            )
         signaling = SignalingClient(
             settings.signaling,
-            settings.token.get_secret_value(),
+            token,
             reconnect_max_s=settings.reconnect_max_s,
         )
         pool = PeerPool(

@@ -10,7 +10,7 @@ credentials. The verdict names the path the edge will most likely use.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
@@ -63,7 +63,9 @@ def _split(servers: tuple[IceServer, ...]) -> tuple[list[tuple[str, int]], tuple
     return stun, turn
 
 
-async def run_netcheck(url: str, token: str, *, timeout_s: float = 10.0) -> NetcheckReport:
+async def run_netcheck(
+    url: str, token: str | Callable[[], str], *, timeout_s: float = 10.0
+) -> NetcheckReport:
     report = NetcheckReport()
     client = SignalingClient(url, token, reconnect_max_s=timeout_s)
     client.start()

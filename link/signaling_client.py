@@ -1,7 +1,9 @@
 """``SignalingClient``: a peer's WebSocket to the signaling server, kept up forever.
 
 Both edge and worker hold one. It authenticates with the peer token (an
-``Authorization`` header: tokens never go in URLs), receives ``Welcome`` (this peer's
+``Authorization`` header: tokens never go in URLs), fetched anew for every (re)connect
+(``--token-file`` is re-read, so a renewed token needs no restart: signaling closes a
+connection whose token expired, code 4001), receives ``Welcome`` (this peer's
 ICE servers), replays the caller's hello messages after every (re)connect (a worker's
 ``Register``), and reconnects with jittered exponential backoff. Offers wait for their
 answer through ``request_answer``; everything else goes to ``on_message``.
@@ -29,6 +31,7 @@ import aiohttp
 
 from link.framed import DEFAULT_QUEUED_FRAMES
 from link.relay_link import RelayLink
+from shared.close_codes import CloseCode
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (
@@ -81,7 +84,7 @@ class SignalingClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         on_message: Callable[[Message], Awaitable[None]] | None = None,
         hello: Callable[[], Sequence[Message]] = tuple,
@@ -234,19 +237,7 @@ class SignalingClient:
         try:
             while True:
                 self._set_state(SignalingState.CONNECTING)
-                try:
-                    if await self._connect_once():
-                        delay = self._reconnect_min_s
-                except aiohttp.WSServerHandshakeError as exc:
-                    if exc.status == 401:
-                        log.error("signaling refused this peer's token (expired or wrong secret?)")
-                        delay = self._reconnect_max_s
-                    else:
-                        log.warning("signaling handshake failed: HTTP %s", exc.status)
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                    log.warning(
-                        "cannot reach signaling at %s: %s", self._url, exc.__class__.__name__
-                    )
+                delay = await self._attempt(delay)
                 self._disconnected()
                 wait = random.uniform(
                     delay / 2, delay
@@ -259,10 +250,42 @@ class SignalingClient:
             self._disconnected()
             await self._session.close()
 
-    async def _connect_once(self) -> bool:
-        """One connection's life; True if it got as far as ``Welcome``."""
+    async def _attempt(self, delay: float) -> float:
+        """One connection, from reading the token to its end; the next backoff delay."""
+        try:
+            token = self._token() if callable(self._token) else self._token
+        except (OSError, ValueError) as exc:  # the token file is missing, empty, garbled
+            log.error("cannot read this peer's token: %s", exc)
+            return self._reconnect_max_s
+        try:
+            welcomed, code = await self._connect_once(token)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                log.error("signaling refused this peer's token (expired or wrong secret?)")
+                return self._reconnect_max_s
+            if exc.status == 429:
+                log.error("signaling is refusing failed logins from this address for a while")
+                return self._reconnect_max_s
+            log.warning("signaling handshake failed: HTTP %s", exc.status)
+            return delay
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot reach signaling at %s: %s", self._url, exc.__class__.__name__)
+            return delay
+        if code == CloseCode.TOKEN_EXPIRED:
+            log.warning("signaling closed the connection: this peer's token expired")
+            return self._reconnect_min_s  # a --token-file may hold a renewed one already
+        if code == CloseCode.PEER_ID_IN_USE:
+            log.error(
+                "signaling refused this peer: its peer id is connected from elsewhere "
+                "(two devices sharing one token?); retrying slowly"
+            )
+            return self._reconnect_max_s
+        return self._reconnect_min_s if welcomed else delay
+
+    async def _connect_once(self, token: str) -> tuple[bool, int | None]:
+        """One connection's life: whether it got as far as ``Welcome``, and the close code."""
         assert self._session is not None
-        headers = {"Authorization": f"Bearer {self._token}"}
+        headers = {"Authorization": f"Bearer {token}"}
         async with self._session.ws_connect(
             self._url,
             headers=headers,
@@ -271,7 +294,7 @@ class SignalingClient:
         ) as ws:
             self._ws = ws
             try:
-                return await self._serve(ws)
+                return await self._serve(ws), ws.close_code
             finally:  # the connection is gone (or going): no longer usable for offers
                 if self._state is SignalingState.CONNECTED:
                     self._set_state(SignalingState.CONNECTING)

@@ -12,6 +12,7 @@ so callers above the codec or token layer only ever catch Tandem types::
     └── AuthError
         ├── TokenExpired
         └── TokenInvalid
+            └── UnknownSigningKey
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "TokenExpired",
     "TokenInvalid",
     "UnknownMessage",
+    "UnknownSigningKey",
     "VersionMismatch",
 ]
 
@@ -63,3 +65,8 @@ class TokenExpired(AuthError):
 
 class TokenInvalid(AuthError):
     """The token is malformed, forged, or names the wrong role."""
+
+
+class UnknownSigningKey(TokenInvalid):
+    """The token names a key id (``kid``) this server holds no secret for: it was signed
+    with a secret that has been rotated out, or with another deployment's."""

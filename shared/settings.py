@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "ENV_PREFIX",
+    "MAX_TOKEN_FILE_BYTES",
     "PeerSettings",
     "TandemSettings",
     "add_settings_arguments",
     "describe_settings_error",
     "load_settings",
     "log_format",
+    "read_token_file",
     "settings_from_args",
 ]
 
 ENV_PREFIX = "TANDEM_"
+MAX_TOKEN_FILE_BYTES = 16_384  # a token is a few hundred bytes; anything this big is not one
 S = TypeVar("S", bound="TandemSettings")
 
 
@@ -50,6 +53,12 @@ class PeerSettings(TandemSettings):
         default=None,
         description="This peer's signed token (from `signaling-server token`); "
         "prefer the env var, which other users cannot see in ps.",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding this peer's token, re-read at every (re)connect to "
+        "signaling, so that a renewed token is picked up without a restart (signaling "
+        "closes a connection when its token expires). Not with --token.",
     )
     max_frame_bytes: int = Field(
         default=16_384,
@@ -79,6 +88,52 @@ class PeerSettings(TandemSettings):
         gt=0,
         description="Longest wait between reconnections (jittered exponential backoff).",
     )
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                read_token_file(value)
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> PeerSettings:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give --token or --token-file, not both")
+        return self
+
+    def token_source(self) -> Callable[[], str] | None:
+        """What the signaling client calls at each (re)connect for the token to present:
+        the file's current content (``--token-file``) or the fixed ``--token``; None if
+        neither is set."""
+        path, token = self.token_file, self.token
+        if path is not None:
+            return lambda: read_token_file(path)
+        if token is not None:
+            return token.get_secret_value
+        return None
+
+
+def read_token_file(path: Path) -> str:
+    """The token held in ``path``, surrounding whitespace removed.
+
+    ``OSError`` if it cannot be read; ``ValueError`` naming the file (never its content)
+    if it is empty, too large or not ASCII, none of which a token can be.
+    """
+    with path.open("rb") as fh:
+        data = fh.read(MAX_TOKEN_FILE_BYTES + 1)
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError(f"token file {path} is larger than {MAX_TOKEN_FILE_BYTES} bytes")
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"token file {path} is not ASCII text, so it holds no token") from None
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    return token
 
 
 class _MappingSource(PydanticBaseSettingsSource):

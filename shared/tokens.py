@@ -1,32 +1,43 @@
-"""Signed, expiring peer tokens (JWT, HS256, shared secret).
+"""Signed, expiring peer tokens (JWT, HS256, shared secret), with key ids for rotation.
 
 A token says who a peer is (``peer_id``), what it may do (``role``) and until when.
 Time is an argument so that tests can use a fake clock and so this module stays pure.
+
+Rotating the secret needs an overlap: the server accepts a *current* and a *previous*
+secret while peers pick up tokens signed with the new one. Each token carries a key id
+(the JWT header ``kid``) so that the verifier picks the secret that signed it instead of
+trying them all. The key id is a short hash of the secret, never the secret: anyone who
+holds a token can read its header.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
-from shared.errors import TokenExpired, TokenInvalid
+from shared.errors import TokenExpired, TokenInvalid, UnknownSigningKey
 from shared.messages import Role
 
-__all__ = ["MIN_SECRET_BYTES", "PeerClaims", "mint_token", "verify_token"]
+__all__ = ["MIN_SECRET_BYTES", "PeerClaims", "key_id", "mint_token", "verify_token"]
 
 _ISSUER = "tandem"
 _ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
+_KID_DOMAIN = b"tandem-token-kid:"  # so the key id is no hash of the secret used elsewhere
 
 
 @dataclass(frozen=True)
 class PeerClaims:
-    """What a verified token asserts."""
+    """What a verified token asserts; ``key_id`` names the secret that signed it."""
 
     peer_id: str
     role: Role
     expires_at: int
+    key_id: str = ""
 
 
 def _check_secret(secret: str) -> bytes:
@@ -34,6 +45,15 @@ def _check_secret(secret: str) -> bytes:
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(f"the shared secret must be at least {MIN_SECRET_BYTES} bytes")
     return key
+
+
+def key_id(secret: str) -> str:
+    """The public name of ``secret``: 16 hex digits of a domain-separated SHA-256.
+
+    Safe to publish: with a secret of at least ``MIN_SECRET_BYTES`` random bytes, the
+    hash reveals nothing usable about it.
+    """
+    return hashlib.sha256(_KID_DOMAIN + _check_secret(secret)).hexdigest()[:16]
 
 
 def mint_token(secret: str, *, role: Role, peer_id: str, ttl_s: int, now: float) -> str:
@@ -49,21 +69,69 @@ def mint_token(secret: str, *, role: Role, peer_id: str, ttl_s: int, now: float)
         "iat": int(now),
         "exp": int(now) + ttl_s,
     }
-    return jwt.encode(claims, _check_secret(secret), algorithm=_ALGORITHM)
+    return jwt.encode(
+        claims, _check_secret(secret), algorithm=_ALGORITHM, headers={"kid": key_id(secret)}
+    )
 
 
-def verify_token(secret: str, token: str, *, now: float, role: Role | None = None) -> PeerClaims:
-    """Check signature, issuer, expiry and (if given) role; raise an ``AuthError`` if bad."""
+def _candidates(secrets: Sequence[str], token: str) -> list[str]:
+    """The secrets to try, in order: the one the token's ``kid`` names, or (a token
+    minted before key ids) every secret, current first."""
     try:
-        claims = jwt.decode(
-            token,
-            _check_secret(secret),
-            algorithms=[_ALGORITHM],
-            issuer=_ISSUER,
-            options={"verify_exp": False, "verify_iat": False, "require": ["exp", "sub", "iss"]},
-        )
+        kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise TokenInvalid("token is malformed or its signature is wrong") from exc
+    if kid is None:
+        return list(secrets)
+    named = [s for s in secrets if isinstance(kid, str) and key_id(s) == kid]
+    if not named:
+        # kid is attacker-controlled text: name it only if it looks like one of ours.
+        shown = kid if isinstance(kid, str) and len(kid) <= 32 and kid.isalnum() else "?"
+        raise UnknownSigningKey(
+            f"token was signed with a secret this server does not hold (key id {shown}); "
+            "mint a new token"
+        )
+    return named
+
+
+def verify_token(
+    secrets: str | Sequence[str], token: str, *, now: float, role: Role | None = None
+) -> PeerClaims:
+    """Check signature, issuer, expiry and (if given) role; raise an ``AuthError`` if bad.
+
+    ``secrets`` is the secret, or the secrets accepted now (current first, then the
+    previous one during a rotation).
+    """
+    keyring = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    if not keyring:
+        raise ValueError("no secret to verify tokens with")
+    if not token.isascii():  # a JWT is base64url and dots; anything else is not one
+        raise TokenInvalid("token is malformed or its signature is wrong")
+    claims: dict[str, Any] | None = None
+    signed_by = ""
+    for secret in _candidates(keyring, token):
+        try:
+            claims = jwt.decode(
+                token,
+                _check_secret(secret),
+                algorithms=[_ALGORITHM],
+                issuer=_ISSUER,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "require": ["exp", "sub", "iss"],
+                },
+            )
+        except jwt.PyJWTError:
+            continue
+        signed_by = key_id(secret)
+        break
+    if claims is None:
+        raise TokenInvalid("token is malformed or its signature is wrong")
+    return _claims(claims, signed_by, now=now, role=role)
+
+
+def _claims(claims: dict[str, Any], signed_by: str, *, now: float, role: Role | None) -> PeerClaims:
     raw_role = claims.get("role")
     if not isinstance(raw_role, str):
         raise TokenInvalid("token has no role")
@@ -77,4 +145,4 @@ def verify_token(secret: str, token: str, *, now: float, role: Role | None = Non
         raise TokenExpired("token has expired")
     if role is not None and claims_role is not role:
         raise TokenInvalid(f"token is for role {claims_role.value}, not {role.value}")
-    return PeerClaims(peer_id=peer_id, role=claims_role, expires_at=expires_at)
+    return PeerClaims(peer_id=peer_id, role=claims_role, expires_at=expires_at, key_id=signed_by)

@@ -41,13 +41,20 @@ example:
   TANDEM_SECRET=$(head -c 32 /dev/urandom | base64) signaling-server serve --port 8765
 
 Peers connect to ws://HOST:PORT/v1/signal with "Authorization: Bearer <token>".
-Also served: GET /healthz (JSON) and GET /metrics (Prometheus)."""
+Also served: GET /healthz (JSON) and GET /metrics (Prometheus). /metrics is on the main
+listener only when --host is loopback; otherwise give --metrics-host (e.g. 127.0.0.1).
+
+Rotating the secret: restart with --secret NEW and --previous-secret OLD, hand out tokens
+minted with NEW (peers re-read --token-file at every reconnect), then restart without
+--previous-secret: peers still holding OLD tokens are refused."""
 
 _TOKEN_EPILOG = """\
 example:
   TANDEM_SECRET=... signaling-server token --role worker --peer-id gpu-1 --ttl 3600
 
-The secret comes from TANDEM_SECRET or the --config file, never a flag (ps would show it)."""
+The secret comes from TANDEM_SECRET or the --config file, never a flag (ps would show it).
+Tokens are signed with the current secret and name it by a key id (a hash, never the
+secret), so that signaling can still tell them apart during a rotation."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +115,12 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     logger.info("signaling listening on ws://%s:%d/v1/signal", host, settings.port)
+    if not settings.metrics_on_main and settings.metrics_host is None:
+        logger.warning(
+            "/metrics is not served on %s (not loopback); set --metrics-host 127.0.0.1 "
+            "to scrape it",
+            settings.host,
+        )
     web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0
 

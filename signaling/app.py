@@ -2,27 +2,25 @@
 
 Everything an app needs hangs off the app itself (typed ``web.AppKey``s), so any number
 of apps can live in one process, each with its own clock, registry and metrics.
+
+``/metrics`` tells whoever reads it how many peers there are and how authentication is
+failing, so it is not served to the network by default: on the main listener only when
+that is loopback; otherwise only on the ``--metrics-host`` listener (started and
+stopped with the app). ``/healthz`` stays on the main listener for load balancers.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from signaling.auth_limit import FailureLimiter
 from signaling.broker import Broker
-from signaling.handlers import (
-    BROKER_KEY,
-    CLOCK_KEY,
-    LIMITER_KEY,
-    METRICS_KEY,
-    SETTINGS_KEY,
-    healthz,
-    metrics,
-    signal,
-)
+from signaling.handlers import healthz, metrics, signal
+from signaling.keys import BROKER_KEY, CLOCK_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
 from signaling.metrics import SignalingMetrics
 from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry
@@ -30,13 +28,46 @@ from signaling.registry.memory import MemoryRegistry
 from signaling.relay_table import RelayTable
 from signaling.settings import SignalingSettings
 
-__all__ = ["create_app"]
+__all__ = ["METRICS_LISTENER_KEY", "MetricsListener", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsListener:
+    """Where the separate ``/metrics`` listener is bound, once the app has started."""
+
+    def __init__(self) -> None:
+        self.addresses: list[tuple[str, int]] = []
+
+
+METRICS_LISTENER_KEY = web.AppKey("metrics_listener", MetricsListener)
 
 
 async def _close_peers(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for handlers to finish; closing the sockets
     # here is what lets Ctrl-C exit promptly instead of after the shutdown timeout.
     await app[BROKER_KEY].aclose()
+
+
+async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
+    """Serve ``/metrics`` and ``/healthz`` on ``--metrics-host:--metrics-port``."""
+    settings = app[SETTINGS_KEY]
+    assert settings.metrics_host is not None
+    side = web.Application()
+    side[BROKER_KEY] = app[BROKER_KEY]
+    side[METRICS_KEY] = app[METRICS_KEY]
+    side.router.add_get("/healthz", healthz)
+    side.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(side)
+    await runner.setup()
+    await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+    listener = app[METRICS_LISTENER_KEY]
+    listener.addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+    logger.info("metrics listening on %s", listener.addresses)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def create_app(
@@ -60,6 +91,8 @@ def create_app(
             bytes_per_s=settings.relay_bytes_per_s,
             max_per_edge=settings.relay_max_sessions_per_edge,
         ),
+        takeover_probe_s=settings.takeover_probe_s,
+        max_model_name_chars=settings.max_model_name_chars,
     )
     app_metrics.track_peers(broker.count)
 
@@ -71,8 +104,12 @@ def create_app(
     app[LIMITER_KEY] = FailureLimiter(
         max_failures=settings.auth_max_failures, window_s=settings.auth_window_s
     )
+    app[METRICS_LISTENER_KEY] = MetricsListener()
     app.router.add_get("/v1/signal", signal)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    if settings.metrics_on_main:
+        app.router.add_get("/metrics", metrics)
+    if settings.metrics_host is not None:
+        app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_close_peers)
     return app

@@ -1,8 +1,10 @@
 """Refuse a source that keeps presenting bad tokens, for a while.
 
 Guessing or replaying tokens costs an attacker one HTTP request each; past
-``max_failures`` failed attempts from one address within ``window_s``, that address gets
-429 until the window has passed, whatever it presents. Pure: time is an argument.
+``max_failures`` failed attempts from one source within ``window_s``, that source's
+further *failures* get 429 instead of 401 until the window has passed. A valid token is
+never asked about (``signaling.auth``): many peers may share one source address behind a
+proxy, and one of them failing must not lock out the rest. Pure: time is an argument.
 """
 
 from __future__ import annotations

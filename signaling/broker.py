@@ -6,7 +6,10 @@ close), so it knows nothing of WebSockets. ``handlers`` authenticates and decode
 hands each message here.
 
 Peers are keyed by ``(role, peer_id)``: a host may run an edge and a worker under one
-name, and a reconnecting peer replaces only its own older connection.
+name. A peer id belongs to one live connection: a second connection claiming it takes
+over only if the first no longer answers a ping (a peer that reconnected before its old
+socket was noticed dead); otherwise the newcomer is refused, so that two devices sharing
+one token do not knock each other off in turns.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ class PeerConnection(Protocol):
         """Close the connection with a WebSocket close code and a short reason."""
         ...
 
+    async def alive(self, timeout_s: float) -> bool:
+        """Whether the peer answers a ping within ``timeout_s`` (never raises)."""
+        ...
+
 
 class Broker:
     """Routes signaling messages between the connected edges and workers."""
@@ -68,7 +75,12 @@ class Broker:
         offers: OfferTable,
         metrics: SignalingMetrics,
         relays: RelayTable | None = None,
+        takeover_probe_s: float = 5.0,
+        max_model_name_chars: int = 256,
     ) -> None:
+        self._takeover_probe_s = takeover_probe_s
+        self._max_model_name_chars = max_model_name_chars
+        self._probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
         self._relays = relays or RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
         self._registry = registry
         self._offers = offers
@@ -86,20 +98,40 @@ class Broker:
         """Whether ``conn`` is the live connection of its peer (not replaced, not gone)."""
         return self._conns.get((conn.role, conn.peer_id)) is conn
 
-    async def attach(self, conn: PeerConnection) -> None:
-        """Make ``conn`` reachable; an older connection of the same peer is closed."""
+    async def attach(self, conn: PeerConnection) -> bool:
+        """Make ``conn`` reachable; ``False`` (and nothing changed) if its peer id is held
+        by a connection that still answers, or is being probed for another newcomer.
+
+        A holder that does not answer within ``takeover_probe_s`` is closed and replaced.
+        """
         key = (conn.role, conn.peer_id)
         old = self._conns.get(key)
         if old is not None:
-            logger.info(
-                "%s %s reconnected; closing its older connection", conn.role.value, conn.peer_id
-            )
-            await self._forget(old)
-            task = asyncio.create_task(old.close(CLOSE_NORMAL, "replaced by a newer connection"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            if key in self._probing:
+                return False
+            self._probing.add(key)
+            try:
+                alive = await old.alive(self._takeover_probe_s)
+            finally:
+                self._probing.discard(key)
+            current = self._conns.get(key)
+            if current is not None and (current is not old or alive):
+                return False
+            if current is not None:
+                logger.info(
+                    "%s %s reconnected; its older connection is silent: closing it",
+                    conn.role.value,
+                    conn.peer_id,
+                )
+                await self._forget(current)
+                task = asyncio.create_task(
+                    current.close(CLOSE_NORMAL, "replaced by a newer connection")
+                )
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         self._conns[key] = conn
         logger.debug("%s %s attached", conn.role.value, conn.peer_id)
+        return True
 
     async def detach(self, conn: PeerConnection) -> None:
         """Forget ``conn`` after its connection ended; a no-op if it was replaced."""
@@ -135,6 +167,10 @@ class Broker:
         """Act on one message from ``conn``; refusals go back to the sender as ``SignalError``."""
         if not self.is_current(conn):
             return  # a replaced connection's last words; its successor speaks for it now
+        problem = self._bad_model_name(message)
+        if problem is not None:
+            await _refuse(conn, problem, getattr(message, "session_id", None))
+            return
         if conn.role is Role.WORKER and isinstance(message, Register):
             await self._register(conn, message)
         elif conn.role is Role.WORKER and isinstance(message, LoadReport):
@@ -153,6 +189,21 @@ class Broker:
             await self._relay_close(conn, message)
         else:
             await _refuse(conn, f"{conn.role.value} peers may not send {message.type_tag}")
+
+    def _bad_model_name(self, message: Message) -> str | None:
+        """Why ``message`` names a model too long to match or echo back, if it does."""
+        if isinstance(message, Register):
+            names: tuple[str, ...] = message.models
+        elif isinstance(message, Offer | RelayOpen):
+            names = (message.model,)
+        else:
+            return None
+        longest = max((len(name) for name in names), default=0)
+        if longest <= self._max_model_name_chars:
+            return None
+        return (
+            f"model name of {longest} characters; at most {self._max_model_name_chars} are allowed"
+        )
 
     async def _register(self, worker: PeerConnection, message: Register) -> None:
         info = WorkerInfo(

@@ -2,10 +2,15 @@
 
 A peer proves who it is with ``Authorization: Bearer <token>`` on the upgrade request,
 never a query string (URLs end up in access logs). Refusals happen before the upgrade,
-as a 401 with an OpenAI-shaped error body, so that any HTTP client can read why.
+as a 401 with an OpenAI-shaped error body, so that any HTTP client can read why
+(``signaling.auth``).
 
 Once upgraded, every frame is binary msgpack (``shared.codec``). A peer that sends
 anything else is closed with 1008 (policy violation); that closes its connection only.
+A connection lives no longer than its token: at expiry it is closed with 4001, and the
+peer comes back with a renewed token. Pings are answered here rather than by aiohttp so
+that a pong is seen: the broker pings a connected peer to learn whether it is alive when
+a second connection claims its id.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from collections.abc import Callable
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from shared.close_codes import CloseCode
 from shared.codec import decode, encode
-from shared.errors import AuthError, ProtocolError, TokenExpired
+from shared.errors import ProtocolError
 from shared.messages import ErrorCode, Message, Role, SignalError, Welcome
-from shared.tokens import PeerClaims, verify_token
-from signaling.auth_limit import FailureLimiter
+from shared.tokens import PeerClaims
+from signaling.auth import authenticate
 from signaling.broker import Broker
-from signaling.metrics import SignalingMetrics
+from signaling.keys import BROKER_KEY, CLOCK_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
 from signaling.settings import SignalingSettings
 from signaling.turn_credentials import ice_servers
 
@@ -41,13 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_KEY = web.AppKey("settings", SignalingSettings)
-BROKER_KEY = web.AppKey("broker", Broker)
-METRICS_KEY = web.AppKey("metrics", SignalingMetrics)
-CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-LIMITER_KEY = web.AppKey("auth_limiter", FailureLimiter)
-
-CLOSE_POLICY_VIOLATION = 1008
+CLOSE_POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
 
 
 class WebSocketConnection:
@@ -57,6 +57,7 @@ class WebSocketConnection:
         self.peer_id = peer_id
         self.role = role
         self._ws = ws
+        self._heard = asyncio.Event()
 
     async def send(self, message: Message) -> bool:
         if self._ws.closed:
@@ -70,55 +71,22 @@ class WebSocketConnection:
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode()[:123])
 
+    def heard(self) -> None:
+        """Something arrived from the peer (a pong, a frame): it is alive."""
+        self._heard.set()
 
-def _unauthorized(code: str, message: str) -> web.Response:
-    body = {
-        "error": {"message": message, "type": "authentication_error", "param": None, "code": code}
-    }
-    return web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-def _bearer_token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
-
-
-def _authenticate(request: web.Request) -> PeerClaims | web.Response:
-    """The token's claims, or the 401 (429 after repeated failures) to send instead."""
-    metrics_ = request.app[METRICS_KEY]
-    limiter = request.app[LIMITER_KEY]
-    source = request.remote or "unknown"
-    now = request.app[CLOCK_KEY]()
-    wait_s = limiter.blocked_for(source, now)
-    if wait_s > 0:
-        metrics_.auth_failures.labels(reason="rate_limited").inc()
-        body = {
-            "error": {
-                "message": "too many failed authentications from this address; retry later",
-                "type": "rate_limit_error",
-                "param": None,
-                "code": "rate_limited",
-            }
-        }
-        return web.json_response(body, status=429, headers={"Retry-After": str(int(wait_s) + 1)})
-    token = _bearer_token(request)
-    if token is None:
-        reason, text = "missing_token", "missing bearer token in the Authorization header"
-    else:
-        secret = request.app[SETTINGS_KEY].require_secret()
+    async def alive(self, timeout_s: float) -> bool:
+        """Ping the peer: whether anything comes back from it within ``timeout_s``."""
+        if self._ws.closed:
+            return False
+        self._heard.clear()
         try:
-            return verify_token(secret, token, now=request.app[CLOCK_KEY]())
-        except TokenExpired:
-            reason, text = "token_expired", "token has expired"
-        except AuthError:
-            reason, text = "token_invalid", "token is malformed or its signature is wrong"
-    metrics_.auth_failures.labels(reason=reason).inc()
-    limiter.failed(source, now)
-    logger.info("refused connection from %s: %s", request.remote, reason)
-    return _unauthorized(reason, text)
+            await self._ws.ping()
+            async with asyncio.timeout(timeout_s):
+                await self._heard.wait()
+        except (ConnectionError, RuntimeError, TimeoutError):
+            return False
+        return not self._ws.closed
 
 
 def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Welcome:
@@ -147,9 +115,28 @@ async def _refresh_ice(
             return
 
 
+async def _close_at_expiry(
+    conn: WebSocketConnection, request: web.Request, claims: PeerClaims
+) -> None:
+    """Close ``conn`` when its token expires: a token must not outlive its ``exp`` by
+    keeping a socket open (and minting TURN credentials on it)."""
+    clock = request.app[CLOCK_KEY]
+    check_s = request.app[SETTINGS_KEY].expiry_check_s
+    while True:
+        left = claims.expires_at - clock()
+        if left <= 0:
+            break
+        # Sleep to the expiry, but wake now and then: the token's clock is the wall
+        # clock, which can step while we sleep on the monotonic one.
+        await asyncio.sleep(min(left, check_s))
+    logger.info("closing %s %s: its token expired", conn.role.value, conn.peer_id)
+    request.app[METRICS_KEY].closes.labels(reason="token_expired").inc()
+    await conn.close(CloseCode.TOKEN_EXPIRED, "token expired: reconnect with a renewed token")
+
+
 async def signal(request: web.Request) -> web.StreamResponse:
     """``GET /v1/signal``: one authenticated peer's WebSocket, for its whole life."""
-    claims = _authenticate(request)
+    claims = authenticate(request)
     if isinstance(claims, web.Response):
         return claims
     settings = request.app[SETTINGS_KEY]
@@ -157,33 +144,60 @@ async def signal(request: web.Request) -> web.StreamResponse:
     # aiohttp refuses frames over max_msg_size itself (close 1009, message too big), so
     # a peer can never make us buffer more than one allowed frame.
     ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes
+        heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes, autoping=False
     )
     await ws.prepare(request)
     conn = WebSocketConnection(claims.peer_id, claims.role, ws)
+    if not await broker.attach(conn):
+        await _refuse_duplicate(request, conn)
+        return ws
     request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
-    await broker.attach(conn)
     clock = request.app[CLOCK_KEY]
-    refresh: asyncio.Task[None] | None = None
+    loop = asyncio.get_running_loop()
+    tasks = [
+        loop.create_task(_close_at_expiry(conn, request, claims), name=f"expiry-{claims.peer_id}")
+    ]
     try:
         await conn.send(_welcome(settings, claims, clock()))
         if settings.turn_urls:
-            refresh = asyncio.get_running_loop().create_task(
-                _refresh_ice(conn, settings, claims, clock), name=f"ice-refresh-{claims.peer_id}"
-            )
+            refresh = _refresh_ice(conn, settings, claims, clock)
+            tasks.append(loop.create_task(refresh, name=f"ice-refresh-{claims.peer_id}"))
         await _serve_peer(conn, ws, broker, settings.max_frame_bytes)
     finally:
-        if refresh is not None:
-            refresh.cancel()
-            await asyncio.gather(refresh, return_exceptions=True)
+        # Detach before awaiting anything else: the handler may itself be cancelled
+        # (the client went away), and a peer must never stay listed after its socket.
+        for task in tasks:
+            task.cancel()
         await broker.detach(conn)
+        await asyncio.gather(*tasks, return_exceptions=True)
     return ws
+
+
+async def _refuse_duplicate(request: web.Request, conn: WebSocketConnection) -> None:
+    """Two devices presenting one peer id: the live one keeps it, the newcomer is told."""
+    logger.warning(
+        "refused a second %s connection as %s from %s: that peer id is held by a live "
+        "connection (two devices sharing one token?)",
+        conn.role.value,
+        conn.peer_id,
+        request.remote,
+    )
+    request.app[METRICS_KEY].closes.labels(reason="peer_id_in_use").inc()
+    await conn.close(
+        CloseCode.PEER_ID_IN_USE, f"peer id {conn.peer_id[:64]} is connected elsewhere"
+    )
 
 
 async def _serve_peer(
     conn: WebSocketConnection, ws: web.WebSocketResponse, broker: Broker, max_frame_bytes: int
 ) -> None:
     async for frame in ws:
+        conn.heard()
+        if frame.type is WSMsgType.PING:
+            await ws.pong(frame.data)
+            continue
+        if frame.type is WSMsgType.PONG:
+            continue
         if frame.type is WSMsgType.TEXT:
             await _violation(conn, "binary frames only")
             return

@@ -14,10 +14,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from shared.messages import Role
 
-__all__ = ["AUTH_FAILURE_REASONS", "OFFER_RESULTS", "SignalingMetrics"]
+__all__ = ["AUTH_FAILURE_REASONS", "CLOSE_REASONS", "OFFER_RESULTS", "SignalingMetrics"]
 
-AUTH_FAILURE_REASONS = ("missing_token", "token_invalid", "token_expired")
+AUTH_FAILURE_REASONS = (
+    "missing_token",
+    "token_invalid",
+    "token_expired",
+    "unknown_key",
+    "rate_limited",
+)
 OFFER_RESULTS = ("matched", "no_worker")
+CLOSE_REASONS = ("token_expired", "peer_id_in_use")
 
 
 class SignalingMetrics:
@@ -33,7 +40,14 @@ class SignalingMetrics:
         )
         self.auth_failures = Counter(
             "tandem_signaling_auth_failures_total",
-            "Upgrade requests refused with 401, by reason.",
+            "Upgrade requests refused (401, or 429 when rate_limited), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.closes = Counter(
+            "tandem_signaling_closes_total",
+            "Connections signaling closed on purpose, by reason: the token expired, or the "
+            "peer id was already held by a live connection.",
             ["reason"],
             registry=self.registry,
         )
@@ -54,6 +68,8 @@ class SignalingMetrics:
             self.connections.labels(role=role.value)
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
+        for close_reason in CLOSE_REASONS:
+            self.closes.labels(reason=close_reason)
         for result in OFFER_RESULTS:
             self.offers.labels(result=result)
 

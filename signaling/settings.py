@@ -6,12 +6,34 @@ change it from ``signaling-server serve --help`` instead of reading the code.
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import TandemSettings
 from shared.tokens import MIN_SECRET_BYTES
 
-__all__ = ["SignalingSettings"]
+__all__ = ["IPNetwork", "SignalingSettings", "is_loopback_host"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a listen address) is reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or 0.0.0.0/:: spelled otherwise: assume the network sees it
+
+
+def _parse_networks(text: str | None) -> tuple[IPNetwork, ...]:
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in (text or "").split(",")
+        if part.strip()
+    )
 
 
 class SignalingSettings(TandemSettings):
@@ -27,6 +49,30 @@ class SignalingSettings(TandemSettings):
             f"Shared HMAC secret that signs peer tokens (at least {MIN_SECRET_BYTES} bytes); "
             "prefer the env var over the flag, which other users can see in ps."
         ),
+    )
+    previous_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret being rotated out: tokens it signed are still accepted "
+        "until it is removed (then their peers are refused at reconnect). New tokens are "
+        "always signed with --secret. Prefer the env var TANDEM_PREVIOUS_SECRET.",
+    )
+    trusted_proxy: str | None = Field(
+        default=None,
+        description="Comma-separated CIDRs of reverse proxies (e.g. 127.0.0.1/32 for a TLS "
+        "proxy on this host): only a connection from one of them may name the client's "
+        "address in X-Forwarded-For. Unset: the socket's address is the client's.",
+    )
+    metrics_host: str | None = Field(
+        default=None,
+        description="Serve /metrics and /healthz on a separate listener at this address "
+        "(e.g. 127.0.0.1). Unset: both are on the main listener if --host is loopback; if "
+        "it is not, /metrics is not served at all (/healthz still is).",
+    )
+    metrics_port: int = Field(
+        default=9765,
+        ge=0,
+        le=65535,
+        description="Port of the --metrics-host listener (0 = any free port).",
     )
     stun_url: str | None = Field(
         default=None,
@@ -69,6 +115,29 @@ class SignalingSettings(TandemSettings):
     auth_window_s: float = Field(
         default=60.0, gt=0, description="Window of the failed-authentication limit, in seconds."
     )
+    expiry_check_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A connected peer is closed (code 4001) when its token expires; its "
+        "expiry is also re-checked at least this often, in seconds, so that a step of the "
+        "wall clock is followed.",
+    )
+    takeover_probe_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="When a second connection claims a connected peer id, the first is "
+        "pinged: if it answers within this many seconds the newcomer is refused (close "
+        "4009), else the newcomer takes the id.",
+    )
+    max_model_name_chars: int = Field(
+        default=256,
+        ge=1,
+        le=512,
+        description="Longest model name a Register, Offer or RelayOpen may carry; longer "
+        "ones are refused with the session id.",
+    )
     max_frame_bytes: int = Field(
         default=65536,
         ge=1024,
@@ -97,11 +166,57 @@ class SignalingSettings(TandemSettings):
             raise ValueError(f"the shared secret must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
+    @field_validator("previous_secret")
+    @classmethod
+    def _previous_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"the previous secret must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("trusted_proxy")
+    @classmethod
+    def _cidrs(cls, value: str | None) -> str | None:
+        try:
+            _parse_networks(value)
+        except ValueError:
+            raise ValueError(
+                "must be comma-separated addresses or CIDRs, e.g. 127.0.0.1/32,10.0.0.0/8"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _turn_needs_secret(self) -> SignalingSettings:
         if self.turn_url and self.turn_secret is None:
             raise ValueError("--turn-url needs --turn-secret (coturn's static-auth-secret)")
         return self
+
+    @model_validator(mode="after")
+    def _rotation_is_consistent(self) -> SignalingSettings:
+        if self.previous_secret is None:
+            return self
+        if self.secret is None:
+            raise ValueError("--previous-secret needs the current --secret")
+        if self.previous_secret.get_secret_value() == self.secret.get_secret_value():
+            raise ValueError("--previous-secret must differ from --secret")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_listener_is_separate(self) -> SignalingSettings:
+        if self.metrics_host is not None and (self.metrics_host, self.metrics_port) == (
+            self.host,
+            self.port,
+        ):
+            raise ValueError("--metrics-host/--metrics-port must differ from --host/--port")
+        return self
+
+    @property
+    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
+        return _parse_networks(self.trusted_proxy)
+
+    @property
+    def metrics_on_main(self) -> bool:
+        """Whether the main listener serves ``/metrics`` (see ``metrics_host``)."""
+        return self.metrics_host is None and is_loopback_host(self.host)
 
     @property
     def stun_urls(self) -> tuple[str, ...]:
@@ -119,3 +234,10 @@ class SignalingSettings(TandemSettings):
                 "or `secret` in the --config file"
             )
         return self.secret.get_secret_value()
+
+    def verification_secrets(self) -> tuple[str, ...]:
+        """The secrets tokens are accepted under: the current one, then the previous."""
+        current = self.require_secret()
+        if self.previous_secret is None:
+            return (current,)
+        return (current, self.previous_secret.get_secret_value())

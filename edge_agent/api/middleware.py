@@ -99,8 +99,10 @@ def api_key_middleware(api_key: SecretStr) -> Middleware:
     async def check_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in AUTH_EXEMPT_PATHS:
             scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+            # surrogatepass: a header with bytes that are not UTF-8 (aiohttp hands them
+            # over as surrogates) must compare unequal, not raise into a 500.
             valid = scheme.lower() == "bearer" and hmac.compare_digest(
-                offered.strip().encode(), expected
+                offered.strip().encode("utf-8", "surrogatepass"), expected
             )
             if not valid:
                 raise Unauthorized("Missing or invalid API key (send 'Authorization: Bearer KEY').")

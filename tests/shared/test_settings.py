@@ -272,3 +272,51 @@ def test_a_peers_link_inbox_bound_is_a_validated_setting() -> None:
     assert PeerSettings().max_queued_frames == DEFAULT_QUEUED_FRAMES == 4096
     with pytest.raises(ValidationError, match="max_queued_frames"):
         PeerSettings(max_queued_frames=0)
+
+
+def test_a_token_file_is_read_afresh_at_each_call(tmp_path: Path) -> None:
+    from shared.settings import PeerSettings
+
+    path = tmp_path / "token"
+    path.write_text("first.token.value\n")
+    source = PeerSettings(token_file=path).token_source()
+    assert source is not None and source() == "first.token.value"
+    path.write_text("  renewed.token.value  ")
+    assert source() == "renewed.token.value"  # a renewed token, no restart
+    path.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        source()
+
+
+def test_token_and_token_file_are_mutually_exclusive(tmp_path: Path) -> None:
+    from shared.settings import PeerSettings
+
+    path = tmp_path / "token"
+    path.write_text("a.b.c")
+    with pytest.raises(ValidationError, match="not both"):
+        PeerSettings(token=SecretStr("a.b.c"), token_file=path)
+    fixed = PeerSettings(token=SecretStr("x.y.z")).token_source()
+    assert fixed is not None and fixed() == "x.y.z"
+    assert PeerSettings().token_source() is None
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read"),
+        (b"", "is empty"),
+        (b"\xff\xfe", "not ASCII"),
+        (b"t" * 20_000, "larger"),
+    ],
+)
+def test_a_bad_token_file_is_refused_at_startup_by_name(
+    tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    from shared.settings import PeerSettings
+
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValidationError, match=problem) as info:
+        PeerSettings(token_file=path)
+    assert "token_file" in describe_settings_error(info.value)

@@ -18,6 +18,8 @@ from shared import (
     mint_token,
     verify_token,
 )
+from shared.errors import UnknownSigningKey
+from shared.tokens import key_id
 
 SECRET = "s3cret-for-tests-0123456789abcdef"  # 33 bytes
 OTHER_SECRET = "another-secret-0123456789abcdefgh"
@@ -40,7 +42,9 @@ def _b64encode(raw: bytes) -> str:
 
 def test_round_trip() -> None:
     claims = verify_token(SECRET, token(Role.WORKER, "worker-gpu-3"), now=NOW + 1, role=Role.WORKER)
-    assert claims == PeerClaims(peer_id="worker-gpu-3", role=Role.WORKER, expires_at=int(NOW) + 60)
+    assert claims == PeerClaims(
+        peer_id="worker-gpu-3", role=Role.WORKER, expires_at=int(NOW) + 60, key_id=key_id(SECRET)
+    )
 
 
 def test_role_is_optional_when_verifying() -> None:
@@ -148,3 +152,38 @@ def test_token_does_not_contain_the_secret() -> None:
     minted = token()
     assert SECRET not in minted
     assert SECRET.encode() not in b"".join(_b64decode(p) for p in minted.split(".")[:2])
+
+
+def test_a_token_names_its_secret_by_a_key_id_that_is_not_the_secret() -> None:
+    header = jwt.get_unverified_header(token())
+    assert header["kid"] == key_id(SECRET) != key_id(OTHER_SECRET)
+    assert len(header["kid"]) == 16 and SECRET not in json.dumps(header)
+
+
+def test_during_a_rotation_both_secrets_verify_and_report_which_signed() -> None:
+    old = mint_token(OTHER_SECRET, role=Role.EDGE, peer_id="e1", ttl_s=60, now=NOW)
+    keyring = (SECRET, OTHER_SECRET)
+    assert verify_token(keyring, old, now=NOW).key_id == key_id(OTHER_SECRET)
+    assert verify_token(keyring, token(), now=NOW).key_id == key_id(SECRET)
+
+
+def test_a_token_without_key_id_tries_current_then_previous() -> None:
+    claims = {"iss": "tandem", "sub": "e1", "role": "edge", "exp": int(NOW) + 60}
+    legacy = jwt.encode(claims, OTHER_SECRET.encode(), algorithm="HS256")
+    assert "kid" not in jwt.get_unverified_header(legacy)
+    assert verify_token((SECRET, OTHER_SECRET), legacy, now=NOW).peer_id == "e1"
+    with pytest.raises(TokenInvalid):
+        verify_token(SECRET, legacy, now=NOW)
+
+
+def test_a_key_id_this_server_does_not_hold_is_refused_by_name() -> None:
+    retired = mint_token(OTHER_SECRET, role=Role.EDGE, peer_id="e1", ttl_s=60, now=NOW)
+    with pytest.raises(UnknownSigningKey, match=key_id(OTHER_SECRET)):
+        verify_token(SECRET, retired, now=NOW)
+
+
+def test_a_non_ascii_token_is_invalid_not_a_crash() -> None:
+    with pytest.raises(TokenInvalid):
+        verify_token(SECRET, "\udcff\udcfe.x.y", now=NOW)
+    with pytest.raises(TokenInvalid):
+        verify_token(SECRET, "caf\u00e9.x.y", now=NOW)

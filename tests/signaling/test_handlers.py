@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
@@ -20,7 +21,7 @@ from shared.messages import (
     SignalError,
     Welcome,
 )
-from shared.tokens import mint_token
+from shared.tokens import key_id
 from signaling.app import create_app
 from signaling.registry.base import WorkerInfo
 from signaling.registry.memory import MemoryRegistry
@@ -79,12 +80,27 @@ async def test_token_in_query_string_is_not_accepted(client: AppClient) -> None:
     assert_401(response.status, await response.json(), "missing_token")
 
 
-async def test_forged_token_is_invalid(client: AppClient, caplog: pytest.LogCaptureFixture) -> None:
-    forged = mint_token("x" * 32, role=Role.EDGE, peer_id="e1", ttl_s=60, now=FakeClock()())
+@pytest.mark.parametrize(
+    ("kid", "code"),
+    [
+        (key_id("x" * 32), "unknown_key"),  # names a key this server does not hold
+        (key_id(SECRET), "token_invalid"),  # copies ours (anyone can read it off a token)
+        (None, "token_invalid"),  # names none: every secret is tried, none matches
+    ],
+)
+async def test_forged_token_is_invalid(
+    client: AppClient, caplog: pytest.LogCaptureFixture, kid: str | None, code: str
+) -> None:
+    forged = jwt.encode(
+        {"iss": "tandem", "sub": "e1", "role": "edge", "exp": int(FakeClock()()) + 60},
+        "x" * 32,
+        algorithm="HS256",
+        headers={"kid": kid} if kid else None,
+    )
     with caplog.at_level(logging.INFO, logger="signaling"):
         response = await client.get("/v1/signal", headers={"Authorization": f"Bearer {forged}"})
-    assert_401(response.status, await response.json(), "token_invalid")
-    assert "token_invalid" in caplog.text
+    assert_401(response.status, await response.json(), code)
+    assert code in caplog.text
     assert forged not in caplog.text
 
 
@@ -314,20 +330,33 @@ async def test_worker_disconnect_fails_pending_sessions(
     assert await registry.workers() == []
 
 
-async def test_reconnect_replaces_older_connection(connect: Connect, client: AppClient) -> None:
-    old = await registered_worker(connect, "gpu-1")
-    new = await connect(Role.WORKER, "gpu-1")
-    assert await old.closed_with() == 1000
-    # The replaced connection's registration is gone; the new one must register itself.
-    edge = await connect(Role.EDGE, "pi-1")
-    await offer(edge, "s1")
-    assert isinstance(await edge.recv(), SignalError)
+async def test_reconnect_replaces_a_silent_older_connection(clock: FakeClock) -> None:
+    """A peer that reconnects before its old socket was noticed dead takes its id over:
+    the old connection (which reads nothing, so answers no ping) is closed."""
+    settings = SignalingSettings(secret=SecretStr(SECRET), takeover_probe_s=0.2)
+    async with TestClient(
+        TestServer(create_app(settings, clock=clock), host="127.0.0.1", port=0)
+    ) as client:
 
-    await new.send(Register(models=("m",), capacity=1))
-    await offer(edge, "s2")
-    assert await new.recv() == Offer(session_id="s2", sdp=SDP_OFFER, model="m", peer_id="pi-1")
-    health = await (await client.get("/healthz")).json()
-    assert health["workers"] == 1
+        async def connect(role: Role, peer_id: str) -> Peer:
+            headers = {"Authorization": f"Bearer {token_for(role, peer_id, now=clock())}"}
+            peer = Peer(await client.ws_connect("/v1/signal", headers=headers, autoping=False))
+            assert isinstance(await peer.recv(), Welcome)
+            return peer
+
+        old = await registered_worker(connect, "gpu-1")
+        new = await connect(Role.WORKER, "gpu-1")
+        assert await old.closed_with() == 1000
+        # The replaced connection's registration is gone; the new one must register itself.
+        edge = await connect(Role.EDGE, "pi-1")
+        await offer(edge, "s1")
+        assert isinstance(await edge.recv(), SignalError)
+
+        await new.send(Register(models=("m",), capacity=1))
+        await offer(edge, "s2")
+        assert await new.recv() == Offer(session_id="s2", sdp=SDP_OFFER, model="m", peer_id="pi-1")
+        health = await (await client.get("/healthz")).json()
+        assert health["workers"] == 1
 
 
 async def test_oversized_frame_closes_peer_as_too_big(clock: FakeClock) -> None:
