@@ -63,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     netcheck.add_argument("--signaling", default=None, help="signaling WebSocket URL")
     netcheck.add_argument("--token", default=None, help="this edge's peer token")
     netcheck.add_argument(
+        "--ca-file", type=Path, default=None, metavar="PEM", help="CA of signaling's TLS cert"
+    )
+    netcheck.add_argument(
+        "--insecure-signaling",
+        action="store_true",
+        default=None,
+        help="allow plaintext ws:// to another host",
+    )
+    netcheck.add_argument(
         "--config", type=Path, default=None, metavar="FILE", help="TOML settings file"
     )
     netcheck.add_argument("--timeout-s", type=float, default=10.0, help="signaling deadline")
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _netcheck(args: argparse.Namespace) -> int:
-    overrides = {k: v for k in ("signaling", "token") if (v := getattr(args, k)) is not None}
+    names = ("signaling", "token", "ca_file", "insecure_signaling")
+    overrides = {k: v for k in names if (v := getattr(args, k)) is not None}
     try:
         settings = load_settings(EdgeSettings, config_file=args.config, overrides=overrides)
     except ValidationError as exc:
@@ -110,11 +120,19 @@ def _netcheck(args: argparse.Namespace) -> int:
         print("edge-agent netcheck: needs --signaling and --token (or TANDEM_*)", file=sys.stderr)
         return 2
     logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
-    report = asyncio.run(
-        run_netcheck(
-            settings.signaling, settings.token.get_secret_value(), timeout_s=args.timeout_s
+    try:
+        report = asyncio.run(
+            run_netcheck(
+                settings.signaling,
+                settings.token.get_secret_value(),
+                timeout_s=args.timeout_s,
+                ca_file=settings.ca_file,
+                insecure_signaling=settings.insecure_signaling,
+            )
         )
-    )
+    except ValueError as exc:  # a ws:// URL to another host, an unreadable --ca-file
+        print(f"edge-agent netcheck: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

@@ -59,6 +59,7 @@ def create_app(
         relays=RelayTable(
             bytes_per_s=settings.relay_bytes_per_s,
             max_per_edge=settings.relay_max_sessions_per_edge,
+            buffer_bytes=settings.relay_buffer_bytes,
         ),
     )
     app_metrics.track_peers(broker.count)
