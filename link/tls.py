@@ -51,7 +51,9 @@ def client_ssl_context(
         try:
             context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         except (OSError, ssl.SSLError) as exc:
-            raise InsecureSignaling(f"--ca-file {ca_file}: cannot load a CA from it ({exc})") from exc
+            raise InsecureSignaling(
+                f"--ca-file {ca_file}: cannot load a CA from it ({exc})"
+            ) from exc
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
     if scheme not in _PLAIN:

@@ -122,9 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings.host,
         )
     logger.info("signaling listening on %s://%s:%d/v1/signal", scheme, host, settings.port)
-    web.run_app(
-        app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None
-    )
+    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None)
     return 0
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,9 +28,12 @@ async def signaling(**settings: Any) -> AsyncIterator[int]:
         yield port
 
 
-async def metric(port: int, name: str, labels: str = "") -> float:
-    """One sample of signaling's ``/metrics`` (0 if the series is absent)."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+async def metric(port: int, name: str, labels: str = "", *, ca_file: Path | None = None) -> float:
+    """One sample of signaling's ``/metrics`` (0 if the series is absent); over HTTPS,
+    verified against ``ca_file``, when given one."""
+    url = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}/metrics"
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    async with aiohttp.ClientSession() as http, http.get(url, ssl=context or True) as r:
         text = await r.text()
     pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
     found = re.search(pattern, text, re.MULTILINE)

@@ -91,9 +91,7 @@ async def peers(port: int, *, edge_port: int, worker_port: int) -> AsyncIterator
 
 
 async def open_session(peers: Peers, session_id: str) -> tuple[RelayLink, RelayLink]:
-    edge, _ = await peers.edge.open_relay(
-        session_id, model="m", timeout_s=30, max_frame_bytes=4096
-    )
+    edge, _ = await peers.edge.open_relay(session_id, model="m", timeout_s=30, max_frame_bytes=4096)
     return edge, await asyncio.wait_for(peers.accepted.get(), 30)
 
 

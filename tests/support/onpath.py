@@ -141,7 +141,9 @@ class OnPathProxy:
 
 
 @asynccontextmanager
-async def on_path(upstream_port: int, *, tamper: Tamper | None = None) -> AsyncIterator[OnPathProxy]:
+async def on_path(
+    upstream_port: int, *, tamper: Tamper | None = None
+) -> AsyncIterator[OnPathProxy]:
     proxy = OnPathProxy(upstream_port, tamper=tamper)
     await proxy.start()
     try:
