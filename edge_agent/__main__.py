@@ -28,8 +28,8 @@ from shared.settings import (
 EXAMPLE = """examples:
   edge-agent serve                                   # local model only, http://127.0.0.1:8080
   export TANDEM_TOKEN=$(signaling-server token --role edge --peer-id pi-kitchen)
-  edge-agent serve --signaling ws://signal.example:8765/v1/signal --model ~/models/small.gguf
-  edge-agent netcheck --signaling ws://signal.example:8765/v1/signal   # which path will work?
+  edge-agent serve --signaling wss://signal.example:8765/v1/signal --model ~/models/small.gguf
+  edge-agent netcheck --signaling wss://signal.example:8765/v1/signal  # which path will work?
 """
 
 
