@@ -108,8 +108,9 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         metrics,
         send=send,
         ice_servers=lambda: signaling.ice_servers,
-        relay_link=lambda session_id: signaling.relay_link(
-            session_id,
+        accept_relay=lambda request, model: signaling.accept_relay(
+            request,
+            model=model,
             max_frame_bytes=settings.max_frame_bytes,
             max_queued_frames=settings.max_queued_frames,
         ),
@@ -127,6 +128,8 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         on_message=acceptor.handle,
         hello=hello,
         reconnect_max_s=settings.reconnect_max_s,
+        ca_file=settings.ca_file,
+        insecure_signaling=settings.insecure_signaling,
     )
     app = web.Application()
     app[PARTS] = WorkerParts(

@@ -18,7 +18,7 @@ from cloud_worker.edge_session import EdgeSession
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
 from link import IcePolicy, Link, RelayLink, accept_offer
-from shared.messages import Answer, IceServer, LoadReport, Message, Offer, RelayAccept, RelayOpen
+from shared.messages import Answer, IceServer, LoadReport, Message, Offer, RelayOpen
 
 __all__ = ["LinkAcceptor"]
 
@@ -36,14 +36,14 @@ class LinkAcceptor:
         *,
         send: Callable[[Message], Awaitable[None]],
         ice_servers: Callable[[], tuple[IceServer, ...]],
-        relay_link: Callable[[str], RelayLink],
+        accept_relay: Callable[[RelayOpen, str], Awaitable[RelayLink]],
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._metrics = metrics
         self._send = send
         self._ice_servers = ice_servers
-        self._relay_link = relay_link
+        self._accept_relay_link = accept_relay
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions: set[EdgeSession] = set()
         self._load_changed = asyncio.Event()
@@ -73,15 +73,14 @@ class LinkAcceptor:
             log.debug("ignoring %s from signaling", message.type_tag)
 
     async def _accept_relay(self, request: RelayOpen) -> None:
-        link = self._relay_link(request.session_id)
-        link.rename(f"{request.peer_id}/relay")
+        """Key the session end to end and accept it (``accept_relay`` refuses an edge
+        that sent no key), then serve it like any link."""
         try:
-            model = self._backend.models[0]
-            await self._send(RelayAccept(session_id=request.session_id, model=model))
-        except Exception:
-            log.warning("could not accept the relay from edge %s", request.peer_id)
-            await link.aclose()
+            link = await self._accept_relay_link(request, self._backend.models[0])
+        except Exception as exc:
+            log.warning("could not accept the relay from edge %s: %s", request.peer_id, exc)
             return
+        link.rename(f"{request.peer_id}/relay")
         self._metrics.offers_total.labels("relay").inc()
         await self._serve(link, request.peer_id)
 

@@ -17,7 +17,9 @@ class WorkerSettings(PeerSettings):
     """Configuration of ``cloud-worker serve``."""
 
     signaling: str = Field(
-        default="ws://127.0.0.1:8765/v1/signal", description="Signaling server WebSocket URL."
+        default="ws://127.0.0.1:8765/v1/signal",
+        description="Signaling server WebSocket URL: wss:// across a network (ws:// on "
+        "loopback only, unless --insecure-signaling).",
     )
     backend: Literal["llama", "openai"] = Field(
         default="llama",

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,6 +56,11 @@ class StackConfig:
     edge_args: list[str] = field(default_factory=list)
     worker_args: list[str] = field(default_factory=list)
     log_level: str = "INFO"
+    tls_cert: Path | None = None
+    """Serve signaling over TLS (wss://) with this certificate (for ``host``) and
+    ``tls_key``; peers verify it against ``ca_file``. Unset: ws:// on loopback."""
+    tls_key: Path | None = None
+    ca_file: Path | None = None
 
 
 class Stack:
@@ -67,8 +73,13 @@ class Stack:
         self._logs: list[IO[bytes]] = []
 
     @property
+    def tls(self) -> bool:
+        return self.config.tls_cert is not None
+
+    @property
     def signaling_url(self) -> str:
-        return f"ws://{self.config.host}:{self.config.signaling_port}/v1/signal"
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{self.config.host}:{self.config.signaling_port}/v1/signal"
 
     @property
     def edge_url(self) -> str:
@@ -102,13 +113,12 @@ class Stack:
     def start_signaling(self) -> None:
         """(Re)start the signaling server with this stack's secret, and wait for it."""
         cfg = self.config
-        self._spawn(
-            "signaling",
-            "signaling",
-            ["--host", cfg.host, "--port", str(cfg.signaling_port)],
-            {"TANDEM_SECRET": self.secret},
-        )
-        self.wait_healthy(f"http://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
+        args = ["--host", cfg.host, "--port", str(cfg.signaling_port)]
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            args += ["--tls-cert", str(cfg.tls_cert), "--tls-key", str(cfg.tls_key)]
+        self._spawn("signaling", "signaling", args, {"TANDEM_SECRET": self.secret})
+        scheme = "https" if self.tls else "http"
+        self.wait_healthy(f"{scheme}://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
 
     def start(self, *, wait_for_cloud: bool = True) -> None:
         """Signaling, the worker, the edge; wait until the edge holds a cloud link (or,
@@ -161,6 +171,8 @@ class Stack:
         cfg = self.config
         args = ["--signaling", self.signaling_url, "--host", cfg.host, "--port", str(port)]
         args += LOOPBACK_ICE
+        if cfg.ca_file is not None:
+            args += ["--ca-file", str(cfg.ca_file)]
         if model is not None:
             args += ["--model", str(model)]
         self._spawn(
@@ -171,6 +183,10 @@ class Stack:
         """Poll ``url`` until it answers 200 (and ``want(body)``), or fail with the reason."""
         deadline = time.monotonic() + self.config.startup_timeout_s
         last = "no answer"
+        context = None
+        if url.startswith("https:"):
+            ca = self.config.ca_file
+            context = ssl.create_default_context(cafile=str(ca) if ca else None)
         while time.monotonic() < deadline:
             for proc_name, proc in self.procs.items():
                 if proc.poll() is not None:
@@ -178,7 +194,7 @@ class Stack:
                         f"{proc_name} exited with code {proc.returncode} while starting"
                     )
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
+                with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                     body: dict[str, Any] = json.loads(resp.read())
                     if want is None or want(body):
                         return body

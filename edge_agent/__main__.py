@@ -28,8 +28,8 @@ from shared.settings import (
 EXAMPLE = """examples:
   edge-agent serve                                   # local model only, http://127.0.0.1:8080
   export TANDEM_TOKEN=$(signaling-server token --role edge --peer-id pi-kitchen)
-  edge-agent serve --signaling ws://signal.example:8765/v1/signal --model ~/models/small.gguf
-  edge-agent netcheck --signaling ws://signal.example:8765/v1/signal   # which path will work?
+  edge-agent serve --signaling wss://signal.example:8765/v1/signal --model ~/models/small.gguf
+  edge-agent netcheck --signaling wss://signal.example:8765/v1/signal  # which path will work?
 """
 
 
@@ -62,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     netcheck.add_argument("--signaling", default=None, help="signaling WebSocket URL")
     netcheck.add_argument("--token", default=None, help="this edge's peer token")
+    netcheck.add_argument(
+        "--ca-file", type=Path, default=None, metavar="PEM", help="CA of signaling's TLS cert"
+    )
+    netcheck.add_argument(
+        "--insecure-signaling",
+        action="store_true",
+        default=None,
+        help="allow plaintext ws:// to another host",
+    )
     netcheck.add_argument(
         "--config", type=Path, default=None, metavar="FILE", help="TOML settings file"
     )
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _netcheck(args: argparse.Namespace) -> int:
-    overrides = {k: v for k in ("signaling", "token") if (v := getattr(args, k)) is not None}
+    names = ("signaling", "token", "ca_file", "insecure_signaling")
+    overrides = {k: v for k in names if (v := getattr(args, k)) is not None}
     try:
         settings = load_settings(EdgeSettings, config_file=args.config, overrides=overrides)
     except ValidationError as exc:
@@ -114,7 +124,19 @@ def _netcheck(args: argparse.Namespace) -> int:
         )
         return 2
     logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
-    report = asyncio.run(run_netcheck(settings.signaling, token, timeout_s=args.timeout_s))
+    try:
+        report = asyncio.run(
+            run_netcheck(
+                settings.signaling,
+                token,
+                timeout_s=args.timeout_s,
+                ca_file=settings.ca_file,
+                insecure_signaling=settings.insecure_signaling,
+            )
+        )
+    except ValueError as exc:  # a ws:// URL to another host, an unreadable --ca-file
+        print(f"edge-agent netcheck: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

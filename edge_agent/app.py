@@ -66,6 +66,8 @@ def create_app(settings: EdgeSettings) -> web.Application:
             settings.signaling,
             token,
             reconnect_max_s=settings.reconnect_max_s,
+            ca_file=settings.ca_file,
+            insecure_signaling=settings.insecure_signaling,
         )
         pool = PeerPool(
             signaling,

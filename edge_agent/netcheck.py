@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from link import SignalingClient, SignalingUnavailable
@@ -64,16 +65,31 @@ def _split(servers: tuple[IceServer, ...]) -> tuple[list[tuple[str, int]], tuple
 
 
 async def run_netcheck(
-    url: str, token: str | Callable[[], str], *, timeout_s: float = 10.0
+    url: str,
+    token: str | Callable[[], str],
+    *,
+    timeout_s: float = 10.0,
+    ca_file: Path | None = None,
+    insecure_signaling: bool = False,
 ) -> NetcheckReport:
+    """Probe everything; ``ValueError`` if ``url`` may not be used (``link.tls``)."""
     report = NetcheckReport()
-    client = SignalingClient(url, token, reconnect_max_s=timeout_s)
+    client = SignalingClient(
+        url,
+        token,
+        reconnect_max_s=timeout_s,
+        ca_file=ca_file,
+        insecure_signaling=insecure_signaling,
+    )
     client.start()
     try:
         try:
             _, ms = await _timed(client.wait_connected(timeout_s))
         except SignalingUnavailable:
-            report.probes.append(Probe("signaling", False, f"no authenticated WebSocket to {url}"))
+            why = client.last_error or "no answer"
+            report.probes.append(
+                Probe("signaling", False, f"no authenticated WebSocket to {url}: {why}")
+            )
             report.verdict = "signaling unreachable (or the token was refused): no cloud from here"
             report.expected_path = "none"
             return report

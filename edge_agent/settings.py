@@ -49,7 +49,8 @@ class EdgeSettings(PeerSettings):
     )
     signaling: str | None = Field(
         default=None,
-        description="Signaling server URL, e.g. ws://127.0.0.1:8765/v1/signal. Unset: local only.",
+        description="Signaling server URL, e.g. wss://signal.example.com:8765/v1/signal (ws:// "
+        "on loopback only, unless --insecure-signaling). Unset: local only.",
     )
     cloud_model: str = Field(
         default="", description="Model to ask cloud workers for ('' = whatever they serve)."

@@ -4,6 +4,10 @@ The last resort when no WebRTC path exists (only outbound TCP to signaling allow
 like Tailscale's DERP, signaling forwards each ``RelayData`` between the two peers it
 brokered, and nothing else. Slower than a direct path, never unreachable. The
 ``SignalingClient`` routes a session's frames here; losing signaling loses the relay.
+
+Every frame is sealed end to end (``link.relay_crypto``) once the session's keys are
+known (``secure``): signaling forwards only ciphertext. A frame that fails to open
+closes this session, and only this one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from link.base import LinkClosed, PathKind
 from link.framed import DEFAULT_QUEUED_FRAMES, FramedLink
+from link.relay_crypto import RelayCipher, RelayFrameRefused
 from shared.messages import Message, RelayClose, RelayData
 
 __all__ = ["RelayLink"]
@@ -30,6 +35,7 @@ class RelayLink(FramedLink):
         max_frame_bytes: int,
         max_message_bytes: int = 1024 * 1024,
         max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        cipher: RelayCipher | None = None,
         label: str = "",
     ) -> None:
         super().__init__(
@@ -43,10 +49,25 @@ class RelayLink(FramedLink):
         self._send = send
         self._on_close = on_close
         self._peer_closed = False
+        self._cipher = cipher
+
+    def secure(self, cipher: RelayCipher) -> None:
+        """The key exchange finished (the edge, on ``RelayAccept``): frames flow now."""
+        self._cipher = cipher
 
     def feed(self, data: bytes) -> None:
-        """A ``RelayData`` for this session arrived."""
-        self._deliver(data)
+        """A ``RelayData`` for this session arrived: open it, then hand it in."""
+        if self._closed:
+            return
+        if self._cipher is None:
+            self._fail("relayed frame before the key exchange")
+            return
+        try:
+            frame = self._cipher.open(data)
+        except RelayFrameRefused as exc:
+            self._fail(str(exc))
+            return
+        self._deliver(frame)
 
     def closed_by_peer(self) -> None:
         """A ``RelayClose`` arrived, or signaling went away."""
@@ -54,8 +75,11 @@ class RelayLink(FramedLink):
         self._mark_closed()
 
     async def _send_frame(self, frame: bytes) -> None:
+        if self._cipher is None:
+            raise LinkClosed(f"link {self._label}: relayed session not keyed yet")
+        sealed = self._cipher.seal(frame)
         try:
-            await self._send(RelayData(session_id=self.session_id, data=frame))
+            await self._send(RelayData(session_id=self.session_id, data=sealed))
         except Exception as exc:  # signaling down: the relay path is gone with it
             self._mark_closed()
             raise LinkClosed(f"link {self._label}: signaling unavailable") from exc

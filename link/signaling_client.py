@@ -11,6 +11,13 @@ answer through ``request_answer``; everything else goes to ``on_message``.
 Data channels already open keep working while signaling is down: nothing here touches
 them.
 
+Across a network the URL is ``wss://``, verified against the system CAs or ``ca_file``;
+plaintext ``ws://`` is refused at construction unless it names this host or
+``insecure_signaling`` is set (``link.tls``). A certificate that fails verification is
+an error, retried at the longest backoff, never a fallback to plaintext. Relayed
+sessions are keyed here (``link.relay_crypto``): the edge's key goes in ``RelayOpen``,
+the worker's in ``RelayAccept``.
+
 Its state is one ``SignalingState``, changed only by ``_set_state``: ``CLOSED`` until
 ``start``, ``CONNECTING`` while it (re)connects or waits to, ``CONNECTED`` from this
 connection's ``Welcome`` until the connection is lost, ``CLOSED`` again after ``aclose``.
@@ -25,13 +32,16 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
 
 from link.framed import DEFAULT_QUEUED_FRAMES
+from link.relay_crypto import RelayCipher, RelayHandshake, RelayKeyRefused
 from link.relay_link import RelayLink
 from shared.close_codes import CloseCode
+from link.tls import client_ssl_context
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (
@@ -44,6 +54,7 @@ from shared.messages import (
     RelayClose,
     RelayData,
     RelayOpen,
+    Role,
     SignalError,
     Welcome,
 )
@@ -93,7 +104,11 @@ class SignalingClient:
         reconnect_max_s: float = 30.0,
         connect_timeout_s: float = 10.0,
         heartbeat_s: float = 15.0,
+        ca_file: Path | None = None,
+        insecure_signaling: bool = False,
     ) -> None:
+        """``InsecureSignaling`` (a ``ValueError``) for a URL that may not be used."""
+        self._ssl = client_ssl_context(url, ca_file=ca_file, insecure=insecure_signaling)
         self._url = url
         self._token = token
         self._on_message = on_message
@@ -109,9 +124,16 @@ class SignalingClient:
         self._changed = asyncio.Event()  # set, then replaced, on every state change
         self._pending: dict[str, asyncio.Future[Answer]] = {}
         self._pending_relays: dict[str, asyncio.Future[RelayAccept]] = {}
+        self._handshakes: dict[str, RelayHandshake] = {}
         self._relays: dict[str, RelayLink] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._last_error: str | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest connection attempt failed (``None`` once one is welcomed)."""
+        return self._last_error
 
     @property
     def state(self) -> SignalingState:
@@ -182,15 +204,18 @@ class SignalingClient:
         *,
         max_frame_bytes: int,
         max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        cipher: RelayCipher | None = None,
         label: str = "",
     ) -> RelayLink:
-        """A link for relayed session ``session_id``; its frames are routed to it from now on."""
+        """A link for relayed session ``session_id``; its frames are routed to it from now
+        on. It carries nothing until it has a ``cipher`` (here, or ``RelayLink.secure``)."""
         link = RelayLink(
             session_id,
             self.send,
             on_close=self._forget_relay,
             max_frame_bytes=max_frame_bytes,
             max_queued_frames=max_queued_frames,
+            cipher=cipher,
             label=label,
         )
         self._relays[session_id] = link
@@ -198,6 +223,44 @@ class SignalingClient:
 
     def _forget_relay(self, session_id: str) -> None:
         self._relays.pop(session_id, None)
+
+    async def accept_relay(
+        self,
+        request: RelayOpen,
+        *,
+        model: str,
+        max_frame_bytes: int,
+        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
+        label: str = "",
+    ) -> RelayLink:
+        """The worker's side of ``open_relay``: key the session from the edge's
+        ``request.key``, answer ``RelayAccept`` with ours, return the link.
+
+        ``RelayKeyRefused`` (after telling the edge, with ``RelayClose``) if the edge
+        sent no usable key: a relayed session is end-to-end encrypted or does not exist.
+        """
+        handshake = RelayHandshake(request.session_id, Role.WORKER)
+        try:
+            cipher = handshake.cipher(request.key)
+        except RelayKeyRefused as exc:
+            with contextlib.suppress(SignalingUnavailable):
+                await self.send(RelayClose(session_id=request.session_id, reason=str(exc)[:256]))
+            raise
+        link = self.relay_link(
+            request.session_id,
+            max_frame_bytes=max_frame_bytes,
+            max_queued_frames=max_queued_frames,
+            cipher=cipher,
+            label=label,
+        )
+        try:
+            await self.send(
+                RelayAccept(session_id=request.session_id, model=model, key=handshake.public_key)
+            )
+        except BaseException:
+            await link.aclose()
+            raise
+        return link
 
     async def open_relay(
         self,
@@ -212,12 +275,17 @@ class SignalingClient:
         """Ask signaling for a relayed session to a worker (none of ``avoid``); the link
         once one accepts."""
         future: asyncio.Future[RelayAccept] = asyncio.get_running_loop().create_future()
+        handshake = RelayHandshake(session_id, Role.EDGE)
         self._pending_relays[session_id] = future
+        self._handshakes[session_id] = handshake
         link = self.relay_link(
             session_id, max_frame_bytes=max_frame_bytes, max_queued_frames=max_queued_frames
         )
         try:
-            await self.send(RelayOpen(session_id=session_id, model=model, avoid=avoid))
+            opening = RelayOpen(
+                session_id=session_id, model=model, avoid=avoid, key=handshake.public_key
+            )
+            await self.send(opening)
             async with asyncio.timeout(timeout_s):
                 accept = await future
         except BaseException as exc:
@@ -227,6 +295,7 @@ class SignalingClient:
             raise
         finally:
             self._pending_relays.pop(session_id, None)
+            self._handshakes.pop(session_id, None)
         link.rename(accept.peer_id)
         return link, accept
 
@@ -261,14 +330,24 @@ class SignalingClient:
             welcomed, code = await self._connect_once(token)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
+                self._last_error = "signaling refused this peer's token"
                 log.error("signaling refused this peer's token (expired or wrong secret?)")
                 return self._reconnect_max_s
             if exc.status == 429:
+                self._last_error = "signaling refuses failed logins from this address for now"
                 log.error("signaling is refusing failed logins from this address for a while")
                 return self._reconnect_max_s
+            self._last_error = f"signaling handshake failed: HTTP {exc.status}"
             log.warning("signaling handshake failed: HTTP %s", exc.status)
             return delay
+        except aiohttp.ClientSSLError as exc:
+            # Never a fallback to plaintext: the token is only ever sent over a verified
+            # connection. Retried slowly, in case the certificate is fixed.
+            self._last_error = _tls_failure(self._url, exc)
+            log.error("%s", self._last_error)
+            return self._reconnect_max_s
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._last_error = f"cannot reach signaling: {exc.__class__.__name__}"
             log.warning("cannot reach signaling at %s: %s", self._url, exc.__class__.__name__)
             return delay
         if code == CloseCode.TOKEN_EXPIRED:
@@ -291,6 +370,7 @@ class SignalingClient:
             headers=headers,
             heartbeat=self._heartbeat_s,
             max_msg_size=self._max_frame_bytes,
+            ssl=self._ssl if self._ssl is not None else True,
         ) as ws:
             self._ws = ws
             try:
@@ -316,6 +396,7 @@ class SignalingClient:
                 self._welcome = message  # later ones refresh the ICE credentials
                 if not welcomed:
                     welcomed = True
+                    self._last_error = None
                     for hello in self._hello():
                         await ws.send_bytes(encode(hello))
                     self._set_state(SignalingState.CONNECTED)
@@ -336,6 +417,8 @@ class SignalingClient:
             if relay is not None:
                 relay.closed_by_peer()
             return
+        if isinstance(message, RelayAccept):
+            self._key_relay(message)  # now, before a frame of this session can arrive
         if _settle(self._pending_relays, RelayAccept, message) or _settle(
             self._pending, Answer, message
         ):
@@ -345,6 +428,20 @@ class SignalingClient:
                 await self._on_message(message)
             except Exception:
                 log.exception("handling a %s from signaling failed", message.type_tag)
+
+    def _key_relay(self, accept: RelayAccept) -> None:
+        """Key the edge's link of the session ``accept`` answers, from the worker's key;
+        without a usable key, fail the ``open_relay`` waiting on it instead."""
+        handshake = self._handshakes.pop(accept.session_id, None)
+        future = self._pending_relays.get(accept.session_id)
+        link = self._relays.get(accept.session_id)
+        if handshake is None or future is None or future.done() or link is None:
+            return
+        try:
+            link.secure(handshake.cipher(accept.key))
+        except RelayKeyRefused as exc:
+            log.error("relayed session to worker %s refused: %s", accept.peer_id, exc)
+            future.set_exception(SignalingRefused(ErrorCode.PROTOCOL_ERROR, str(exc)))
 
     def _disconnected(self) -> None:
         self._ws = None
@@ -361,6 +458,20 @@ class SignalingClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _tls_failure(url: str, exc: aiohttp.ClientSSLError) -> str:
+    """One line naming what TLS refused, and the remedy."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        why = f"certificate verify failed: {getattr(cause, 'verify_message', None) or cause}"
+    else:
+        why = f"TLS handshake failed: {exc.os_error}"
+    return (
+        f"signaling at {url}: {why}. Not connecting (no plaintext fallback): check that "
+        "--ca-file names the CA that signed signaling's certificate, and the URL's host "
+        "is in that certificate"
+    )
 
 
 def _settle(pending: dict[str, asyncio.Future[R]], reply: type[R], message: Message) -> bool:

@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "MESSAGE_TYPES",
+    "RELAY_KEY_BYTES",
     "Answer",
     "Cancel",
     "ChatMessage",
@@ -271,6 +272,10 @@ class Answer(Message):
     model: Text = ""
 
 
+RELAY_KEY_BYTES = 32
+"""An X25519 public key."""
+
+
 class RelayOpen(Message):
     """Ask for a relayed session (no WebRTC path): frames then travel over the two
     signaling WebSockets. The edge sends ``model``; signaling forwards it to the chosen
@@ -281,6 +286,10 @@ class RelayOpen(Message):
     peer_id: Text = ""
     avoid: tuple[Text, ...] = Field(default=(), max_length=MAX_AVOID)
     """As ``Offer.avoid``."""
+    key: bytes = Field(default=b"", max_length=RELAY_KEY_BYTES)
+    """The edge's ephemeral X25519 public key for this session (``link.relay_crypto``),
+    carried through signaling like a DTLS fingerprint in SDP. Empty from an edge that
+    predates encrypted relays: workers refuse that."""
 
 
 class RelayAccept(Message):
@@ -290,10 +299,14 @@ class RelayAccept(Message):
     session_id: _ID
     model: Text = ""
     peer_id: Text = ""
+    key: bytes = Field(default=b"", max_length=RELAY_KEY_BYTES)
+    """The worker's ephemeral X25519 public key, as ``RelayOpen.key``; edges refuse an
+    accept without one."""
 
 
 class RelayData(Message):
-    """One data-channel frame of a relayed session, carried through signaling."""
+    """One data-channel frame of a relayed session, carried through signaling: since
+    ``RelayOpen.key``, always end-to-end ciphertext (``link.relay_crypto``)."""
 
     session_id: _ID
     data: bytes

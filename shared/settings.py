@@ -88,6 +88,17 @@ class PeerSettings(TandemSettings):
         gt=0,
         description="Longest wait between reconnections (jittered exponential backoff).",
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed signaling's TLS certificate, for a "
+        "wss:// --signaling URL (default: the system CAs). Only these CAs are trusted.",
+    )
+    insecure_signaling: bool = Field(
+        default=False,
+        description="Allow a plaintext ws:// --signaling URL to another host (the token, TURN "
+        "credentials and session setup then cross the network in clear). Loopback ws:// "
+        "needs no flag.",
+    )
 
     @field_validator("token_file")
     @classmethod

@@ -28,6 +28,7 @@ from shared.settings import (
 from shared.tokens import mint_token
 from signaling.app import create_app
 from signaling.settings import SignalingSettings
+from signaling.tls import is_loopback, server_ssl_context
 
 __all__ = ["build_parser", "main"]
 
@@ -40,7 +41,11 @@ _SERVE_EPILOG = """\
 example:
   TANDEM_SECRET=$(head -c 32 /dev/urandom | base64) signaling-server serve --port 8765
 
-Peers connect to ws://HOST:PORT/v1/signal with "Authorization: Bearer <token>".
+  signaling-server serve --host 0.0.0.0 --tls-cert /etc/tandem/tls/fullchain.pem \
+      --tls-key /etc/tandem/tls/key.pem      # across networks: wss:// only
+
+Peers connect to wss://HOST:PORT/v1/signal (ws:// on loopback) with
+"Authorization: Bearer <token>".
 Also served: GET /healthz (JSON) and GET /metrics (Prometheus). /metrics is on the main
 listener only when --host is loopback; otherwise give --metrics-host (e.g. 127.0.0.1).
 
@@ -112,16 +117,25 @@ def _fail(message: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr, format=log_format(os.environ))
+    ssl_context = server_ssl_context(settings)
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    logger.info("signaling listening on ws://%s:%d/v1/signal", host, settings.port)
+    scheme = "wss" if ssl_context is not None else "ws"
+    if ssl_context is None and not is_loopback(settings.host):
+        logger.warning(
+            "serving plaintext ws:// on %s: peers' tokens and TURN credentials cross the "
+            "network in clear unless a TLS proxy fronts this port (--tls-cert/--tls-key "
+            "serve wss:// natively)",
+            settings.host,
+        )
+    logger.info("signaling listening on %s://%s:%d/v1/signal", scheme, host, settings.port)
     if not settings.metrics_on_main and settings.metrics_host is None:
         logger.warning(
             "/metrics is not served on %s (not loopback); set --metrics-host 127.0.0.1 "
             "to scrape it",
             settings.host,
         )
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None)
     return 0
 
 

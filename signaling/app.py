@@ -90,6 +90,7 @@ def create_app(
         relays=RelayTable(
             bytes_per_s=settings.relay_bytes_per_s,
             max_per_edge=settings.relay_max_sessions_per_edge,
+            buffer_bytes=settings.relay_buffer_bytes,
         ),
         takeover_probe_s=settings.takeover_probe_s,
         max_model_name_chars=settings.max_model_name_chars,

@@ -36,7 +36,8 @@ from signaling.matchmaking import choose_worker
 from signaling.metrics import SignalingMetrics
 from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry, WorkerInfo
-from signaling.relay_table import RelayTable
+from signaling.relay_pipe import RelayPipe
+from signaling.relay_table import RelaySession, RelayTable
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "PeerConnection"]
 
@@ -142,12 +143,14 @@ class Broker:
     async def _forget(self, conn: PeerConnection) -> None:
         del self._conns[(conn.role, conn.peer_id)]
         for relay in self._relays.of_peer(conn.role, conn.peer_id):
+            close = RelayClose(session_id=relay.session_id, reason=f"{conn.role.value} went away")
+            if relay.pipes:
+                self._end_relay(relay, closer=conn.role, close=close)
+                continue
             self._relays.close(relay.session_id)
             other = self._conns.get(relay.other(conn.role))
             if other is not None:
-                await other.send(
-                    RelayClose(session_id=relay.session_id, reason=f"{conn.role.value} went away")
-                )
+                await other.send(close)
         if conn.role is Role.EDGE:
             self._offers.drop_edge(conn.peer_id)
             return
@@ -313,12 +316,20 @@ class Broker:
                 worker, "no relay request with this id for this worker", accept.session_id
             )
             return
-        relay.accepted = True
         edge = self._conns.get((Role.EDGE, relay.edge_id))
-        forwarded = accept.model_copy(update={"peer_id": worker.peer_id})
-        if edge is None or not await edge.send(forwarded):
+        if edge is None:
             self._relays.close(accept.session_id)
             await worker.send(RelayClose(session_id=accept.session_id, reason="edge went away"))
+            return
+        relay.accepted = True
+        limit = self._relays.buffer_bytes
+        relay.pipes = {
+            role: RelayPipe(conn.send, limit_bytes=limit, name=f"relay-{role.value}-{conn.peer_id}")
+            for role, conn in ((Role.EDGE, edge), (Role.WORKER, worker))
+        }
+        # Through the edge's pipe, so that it arrives before the worker's first frame
+        # and a slow edge never holds up this worker's connection.
+        relay.pipes[Role.EDGE].put(accept.model_copy(update={"peer_id": worker.peer_id}))
 
     async def _relay_data(self, sender: PeerConnection, data: RelayData) -> None:
         relay = self._relays.get(data.session_id)
@@ -332,19 +343,45 @@ class Broker:
             wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
             if wait > 0:
                 await asyncio.sleep(wait)
-        other = self._conns.get(relay.other(sender.role))
-        if other is None or not await other.send(data):
-            self._relays.close(data.session_id)
-            await sender.send(RelayClose(session_id=data.session_id, reason="peer went away"))
+        if self._relays.get(data.session_id) is not relay:
+            return  # it ended while this frame waited for its pace
+        receiver, _ = relay.other(sender.role)
+        if relay.pipes[receiver].put(data):  # queued: this loop never waits on the receiver
+            return
+        self._metrics.relay_overflows.inc()
+        logger.info(
+            "relayed session %s dropped: its %s read too slowly (over %d bytes waiting)",
+            relay.session_id,
+            receiver.value,
+            self._relays.buffer_bytes,
+        )
+        # Only this session ends; both members hear why (the slow one when it reads on).
+        close = RelayClose(
+            session_id=relay.session_id,
+            reason=f"relay buffer full: the {receiver.value} reads too slowly",
+        )
+        self._relays.close(relay.session_id)
+        relay.pipes[receiver].abort(close)
+        relay.pipes[sender.role].finish(close)
 
     async def _relay_close(self, sender: PeerConnection, close: RelayClose) -> None:
         relay = self._relays.get(close.session_id)
         if relay is None or not relay.member(sender.role, sender.peer_id):
             return
+        if relay.pipes:
+            self._end_relay(relay, closer=sender.role, close=close)
+            return
         self._relays.close(close.session_id)
         other = self._conns.get(relay.other(sender.role))
         if other is not None:
             await other.send(close)
+
+    def _end_relay(self, relay: RelaySession, *, closer: Role, close: RelayClose) -> None:
+        """End an accepted session: nothing more to ``closer``; the other member gets
+        what is already queued for it, then ``close``."""
+        self._relays.close(relay.session_id)
+        relay.pipes[closer].abort()
+        relay.pipes[relay.other(closer)[0]].finish(close)
 
     async def aclose(self) -> None:
         """Close every connection (1001 going away) so that shutdown does not wait on peers.
@@ -354,6 +391,9 @@ class Broker:
         """
         for task in self._closing:
             task.cancel()
+        for relay in self._relays.all():
+            for pipe in relay.pipes.values():
+                await pipe.aclose()
         conns = list(self._conns.values())
         await asyncio.gather(
             *self._closing,

@@ -57,6 +57,12 @@ class SignalingMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.relay_overflows = Counter(
+            "tandem_signaling_relay_overflows_total",
+            "Relayed sessions dropped because one member read too slowly "
+            "(--relay-buffer-bytes waiting for it).",
+            registry=self.registry,
+        )
         self.peers = Gauge(
             "tandem_signaling_peers",
             "Peers connected now, by role.",

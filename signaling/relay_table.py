@@ -3,7 +3,11 @@
 Only sessions this server brokered exist here, and a frame is forwarded only from one
 member of its pair to the other; anything else is refused. Each session is paced by a
 token bucket (bytes per second): a peer sending faster simply waits, which slows its
-own WebSocket, never anyone else's.
+own WebSocket, never anyone else's. Once accepted, a session has a bounded pipe per
+direction (``signaling.relay_pipe``), so a slow receiver holds up only that session.
+
+Frames are end-to-end ciphertext between edge and worker (``link.relay_crypto``):
+nothing here can read them, and nothing needs to.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from shared.messages import Role
+from signaling.relay_pipe import RelayPipe
 
 __all__ = ["RelaySession", "RelayTable", "TokenBucket"]
 
@@ -41,6 +46,8 @@ class RelaySession:
     bucket: TokenBucket
     accepted: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pipes: dict[Role, RelayPipe] = field(default_factory=dict)
+    """Once accepted: the frames waiting for each member, keyed by the member's role."""
 
     def other(self, role: Role) -> tuple[Role, str]:
         """Who a frame from ``role`` goes to."""
@@ -53,10 +60,14 @@ class RelaySession:
 class RelayTable:
     """The relayed sessions this server brokered."""
 
-    def __init__(self, *, bytes_per_s: int, max_per_edge: int) -> None:
+    def __init__(
+        self, *, bytes_per_s: int, max_per_edge: int, buffer_bytes: int = 1024 * 1024
+    ) -> None:
         self._sessions: dict[str, RelaySession] = {}
         self._bytes_per_s = bytes_per_s
         self._max_per_edge = max_per_edge
+        self.buffer_bytes = buffer_bytes
+        """Bound of each pipe (``--relay-buffer-bytes``)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -80,6 +91,9 @@ class RelayTable:
 
     def close(self, session_id: str) -> RelaySession | None:
         return self._sessions.pop(session_id, None)
+
+    def all(self) -> list[RelaySession]:
+        return list(self._sessions.values())
 
     def of_peer(self, role: Role, peer_id: str) -> list[RelaySession]:
         return [s for s in self._sessions.values() if s.member(role, peer_id)]

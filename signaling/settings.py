@@ -7,6 +7,8 @@ change it from ``signaling-server serve --help`` instead of reading the code.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -42,6 +44,28 @@ class SignalingSettings(TandemSettings):
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(
         default=8765, ge=0, le=65535, description="TCP port to listen on (0 = any free port)."
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain: serve HTTPS/WSS natively (peers then use wss://). "
+        "Needs --tls-key. Unset: plaintext, for loopback or behind a TLS-terminating proxy.",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key of --tls-cert (keep it mode 0600)."
+    )
+    tls_min_version: Literal["1.2", "1.3"] = Field(
+        default="1.3",
+        description="Oldest TLS version accepted with --tls-cert. Every Tandem peer speaks "
+        "1.3; 1.2 (for an old monitoring client) allows only ECDHE with AEAD ciphers.",
+    )
+    relay_buffer_bytes: int = Field(
+        default=1024 * 1024,
+        ge=16 * 1024,
+        le=256 * 1024 * 1024,
+        description="Bytes of relayed frames signaling holds for one member of one relayed "
+        "session while its socket is slow; past it that session is dropped (RelayClose to "
+        "both members), never the peer's connection or anyone else's session. At least "
+        "--max-frame-bytes.",
     )
     secret: SecretStr | None = Field(
         default=None,
@@ -217,6 +241,20 @@ class SignalingSettings(TandemSettings):
     def metrics_on_main(self) -> bool:
         """Whether the main listener serves ``/metrics`` (see ``metrics_host``)."""
         return self.metrics_host is None and is_loopback_host(self.host)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> SignalingSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _relay_buffer_holds_a_frame(self) -> SignalingSettings:
+        if self.relay_buffer_bytes < self.max_frame_bytes:
+            raise ValueError(
+                "--relay-buffer-bytes must be at least --max-frame-bytes (one frame must fit)"
+            )
+        return self
 
     @property
     def stun_urls(self) -> tuple[str, ...]:

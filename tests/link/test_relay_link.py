@@ -18,7 +18,6 @@ from shared.messages import (
     Ping,
     Pong,
     Register,
-    RelayAccept,
     RelayData,
     RelayOpen,
     Role,
@@ -57,8 +56,7 @@ async def relayed() -> AsyncIterator[Pair]:
 
         async def on_worker_message(message: Message) -> None:
             if isinstance(message, RelayOpen):
-                link = worker.relay_link(message.session_id, max_frame_bytes=4096)
-                await worker.send(RelayAccept(session_id=message.session_id, model="m"))
+                link = await worker.accept_relay(message, model="m", max_frame_bytes=4096)
                 accepted.put_nowait(link)
 
         worker = SignalingClient(

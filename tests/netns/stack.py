@@ -1,4 +1,10 @@
-"""Tandem's three programs, and coturn, started inside the namespaces of a ``Network``."""
+"""Tandem's three programs, and coturn, started inside the namespaces of a ``Network``.
+
+Deployed as the docs say: coturn from the shipped ``deploy/coturn/turnserver.conf``
+(plus ``allowed-peer-ip`` for the emulated internet, 203.0.113.0/24, which that config
+denies like every documentation range), and signaling over TLS with a certificate from
+a CA this stack makes, which the peers (and netcheck) verify with ``--ca-file``.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,15 @@ from typing import IO, Any
 
 from shared.messages import Role
 from shared.tokens import mint_token
+from tests.netns.topology import INTERNET_PREFIX
+from tests.support.tls import CertAuthority
 from tests.support.wait import wait_until
 
 __all__ = ["NetStack"]
 
 SIGNALING_PORT = 8765
 TURN_PORT = 3478
+SHIPPED_COTURN = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
 
 
 class NetStack:
@@ -31,6 +40,7 @@ class NetStack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
         self.signaling_url = ""
+        self.ca = CertAuthority.make(log_dir / "ca")
 
     def _spawn(
         self, name: str, ns: str, argv: list[str], env: dict[str, str] | None = None
@@ -52,24 +62,20 @@ class NetStack:
         )
 
     def coturn(self, ns: str, ip: str, ip2: str) -> None:
+        shipped = SHIPPED_COTURN.read_text().replace("PUBLIC_IP", ip)
+        shipped = shipped.replace("THE_TURN_SECRET", self.turn_secret)
         conf = self.log_dir / "turnserver.conf"
         conf.write_text(
             "\n".join(
                 [
-                    f"listening-ip={ip}",
+                    shipped,
+                    "# --- this emulated internet ---",
                     f"listening-ip={ip2}",
-                    f"relay-ip={ip}",
-                    f"listening-port={TURN_PORT}",
+                    f"allowed-peer-ip={INTERNET_PREFIX}.0-{INTERNET_PREFIX}.255",
                     "min-port=49152",
                     "max-port=49999",
-                    "use-auth-secret",
-                    f"static-auth-secret={self.turn_secret}",
-                    "realm=tandem.test",
-                    "fingerprint",
                     "no-tls",
                     "no-dtls",
-                    "no-cli",
-                    "no-multicast-peers",
                     f"pidfile={self.log_dir / 'turnserver.pid'}",
                     "log-file=stdout",
                     "simple-log",
@@ -80,8 +86,10 @@ class NetStack:
         self._spawn("coturn", ns, ["turnserver", "-c", str(conf)])
 
     def signaling(self, ns: str, ip: str, ip2: str) -> None:
+        """Signaling on ``ip``, over TLS (wss://) with a certificate for that address."""
         stun = f"stun:{ip}:{TURN_PORT},stun:{ip2}:{TURN_PORT}"
         turn = f"turn:{ip}:{TURN_PORT}?transport=udp,turn:{ip}:{TURN_PORT}?transport=tcp"
+        cert = self.ca.issue((ip,))
         self._spawn(
             "signaling",
             ns,
@@ -98,10 +106,14 @@ class NetStack:
                 stun,
                 "--turn-url",
                 turn,
+                "--tls-cert",
+                str(cert.cert),
+                "--tls-key",
+                str(cert.key),
             ],
             {"TANDEM_SECRET": self.secret, "TANDEM_TURN_SECRET": self.turn_secret},
         )
-        self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}/v1/signal"
+        self.signaling_url = f"wss://{ip}:{SIGNALING_PORT}/v1/signal"
 
     def token(self, role: Role, peer_id: str) -> str:
         return mint_token(self.secret, role=role, peer_id=peer_id, ttl_s=3600, now=time.time())
@@ -111,6 +123,7 @@ class NetStack:
     ) -> None:
         """A worker or an edge in ``ns``, linked to signaling, its HTTP on loopback there."""
         argv = [sys.executable, "-m", module, "serve", "--signaling", self.signaling_url]
+        argv += ["--ca-file", str(self.ca.ca_file)]
         argv += ["--host", "127.0.0.1", "--port", str(port), *args]
         self._spawn(name, ns, argv, {"TANDEM_TOKEN": self.token(role, f"{name}-1")})
 
@@ -151,6 +164,7 @@ class NetStack:
     def netcheck(self, ns: str) -> dict[str, Any]:
         """``edge-agent netcheck --json`` run on the edge's host (exit 1 = no cloud)."""
         argv = ["-m", "edge_agent", "netcheck", "--json", "--signaling", self.signaling_url]
+        argv += ["--ca-file", str(self.ca.ca_file)]
         token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck")}
         return self._json_from(ns, argv, timeout_s=60, ok=(0, 1), env=token)
 

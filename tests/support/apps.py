@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,14 @@ def token(role: Role, peer_id: str) -> str:
 
 
 @asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[int]:
-    """Serve ``app`` on 127.0.0.1 (its startup and cleanup run); yields the port."""
+async def serving(
+    app: web.Application, *, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """Serve ``app`` on 127.0.0.1 (its startup and cleanup run), over TLS with
+    ``ssl_context``; yields the port."""
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     try:
         address = runner.addresses[0]

@@ -25,7 +25,7 @@ from shared.messages import IceServer
 from signaling.turn_credentials import ice_servers
 from tests.support.wait import eventually
 
-__all__ = ["Coturn", "coturn_on_loopback", "needs_coturn"]
+__all__ = ["Coturn", "coturn_on_loopback", "free_udp_tcp_port", "needs_coturn"]
 
 needs_coturn = pytest.mark.skipif(
     shutil.which("turnserver") is None,
@@ -33,7 +33,7 @@ needs_coturn = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
+def free_udp_tcp_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (coturn listens on both)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -67,7 +67,7 @@ class Coturn:
 @asynccontextmanager
 async def coturn_on_loopback(workdir: Path) -> AsyncIterator[Coturn]:
     """coturn on 127.0.0.1, ready to allocate; stopped (and its log kept) on exit."""
-    server = Coturn(port=_free_port(), secret=secrets.token_urlsafe(24))
+    server = Coturn(port=free_udp_tcp_port(), secret=secrets.token_urlsafe(24))
     config = workdir / "turnserver.conf"
     config.write_text(
         "\n".join(

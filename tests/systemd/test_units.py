@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +19,7 @@ import pytest
 from devstack.stack import free_port
 from shared.messages import Role
 from tests.support.apps import SECRET, token
+from tests.support.tls import CertAuthority
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +66,9 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
 
 
 @contextmanager
-def started(command: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+def started(
+    command: list[str], env: dict[str, str], health: str, context: ssl.SSLContext | None = None
+) -> Iterator[None]:
     proc = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -73,7 +77,7 @@ def started(command: list[str], env: dict[str, str], health: str) -> Iterator[No
         def healthy() -> bool:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
-                with urllib.request.urlopen(health, timeout=2) as resp:
+                with urllib.request.urlopen(health, timeout=2, context=context) as resp:
                     return bool(resp.status == 200)
             except OSError:
                 return False
@@ -90,21 +94,34 @@ def started(command: list[str], env: dict[str, str], health: str) -> Iterator[No
                 proc.wait()
 
 
-def test_example_configs_start_the_programs() -> None:
+def test_example_configs_start_the_programs(tmp_path: Path) -> None:
     """signaling, a worker and the edge, each from its unit's command line and example
-    config (ports moved off the defaults with flags, which override the file, as they
-    would in a drop-in); the edge escalates to the worker."""
+    config (ports, the listen address and the certificate's paths moved with flags,
+    which override the file, as they would in a drop-in); over wss://, as the examples
+    are, with a certificate from a CA the test makes; the edge escalates to the worker."""
     ports = {name: free_port() for name in PROGRAMS}
-    signal_url = f"ws://127.0.0.1:{ports['signaling']}/v1/signal"
+    ca = CertAuthority.make(tmp_path / "ca")
+    cert = ca.issue(("127.0.0.1",))
+    tls = ["--tls-cert", str(cert.cert), "--tls-key", str(cert.key)]
+    signal_url = f"wss://127.0.0.1:{ports['signaling']}/v1/signal"
     with ExitStack() as stack:
         stack.enter_context(
             started(
-                [*local_command("signaling"), "--port", str(ports["signaling"])],
+                [
+                    *local_command("signaling"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["signaling"]),
+                    *tls,
+                ],
                 {"TANDEM_SECRET": SECRET},
-                f"http://127.0.0.1:{ports['signaling']}/healthz",
+                f"https://127.0.0.1:{ports['signaling']}/healthz",
+                ssl.create_default_context(cafile=str(ca.ca_file)),
             )
         )
-        common = ["--signaling", signal_url, "--ice-host-addresses", "127.0.0.1"]
+        common = ["--signaling", signal_url, "--ca-file", str(ca.ca_file)]
+        common += ["--ice-host-addresses", "127.0.0.1"]
         stack.enter_context(
             started(
                 [*local_command("worker"), "--port", str(ports["worker"]), *common],
