@@ -93,7 +93,7 @@ async def test_stop_limits_are_the_same_in_both_dialects(http: ClientSession, ag
     )
     assert status == 200, body
 
-    for stop in (fits + ["s"], [fits[0] + "x"]):
+    for stop in ([*fits, "s"], [fits[0] + "x"]):
         status, body = await post(http, f"{agent.v1}/chat/completions", {**local, "stop": stop})
         assert status == 400, body
         status, body = await post(
