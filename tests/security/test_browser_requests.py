@@ -88,7 +88,7 @@ async def http() -> AsyncIterator[ClientSession]:
 
 
 async def send(
-    http: ClientSession, method: str, url: str, *, data: bytes | None = None, **headers: str
+    http: ClientSession, method: str, url: str, data: bytes | None = None, /, **headers: str
 ) -> tuple[int, dict[str, str], Any]:
     async with http.request(method, url, data=data, headers=headers) as response:
         text = await response.text()
@@ -109,16 +109,16 @@ async def test_a_simple_text_plain_post_is_refused(http: ClientSession, edge: Ed
             http,
             "POST",
             f"{edge.url}/v1/chat/completions",
-            data=BODY,
+            BODY,
             **{"Content-Type": content_type},
         )
         assert status == 415, body
         assert body["error"]["code"] == "unsupported_media_type"
         status, _, body = await send(
-            http, "POST", f"{edge.url}/api/chat", data=BODY, **{"Content-Type": content_type}
+            http, "POST", f"{edge.url}/api/chat", BODY, **{"Content-Type": content_type}
         )
         assert status == 415 and "application/json" in body["error"], body
-    status, _, body = await send(http, "POST", f"{edge.url}/v1/chat/completions", data=BODY)
+    status, _, body = await send(http, "POST", f"{edge.url}/v1/chat/completions", BODY)
     assert status == 415, body  # no Content-Type at all
 
 
@@ -130,7 +130,7 @@ async def test_a_cross_origin_page_is_refused(http: ClientSession, edge: Edge) -
             http,
             "POST",
             f"{edge.url}/v1/chat/completions",
-            data=BODY,
+            BODY,
             Origin=EVIL,
             **{"Content-Type": content_type},
         )
@@ -160,7 +160,7 @@ async def test_a_dns_rebound_page_is_refused(http: ClientSession, edge: Edge) ->
             http,
             "POST",
             f"{edge.url}/api/chat",
-            data=BODY,
+            BODY,
             Host=host,
             **{"Content-Type": "application/json"},
         )
