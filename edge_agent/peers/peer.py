@@ -277,8 +277,7 @@ class Peer:
                             inbox.put(message)
                         except ProtocolViolation as exc:
                             log.warning(
-                                "worker %s broke the protocol on stream %s (%s); dropping "
-                                "its link",
+                                "worker %s broke the protocol on stream %s (%s); dropping its link",
                                 self.worker_id,
                                 message.request_id,
                                 exc,
