@@ -60,6 +60,7 @@ def create_app(
             bytes_per_s=settings.relay_bytes_per_s,
             max_per_edge=settings.relay_max_sessions_per_edge,
         ),
+        max_pending_offers_per_edge=settings.max_pending_offers_per_edge,
     )
     app_metrics.track_peers(broker.count)
 
