@@ -158,10 +158,10 @@ class EdgeSettings(PeerSettings):
     )
     allowed_host: str | None = Field(
         default=None,
-        description="Comma-separated Host names (optionally name:port) the API answers to "
-        "besides localhost, 127.0.0.1, [::1], the bind address and the address a client "
-        "connected to; any other Host gets 403 (DNS rebinding). Set the names a reverse "
-        "proxy or the LAN uses, e.g. 'edge.lan,edge.example.com:443'.",
+        description="Comma-separated Host names (name: any port; name:port: that port) the "
+        "API answers to besides localhost, 127.0.0.1, [::1], the bind address and the "
+        "address a client connected to; any other Host gets 403 (DNS rebinding). Set the "
+        "names a reverse proxy or the LAN uses, e.g. 'edge.lan,edge.example.com:443'.",
     )
     cors_origin: str | None = Field(
         default=None,

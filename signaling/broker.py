@@ -223,8 +223,7 @@ class Broker:
         live = {
             session_id
             for session_id in self._offers_of.get(edge_id, ())
-            if (pending := self._offers.get(session_id)) is not None
-            and pending.edge_id == edge_id
+            if (pending := self._offers.get(session_id)) is not None and pending.edge_id == edge_id
         }
         if live:
             self._offers_of[edge_id] = live

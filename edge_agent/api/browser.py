@@ -8,8 +8,10 @@ the answers too. Browsers always say what they are doing, and other clients (cur
 SDKs, Open WebUI's server) do not, so three checks refuse the browser and nothing else:
 
 * ``Host`` must name this agent (403 otherwise): localhost, 127.0.0.1, [::1], the bind
-  address or the address the client connected to, on the port it connected to; or an
-  ``--allowed-host``. A rebound page sends its own name.
+  address or the address the client connected to, or an ``--allowed-host``. A rebound
+  page sends its own name. The port is not checked for these names (only an
+  ``--allowed-host`` given with one is held to it): a rebinding attacker controls the
+  name, not the port, and Docker or SSH port forwarding legitimately changes the port.
 * An ``Origin`` (browsers send one with every cross-origin request and every POST) must
   be in ``--cors-origin`` (403 otherwise). For those origins, preflights are answered and
   responses carry the CORS headers, so a browser client (Open WebUI-style) works.
@@ -71,13 +73,13 @@ def _canonical(name: str) -> str:
     return str(address)
 
 
-def _local_address(request: web.BaseRequest) -> tuple[str | None, int | None]:
-    """The address and port this connection reached (what a client typing an IP sends)."""
+def _local_address(request: web.BaseRequest) -> str | None:
+    """The address this connection reached (what a client typing an IP sends)."""
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if isinstance(sockname, tuple) and len(sockname) >= 2:
-        return _canonical(str(sockname[0])), int(sockname[1])
-    return None, None
+        return _canonical(str(sockname[0]))
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,11 @@ class BrowserPolicy:
         for allowed, allowed_port in self.allowed_hosts:
             if name == allowed and (allowed_port is None or allowed_port == port):
                 return True
-        local_ip, local_port = _local_address(request)
         own = {_canonical(h) for h in LOOPBACK_HOSTS} | {_canonical(self.bind_host)}
+        local_ip = _local_address(request)
         if local_ip is not None:
             own.add(local_ip)
-        if name not in own - _UNSPECIFIED:
-            return False
-        if local_port is None:
-            return True
-        return port == local_port or (port is None and local_port == 80)
+        return name in own - _UNSPECIFIED
 
     def origin_allowed(self, origin: str) -> bool:
         return origin.strip().lower() in self.cors_origins

@@ -54,7 +54,7 @@ def edge_process() -> Iterator[Edge]:
         "--port",
         str(port),
         "--allowed-host",
-        "edge.lan",
+        "edge.lan,proxy.example:443",
         "--cors-origin",
         APP,
     ]
@@ -153,7 +153,12 @@ async def test_a_dns_rebound_page_is_refused(http: ClientSession, edge: Edge) ->
     """A page of evil.example whose name now resolves to 127.0.0.1 is same-origin with
     the agent: no ``Origin`` on a GET, JSON allowed. Its ``Host`` gives it away: before
     the fix it read the model list and could generate; now 403. /healthz stays open."""
-    for host in (f"evil.example:{edge.port}", "evil.example", f"127.0.0.1:{edge.port + 1}"):
+    for host in (
+        f"evil.example:{edge.port}",
+        "evil.example",
+        "edge.lan.evil.example",
+        "proxy.example:80",  # an --allowed-host given with a port is held to it
+    ):
         status, _, body = await send(http, "GET", f"{edge.url}/v1/models", Host=host)
         assert status == 403, (host, body)
         status, _, body = await send(
@@ -176,7 +181,9 @@ async def test_what_the_agent_answers_to(http: ClientSession, edge: Edge) -> Non
         f"localhost:{edge.port}",
         f"[::1]:{edge.port}",
         "edge.lan",
+        f"localhost:{edge.port + 1}",  # Docker or SSH forwarding from another port
         f"EDGE.lan:{edge.port}",
+        "proxy.example:443",
     ):
         status, _, body = await send(http, "GET", f"{edge.url}/v1/models", Host=host)
         assert status == 200, (host, body)
