@@ -4,6 +4,7 @@ Frames in: ``GenerateRequest`` starts a stream (a task of its own), ``Cancel`` s
 ``Ping`` is answered. Frames out: the backend's ``TokenChunk``s (already coalesced when
 the link is slower than the model) and one ``StreamEnd`` or ``StreamFailed`` per stream.
 A peer that sends something it must not gets its link closed; other sessions carry on.
+Streams count against the edge's share of the worker (``shares.py``), across its links.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import aclosing
 
 from cloud_worker.backends import Backend
 from cloud_worker.errors import BackendUnavailable, Draining
+from cloud_worker.shares import EdgeShares
 from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from link import Link, LinkClosed
 from shared.messages import Cancel, Drain, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
@@ -51,10 +53,14 @@ class EdgeSession:
         peer_timeout_s: float = 15.0,
         on_load_change: Callable[[], None] = lambda: None,
         on_result: Callable[[str], None] = lambda _: None,
+        shares: EdgeShares | None = None,
     ) -> None:
         """``on_result`` hears how each request ended: ``completed``, ``cancelled``,
-        ``handed-back`` (draining), ``failed`` or ``refused`` (the worker metric's label)."""
+        ``handed-back`` (draining), ``failed`` or ``refused`` (the worker metric's label).
+        ``shares``: the worker's per-edge stream counts (``None``: this session's own
+        ``max_streams`` only)."""
         self.peer_id = peer_id
+        self._shares = shares or EdgeShares(max_streams=max_streams, max_links=1)
         self._link = link
         self._backend = backend
         self._max_streams = max_streams
@@ -137,10 +143,14 @@ class EdgeSession:
             self._on_result("refused")
             await self._fail(rid, ErrorCode.BAD_REQUEST, "duplicate request id", retryable=False)
             return
-        if len(self._streams) >= self._max_streams:
+        if len(self._streams) >= self._max_streams or not self._shares.take_stream(self.peer_id):
             self._on_result("refused")
             await self._fail(
-                rid, ErrorCode.OVERLOADED, "too many streams on this session", retryable=True
+                rid,
+                ErrorCode.OVERLOADED,
+                f"this edge already has {self._shares.streams(self.peer_id)} streams on this "
+                "worker, its share",
+                retryable=True,
             )
             return
         task = asyncio.get_running_loop().create_task(self._serve(request), name=f"stream-{rid}")
@@ -149,7 +159,8 @@ class EdgeSession:
         self._on_load_change()
 
     def _finished(self, rid: str, task: asyncio.Task[None]) -> None:
-        self._streams.pop(rid, None)
+        if self._streams.pop(rid, None) is not None:
+            self._shares.release_stream(self.peer_id)
         if task.cancelled():  # counted here: a task cancelled before it ran counts too
             self._on_result("handed-back" if self._draining else "cancelled")
         self._on_load_change()

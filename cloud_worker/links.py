@@ -3,7 +3,9 @@
 Offers arrive only through signaling, which brokered them for this worker; an edge
 cannot reach us any other way. Each offer is answered in a task of its own so that a
 slow ICE gathering never stalls the signaling connection, and every task and session
-is owned here and cancelled by ``aclose``.
+is owned here and cancelled by ``aclose``. Each edge gets its share of the worker
+(``shares.py``): offers past its ``--max-links-per-edge`` are not answered, and its
+streams, across its links, are limited together.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cloud_worker.backends import Backend
 from cloud_worker.edge_session import EdgeSession
 from cloud_worker.metrics import WorkerMetrics
 from cloud_worker.settings import WorkerSettings
+from cloud_worker.shares import EdgeShares, streams_per_edge
 from link import IcePolicy, Link, RelayLink, accept_offer
 from shared.messages import Answer, IceServer, LoadReport, Message, Offer, RelayOpen
 
@@ -48,6 +51,15 @@ class LinkAcceptor:
         self._sessions: set[EdgeSession] = set()
         self._load_changed = asyncio.Event()
         self._draining = False
+        self._shares = EdgeShares(
+            max_streams=streams_per_edge(
+                capacity=backend.capacity,
+                max_queue=settings.max_queue,
+                share=settings.edge_share,
+                explicit=settings.max_streams_per_peer,
+            ),
+            max_links=settings.max_links_per_edge,
+        )
 
     @property
     def sessions(self) -> int:
@@ -65,12 +77,29 @@ class LinkAcceptor:
         """Signaling's ``on_message``: offers (WebRTC) and relay requests."""
         if self._draining:  # signaling may still have routed one our way before it heard
             log.info("draining: ignoring %s", message.type_tag)
-        elif isinstance(message, Offer):
-            self._spawn(self._answer(message), f"offer-{message.session_id}")
-        elif isinstance(message, RelayOpen):
-            self._spawn(self._accept_relay(message), f"relay-{message.session_id}")
+        elif isinstance(message, Offer | RelayOpen):
+            self._spawn(self._within_share(message), f"{message.type_tag}-{message.session_id}")
         else:
             log.debug("ignoring %s from signaling", message.type_tag)
+
+    async def _within_share(self, message: Offer | RelayOpen) -> None:
+        """Answer an offer or a relay request if its edge has a link to spare here; the
+        slot is the edge's until that session ends."""
+        if not self._shares.take_link(message.peer_id):
+            self._metrics.offers_total.labels("refused").inc()
+            log.warning(
+                "edge %s already holds %d links here (--max-links-per-edge); not answering",
+                message.peer_id,
+                self._shares.max_links,
+            )
+            return
+        try:
+            if isinstance(message, Offer):
+                await self._answer(message)
+            else:
+                await self._accept_relay(message)
+        finally:
+            self._shares.release_link(message.peer_id)
 
     async def _accept_relay(self, request: RelayOpen) -> None:
         """Key the session end to end and accept it (``accept_relay`` refuses an edge
@@ -119,7 +148,8 @@ class LinkAcceptor:
             link,
             self._backend,
             peer_id=peer_id,
-            max_streams=self._settings.max_streams_per_peer,
+            max_streams=self._shares.max_streams,
+            shares=self._shares,
             peer_timeout_s=self._settings.peer_timeout_s,
             on_load_change=self._load_changed.set,
             on_result=lambda result: self._metrics.streams.labels(result).inc(),

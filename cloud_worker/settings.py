@@ -111,8 +111,28 @@ class WorkerSettings(PeerSettings):
         description="Token chunks one stream may hold while its edge link is slower than the "
         "model; then generation waits for the link (nothing is dropped).",
     )
-    max_streams_per_peer: int = Field(
-        default=32, ge=1, description="Concurrent streams one edge may have open on this worker."
+    max_streams_per_peer: int | None = Field(
+        default=None,
+        ge=1,
+        description="Concurrent streams one edge may have on this worker, across its links "
+        "(more are refused as overloaded, and the edge tries another worker). Default: "
+        "--edge-share of what the worker takes at once (capacity plus --max-queue).",
+    )
+    edge_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of this worker's intake (streams generating and waiting) one edge "
+        "may hold when --max-streams-per-peer is unset, so that one edge cannot refuse the "
+        "others (1: no share).",
+    )
+    max_links_per_edge: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Links (WebRTC or relayed) one edge may hold to this worker at once, "
+        "offers being answered included; its further offers are not answered (each costs "
+        "a peer connection and a TURN allocation).",
     )
     peer_timeout_s: float = Field(
         default=15.0,

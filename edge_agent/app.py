@@ -19,7 +19,7 @@ from edge_agent.api import ApiDeps, build_api
 from edge_agent.engines.local import LocalEngine
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers import PeerPool, PoolConfig
+from edge_agent.peers import PeerPool, PoolConfig, StreamBounds
 from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from inference import LlamaRunner, RunnerConfig, resolve_model
@@ -88,6 +88,10 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 reconnect_max_s=settings.reconnect_max_s,
                 max_queued_chunks=settings.max_queued_chunks,
                 warm_standby=settings.warm_standby,
+                bounds=StreamBounds(
+                    max_stream_tokens=settings.max_stream_tokens,
+                    max_chars_per_token=settings.max_chars_per_token,
+                ),
             ),
         )
         cloud = RemoteEngine(pool, model=settings.cloud_model)

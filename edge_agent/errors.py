@@ -6,7 +6,10 @@
     ├── RequestInvalid (400)        bad body, bad field; ``param`` names the field
     │   ├── ContextTooLong (400)    prompt does not fit the model's context
     │   └── PromptTooLong (400)     prompt above --max-prompt-tokens, whatever the route
+    ├── RequestTooLarge (413)       the request would not fit the link to a worker
     ├── Unauthorized (401)          missing or wrong API key
+    ├── Forbidden (403)             a Host or Origin this agent does not serve
+    ├── UnsupportedMediaType (415)  a POST body that is not application/json
     ├── NotFound (404)              unknown route
     │   └── ModelNotFound (404)     unknown model name
     ├── Overloaded (429)            local queue full; ``retry_after_s``
@@ -30,6 +33,7 @@ __all__ = [
     "ContextTooLong",
     "EdgeError",
     "EngineError",
+    "Forbidden",
     "GenerationFailed",
     "ModelNotFound",
     "ModelNotLoaded",
@@ -40,9 +44,11 @@ __all__ = [
     "PromptTooLong",
     "RequestInvalid",
     "RequestTimeout",
+    "RequestTooLarge",
     "TransportClosed",
     "TransportError",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]
 
 
@@ -77,6 +83,22 @@ class PromptTooLong(RequestInvalid):
 
     def __init__(self, message: str, *, param: str = "messages") -> None:
         super().__init__(message, param=param)
+
+
+class RequestTooLarge(EdgeError):
+    """The request, as sent to a worker, would exceed the protocol's message limit
+    (``shared.codec.MAX_MESSAGE_BYTES``): refused whatever the route, so that what the
+    edge accepts always fits the link (a worker drops a link that carries more)."""
+
+
+class Forbidden(EdgeError):
+    """A request this agent refuses to serve whatever its key: a ``Host`` it does not
+    answer to (DNS rebinding) or a cross-origin ``Origin`` not in ``--cors-origin``."""
+
+
+class UnsupportedMediaType(EdgeError):
+    """A POST whose body is not declared ``application/json``: web pages may send
+    ``text/plain`` or forms to any address without a CORS preflight."""
 
 
 class RequestTimeout(EdgeError):

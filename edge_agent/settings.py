@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from shared.messages import MAX_STOP_CHARS, MAX_STOPS
 from shared.settings import PeerSettings
 
-__all__ = ["LOOPBACK_HOSTS", "MIN_API_KEY_CHARS", "EdgeSettings"]
+__all__ = ["LOOPBACK_HOSTS", "MIN_API_KEY_CHARS", "EdgeSettings", "split_host"]
 
 MIN_API_KEY_CHARS = 16
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -53,7 +55,9 @@ class EdgeSettings(PeerSettings):
         "on loopback only, unless --insecure-signaling). Unset: local only.",
     )
     cloud_model: str = Field(
-        default="", description="Model to ask cloud workers for ('' = whatever they serve)."
+        default="",
+        max_length=1024,
+        description="Model to ask cloud workers for ('' = whatever they serve).",
     )
     default_route: Literal["auto", "local", "cloud"] = Field(
         default="auto", description="Route when a request names none."
@@ -122,6 +126,50 @@ class EdgeSettings(PeerSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest HTTP body accepted (413 above)."
     )
+    max_stop_sequences: int = Field(
+        default=16,
+        ge=0,
+        le=MAX_STOPS,
+        description="Stop strings one request may carry (OpenAI 'stop', Ollama "
+        "'options.stop'); more: 400. Each costs the model a scan per token.",
+    )
+    max_stop_chars: int = Field(
+        default=256,
+        ge=1,
+        le=MAX_STOP_CHARS,
+        description="Longest stop string accepted, in characters (400 above). Stop strings "
+        "also count against --max-prompt-tokens.",
+    )
+    max_stream_tokens: int = Field(
+        default=65_536,
+        ge=16,
+        le=2**31 - 1,
+        description="Most tokens the edge takes from one cloud stream: a request's "
+        "max_tokens when it sets one (a worker that sends more breaks the protocol: its "
+        "link is dropped and the stream fails over), else this; past it the stream ends "
+        "(finish_reason length) and the worker is told to stop.",
+    )
+    max_chars_per_token: int = Field(
+        default=128,
+        ge=16,
+        le=4096,
+        description="Most text per token a worker may send, on average over a stream (no "
+        "vocabulary has longer tokens); more breaks the protocol: the link is dropped. With "
+        "--max-stream-tokens it bounds what one answer can hold in memory.",
+    )
+    allowed_host: str | None = Field(
+        default=None,
+        description="Comma-separated Host names (name: any port; name:port: that port) the "
+        "API answers to besides localhost, 127.0.0.1, [::1], the bind address and the "
+        "address a client connected to; any other Host gets 403 (DNS rebinding). Set the "
+        "names a reverse proxy or the LAN uses, e.g. 'edge.lan,edge.example.com:443'.",
+    )
+    cors_origin: str | None = Field(
+        default=None,
+        description="Comma-separated web origins (scheme://host[:port]) whose pages may "
+        "call the API from a browser (CORS preflight and headers are answered for them); "
+        "a request with any other Origin gets 403.",
+    )
     request_timeout_s: float = Field(
         default=600.0,
         gt=0,
@@ -186,6 +234,36 @@ class EdgeSettings(PeerSettings):
         default=30.0, gt=0, description="Deadline between two chunks of a cloud stream."
     )
 
+    @field_validator("allowed_host")
+    @classmethod
+    def _host_names(cls, value: str | None) -> str | None:
+        for entry in _entries(value):
+            name, port = split_host(entry)
+            if not name or port == -1 or any(c in name for c in "/@*?#"):
+                raise ValueError(f"--allowed-host: {entry!r} is not a host name or name:port")
+        return value
+
+    @field_validator("cors_origin")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        for entry in _entries(value):
+            if normalize_origin(entry) is None:
+                raise ValueError(
+                    f"--cors-origin: {entry!r} is not an origin (scheme://host[:port], "
+                    "http or https, no path; '*' is not accepted: list the origins)"
+                )
+        return value
+
+    @property
+    def allowed_hosts(self) -> tuple[tuple[str, int | None], ...]:
+        """``--allowed-host`` as (lower-case name, port or ``None``: any port)."""
+        return tuple(split_host(e) for e in _entries(self.allowed_host))
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        """``--cors-origin``, each as browsers serialise an ``Origin`` header."""
+        return frozenset(o for e in _entries(self.cors_origin) if (o := normalize_origin(e)))
+
     @model_validator(mode="after")
     def _secure_bind(self) -> EdgeSettings:
         if self.api_key is not None and len(self.api_key.get_secret_value()) < MIN_API_KEY_CHARS:
@@ -200,3 +278,47 @@ class EdgeSettings(PeerSettings):
                 "(or TANDEM_API_KEY), or pass --insecure-no-api-key to accept the risk"
             )
         return self
+
+
+def _entries(value: str | None) -> list[str]:
+    return [e.strip() for e in (value or "").split(",") if e.strip()]
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """``Host``-header syntax to (lower-case name without brackets, port or ``None``);
+    port ``-1`` when it is not a number."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [v6] or [v6]:port
+        name, _, rest = value[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port_text is None:
+            return name, -1
+    elif value.count(":") == 1:
+        name, _, port_text = value.partition(":")
+    else:  # a bare name, or a bare IPv6 address (not valid in a Host header)
+        name, port_text = value, None
+    if port_text is None:
+        return name, None
+    return name, int(port_text) if port_text.isdigit() and int(port_text) < 65536 else -1
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(value: str) -> str | None:
+    """``value`` as a browser writes it in ``Origin`` (lower case, no default port), or
+    ``None`` if it is not an http(s) origin."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme, parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host or parts.path not in ("", "/") or parts.query:
+        return None
+    if parts.fragment or parts.username is not None or "*" in host:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        shown += f":{port}"
+    return f"{scheme}://{shown}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from link.base import LinkClosed, PathKind
 from link.framed import DEFAULT_QUEUED_FRAMES, FramedLink
+from shared.codec import MAX_MESSAGE_BYTES
 
 __all__ = ["DataChannelLink"]
 
@@ -26,7 +27,7 @@ class DataChannelLink(FramedLink):
         *,
         path: PathKind,
         max_frame_bytes: int,
-        max_message_bytes: int = 1024 * 1024,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
         high_water_bytes: int = 256 * 1024,
         label: str = "",

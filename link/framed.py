@@ -2,8 +2,11 @@
 
 Outgoing messages are split into frames no larger than the path allows; incoming frames
 are reassembled (bounded) into a bounded inbox. A peer that sends a frame we refuse, or
-overfills the inbox, gets its link closed: only that link. Subclasses move bytes:
-``_send_frame`` (waiting while the path is congested) and ``_close_transport``.
+overfills the inbox, gets its link closed: only that link. So a message larger than the
+peer reassembles (``MAX_MESSAGE_BYTES``) is never sent: ``send`` raises ``FrameTooLarge``
+and the link stays open, instead of the peer dropping it with every stream on it.
+Subclasses move bytes: ``_send_frame`` (waiting while the path is congested) and
+``_close_transport``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import logging
 from abc import abstractmethod
 
 from link.base import Link, LinkClosed, PathKind
-from shared.codec import Reassembler, split
-from shared.errors import ProtocolError
+from shared.codec import MAX_MESSAGE_BYTES, Reassembler, encode, split
+from shared.errors import FrameTooLarge, ProtocolError
 from shared.messages import Message
 
 __all__ = ["DEFAULT_QUEUED_FRAMES", "FramedLink"]
@@ -36,12 +39,13 @@ class FramedLink(Link):
         *,
         path: PathKind,
         max_frame_bytes: int,
-        max_message_bytes: int = 1024 * 1024,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
         label: str = "",
     ) -> None:
         self._path = path
         self._max_frame_bytes = max_frame_bytes
+        self._max_message_bytes = max_message_bytes
         self._label = label
         self._reassembler = Reassembler(
             max_frame_bytes=max_frame_bytes, max_message_bytes=max_message_bytes
@@ -108,6 +112,12 @@ class FramedLink(Link):
         """Hook: wake whatever waits on the transport."""
 
     async def send(self, message: Message) -> None:
+        size = len(encode(message))
+        if size > self._max_message_bytes:
+            raise FrameTooLarge(
+                f"a {message.type_tag} of {size} bytes exceeds the {self._max_message_bytes} "
+                "bytes the peer reassembles; not sent"
+            )
         frames = split(message, max_frame_bytes=self._max_frame_bytes, message_id=next(self._ids))
         async with self._send_lock:  # a split message's fragments must not interleave
             for frame in frames:

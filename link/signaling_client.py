@@ -40,8 +40,8 @@ import aiohttp
 from link.framed import DEFAULT_QUEUED_FRAMES
 from link.relay_crypto import RelayCipher, RelayHandshake, RelayKeyRefused
 from link.relay_link import RelayLink
-from shared.close_codes import CloseCode
 from link.tls import client_ssl_context
+from shared.close_codes import CloseCode
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (

@@ -21,6 +21,7 @@ from shared.messages import MESSAGE_TYPES, Fragment, Message
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "Reassembler",
     "decode",
@@ -30,6 +31,11 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Largest encoded message either side puts back together from fragments. It is part of
+the protocol, not a setting: a peer that receives more drops the whole link (every
+stream on it), so the sender must know the receiver's limit; ``FramedLink.send`` refuses
+to send more, and the edge refuses requests that would not fit (413)."""
 # msgpack envelope of a Fragment around its data: version, tag, four keys, small ints.
 _FRAGMENT_OVERHEAD = 96
 
@@ -95,7 +101,7 @@ class Reassembler:
         self,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-        max_message_bytes: int = 1024 * 1024,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_partial: int = 64,
     ) -> None:
         self._max_frame_bytes = max_frame_bytes

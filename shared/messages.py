@@ -22,6 +22,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MAX_STOPS",
+    "MAX_STOP_CHARS",
     "MESSAGE_TYPES",
     "RELAY_KEY_BYTES",
     "Answer",
@@ -121,6 +123,16 @@ class ChatMessage(BaseModel):
     content: Text
 
 
+MAX_STOPS = 64
+"""Stop strings one request may carry: each costs the generator a scan per token."""
+MAX_STOP_CHARS = 1024
+"""Longest stop string. The edge's own limits (``--max-stop-sequences``,
+``--max-stop-chars``) are at most these, so that a request it accepts is one a worker
+accepts; a peer that sends more breaks the protocol and loses its link."""
+
+_Stop = Annotated[Text, Field(max_length=MAX_STOP_CHARS)]
+
+
 class SamplingParams(BaseModel):
     """How to sample; the subset of OpenAI's knobs both engines honour."""
 
@@ -128,7 +140,7 @@ class SamplingParams(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    stop: tuple[Text, ...] = ()
+    stop: tuple[_Stop, ...] = Field(default=(), max_length=MAX_STOPS)
     seed: Int64 | None = None
 
 

@@ -94,6 +94,7 @@ def create_app(
         ),
         takeover_probe_s=settings.takeover_probe_s,
         max_model_name_chars=settings.max_model_name_chars,
+        max_pending_offers_per_edge=settings.max_pending_offers_per_edge,
     )
     app_metrics.track_peers(broker.count)
 

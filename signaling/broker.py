@@ -10,6 +10,11 @@ name. A peer id belongs to one live connection: a second connection claiming it 
 over only if the first no longer answers a ping (a peer that reconnected before its old
 socket was noticed dead); otherwise the newcomer is refused, so that two devices sharing
 one token do not knock each other off in turns.
+
+Each offer costs the chosen worker a peer connection (and a TURN allocation), so one edge
+may have at most ``max_pending_offers_per_edge`` offers waiting for answers at once
+(more: ``SignalError`` ``overloaded``); relayed sessions have their own cap per edge
+(``RelayTable``).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Broker:
         relays: RelayTable | None = None,
         takeover_probe_s: float = 5.0,
         max_model_name_chars: int = 256,
+        max_pending_offers_per_edge: int = 4,
     ) -> None:
         self._takeover_probe_s = takeover_probe_s
         self._max_model_name_chars = max_model_name_chars
@@ -85,6 +91,10 @@ class Broker:
         self._relays = relays or RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
         self._registry = registry
         self._offers = offers
+        self._max_pending = max_pending_offers_per_edge
+        # Session ids of each edge's offers, pruned against the offer table (which alone
+        # knows what was answered or expired) whenever the edge offers again.
+        self._offers_of: dict[str, set[str]] = {}
         self._metrics = metrics
         self._conns: dict[tuple[Role, str], PeerConnection] = {}
         # Closing a replaced connection waits for its close handshake, which a dead peer
@@ -153,6 +163,7 @@ class Broker:
                 await other.send(close)
         if conn.role is Role.EDGE:
             self._offers.drop_edge(conn.peer_id)
+            self._offers_of.pop(conn.peer_id, None)
             return
         await self._registry.remove(conn.peer_id)
         for pending in self._offers.drop_worker(conn.peer_id):
@@ -230,12 +241,25 @@ class Broker:
         if existing is not None and existing.edge_id != edge.peer_id:
             await _refuse(edge, "session_id is already in use", offer.session_id)
             return
+        pending = self._pending_offers(edge.peer_id)
+        if offer.session_id not in pending and len(pending) >= self._max_pending:
+            self._metrics.offers.labels(result="too_many_pending").inc()
+            await edge.send(
+                SignalError(
+                    code=ErrorCode.OVERLOADED,
+                    message=f"this edge already has {len(pending)} offers waiting for an "
+                    f"answer (at most {self._max_pending}: --max-pending-offers-per-edge)",
+                    session_id=offer.session_id,
+                )
+            )
+            return
         worker = await self._worker_for(offer.model, offer.avoid)
         forwarded = Offer(
             session_id=offer.session_id, sdp=offer.sdp, model=offer.model, peer_id=edge.peer_id
         )
         if worker is not None:
             self._offers.open(offer.session_id, edge_id=edge.peer_id, worker_id=worker.peer_id)
+            self._offers_of.setdefault(edge.peer_id, set()).add(offer.session_id)
             if await worker.send(forwarded):
                 self._metrics.offers.labels(result="matched").inc()
                 logger.debug(
@@ -247,6 +271,19 @@ class Broker:
                 return
             self._offers.close(offer.session_id)
         await self._no_worker(edge, offer.model, offer.session_id)
+
+    def _pending_offers(self, edge_id: str) -> set[str]:
+        """The edge's offers still waiting for an answer (not answered, failed, expired)."""
+        live = {
+            session_id
+            for session_id in self._offers_of.get(edge_id, ())
+            if (pending := self._offers.get(session_id)) is not None and pending.edge_id == edge_id
+        }
+        if live:
+            self._offers_of[edge_id] = live
+        else:
+            self._offers_of.pop(edge_id, None)
+        return live
 
     async def _worker_for(self, model: str, avoid: tuple[str, ...] = ()) -> PeerConnection | None:
         """The connected worker to send a new session for ``model`` to, if any."""

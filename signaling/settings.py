@@ -130,6 +130,14 @@ class SignalingSettings(TandemSettings):
     relay_max_sessions_per_edge: int = Field(
         default=4, ge=0, description="Relayed sessions one edge may hold at once."
     )
+    max_pending_offers_per_edge: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="WebRTC offers one edge may have waiting for a worker's answer at once "
+        "(each costs the worker a peer connection and a TURN allocation); more are refused "
+        "with a SignalError. An edge needs about three (its link, a standby, an upgrade).",
+    )
     auth_max_failures: int = Field(
         default=20,
         ge=1,

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from edge_agent.api.browser import BrowserPolicy, browser_guard, cors_headers
 from edge_agent.api.health import HealthRoutes
+from edge_agent.api.limits import BodyLimits
 from edge_agent.api.middleware import api_key_middleware, outcome_middleware
 from edge_agent.api.ollama_compat import OllamaRoutes
 from edge_agent.api.openai_compat import OpenAIRoutes
@@ -36,10 +38,12 @@ class ApiDeps:
 
 def build_api(deps: ApiDeps) -> web.Application:
     """The aiohttp application serving the OpenAI- and Ollama-compatible API."""
-    middlewares: list[Middleware] = [outcome_middleware(deps.metrics)]
+    browsers = BrowserPolicy.from_settings(deps.settings)
+    middlewares: list[Middleware] = [outcome_middleware(deps.metrics), browser_guard(browsers)]
     if deps.settings.api_key is not None:
         middlewares.append(api_key_middleware(deps.settings.api_key))
     app = web.Application(client_max_size=deps.settings.max_body_bytes, middlewares=middlewares)
+    app.on_response_prepare.append(cors_headers(browsers))
     pipeline = deps.pipeline
     cloud = pipeline.cloud
     names = ModelNames(
@@ -48,8 +52,9 @@ def build_api(deps: ApiDeps) -> web.Application:
         default_route=deps.settings.default_route,
     )
     created = int(time.time())
-    OpenAIRoutes(pipeline, names, created=created).add_to(app.router)
-    OllamaRoutes(pipeline, names).add_to(app.router)
+    limits = BodyLimits.from_settings(deps.settings)
+    OpenAIRoutes(pipeline, names, created=created, limits=limits).add_to(app.router)
+    OllamaRoutes(pipeline, names, limits=limits).add_to(app.router)
     HealthRoutes(local=pipeline.local, cloud=cloud, metrics=deps.metrics).add_to(app.router)
     # Last: it documents the routes above and refuses any it has no description for.
     api_key = deps.settings.api_key is not None

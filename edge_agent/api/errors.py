@@ -24,6 +24,7 @@ from edge_agent.errors import (
     ContextTooLong,
     EdgeError,
     EngineError,
+    Forbidden,
     GenerationFailed,
     ModelNotFound,
     ModelNotLoaded,
@@ -33,8 +34,10 @@ from edge_agent.errors import (
     PromptTooLong,
     RequestInvalid,
     RequestTimeout,
+    RequestTooLarge,
     TransportError,
     Unauthorized,
+    UnsupportedMediaType,
 )
 
 __all__ = [
@@ -73,6 +76,9 @@ ERROR_TABLE: Mapping[type[EdgeError], ErrorSpec] = MappingProxyType(
         PromptTooLong: ErrorSpec(400, _INVALID, "prompt_too_long"),
         RequestInvalid: ErrorSpec(400, _INVALID, "invalid_request"),
         Unauthorized: ErrorSpec(401, _INVALID, "invalid_api_key"),
+        Forbidden: ErrorSpec(403, _INVALID, "forbidden"),
+        RequestTooLarge: ErrorSpec(413, _INVALID, "request_too_large"),
+        UnsupportedMediaType: ErrorSpec(415, _INVALID, "unsupported_media_type"),
         ModelNotFound: ErrorSpec(404, _INVALID, "model_not_found"),
         NotFound: ErrorSpec(404, _INVALID, "not_found"),
         Overloaded: ErrorSpec(429, "rate_limit_error", "overloaded"),

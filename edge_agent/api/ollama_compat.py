@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT, RequestContext
 from edge_agent.api.errors import ApiError
+from edge_agent.api.limits import BodyLimits
 from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, ChatMessageIn, sampling_params
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.router import RequestedRoute
@@ -191,9 +192,12 @@ class OllamaShape:
 class OllamaRoutes:
     """The ``/api`` handlers, bound to one pipeline."""
 
-    def __init__(self, pipeline: ServingPipeline, names: ModelNames) -> None:
+    def __init__(
+        self, pipeline: ServingPipeline, names: ModelNames, *, limits: BodyLimits | None = None
+    ) -> None:
         self._pipeline = pipeline
         self._names = names
+        self._limits = limits or BodyLimits()
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_post("/api/chat", self.chat)
@@ -209,6 +213,7 @@ class OllamaRoutes:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         ctx = request[REQUEST_CONTEXT]
         body = await read_model(request, OllamaChatRequest)
+        self._limits.check_stop(body.options.stop, param="options.stop")
         requested = self._requested(request, body.model)
         messages = tuple(m.flattened(i) for i, m in enumerate(body.messages))
         params = body.options.sampling()
@@ -218,6 +223,7 @@ class OllamaRoutes:
     async def generate(self, request: web.Request) -> web.StreamResponse:
         ctx = request[REQUEST_CONTEXT]
         body = await read_model(request, OllamaGenerateRequest)
+        self._limits.check_stop(body.options.stop, param="options.stop")
         requested = self._requested(request, body.model)
         if not body.prompt:  # Ollama's "load the model" call: nothing to generate
             loaded = OllamaChunk(model=body.model, created_at=_now(), response="", done=True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT
 from edge_agent.api.errors import ApiError
+from edge_agent.api.limits import BodyLimits
 from edge_agent.api.openai_models import (
     AssistantMessage,
     ChatChoice,
@@ -136,10 +137,18 @@ class TextShape:
 class OpenAIRoutes:
     """The ``/v1`` handlers, bound to one pipeline."""
 
-    def __init__(self, pipeline: ServingPipeline, names: ModelNames, *, created: int) -> None:
+    def __init__(
+        self,
+        pipeline: ServingPipeline,
+        names: ModelNames,
+        *,
+        created: int,
+        limits: BodyLimits | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._names = names
         self._created = created
+        self._limits = limits or BodyLimits()
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/chat/completions", self.chat_completions)
@@ -150,6 +159,7 @@ class OpenAIRoutes:
         ctx = request[REQUEST_CONTEXT]
         ctx.request_id = f"chatcmpl-{ctx.request_id}"
         body = await read_model(request, ChatCompletionRequest)
+        self._limits.check_stop(body.stop, param="stop")
         requested = self._names.requested_route(body.model, request.headers.get(ROUTE_HEADER))
         generate = GenerateRequest(
             request_id=ctx.request_id, messages=body.chat_messages(), params=body.sampling()
@@ -162,6 +172,7 @@ class OpenAIRoutes:
         ctx = request[REQUEST_CONTEXT]
         ctx.request_id = f"cmpl-{ctx.request_id}"
         body = await read_model(request, CompletionRequest)
+        self._limits.check_stop(body.stop, param="stop")
         requested = self._names.requested_route(body.model, request.headers.get(ROUTE_HEADER))
         generate = GenerateRequest(
             request_id=ctx.request_id, prompt=body.prompt_text(), params=body.sampling()

@@ -139,13 +139,6 @@ class _GenerationRequest(_Lenient):
             raise ValueError("only n=1 is supported")
         return n
 
-    @field_validator("stop")
-    @classmethod
-    def _few_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(stop, list) and len(stop) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        return stop
-
     @property
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage

@@ -29,6 +29,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from edge_agent.api.browser import GUARD_EXEMPT_PATHS
 from edge_agent.api.context import (
     PATH_HEADER,
     REQUEST_ID_HEADER,
@@ -121,7 +122,9 @@ _GENERATION_ERRORS: Mapping[int, str] = MappingProxyType(
         400: "The body is not valid JSON, or asks for what this agent cannot serve "
         "(an invalid field, too long a prompt).",
         404: "The model is not one this agent serves.",
-        413: "The body is larger than the server accepts.",
+        413: "The body is larger than the server accepts, or the request would not fit "
+        "the link to a cloud worker.",
+        415: "The body is not declared as application/json.",
         429: "The local model's queue is full (see Retry-After).",
         502: "Generation failed, locally or on the cloud path.",
         503: "The cloud route was forced but no cloud is reachable, or the local model "
@@ -230,6 +233,10 @@ def _operation(
     exempt = path in AUTH_EXEMPT_PATHS
     if api_key and not exempt:
         responses["401"] = error("Missing or invalid API key.")
+    if path not in GUARD_EXEMPT_PATHS:
+        responses["403"] = error(
+            "A Host this agent does not answer to, or a web page's Origin not in --cors-origin."
+        )
     responses["default"] = error("Any other failure, in this dialect's error shape.")
 
     described: dict[str, Any] = {

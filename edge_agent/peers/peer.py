@@ -3,7 +3,8 @@
 The peer owns the link's reader: frames are routed by request id to per-stream inboxes;
 a stream that ends early (client gone) sends ``Cancel`` so the worker stops generating.
 When the link dies every open stream fails with ``TransportClosed`` at once, instead of
-waiting for a timeout.
+waiting for a timeout. Each inbox checks what the worker sends against the stream's
+bounds (``guard.py``) before keeping it; a worker that breaks them loses its link.
 
 Its lifecycle is one ``PeerState``: ``OPEN`` → ``DRAINING`` (the worker said it is going
 away) → ``CLOSED``, or ``OPEN`` → ``CLOSED``; ``_set_state`` is the only place it changes.
@@ -28,7 +29,9 @@ from edge_agent.errors import (
     RequestInvalid,
     TransportClosed,
 )
+from edge_agent.peers.guard import ProtocolViolation, StreamBounds, StreamGuard
 from link import Link, LinkClosed, PathKind
+from shared.errors import FrameTooLarge
 from shared.messages import (
     Cancel,
     Drain,
@@ -71,13 +74,17 @@ class StreamInbox:
     merged into the last one: a slow reader gets fewer, larger chunks, never fewer tokens.
     """
 
-    def __init__(self, max_chunks: int) -> None:
+    def __init__(self, max_chunks: int, guard: StreamGuard | None = None) -> None:
         if max_chunks < 1:
             raise ValueError("max_chunks must be at least 1")
         self.max_chunks = max_chunks
+        self._guard = guard
         self._items: deque[_Item] = deque()
         self._chunks = 0
         self._ended = False
+        self.capped = False
+        """The stream reached the edge's own token cap: it ended here, the worker may
+        still be generating (its reader cancels it)."""
         self._ready = asyncio.Event()
 
     @property
@@ -91,9 +98,18 @@ class StreamInbox:
         return self._ended
 
     def put(self, item: _Item) -> None:
-        """Hand in one item from the link's reader (never waits)."""
+        """Hand in one item from the link's reader (never waits); ``ProtocolViolation``
+        if the worker broke the stream's bounds (nothing of it is kept)."""
         if self._ended:
             return  # nothing follows a stream's end
+        if self._guard is not None and item is not None and not self._guard.admit(item):
+            self.capped = True
+            item = StreamEnd(
+                request_id=item.request_id,
+                finish_reason="length",
+                prompt_tokens=0,  # not known until the worker's end, which will not come
+                completion_tokens=self._guard.tokens,
+            )
         if not isinstance(item, TokenChunk):
             self._ended = True
             self._items.append(item)
@@ -146,9 +162,11 @@ class Peer:
         heartbeat_s: float = 2.0,
         dead_after_s: float = 6.0,
         max_queued_chunks: int = 64,
+        bounds: StreamBounds | None = None,
     ) -> None:
         if max_queued_chunks < 1:
             raise ValueError("max_queued_chunks must be at least 1")
+        self._bounds = bounds or StreamBounds()
         self.worker_id = worker_id
         self.model = model
         self._link = link
@@ -255,7 +273,16 @@ class Peer:
                 if isinstance(message, TokenChunk | StreamEnd | StreamFailed):
                     inbox = self._streams.get(message.request_id)
                     if inbox is not None:
-                        inbox.put(message)
+                        try:
+                            inbox.put(message)
+                        except ProtocolViolation as exc:
+                            log.warning(
+                                "worker %s broke the protocol on stream %s (%s); dropping its link",
+                                self.worker_id,
+                                message.request_id,
+                                exc,
+                            )
+                            return
                     # else: a late frame for a stream we cancelled; harmless
                 elif isinstance(message, Ping):
                     await self._link.send(Pong(nonce=message.nonce))
@@ -290,7 +317,7 @@ class Peer:
         rid = request.request_id
         if self.closed:
             raise TransportClosed(f"link to worker {self.worker_id} is closed")
-        inbox = StreamInbox(self._max_queued_chunks)
+        inbox = StreamInbox(self._max_queued_chunks, StreamGuard(request, self._bounds))
         self._streams[rid] = inbox
         finished = False
         try:
@@ -298,6 +325,9 @@ class Peer:
                 await self._link.send(request)
             except LinkClosed as exc:
                 raise TransportClosed(f"link to worker {self.worker_id} closed") from exc
+            except FrameTooLarge as exc:  # a resumed request grown past the link's limit
+                finished = True  # never sent: nothing to cancel
+                raise GenerationFailed(f"request too large for the link: {exc}") from exc
             timeout = self._first_token_timeout_s
             while True:
                 try:
@@ -314,7 +344,7 @@ class Peer:
                     raise error_for(item)
                 yield item
                 if isinstance(item, StreamEnd):
-                    finished = True
+                    finished = not inbox.capped  # capped: the worker still generates
                     return
                 timeout = self._token_timeout_s
         finally:

@@ -28,6 +28,7 @@ from typing import Any
 
 from edge_agent.errors import EdgeError, NoPeerAvailable
 from edge_agent.metrics import EdgeMetrics
+from edge_agent.peers.guard import StreamBounds
 from edge_agent.peers.peer import Peer, PeerState
 from edge_agent.transport import Connected, connect_webrtc, connect_worker
 from link import DEFAULT_QUEUED_FRAMES, IcePolicy, PathKind, SignalingClient
@@ -59,6 +60,9 @@ class PoolConfig:
     """Token chunks one cloud stream may hold for a slow reader (then they merge)."""
     warm_standby: bool = True
     """Keep a second link, to another worker, ready to take over."""
+    bounds: StreamBounds = field(default_factory=StreamBounds)
+    """What a worker may send on one stream (``--max-stream-tokens``,
+    ``--max-chars-per-token``)."""
 
 
 class Upgrade(StrEnum):
@@ -139,6 +143,7 @@ class PeerPool:
             heartbeat_s=cfg.heartbeat_s,
             dead_after_s=cfg.dead_after_s,
             max_queued_chunks=cfg.max_queued_chunks,
+            bounds=cfg.bounds,
         )
         peer.start()
         self._metrics.cloud_connects.labels(connected.link.path.value).inc()

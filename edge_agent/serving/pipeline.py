@@ -3,7 +3,8 @@
 Both HTTP dialects hand a ``GenerateRequest`` and the route the client asked for to
 ``ServingPipeline.serve``, which
 
-1. refuses a prompt past ``--max-prompt-tokens`` (whatever the route),
+1. refuses a prompt past ``--max-prompt-tokens`` (stop strings included) and a request
+   that would not fit the link to a worker (``wire.py``), whatever the route,
 2. asks the router once for a plan (route, reason, fallback, cascade),
 3. builds the engine that carries the plan out: the local engine, a ``FailoverEngine``
    (the one owner of cloud retries and fallbacks), or a ``CascadeEngine`` around both,
@@ -39,12 +40,14 @@ from edge_agent.router import (
     RequestedRoute,
     Route,
     Router,
+    estimate_tokens,
     extract_features,
 )
 from edge_agent.router.cascade import CascadeConfig
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
 from edge_agent.serving.report import ServingReport
+from edge_agent.serving.wire import check_fits
 from edge_agent.settings import EdgeSettings
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
@@ -161,13 +164,16 @@ class ServingPipeline:
     def _plan(self, request: GenerateRequest, requested: RequestedRoute) -> Decision:
         features = extract_features(request)
         limit = self._limits.max_prompt_tokens
-        if features.prompt_tokens > limit:
+        # Stop strings are text the worker holds and scans too: they count.
+        tokens = features.prompt_tokens + sum(estimate_tokens(s) for s in request.params.stop)
+        if tokens > limit:
             raise PromptTooLong(
-                f"This prompt is about {features.prompt_tokens} tokens (estimated from its "
-                f"length); this agent accepts at most {limit} (--max-prompt-tokens). "
-                "Shorten it, or raise the limit.",
+                f"This prompt is about {tokens} tokens (estimated from its length, stop "
+                f"strings included); this agent accepts at most {limit} "
+                "(--max-prompt-tokens). Shorten it, or raise the limit.",
                 param="messages" if request.messages is not None else "prompt",
             )
+        check_fits(request)
         return self._router.decide(
             features,
             requested=requested,

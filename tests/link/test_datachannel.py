@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from link import DataChannelLink, LinkClosed, PathKind
+from shared.codec import MAX_MESSAGE_BYTES
+from shared.errors import FrameTooLarge
 from shared.messages import GenerateRequest, Ping, Pong, SamplingParams, TokenChunk
 from tests.support.rtc import open_pair
 from tests.support.wait import eventually
@@ -83,3 +85,15 @@ async def test_closing_one_side_is_seen_by_the_other(pair: Pair) -> None:
     with pytest.raises(LinkClosed):
         await edge.send(Ping(nonce=2))
     await edge.aclose()  # idempotent
+
+
+async def test_a_message_the_peer_would_refuse_is_not_sent(pair: Pair) -> None:
+    """Past the protocol's message limit the peer would drop the link with every stream
+    on it: the sender refuses instead, and the link carries on."""
+    edge, worker = pair
+    prompt = "x" * MAX_MESSAGE_BYTES
+    with pytest.raises(FrameTooLarge):
+        await edge.send(GenerateRequest(request_id="huge", prompt=prompt))
+    await edge.send(Ping(nonce=1))
+    assert await asyncio.wait_for(worker.recv(), 30) == Ping(nonce=1)
+    assert not edge.closed and not worker.closed

@@ -73,9 +73,12 @@ def assert_openai_error(body: object, code: str, error_type: str = "invalid_requ
     assert error["code"] == code and error["type"] == error_type and error["message"]
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def test_malformed_json(http: ClientSession, agent: Agent) -> None:
     for raw in (b'{"messages": [', b"", b"\xff\xfe", b"[1, 2]", b'"just a string"'):
-        async with http.post(f"{agent.v1}/chat/completions", data=raw) as response:
+        async with http.post(f"{agent.v1}/chat/completions", data=raw, headers=JSON) as response:
             assert response.status == 400, raw
             assert_openai_error(await response.json(), "invalid_json")
             assert "X-Request-Id" in response.headers
@@ -84,7 +87,7 @@ async def test_malformed_json(http: ClientSession, agent: Agent) -> None:
 async def test_text_that_cannot_be_utf8_is_a_400(http: ClientSession, agent: Agent) -> None:
     # JSON can carry a lone surrogate; the wire (msgpack, UTF-8) cannot.
     raw = b'{"model": "edge", "messages": [{"role": "user", "content": "bad \\ud800 text"}]}'
-    async with http.post(f"{agent.v1}/chat/completions", data=raw) as response:
+    async with http.post(f"{agent.v1}/chat/completions", data=raw, headers=JSON) as response:
         assert response.status == 400
         body = await response.json()
     assert_openai_error(body, "invalid_request")
@@ -131,7 +134,7 @@ async def test_context_too_long(http: ClientSession, agent: Agent) -> None:
 
 
 async def test_ollama_paths_use_ollama_shape(http: ClientSession, agent: Agent) -> None:
-    async with http.post(f"{agent.url}/api/chat", data=b"nope") as response:
+    async with http.post(f"{agent.url}/api/chat", data=b"nope", headers=JSON) as response:
         assert response.status == 400
         body = await response.json()
     assert isinstance(body["error"], str) and body["error"]
