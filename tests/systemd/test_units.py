@@ -29,20 +29,31 @@ PROGRAMS = {"edge": "edge-agent", "worker": "cloud-worker", "signaling": "signal
 BIN = Path(sys.executable).parent
 
 
+def unit_text(name: str) -> str:
+    return (UNITS / f"tandem-{name}.service").read_text()
+
+
 def exec_start(name: str) -> list[str]:
-    for line in (UNITS / f"tandem-{name}.service").read_text().splitlines():
+    for line in unit_text(name).splitlines():
         if line.startswith("ExecStart="):
             return shlex.split(line.removeprefix("ExecStart="))
     raise AssertionError(f"tandem-{name}.service has no ExecStart")
 
 
-def local_command(name: str) -> list[str]:
-    """The unit's command with this checkout's programs and example config."""
+def local_command(name: str, credentials: Path | None = None) -> list[str]:
+    """The unit's command with this checkout's programs and example config; ``%d`` (the
+    unit's credentials directory) becomes ``credentials``."""
     program, *args = exec_start(name)
     assert program == f"/opt/tandem/venv/bin/{PROGRAMS[name]}"
     config = f"/etc/tandem/{name}.toml"
-    assert args == ["serve", "--config", config], "settings come from the config file"
-    return [str(BIN / PROGRAMS[name]), "serve", "--config", str(UNITS / f"{name}.toml")]
+    assert args[:3] == ["serve", "--config", config], "settings come from the config file"
+    rest = args[3:]
+    if name != "signaling":  # the peer token is a credential, never in the environment
+        assert rest == ["--token-file", "%d/token"], rest
+        assert f"LoadCredential=token:/etc/tandem/{name}.token" in unit_text(name)
+        assert credentials is not None
+        rest = ["--token-file", str(credentials / "token")]
+    return [str(BIN / PROGRAMS[name]), "serve", "--config", str(UNITS / f"{name}.toml"), *rest]
 
 
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
@@ -122,17 +133,32 @@ def test_example_configs_start_the_programs(tmp_path: Path) -> None:
         )
         common = ["--signaling", signal_url, "--ca-file", str(ca.ca_file)]
         common += ["--ice-host-addresses", "127.0.0.1"]
+        credentials = {}
+        for name, role in (("worker", Role.WORKER), ("edge", Role.EDGE)):
+            credentials[name] = tmp_path / f"credentials-{name}"  # what systemd makes of %d
+            credentials[name].mkdir(mode=0o700)
+            (credentials[name] / "token").write_text(token(role, f"unit-{name}"))
         stack.enter_context(
             started(
-                [*local_command("worker"), "--port", str(ports["worker"]), *common],
-                {"TANDEM_TOKEN": token(Role.WORKER, "unit-worker")},
+                [
+                    *local_command("worker", credentials["worker"]),
+                    "--port",
+                    str(ports["worker"]),
+                    *common,
+                ],
+                {},
                 f"http://127.0.0.1:{ports['worker']}/healthz",
             )
         )
         stack.enter_context(
             started(
-                [*local_command("edge"), "--port", str(ports["edge"]), *common],
-                {"TANDEM_TOKEN": token(Role.EDGE, "unit-edge")},
+                [
+                    *local_command("edge", credentials["edge"]),
+                    "--port",
+                    str(ports["edge"]),
+                    *common,
+                ],
+                {},
                 f"http://127.0.0.1:{ports['edge']}/healthz",
             )
         )
