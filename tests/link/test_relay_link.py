@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
@@ -14,29 +13,17 @@ from pydantic import SecretStr
 from link import LinkClosed, PathKind, RelayLink, SignalingClient, SignalingRefused
 from shared.messages import (
     GenerateRequest,
-    Message,
     Ping,
     Pong,
-    Register,
     RelayData,
-    RelayOpen,
     Role,
     SamplingParams,
 )
 from signaling.app import create_app
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
-from tests.support.wait import eventually
-
-
-async def signaling_has_worker(port: int) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def registered() -> bool:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                return bool((await resp.json())["workers"] >= 1)
-
-        await eventually(registered, what="the worker registered with signaling")
+from tests.support.edge import wait_for_workers
+from tests.support.relay import relay_worker
 
 
 @dataclass
@@ -51,32 +38,20 @@ async def relayed() -> AsyncIterator[Pair]:
     settings = SignalingSettings(secret=SecretStr(SECRET))
     async with serving(create_app(settings)) as port:
         url = f"ws://127.0.0.1:{port}/v1/signal"
-        accepted: asyncio.Queue[RelayLink] = asyncio.Queue()
-        worker: SignalingClient
-
-        async def on_worker_message(message: Message) -> None:
-            if isinstance(message, RelayOpen):
-                link = await worker.accept_relay(message, model="m", max_frame_bytes=4096)
-                accepted.put_nowait(link)
-
-        worker = SignalingClient(
-            url,
-            token(Role.WORKER, "worker-1"),
-            on_message=on_worker_message,
-            hello=lambda: (Register(models=("m",), capacity=1),),
-        )
+        relaying = relay_worker(url, capacity=1)
+        worker = relaying.client
         edge = SignalingClient(url, token(Role.EDGE, "edge-1"))
         worker.start()
         edge.start()
         try:
             await worker.wait_connected(30)
             await edge.wait_connected(30)
-            await signaling_has_worker(port)  # the worker's Register reached signaling
+            await wait_for_workers(url, 1)  # the worker's Register reached signaling
             edge_link, accept = await edge.open_relay(
                 "sess-1", model="", timeout_s=5, max_frame_bytes=4096
             )
             assert accept.peer_id == "worker-1" and accept.model == "m"
-            yield Pair(edge_link, await asyncio.wait_for(accepted.get(), 30), edge)
+            yield Pair(edge_link, await asyncio.wait_for(relaying.accepted.get(), 30), edge)
         finally:
             await edge.aclose()
             await worker.aclose()

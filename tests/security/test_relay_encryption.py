@@ -15,14 +15,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 
 from link import LinkClosed, RelayLink, SignalingClient, SignalingRefused
 from shared.messages import (
     ErrorCode,
     GenerateRequest,
-    Message,
     Ping,
     Pong,
     Register,
@@ -35,8 +33,9 @@ from shared.messages import (
 )
 from tests.security.support import metric, raw_peer, signaling
 from tests.support.apps import token
+from tests.support.edge import wait_for_workers
 from tests.support.onpath import Tamper, on_path
-from tests.support.wait import eventually
+from tests.support.relay import relay_worker
 
 PROMPT = "The launch code is PAPAYA-7731-ZEBRA; keep it secret."
 REPLY = "The vault opens with MANGO-4410-OTTER."
@@ -49,42 +48,20 @@ class Peers:
     accepted: asyncio.Queue[RelayLink]
 
 
-async def worker_registered(port: int) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def registered() -> bool:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                return bool((await resp.json())["workers"] >= 1)
-
-        await eventually(registered, what="the worker registered with signaling")
-
-
 @asynccontextmanager
 async def peers(port: int, *, edge_port: int, worker_port: int) -> AsyncIterator[Peers]:
     """An edge and a worker (the library both programs use), each reaching signaling
     through its own port (a proxy's, or signaling's own)."""
-    accepted: asyncio.Queue[RelayLink] = asyncio.Queue()
-    worker: SignalingClient
-
-    async def on_worker_message(message: Message) -> None:
-        if isinstance(message, RelayOpen):
-            link = await worker.accept_relay(message, model="m", max_frame_bytes=4096)
-            accepted.put_nowait(link)
-
-    worker = SignalingClient(
-        f"ws://127.0.0.1:{worker_port}/v1/signal",
-        token(Role.WORKER, "worker-1"),
-        on_message=on_worker_message,
-        hello=lambda: (Register(models=("m",), capacity=4),),
-    )
+    relaying = relay_worker(f"ws://127.0.0.1:{worker_port}/v1/signal")
+    worker = relaying.client
     edge = SignalingClient(f"ws://127.0.0.1:{edge_port}/v1/signal", token(Role.EDGE, "edge-1"))
     worker.start()
     edge.start()
     try:
         await worker.wait_connected(30)
         await edge.wait_connected(30)
-        await worker_registered(port)
-        yield Peers(edge, worker, accepted)
+        await wait_for_workers(f"ws://127.0.0.1:{port}/v1/signal", 1)
+        yield Peers(edge, worker, relaying.accepted)
     finally:
         await edge.aclose()
         await worker.aclose()
@@ -201,7 +178,7 @@ async def test_a_worker_that_sends_no_key_is_refused() -> None:
     the edge sent its prompts through signaling in clear."""
     async with signaling() as port, raw_peer(port, Role.WORKER, "old-worker") as old:
         await old.send(Register(models=("m",), capacity=1))
-        await worker_registered(port)
+        await wait_for_workers(f"ws://127.0.0.1:{port}/v1/signal", 1)
         edge = SignalingClient(f"ws://127.0.0.1:{port}/v1/signal", token(Role.EDGE, "edge-1"))
         edge.start()
         try:

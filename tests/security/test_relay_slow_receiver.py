@@ -17,13 +17,11 @@ import asyncio
 
 import pytest
 
-from link import LinkClosed, RelayLink, SignalingClient
+from link import LinkClosed, SignalingClient
 from link.relay_crypto import RelayHandshake
 from shared.messages import (
-    Message,
     Ping,
     Pong,
-    Register,
     RelayAccept,
     RelayClose,
     RelayOpen,
@@ -32,8 +30,9 @@ from shared.messages import (
     TokenChunk,
 )
 from tests.security.support import metric, raw_peer, signaling
-from tests.security.test_relay_encryption import worker_registered
 from tests.support.apps import token
+from tests.support.edge import wait_for_workers
+from tests.support.relay import relay_worker
 
 BUFFER_BYTES = 65536
 FLOOD_LIMIT_BYTES = 512 * 1024 * 1024
@@ -46,20 +45,8 @@ async def test_a_receiver_that_stops_reading_loses_only_its_own_session() -> Non
         relay_bytes_per_s=1_000_000_000,  # pacing is not under test: only the buffer stops it
         heartbeat_s=3600,  # the silent edge answers no pings; it must not be dropped for that
     ) as port:
-        accepted: asyncio.Queue[RelayLink] = asyncio.Queue()
-        worker: SignalingClient
-
-        async def on_worker_message(message: Message) -> None:
-            if isinstance(message, RelayOpen):
-                link = await worker.accept_relay(message, model="m", max_frame_bytes=16384)
-                accepted.put_nowait(link)
-
-        worker = SignalingClient(
-            f"ws://127.0.0.1:{port}/v1/signal",
-            token(Role.WORKER, "worker-1"),
-            on_message=on_worker_message,
-            hello=lambda: (Register(models=("m",), capacity=4),),
-        )
+        relaying = relay_worker(f"ws://127.0.0.1:{port}/v1/signal", max_frame_bytes=16384)
+        worker, accepted = relaying.client, relaying.accepted
         busy_edge = SignalingClient(
             f"ws://127.0.0.1:{port}/v1/signal", token(Role.EDGE, "edge-busy")
         )
@@ -68,7 +55,7 @@ async def test_a_receiver_that_stops_reading_loses_only_its_own_session() -> Non
         try:
             await worker.wait_connected(30)
             await busy_edge.wait_connected(30)
-            await worker_registered(port)
+            await wait_for_workers(f"ws://127.0.0.1:{port}/v1/signal", 1)
             async with raw_peer(port, Role.EDGE, "edge-silent") as silent:
                 key = RelayHandshake("slow", Role.EDGE).public_key
                 await silent.send(RelayOpen(session_id="slow", model="m", key=key))
