@@ -233,6 +233,13 @@ class EdgeSettings(PeerSettings):
     token_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline between two chunks of a cloud stream."
     )
+    status_recent_requests: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Recent requests kept in memory for GET /status (route, reason, "
+        "latency; never prompts); the oldest are dropped.",
+    )
 
     @field_validator("allowed_host")
     @classmethod

@@ -55,6 +55,7 @@ from edge_agent.api.openai_models import (
     CompletionRequest,
     ModelList,
 )
+from edge_agent.api.status import StatusDoc
 from edge_agent.router import Reason, Route
 
 __all__ = ["OPENAPI_PATH", "OPERATIONS", "OpenApiRoute", "Operation", "build_openapi"]
@@ -89,6 +90,8 @@ class Operation:
     """Non-error answers besides 200 (``/healthz``'s 503 while loading)."""
 
 
+_JS = "text/javascript"
+
 OPERATIONS: Mapping[tuple[str, str], Operation] = MappingProxyType(
     {
         ("POST", "/v1/chat/completions"): Operation(
@@ -111,6 +114,14 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = MappingProxyType(
         ("GET", "/api/version"): Operation("Ollama API version claimed", OllamaVersion),
         ("GET", "/healthz"): Operation("Readiness", Health, other={503: Loading}),
         ("GET", "/metrics"): Operation("Prometheus metrics", None, ok_media="text/plain"),
+        ("GET", "/status"): Operation("Status page (HTML)", None, ok_media="text/html"),
+        ("GET", "/status/app.js"): Operation(
+            "Status page script", None, ok_media="text/javascript"
+        ),
+        ("GET", "/status/app.css"): Operation("Status page style", None, ok_media="text/css"),
+        ("GET", "/status.json"): Operation(
+            "Status: models, cloud, workers, budget, recent requests", StatusDoc
+        ),
         ("GET", OPENAPI_PATH): Operation("This document", None),
     }
 )
