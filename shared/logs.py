@@ -67,7 +67,7 @@ def _text_value(value: Any) -> str:
     return json.dumps(text) if (not text or any(c in text for c in ' "=\n')) else text
 
 
-def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+def log_event(logger: logging.Logger, level: int, event: str, /, **fields: Any) -> None:
     """Log ``event`` with structured ``fields``: ``event k=v ...`` as text, the fields as
     top-level keys in JSON. Values must be str, int, float, bool or None (no secrets, no
     user text: callers pass only what an operator may read)."""
