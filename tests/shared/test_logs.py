@@ -74,7 +74,7 @@ def test_text_on_a_terminal_has_time_and_level(restore_logging: None) -> None:
     configure_logging("INFO", "text", {}, stream=out)
     log_event(logging.getLogger("edge"), logging.INFO, "request", reason="forced local")
     (line,) = out.getvalue().splitlines()
-    assert " INFO edge: request reason=\"forced local\"" in line
+    assert ' INFO edge: request reason="forced local"' in line
     assert line[:4].isdigit(), "a terminal line starts with its timestamp"
 
 
@@ -119,9 +119,7 @@ def test_a_real_process_under_journald(fmt: str, tmp_path: Path) -> None:
     """signaling-server started as systemd would (JOURNAL_STREAM set), with the format
     from its env var: priority-prefixed text without timestamps, or JSON lines."""
     secret = "journald-test-secret-" + "s" * 32
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")} | {
         "JOURNAL_STREAM": "8:4242",
         "TANDEM_SECRET": secret,
         "TANDEM_LOG_FORMAT": fmt,

@@ -4,7 +4,8 @@
 
 const KEY_STORE = "tandem-api-key";  // sessionStorage: this tab only, gone when it closes
 const POLL_MS = 1000;
-const WINDOW_MS = 10 * 60 * 1000;    // the chart's time span
+const WINDOW_MS = 10 * 60 * 1000;    // the chart's longest time span
+const MIN_WINDOW_MS = 20 * 1000;      // and its shortest (it widens as requests age)
 const TABLE_ROWS = 50;
 const COLOURS = { local: "#4cc38a", cloud: "#5aa9ff" };
 
@@ -144,10 +145,13 @@ function drawChart(nowUnix) {
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const end = nowUnix * 1000;
-  const start = end - WINDOW_MS;
-  const points = recent.filter((r) => r.served_by && r.at * 1000 >= start);
+  const served = recent.filter((r) => r.served_by && r.at * 1000 >= end - WINDOW_MS);
+  const oldest = served.length ? served[0].at * 1000 : end;
+  const span = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, (end - oldest) * 1.15));
+  const start = end - span;
+  const points = served;
   const maxMs = Math.max(100, ...points.map((r) => r.total_ms)) * 1.1;
-  const x = (t) => pad.left + ((t - start) / WINDOW_MS) * plotW;
+  const x = (t) => pad.left + ((t - start) / span) * plotW;
   const y = (ms) => pad.top + plotH - (ms / maxMs) * plotH;
 
   // Grid and axes.
@@ -161,9 +165,10 @@ function drawChart(nowUnix) {
     ctx.beginPath(); ctx.moveTo(pad.left, yy); ctx.lineTo(width - pad.right, yy); ctx.stroke();
     ctx.fillText(fmtMs(ms), 4, yy + 4);
   }
-  for (let m = 0; m <= 10; m += 2) {
-    const xx = x(start + m * 60000);
-    ctx.fillText(m === 10 ? "now" : `-${10 - m}m`, xx - 10, height - 8);
+  for (let i = 0; i <= 5; i++) {
+    const ago = (span * (5 - i)) / 5 / 1000;  // seconds before now
+    const label = i === 5 ? "now" : ago >= 120 ? `-${Math.round(ago / 60)}m` : `-${Math.round(ago)}s`;
+    ctx.fillText(label, x(end - ago * 1000) - 10, height - 8);
   }
 
   // One series per engine that served the first token.

@@ -103,9 +103,7 @@ async def test_status_shows_state_budget_and_recent_requests(
     assert metric_value(agent, "tandem_edge_cloud_budget_tokens") == DAILY_BUDGET
     assert metric_value(agent, "tandem_edge_cloud_workers") == 1
     # ?since= returns only what is newer; nothing newer yet.
-    async with http.get(
-        f"{agent.url}/status.json?since={doc['last_seq']}", headers=AUTH
-    ) as resp:
+    async with http.get(f"{agent.url}/status.json?since={doc['last_seq']}", headers=AUTH) as resp:
         assert (await resp.json())["recent"] == []
 
 
