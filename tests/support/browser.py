@@ -126,6 +126,7 @@ async def chromium_page(
                 return str(pages[0]["webSocketDebuggerUrl"]) if pages else None
 
             ws_url = await eventually(page_target, timeout_s=30, what="a page target")
+            assert ws_url is not None
             async with http.ws_connect(ws_url, max_msg_size=64 * 1024 * 1024) as ws:
                 page = Page(ws)
                 await page.send("Runtime.enable")
