@@ -155,3 +155,28 @@ def test_a_real_process_under_journald(fmt: str, tmp_path: Path) -> None:
     else:
         assert any(line.startswith("<6>signaling: ") and "listening" in line for line in lines)
         assert all(line[:3] in ("<3>", "<4>", "<6>", "<7>") for line in lines)
+
+
+@pytest.mark.parametrize("module", ["edge_agent", "cloud_worker", "signaling"])
+def test_every_process_takes_log_format(module: str) -> None:
+    """``--log-format`` on each CLI, refused by name when it is not text or json."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    help_text = subprocess.run(
+        [sys.executable, "-m", module, "serve", "--help"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "--log-format" in help_text and "TANDEM_LOG_FORMAT" in help_text
+    bad = subprocess.run(
+        [sys.executable, "-m", module, "serve", "--log-format", "xml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "log_format" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
