@@ -102,8 +102,11 @@ async def test_the_page_shows_state_requests_and_a_live_chart(
             )
             return found if all(i in found for i in ids) else {}
 
+        bad_status, bad_id = await post_chat(http, agent, {"model": "edge", "messages": "?"})
+        assert bad_status == 400
+        ids.append(bad_id)
         shown = await eventually(rows, timeout_s=60, what="the requests in the table")
-        assert [shown[i] for i in ids] == ["local", "cloud", "local", "cloud"]
+        assert [shown[i] for i in ids] == ["local", "cloud", "local", "cloud", "none"]
 
         async def points() -> int:
             return int(await page.evaluate("document.getElementById('chart').dataset.points"))
