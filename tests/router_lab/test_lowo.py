@@ -10,7 +10,13 @@ import pytest
 
 from edge_agent.router.policy import Route
 from router_lab.dataset import LabelledPrompt, parse_dataset
-from router_lab.lowo import group_by_writer, main, out_of_writer_scores, summarise
+from router_lab.lowo import (
+    choose_for_targets,
+    group_by_writer,
+    main,
+    out_of_writer_scores,
+    summarise,
+)
 from tests.router_lab.test_dataset import DEV
 
 EASY = ["hi there", "what does 'big' mean", "thanks!", "translate 'cat' to French", "2+2?"]
@@ -74,7 +80,7 @@ def test_fold_thresholds_come_from_the_other_writers_only() -> None:
     groups = {"a": items("cl"), "b": items("cl"), "c": items("cl")}
     # Writer c's scores are inverted: a threshold fitted on them would differ.
     scores = {"a": [0.9, 0.1], "b": [0.8, 0.2], "c": [0.3, 0.7]}
-    result = summarise(groups, scores, target_recall=1.0)
+    result = summarise(groups, scores, rule="recall", target_recall=1.0)
     by_writer = {f.writer: f for f in result.folds}
     # c's threshold is chosen on a and b (cloud at 0.9 and 0.8, local at most 0.2):
     # halfway between 0.8 and 0.2, so c's cloud prompt (0.3) is missed.
@@ -113,3 +119,13 @@ def test_main_reports_every_writer_with_mean_and_worst(
 def test_one_writer_is_an_error(tmp_path: Path) -> None:
     assert main([str(_file(tmp_path / "only.jsonl", "o"))]) == 2
     assert main([str(tmp_path / "missing.jsonl"), str(tmp_path / "gone.jsonl")]) == 2
+
+
+def test_the_targets_rule_protects_the_worst_writer_not_the_pooled_recall() -> None:
+    # Writer "odd" has one hard prompt scored 0.05: reaching it (pooled recall) would
+    # send every easy prompt of the others to the cloud. The targets rule keeps the
+    # threshold above the others' easy prompts instead.
+    labels = {"a": [1, 1, 0, 0], "b": [1, 1, 0, 0], "odd": [1, 1, 1, 0]}
+    scores = {"a": [0.9, 0.8, 0.1, 0.2], "b": [0.7, 0.9, 0.2, 0.1], "odd": [0.9, 0.9, 0.05, 0.01]}
+    threshold = choose_for_targets(labels, scores)
+    assert 0.2 < threshold < 0.7
