@@ -7,7 +7,8 @@ of the bundled model's vocabulary), times on the calling thread:
 - ``table``: tokenising with the bundled model's vocabulary, then the mean of the input
   token-embedding rows and a dot product with a head (``router_lab.embed``);
 - ``model``: the transformer's mean-pooled embedding through llama.cpp, one thread
-  (``--model-rounds`` times only: seconds each).
+  (``--model-rounds`` times only: seconds each; 0 skips it);
+- ``tokenize``: the tokeniser pass alone (most of ``table``).
 
 Pin it to one core to measure what the issue asks: ``taskset -c 0 python bench/...``.
 Prints p50/p99 per representation and their ratios to ``features``.
@@ -58,17 +59,24 @@ def main() -> None:
         ids = tokenizer.tokenize(text.encode("utf-8"), add_bos=False)
         float(table[np.asarray(ids)].mean(axis=0) @ head)
 
-    embed = model_embedder()
+    embed = model_embedder() if args.model_rounds else None
 
     def by_model() -> None:
+        assert embed is not None
         float(np.asarray(embed(text)) @ head)
 
-    times: dict[str, list[float]] = {"features": [], "table": [], "model": []}
+    def tokenize_only() -> None:
+        tokenizer.tokenize(text.encode("utf-8"), add_bos=False)
+
+    times: dict[str, list[float]] = {"features": [], "table": [], "tokenize": [], "model": []}
     for name, call, rounds in (
         ("features", features, args.rounds),
         ("table", by_table, args.rounds),
+        ("tokenize", tokenize_only, args.rounds),
         ("model", by_model, args.model_rounds),
     ):
+        if not rounds:
+            continue
         call()  # warm-up
         for _ in range(rounds):
             start = time.perf_counter_ns()
@@ -77,6 +85,8 @@ def main() -> None:
     base = percentile(times["features"], 99)
     print(f"one {len(tokens)}-token prompt; rounds: {args.rounds} ({args.model_rounds} for model)")
     for name, values in times.items():
+        if not values:
+            continue
         p50, p99 = percentile(values, 50), percentile(values, 99)
         print(
             f"  {name:9s} p50 {p50:9.3f} ms   p99 {p99:9.3f} ms   p99/features {p99 / base:8.1f}x"

@@ -28,7 +28,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--write-weights",
+        type=Path,
+        help="fit the features recipe on every writer and write the weights here, with the "
+        "threshold chosen on the out-of-writer scores and these figures in the metadata",
+    )
     args = parser.parse_args(argv)
     paths = args.datasets or sorted(Path("data").glob("*.jsonl"))
     try:
@@ -334,7 +340,33 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(render(result) + "\n")
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
+    if args.write_weights is not None:
+        if args.scorer != "features":
+            print("lowo: --write-weights ships the features recipe only", file=sys.stderr)
+            return 2
+        write_weights(args.write_weights, groups, result, [str(p) for p in paths])
     return 0
+
+
+def write_weights(
+    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult, paths: list[str]
+) -> None:
+    """The features recipe fitted on every writer, at ``result``'s shipped threshold."""
+    model = fit(rows_of([i for items in groups.values() for i in items]))
+    metadata = {
+        "trained_on": paths,
+        "rows": sum(len(items) for items in groups.values()),
+        "trees": True,
+        "threshold_rule": f"leave-one-writer-out, {result.rule}",
+        "lowo": {
+            "writers": len(result.folds),
+            "mean": {k: round(v, 4) for k, v in result.mean.items()},
+            "worst": {k: round(v, 4) for k, v in result.worst.items()},
+        },
+    }
+    model = replace(model, threshold=result.shipped_threshold, metadata=metadata)
+    out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
+    sys.stdout.write(f"weights written to {out} (threshold {model.threshold:.4f})\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route
 from router_lab.dataset import LabelledPrompt, parse_dataset
 from router_lab.lowo import (
@@ -129,3 +130,14 @@ def test_the_targets_rule_protects_the_worst_writer_not_the_pooled_recall() -> N
     scores = {"a": [0.9, 0.8, 0.1, 0.2], "b": [0.7, 0.9, 0.2, 0.1], "odd": [0.9, 0.9, 0.05, 0.01]}
     threshold = choose_for_targets(labels, scores)
     assert 0.2 < threshold < 0.7
+
+
+def test_weights_written_carry_the_lowo_threshold_and_figures(tmp_path: Path) -> None:
+    paths = [_file(tmp_path / f"{w}.jsonl", w) for w in ("w1", "w2", "w3")]
+    out, weights = tmp_path / "lowo.json", tmp_path / "weights.json"
+    assert main([*map(str, paths), "--json", str(out), "--write-weights", str(weights)]) == 0
+    result = json.loads(out.read_text())
+    model = load_model(weights)
+    assert model.threshold == result["shipped_threshold"]
+    assert model.metadata["lowo"]["writers"] == 3
+    assert model.metadata["rows"] == 30
