@@ -50,7 +50,7 @@ def main() -> None:
     text = tokenizer.detokenize(tokens).decode("utf-8", "ignore")
     request = GenerateRequest(request_id="b", messages=(ChatMessage(role="user", content=text),))
     router = Router(RouterConfig())
-    head = np.random.default_rng(0).normal(size=table.shape[1]).astype(np.float32)
+    head = np.asarray(np.random.default_rng(0).normal(size=table.shape[1]), dtype=np.float32)
 
     def features() -> None:
         router.decide(extract_features(request), requested="auto", cloud_available=True)

@@ -55,7 +55,7 @@ def routing_text(request: GenerateRequest) -> str:
     """The text whose embedding stands for ``request``: the last ask, its history's tail."""
     if request.prompt is not None:
         return request.prompt[-ASK_CHARS:]
-    messages = [m for m in request.messages if m.role != "system"]
+    messages = [m for m in request.messages or () if m.role != "system"]
     last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last < 0:
         return ""
@@ -97,7 +97,8 @@ class EmbeddingCache:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, **self._rows)
+        savez: Any = np.savez  # its stub reads the arrays as its own keyword options
+        savez(tmp, **self._rows)
         tmp.replace(self.path)
 
     def _embed(self, text: str) -> np.ndarray:
@@ -157,7 +158,7 @@ def table_embedder() -> Any:
         tokens = tokenizer.tokenize(text.encode("utf-8"), add_bos=False)
         if not tokens:
             return np.zeros(table.shape[1], dtype=np.float32)
-        return table[np.asarray(tokens)].mean(axis=0)
+        return np.asarray(table[np.asarray(tokens)].mean(axis=0), dtype=np.float32)
 
     return embed
 

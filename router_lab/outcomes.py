@@ -102,9 +102,9 @@ def generate(seed: int = 18, per_kind: int = 20) -> list[dict[str, Any]]:
                 )
             )
     for _ in range(per_kind):
-        big, small, factor = rng.choice(_UNITS)
+        unit, small, factor = rng.choice(_UNITS)
         n = rng.randint(2, 12)
-        rows.append(("unit_conversion", f"How many {small} are in {n} {big}?", str(n * factor)))
+        rows.append(("unit_conversion", f"How many {small} are in {n} {unit}?", str(n * factor)))
     for _ in range(per_kind):
         name = rng.choice(_NAMES)
         order = rng.randint(10000, 99999)

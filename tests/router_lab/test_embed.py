@@ -8,7 +8,8 @@ from shared.messages import ChatMessage, GenerateRequest
 
 def _chat(*turns: tuple[str, str]) -> GenerateRequest:
     return GenerateRequest(
-        request_id="r", messages=tuple(ChatMessage(role=r, content=c) for r, c in turns)
+        request_id="r",
+        messages=tuple(ChatMessage.model_validate({"role": r, "content": c}) for r, c in turns),
     )
 
 

@@ -139,5 +139,6 @@ def test_weights_written_carry_the_lowo_threshold_and_figures(tmp_path: Path) ->
     result = json.loads(out.read_text())
     model = load_model(weights)
     assert model.threshold == result["shipped_threshold"]
+    assert model.metadata is not None
     assert model.metadata["lowo"]["writers"] == 3
     assert model.metadata["rows"] == 30

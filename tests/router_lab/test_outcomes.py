@@ -51,3 +51,11 @@ def test_the_committed_outcome_set_reports_the_router_and_the_confidence() -> No
         "mean_margin", "min_margin", "mean_logprob", "min_logprob",
     }  # fmt: skip
     assert sum(sum(r.values()) for r in result["router"]["confusion"].values()) == 100
+
+
+def test_the_committed_set_is_the_seeded_one() -> None:
+    rows = [json.loads(line) for line in OUTCOMES.read_text().splitlines() if line.strip()]
+    expected = generate()
+    assert [(r["messages"], r["answer"]) for r in rows] == [
+        (g["messages"], g["answer"]) for g in expected
+    ]
