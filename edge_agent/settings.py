@@ -85,10 +85,12 @@ class EdgeSettings(PeerSettings):
         "(default: the threshold stored with the weights).",
     )
     cascade: bool = Field(
-        default=True,
+        default=False,
         description="auto route: for prompts the router scores just under its threshold, start "
         "locally, hold back the first --cascade-tokens tokens and escalate to the cloud if the "
-        "local model was unsure of them (reasons confident / low-confidence).",
+        "local model was unsure of them (reasons confident / low-confidence). Off by default: "
+        "with the bundled model its confidence does not predict a wrong answer (AUROC 0.32-0.52 "
+        "on outcome-labelled prompts, docs/router.md), so it only delays band prompts.",
     )
     cascade_band: float = Field(
         default=0.3,
