@@ -18,12 +18,11 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.local_model import LocalModel
@@ -53,6 +52,28 @@ __all__ = [
 ]
 
 
+_Input = Annotated[Text, Field(min_length=1)]
+"""One input: an empty one has nothing to embed."""
+
+TOKEN_ARRAYS_REFUSED = (
+    "token arrays are not accepted (their ids would be read in this model's vocabulary); "
+    "send text. LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False)."
+)
+
+
+def _refuse_token_arrays(value: object) -> None:
+    """Token-id inputs, refused with the reason (before the type check says "not a
+    string" about them)."""
+    if isinstance(value, list) and any(
+        isinstance(item, int | list) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError(TOKEN_ARRAYS_REFUSED)
+
+
+_NO_OPTIONS: dict[str, Any] = {"maxProperties": 0}
+"""Documents that Ollama ``options`` must be empty here (the handler names the key)."""
+
+
 class _Strict(BaseModel):
     """Unknown fields are refused, by name: none of them could be honoured."""
 
@@ -62,12 +83,18 @@ class _Strict(BaseModel):
 class EmbeddingRequest(_Strict):
     """OpenAI's embeddings body."""
 
-    input: Text | list[Text] | list[int] | list[list[int]]
+    input: _Input | list[_Input] = Field(min_length=1)
     model: Text = ""
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
     """An end-user id for abuse tracking: nothing to honour beyond accepting it."""
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_arrays(cls, value: object) -> object:
+        _refuse_token_arrays(value)
+        return value
 
 
 class EmbeddingData(BaseModel):
@@ -93,12 +120,18 @@ class OllamaEmbedRequest(_Strict):
     """Ollama's ``/api/embed`` body."""
 
     model: Text
-    input: Text | list[Text] = ""
+    input: Text | list[_Input] = ""
     truncate: bool = True
     """Cut inputs at ``--embedding-max-input-tokens`` (Ollama's default); false: 400."""
-    options: dict[str, Any] | None = None
+    options: dict[str, Any] | None = Field(default=None, json_schema_extra=_NO_OPTIONS)
     keep_alive: float | str | None = None
     dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_arrays(cls, value: object) -> object:
+        _refuse_token_arrays(value)
+        return value
 
 
 class OllamaEmbedResponse(BaseModel):
@@ -114,29 +147,12 @@ class OllamaEmbeddingsRequest(_Strict):
 
     model: Text
     prompt: Text = ""
-    options: dict[str, Any] | None = None
+    options: dict[str, Any] | None = Field(default=None, json_schema_extra=_NO_OPTIONS)
     keep_alive: float | str | None = None
 
 
 class OllamaEmbeddingsResponse(BaseModel):
     embedding: list[float]
-
-
-def _texts(value: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]) -> list[str]:
-    """The inputs as strings; token arrays refused (see the module's docstring)."""
-    if isinstance(value, str):
-        return [value]
-    texts: list[str] = []
-    for item in value:
-        if not isinstance(item, str):
-            raise RequestInvalid(
-                "input: token arrays are not accepted (their ids would be read in this "
-                "model's vocabulary); send text. LangChain: OpenAIEmbeddings("
-                "check_embedding_ctx_length=False).",
-                param="input",
-            )
-        texts.append(item)
-    return texts
 
 
 class EmbeddingRoutes:
@@ -228,9 +244,7 @@ class EmbeddingRoutes:
     async def openai(self, request: web.Request) -> web.Response:
         body = await read_model(request, EmbeddingRequest)
         self._check_model(request, body.model)
-        texts = _texts(body.input)
-        if not texts:
-            raise RequestInvalid("input: at least one input is required.", param="input")
+        texts = [body.input] if isinstance(body.input, str) else list(body.input)
         self._check_count(texts, "input")
         await self._check_dimensions(body.dimensions)
         result = await self._run(texts, truncate=False, param="input")

@@ -15,14 +15,13 @@ falls back to it and is served by it whenever the router keeps a request local);
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.local_model import LocalModel
-from edge_agent.errors import RequestInvalid
 from edge_agent.serving import AUTO_MODEL, ModelNames
 from inference.gguf import GgufArray
 from inference.model_file import ModelFacts, ModelFile
@@ -92,9 +91,16 @@ class OllamaShowRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: Text | None = None
-    name: Text | None = None
-    verbose: bool = False
+    model: Text = Field(validation_alias=AliasChoices("model", "name"))
+    """``""`` describes ``auto``, as an empty name means ``auto`` for generation."""
+    verbose: Literal[False] = False
+
+    @field_validator("verbose", mode="before")
+    @classmethod
+    def _not_verbose(cls, value: object) -> object:
+        if value is True:
+            raise ValueError("the vocabulary arrays are not served; leave verbose out")
+        return value
 
 
 class OllamaShowResponse(BaseModel):
@@ -214,15 +220,7 @@ class OllamaProbeRoutes:
 
     async def show(self, request: web.Request) -> web.Response:
         body = await read_model(request, OllamaShowRequest)
-        if body.verbose:
-            raise RequestInvalid(
-                "verbose: the vocabulary arrays are not served; leave verbose out.",
-                param="verbose",
-            )
-        name = body.model or body.name
-        if not name:
-            raise RequestInvalid("model: a model name is required.", param="model")
-        file = self._file_for(name)
+        file = self._file_for(body.model)
         if file is None:
             return json_response(
                 OllamaShowResponse(
