@@ -92,11 +92,18 @@ class EmbeddingRunner:
         self._slot = asyncio.Semaphore(1)
         self._waiting = 0
         self._closed = False
+        self.embedded_inputs = 0
+        """Inputs embedded since load (one writer: the runner's thread)."""
 
     @property
     def loaded(self) -> bool:
         """True once the context exists (after the first request) and until ``aclose``."""
         return self._llm is not None and not self._closed
+
+    @property
+    def busy(self) -> int:
+        """Requests embedding or waiting to."""
+        return self._waiting + (1 if self._slot.locked() else 0)
 
     @property
     def dimensions(self) -> int | None:
@@ -180,6 +187,7 @@ class EmbeddingRunner:
             # llama-cpp-python cuts an input at n_batch (= max_input_tokens) itself.
             vector: list[float] = llm.embed(text, normalize=True, truncate=True)
             vectors.append(vector)
+            self.embedded_inputs += 1
         return Embeddings(vectors, sum(counts), int(llm.n_embd()))
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import threading
 import time
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from aiohttp import web
@@ -52,9 +52,6 @@ __all__ = [
 ]
 
 
-_Input = Annotated[Text, Field(min_length=1)]
-"""One input: an empty one has nothing to embed."""
-
 TOKEN_ARRAYS_REFUSED = (
     "token arrays are not accepted (their ids would be read in this model's vocabulary); "
     "send text. LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False)."
@@ -83,7 +80,8 @@ class _Strict(BaseModel):
 class EmbeddingRequest(_Strict):
     """OpenAI's embeddings body."""
 
-    input: _Input | list[_Input] = Field(min_length=1)
+    input: Text | list[Text] = Field(min_length=1)
+    """Empty strings inside a list are refused by the handler, naming their index."""
     model: Text = ""
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
@@ -120,7 +118,7 @@ class OllamaEmbedRequest(_Strict):
     """Ollama's ``/api/embed`` body."""
 
     model: Text
-    input: Text | list[_Input] = ""
+    input: Text | list[Text] = ""
     truncate: bool = True
     """Cut inputs at ``--embedding-max-input-tokens`` (Ollama's default); false: 400."""
     options: dict[str, Any] | None = Field(default=None, json_schema_extra=_NO_OPTIONS)
