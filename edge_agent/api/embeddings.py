@@ -30,6 +30,7 @@ from edge_agent.errors import (
     ContextTooLong,
     EngineError,
     GenerationFailed,
+    ModelNotFound,
     Overloaded,
     RequestInvalid,
     RequestTimeout,
@@ -170,7 +171,8 @@ class EmbeddingRoutes:
         """Any local name (or ``auto``) embeds locally; the cloud cannot embed."""
         name = model.strip().removesuffix(":latest")
         local = {"", AUTO_MODEL, EDGE_MODEL, self._model.embedding_file.name}
-        # An unknown name is a 404 (ModelNotFound), as for generation.
+        if name not in local and not self._names.known(name):
+            raise ModelNotFound(name)  # 404, as for generation
         if name not in local and self._names.requested_route(name, None) == "cloud":
             raise RequestInvalid(
                 f"model: '{name}' does not serve embeddings; they are computed on this "

@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.local_model import LocalModel
+from edge_agent.errors import ModelNotFound
 from edge_agent.serving import AUTO_MODEL, ModelNames
 from inference.gguf import GgufArray
 from inference.model_file import ModelFacts, ModelFile
@@ -195,6 +196,8 @@ class OllamaProbeRoutes:
             return embedding
         if name in ("", AUTO_MODEL):
             return self._model.file
+        if not self._names.known(name):
+            raise ModelNotFound(name)
         route = self._names.requested_route(name, None)
         return None if route == "cloud" else self._model.file
 

@@ -35,6 +35,7 @@ from edge_agent.api.openai_models import (
     Usage,
 )
 from edge_agent.api.streaming import SseWriter, respond
+from edge_agent.errors import ModelNotFound
 from edge_agent.serving import ROUTE_HEADER, ModelNames, ServingPipeline
 from shared.messages import GenerateRequest, StreamEnd
 
@@ -190,5 +191,6 @@ class OpenAIRoutes:
         """One name ``/v1/models`` lists, or any other a request may use (the workers'
         model name); an unknown one is a 404 ``model_not_found``."""
         model = request.match_info["model"]
-        self._names.requested_route(model, None)  # raises ModelNotFound
+        if not self._names.known(model):
+            raise ModelNotFound(model)
         return json_response(ModelCard(id=model, created=self._created))

@@ -18,7 +18,14 @@ from pydantic import SecretStr
 from edge_agent.api.ollama_probe import OLLAMA_VERSION, ROOT_TEXT
 from edge_agent.engines.local import LocalEngine
 from inference.gguf import read_gguf
-from tests.edge_agent.api.harness import N_CTX, Agent, llama_runner, model_path, running_agent
+from tests.edge_agent.api.harness import (
+    N_CTX,
+    Agent,
+    cloud_engine,
+    llama_runner,
+    model_path,
+    running_agent,
+)
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -193,3 +200,33 @@ async def test_health_says_loading_until_the_model_is(http: ClientSession, agent
 
         await eventually(healthy, what="/health ok once loaded")
     await engine.aclose()
+
+
+async def test_cloud_names_are_consistent_across_endpoints(
+    http: ClientSession, agent: Agent, client: AsyncOpenAI
+) -> None:
+    # Without a cloud, 'cloud' is no name of this agent, in any endpoint.
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("cloud")
+    with pytest.raises(ollama.ResponseError) as err:
+        await ollama.AsyncClient(host=agent.url).show("cloud")
+    assert err.value.status_code == 404
+    # With one, it is listed, described by name only, retrievable (and so is the
+    # workers' own model name), and refused for embeddings.
+    async with cloud_engine() as cloud, running_agent(agent.local, cloud=cloud) as linked:
+        ollama_client = ollama.AsyncClient(host=linked.url)
+        tags = {m.model: m for m in (await ollama_client.list()).models}
+        assert set(tags) == {"auto", "edge", "cloud", linked.local.model}
+        assert tags["cloud"].size == 0 and not tags["cloud"].digest
+        shown = await ollama_client.show("cloud")
+        assert shown.modelinfo == {} and shown.capabilities == ["completion"]
+        async with AsyncOpenAI(base_url=linked.v1, api_key="x", max_retries=0) as sdk:
+            listed = {m.id async for m in sdk.models.list()}
+            assert listed == set(tags)
+            for name in ("cloud", cloud.model):
+                assert (await sdk.models.retrieve(name)).id == name
+            with pytest.raises(openai.BadRequestError) as refused:
+                await sdk.embeddings.create(model="cloud", input="hello")
+            assert refused.value.body["param"] == "model"  # type: ignore[index]
+        running = await ollama_client.ps()
+        assert [m.model for m in running.models] == [linked.local.model]
