@@ -180,7 +180,8 @@ class EmbeddingRoutes:
                 param="model",
             )
         header = request.headers.get(ROUTE_HEADER)
-        if header is not None and header.strip().lower() == "cloud":
+        # Validated as for generation (an unknown value is a 400), then refused if cloud.
+        if header is not None and self._names.requested_route(None, header) == "cloud":
             raise RequestInvalid(
                 f"{ROUTE_HEADER}: cloud does not serve embeddings; they are computed locally."
             )

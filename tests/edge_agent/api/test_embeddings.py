@@ -154,3 +154,10 @@ async def test_the_cloud_does_not_embed(http: ClientSession, agent: Agent) -> No
     async with http.post(f"{agent.v1}/embeddings", json=body, headers=headers) as response:
         assert response.status == 400
         assert "X-Tandem-Route" in (await response.json())["error"]["message"]
+    headers = {"X-Tandem-Route": "sideways"}
+    async with http.post(f"{agent.v1}/embeddings", json=body, headers=headers) as response:
+        assert response.status == 400
+        assert "X-Tandem-Route" in (await response.json())["error"]["message"]
+    headers = {"X-Tandem-Route": "local"}
+    async with http.post(f"{agent.v1}/embeddings", json=body, headers=headers) as response:
+        assert response.status == 200
