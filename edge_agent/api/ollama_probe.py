@@ -15,6 +15,7 @@ falls back to it and is served by it whenever the router keeps a request local);
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from aiohttp import web
@@ -237,7 +238,8 @@ class OllamaProbeRoutes:
         params = []
         if file is self._model.file:
             params.append(f"num_ctx {self._model.n_ctx}")
-        params += [f'stop "{stop}"' for stop in facts.stop_words]
+        # Quoted as JSON strings: Continue parses each value with JSON.parse.
+        params += [f"stop {json.dumps(stop, ensure_ascii=False)}" for stop in facts.stop_words]
         modelfile = "\n".join(
             [
                 "# Describes the model Tandem serves; Ollama cannot build from it.",

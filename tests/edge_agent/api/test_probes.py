@@ -5,6 +5,8 @@ the GGUF's own header."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import AsyncIterator
 
 import ollama
@@ -60,6 +62,10 @@ async def test_ollama_show_reads_the_gguf(agent: Agent) -> None:
     assert shown.parameters is not None
     lines = shown.parameters.splitlines()
     assert f"num_ctx {N_CTX}" in lines and 'stop "<|im_end|>"' in lines
+    # As Continue reads them: one "key value" per line, values JSON-parsed.
+    parsed = [re.match(r'^(\S+)\s+((?:".*")|\S+)$', line) for line in lines]
+    assert all(parsed)
+    assert [json.loads(m[2]) for m in parsed if m and m[1] == "stop"] == ["<|im_end|>"]
     assert shown.capabilities == ["completion", "embedding"]
     assert shown.license == "apache-2.0"
     # auto describes the local file too; the file's own name and ':latest' resolve.
