@@ -28,7 +28,11 @@ from edge_agent.metrics import EdgeMetrics
 from edge_agent.serving import ModelNames, ServingPipeline
 from edge_agent.settings import EdgeSettings
 
-__all__ = ["ApiDeps", "build_api"]
+__all__ = ["LOCAL_MODEL", "ApiDeps", "build_api"]
+
+LOCAL_MODEL = web.AppKey("tandem_local_model", LocalModel)
+"""The app's ``LocalModel`` (embedding context, tokenizer, file facts), for the process
+and tests that need to see its state."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ def build_api(deps: ApiDeps) -> web.Application:
     # Embeddings and the probes need the local GGUF itself (its header, tokenizer, an
     # embedding context): created here, closed with the app.
     local_model = LocalModel.from_settings(deps.settings, pipeline.local)
+    app[LOCAL_MODEL] = local_model
     app.on_cleanup.append(lambda _: local_model.aclose())
     timeout_s = deps.settings.request_timeout_s
     EmbeddingRoutes(local_model, names, timeout_s=timeout_s).add_to(app.router)

@@ -3,6 +3,7 @@ the ``openai`` SDK, the ``ollama`` client and LangChain's ``OpenAIEmbeddings``."
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Sequence
 
@@ -15,8 +16,10 @@ from langchain_openai import OpenAIEmbeddings
 from openai import AsyncOpenAI
 from pydantic import SecretStr
 
+from edge_agent.api.app import LOCAL_MODEL
 from inference.gguf import read_gguf
 from tests.edge_agent.api.harness import Agent, model_path, running_agent
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -161,3 +164,35 @@ async def test_the_cloud_does_not_embed(http: ClientSession, agent: Agent) -> No
     headers = {"X-Tandem-Route": "local"}
     async with http.post(f"{agent.v1}/embeddings", json=body, headers=headers) as response:
         assert response.status == 200
+
+
+async def test_chat_is_not_queued_behind_embeddings_and_a_gone_client_stops_them(
+    http: ClientSession, agent: Agent
+) -> None:
+    assert agent.app is not None
+    embedder = agent.app[LOCAL_MODEL].embedder
+    started = embedder.embedded_inputs
+    # ~490 tokens each: minutes of work on this machine, cancelled long before the end.
+    batch = {"model": "edge", "input": ["word " * 490] * 64, "encoding_format": "float"}
+
+    async def embed_all() -> int:
+        async with http.post(f"{agent.v1}/embeddings", json=batch) as response:
+            return response.status
+
+    embedding = asyncio.create_task(embed_all())
+    await eventually(lambda: embedder.embedded_inputs > started, what="the batch under way")
+    chat = {"model": "edge", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    async with http.post(f"{agent.v1}/chat/completions", json=chat) as response:
+        assert response.status == 200
+        assert (await response.json())["choices"][0]["message"]["content"]
+    assert not embedding.done()  # the chat model answered while the batch ran
+    embedding.cancel()  # the client goes away
+    with pytest.raises(asyncio.CancelledError):
+        await embedding
+    await eventually(lambda: embedder.busy == 0, what="the embedder idle")
+    # The thread stopped before its next input once the request was cancelled; the next
+    # request runs after it.
+    single = {"model": "edge", "input": CAT}
+    async with http.post(f"{agent.v1}/embeddings", json=single) as response:
+        assert response.status == 200
+    assert embedder.embedded_inputs < started + 64
