@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import ollama
 import openai
@@ -236,3 +237,24 @@ async def test_cloud_names_are_consistent_across_endpoints(
             assert refused.value.body["param"] == "model"  # type: ignore[index]
         running = await ollama_client.ps()
         assert [m.model for m in running.models] == [linked.local.model]
+
+
+async def test_a_separate_embedding_model_is_listed_and_described(
+    agent: Agent, tmp_path: Path
+) -> None:
+    # Another file name for the same GGUF: a separate --embedding-model as far as the
+    # agent can tell (no package ships a small embedding GGUF to test with).
+    embedder = tmp_path / "embedder.gguf"
+    embedder.symlink_to(model_path())
+    async with running_agent(agent.local, embedding_model=embedder) as separate:
+        client = ollama.AsyncClient(host=separate.url)
+        names = [m.model for m in (await client.list()).models]
+        assert names == ["auto", "edge", separate.local.model, "embedder"]
+        assert (await client.show("embedder")).capabilities == ["embedding"]
+        assert (await client.show("edge")).capabilities == ["completion"]
+        assert [m.model for m in (await client.ps()).models] == [separate.local.model]
+        async with AsyncOpenAI(base_url=separate.v1, api_key="x", max_retries=0) as sdk:
+            result = await sdk.embeddings.create(model="embedder", input="hello")
+        assert result.model == "embedder"
+        loaded = [m.model for m in (await client.ps()).models]
+        assert loaded == [separate.local.model, "embedder"]
