@@ -120,9 +120,7 @@ async def test_relay_through_two_instances(cluster: Cluster) -> None:
     ups = [await worker.recv() for _ in range(5)]
     downs = [await edge.recv() for _ in range(5)]
     assert [m.data for m in ups if isinstance(m, RelayData)] == [b"up%d" % n for n in range(5)]
-    assert [m.data for m in downs if isinstance(m, RelayData)] == [
-        b"down%d" % n for n in range(5)
-    ]
+    assert [m.data for m in downs if isinstance(m, RelayData)] == [b"down%d" % n for n in range(5)]
     await edge.send(RelayClose(session_id="r1", reason="done"))
     closed = await worker.recv()
     assert isinstance(closed, RelayClose) and closed.session_id == "r1"
