@@ -305,6 +305,19 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def spawn_holder(server: Server, secret: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """The process holding the idle peers (``--hold-idle``); the secret goes by env."""
+    argv = [sys.executable, "-m", "bench.signaling_load", "--hold-idle", str(server.port)]
+    argv += ["--peers", str(args.peers), "--client-ping-s", str(args.client_ping_s)]
+    argv += ["--concurrency", str(args.concurrency)]
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, "BENCH_SECRET": secret},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -314,16 +327,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.sleep(1.0)  # let start-up settle before the baseline
         rss0 = server.rss_kb()
-        t0 = time.perf_counter()
-        peers = await connect_idle(server, secret, args.peers, args.concurrency)
-        connect_s = time.perf_counter() - t0
-        pinger = asyncio.create_task(client_pings(peers, args.client_ping_s))
+        # The idle peers live in their own process, so that their pings never delay
+        # the brokering clients' clocks in this one.
+        holder = spawn_holder(server, secret, args)
+        assert holder.stdin is not None and holder.stdout is not None
+        held = json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")
+        if "connect_s" not in held:
+            raise RuntimeError("the idle peers' process failed")
+        connect_s = held["connect_s"]
         await asyncio.sleep(min(args.heartbeat_s, 5.0))  # past the connect burst
         cpu0, w0 = server.cpu_s(), time.perf_counter()
         await asyncio.sleep(args.idle_window_s)
         idle_cpu = 100 * (server.cpu_s() - cpu0) / (time.perf_counter() - w0)
         rss1 = server.rss_kb()
-        alive = sum(1 for p in peers if not p.closed)
         brokering, rtts = await broker_offers(
             server,
             secret,
@@ -332,10 +348,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rate=args.offer_rate,
             duration_s=args.duration_s,
         )
-        pinger.cancel()
-        for peer in peers:
-            if peer.transport is not None:
-                peer.transport.close()
+        holder.stdin.close()  # the holder reports who is still connected, and exits
+        alive = int(json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")["alive"])
+        holder.wait(60)
     finally:
         server.proc.terminate()
         try:
@@ -376,6 +391,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def hold_idle(port: int, n: int, ping_s: float, concurrency: int) -> None:
+    """The idle peers' process: connect, report, ping until stdin closes, report."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    server = Server(proc=None, port=port)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    peers = await connect_idle(server, os.environ["BENCH_SECRET"], n, concurrency)
+    print(json.dumps({"connect_s": round(time.perf_counter() - t0, 2)}), flush=True)
+    pinger = asyncio.create_task(client_pings(peers, ping_s))
+    await asyncio.to_thread(sys.stdin.read)
+    print(json.dumps({"alive": sum(1 for p in peers if not p.closed)}), flush=True)
+    pinger.cancel()
+    for peer in peers:
+        if peer.transport is not None:
+            peer.transport.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.signaling_load",
@@ -394,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--log", default=None, help="signaling's log file")
     parser.add_argument("--quick", action="store_true", help="a small, fast run (tests)")
+    parser.add_argument("--hold-idle", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.hold_idle is not None:
+        asyncio.run(hold_idle(args.hold_idle, args.peers, args.client_ping_s, args.concurrency))
+        return 0
     if args.quick:
         args.peers, args.offer_rate, args.duration_s = min(args.peers, 200), 50.0, 1.0
         args.heartbeat_s, args.client_ping_s, args.idle_window_s = 2.0, 1.5, 1.0
