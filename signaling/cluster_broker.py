@@ -222,9 +222,11 @@ class ClusterBroker(Broker):
         return False
 
     async def cluster_sweep(self) -> None:
-        """End relayed sessions whose worker's instance died without a word."""
+        """End the relayed sessions and pending offers whose worker's instance died
+        without a word (its presence expired): their edges hear it now, not at a timeout."""
         self._remote.prune(asyncio.get_running_loop().time())
-        for worker_id in {r.worker_id for r in self._relays.all()}:
+        waited_on = {r.worker_id for r in self._relays.all()} | self._offers.workers()
+        for worker_id in waited_on:
             if (Role.WORKER, worker_id) in self._conns:
                 continue
             if await self.cluster.holder(Role.WORKER, worker_id) is None:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from devstack.stack import free_port
 from shared.codec import decode
-from shared.messages import Offer, Register, Role, Welcome
+from shared.messages import ErrorCode, Offer, Register, Role, SignalError, Welcome
 from signaling.app import create_app
 from signaling.registry.redis import RedisRegistry
 from signaling.settings import SignalingSettings
@@ -109,6 +109,10 @@ async def test_a_dead_instances_peers_expire_and_register_elsewhere(
             what="A's presence of w1 expired",
         )
         await eventually(lambda: _none(registry), what="w1 gone from the shared registry")
+        # B noticed on its own that the worker its edge's offer waits on is gone.
+        failed = decode((await edge.ws.receive(timeout=30)).data)
+        assert isinstance(failed, SignalError) and failed.session_id == "s1"
+        assert failed.code is ErrorCode.NO_WORKER
 
         worker_again = await _connect(http, url_b, Role.WORKER, "w1")
         await worker_again.send(Register(models=("m",), capacity=1))
