@@ -169,7 +169,9 @@ class Stack:
     ) -> None:
         """Spawn an edge or a worker: linked to this stack's signaling, on loopback."""
         cfg = self.config
-        args = ["--signaling", self.signaling_url, "--host", cfg.host, "--port", str(port)]
+        args = ["--host", cfg.host, "--port", str(port)]
+        if "--signaling" not in (extra_args or []):  # --signaling repeats add URLs: the
+            args = ["--signaling", self.signaling_url, *args]  # caller's replace ours
         args += LOOPBACK_ICE
         if cfg.ca_file is not None:
             args += ["--ca-file", str(cfg.ca_file)]

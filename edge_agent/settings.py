@@ -52,7 +52,10 @@ class EdgeSettings(PeerSettings):
     signaling: str | None = Field(
         default=None,
         description="Signaling server URL, e.g. wss://signal.example.com:8765/v1/signal (ws:// "
-        "on loopback only, unless --insecure-signaling). Unset: local only.",
+        "on loopback only, unless --insecure-signaling). Several instances of one signaling "
+        "cluster: repeat the flag or separate URLs with commas; the edge moves to the next "
+        "when its connection is lost. Unset: local only.",
+        json_schema_extra={"repeatable": True},
     )
     cloud_model: str = Field(
         default="",

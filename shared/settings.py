@@ -246,13 +246,32 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[TandemSett
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
+        elif _repeatable(field):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=name.upper(),
+                help=help_text + " (repeatable)",
+            )
         else:
             parser.add_argument(
                 flag, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
             )
 
 
+def _repeatable(field: Any) -> bool:
+    """A text field whose flag may be given several times (joined with commas)."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("repeatable"))
+
+
 def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
     """The counterpart of ``add_settings_arguments``: load ``cls`` from parsed flags."""
-    overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields}
+    overrides = {
+        k: ",".join(v) if isinstance(v, list) else v
+        for k, v in vars(args).items()
+        if k in cls.model_fields
+    }
     return load_settings(cls, config_file=args.config, overrides=overrides)
