@@ -26,7 +26,12 @@ def status_line(parts: WorkerParts) -> str:
     else:
         error = f" ({signaling.last_error})" if signaling.last_error else ""
         link = f"signaling unreachable{error}"
-    state = "draining" if parts.acceptor.draining else backend.state
+    if parts.acceptor.draining:
+        state = "draining"
+    elif backend.state == "down":
+        state = "engine down"
+    else:
+        state = "serving" if signaling.connected else "not registered"
     return (
         f"{state}: {models}; {link}; {parts.acceptor.sessions} edge session(s); "
         f"{backend.active}/{backend.capacity} stream(s) active"
