@@ -262,8 +262,10 @@ class Installer:
             plan.steps.append(Step("run", argv=("systemctl", "disable", "--now", unit)))
         systemd_dir = self.target("/etc/systemd/system")
         if systemd_dir.is_dir():  # enable's symlinks, for an offline root
-            for wants in sorted(systemd_dir.glob(f"*.wants/{unit}")):
-                plan.steps.append(Step("remove", wants))
+            for wants in sorted(systemd_dir.glob("*.wants")):
+                link = wants / unit  # dangling under --root: glob would not see it
+                if link.is_symlink():
+                    plan.steps.append(Step("remove", link))
         for path in (systemd_dir / unit, self.target(f"/etc/tandem/{name}.toml")):
             if path.exists():
                 plan.steps.append(Step("remove", path))

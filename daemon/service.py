@@ -102,9 +102,11 @@ class ServiceNotifications:
         while True:
             self._update_status()
             if not self._ready_sent and self._listening.is_set() and self._is_ready():
-                self._ready_sent = True
-                self._notifier.send("READY=1", f"STATUS={self._last_status}")
-                log.info("ready: %s", self._last_status)
+                # A full socket queue (EAGAIN) drops a datagram: retried at the next tick.
+                sent = self._notifier.send("READY=1", f"STATUS={self._last_status}")
+                self._ready_sent = sent or not self._notifier.enabled
+                if self._ready_sent:
+                    log.info("ready: %s", self._last_status)
             await asyncio.sleep(self._tick_s if not self._ready_sent else 4 * self._tick_s)
 
     def _update_status(self) -> None:
@@ -115,9 +117,10 @@ class ServiceNotifications:
         except Exception:  # a status line must never take the process down
             log.exception("building the systemd status line failed")
             return
-        if text != self._last_status:
-            self._last_status = text
-            self._notifier.status(text)
+        if text != self._last_status and (
+            self._notifier.status(text) or not self._notifier.enabled
+        ):
+            self._last_status = text  # else: not sent (queue full), retried at the next tick
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self._stopping = True

@@ -1,10 +1,17 @@
 """A stand-in for systemd's end of ``NOTIFY_SOCKET``: a real ``AF_UNIX`` datagram
-socket that collects what a process sends (``READY=1``, ``STATUS=``, ``WATCHDOG=1``...)."""
+socket that collects what a process sends (``READY=1``, ``STATUS=``, ``WATCHDOG=1``...).
+
+Like systemd, it reads the socket as datagrams arrive (a thread), so the kernel's small
+queue of unread datagrams (``net.unix.max_dgram_qlen``, often 10) never fills while a
+test looks elsewhere; the test takes them in order from ``wait_for``/``receive``.
+"""
 
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +31,22 @@ class NotifySocket:
         else:
             self.sock.bind(str(path))
             self.address = str(path)
-        self.received: list[list[str]] = []  # every datagram, as its assignments
+        self.received: list[list[str]] = []  # every datagram taken so far, as assignments
+        self._queue: queue.Queue[list[str]] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="notify-socket", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        self.sock.settimeout(0.5)  # to notice close()
+        while not self._closed.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._queue.put(data.decode().split("\n"))
 
     def env(self, *, watchdog_usec: int | None = None) -> dict[str, str]:
         env = {"NOTIFY_SOCKET": self.address}
@@ -34,12 +56,10 @@ class NotifySocket:
 
     def receive(self, timeout_s: float) -> list[str] | None:
         """The next datagram's assignments, or None if none came within ``timeout_s``."""
-        self.sock.settimeout(timeout_s)
         try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
+            message = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
             return None
-        message = data.decode().split("\n")
         self.received.append(message)
         return message
 
@@ -58,10 +78,14 @@ class NotifySocket:
             alive()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{what}: not received in {timeout_s:g} s ({self.received})")
+                raise AssertionError(
+                    f"{what}: not received in {timeout_s:g} s (the last: {self.received[-8:]})"
+                )
             message = self.receive(min(left, 1.0))
             if message is not None and predicate(message):
                 return message
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
         self.sock.close()
