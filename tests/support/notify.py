@@ -70,17 +70,22 @@ class NotifySocket:
         timeout_s: float = 120.0,
         what: str = "a notification",
         alive: Callable[[], None] = lambda: None,
+        since: int | None = None,
     ) -> list[str]:
-        """The first datagram (from now) that satisfies ``predicate``; ``alive`` is
-        called between datagrams (to fail fast when the process died)."""
+        """The first datagram that satisfies ``predicate``: from now, or from the
+        ``since``-th datagram taken so far; ``alive`` is called between datagrams (to
+        fail fast when the process died)."""
+        if since is not None:
+            for message in self.received[since:]:
+                if predicate(message):
+                    return message
         deadline = time.monotonic() + timeout_s
         while True:
             alive()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(
-                    f"{what}: not received in {timeout_s:g} s (the last: {self.received[-8:]})"
-                )
+                others = [m for m in self.received if m != ["WATCHDOG=1"]]
+                raise AssertionError(f"{what}: not received in {timeout_s:g} s (others: {others})")
             message = self.receive(min(left, 1.0))
             if message is not None and predicate(message):
                 return message

@@ -178,9 +178,9 @@ def test_worker_is_ready_once_registered_with_signaling(tmp_path: Path) -> None:
             assert line.startswith("serving: "), line
             assert get(f"http://127.0.0.1:{worker_port}/healthz")[0] == 200
             worker.watchdog_pings(3)
+            counts = f"{signal_port}/v1/signal; {{}} worker(s), 0 edge(s) connected"
+            registered = f"STATUS=listening on ws://127.0.0.1:{counts.format(1)}"
+            server.systemd.wait_for(lambda m: registered in m, since=0, alive=server.alive)
             stop(worker)
-            server.wait_for(
-                "STATUS=listening on ws://127.0.0.1:"
-                f"{signal_port}/v1/signal; 0 worker(s), 0 edge(s) connected"
-            )
+            server.wait_for(f"STATUS=listening on ws://127.0.0.1:{counts.format(0)}")
             stop(server)
