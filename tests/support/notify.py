@@ -76,9 +76,9 @@ class NotifySocket:
         ``since``-th datagram taken so far; ``alive`` is called between datagrams (to
         fail fast when the process died)."""
         if since is not None:
-            for message in self.received[since:]:
-                if predicate(message):
-                    return message
+            for past in self.received[since:]:
+                if predicate(past):
+                    return past
         deadline = time.monotonic() + timeout_s
         while True:
             alive()
