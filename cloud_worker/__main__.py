@@ -16,10 +16,10 @@ from cloud_worker.service import notifications
 from cloud_worker.settings import WorkerSettings
 from daemon.install_cli import COMMANDS, add_install_commands, run_install_command
 from link import quiet_webrtc_logs
+from shared.logs import configure_logging
 from shared.settings import (
     add_settings_arguments,
     describe_settings_error,
-    log_format,
     settings_from_args,
 )
 
@@ -50,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_install_command(args, SPEC)
     try:
         settings = settings_from_args(WorkerSettings, args)
-        logging.basicConfig(
-            level=settings.log_level, format=log_format(os.environ), stream=sys.stderr
-        )
+        configure_logging(settings.log_level, settings.log_format, os.environ)
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
         service = notifications(app)  # READY/STATUS/WATCHDOG under systemd
