@@ -38,6 +38,8 @@ class NetStack:
         self.secret = secrets.token_urlsafe(32)
         self.turn_secret = secrets.token_urlsafe(24)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        """Wall-clock time each process was started (the probe reports wall times too)."""
         self._logs: list[IO[bytes]] = []
         self.signaling_url = ""
         self.ca = CertAuthority.make(log_dir / "ca")
@@ -53,6 +55,7 @@ class NetStack:
             "PYTHONUNBUFFERED": "1",
             "TANDEM_LOG_LEVEL": "DEBUG",
         }
+        self.started[name] = time.time()
         self.procs[name] = subprocess.Popen(
             ["ip", "netns", "exec", ns, *argv],
             env=full_env,

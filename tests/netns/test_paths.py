@@ -8,8 +8,12 @@ real escalated completion. Everything is torn down even when the test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +66,11 @@ SCENARIOS = {
 }
 
 
+TIMINGS: dict[str, tuple[float, float]] = {}
+"""Per scenario: (first escalated token, best path reached), seconds after the edge
+started. Printed, never asserted: they say what a user waits, on this machine."""
+
+
 @pytest.fixture
 def network() -> Iterator[Network]:
     net = Network()
@@ -95,22 +104,24 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         worker_ns, _ = network.add_host(worker_site, "worker")
         edge_ns, _ = network.add_host(edge_site, "edge")
         stack.worker(worker_ns)
-        # Upgrades tried every 2 s (doubling on failure) instead of every 30 s.
+        # The edge serves over the relay as soon as it is linked and upgrades beside it;
+        # upgrades retried every 2 s (doubling on failure) instead of every 5 s.
         stack.edge(edge_ns, "--relay-upgrade-interval-s", "2", *scenario.edge_args)
-        linked_after = stack.wait_cloud_ready(edge_ns)
+        stack.wait_cloud_ready(edge_ns)
+        first = stack.probe(edge_ns, "cloud")
+        assert first["status"] == 200
+        assert first["headers"]["x-tandem-served-by"] == "cloud"
+        # The best path: WebRTC (direct, TURN) where the network allows it, reached by
+        # itself; a TURN pair that won the race is lifted to direct where direct works.
+        stack.wait_cloud_path(edge_ns, scenario.expected, timeout_s=150)
+        best_after = time.time() - stack.started["edge"]
         result = stack.probe(edge_ns, "cloud")
+        TIMINGS[name] = (first["first_token_at"] - stack.started["edge"], best_after)
         print(
-            f"\n{name}: path {result['headers'].get('x-tandem-path')}, linked after "
-            f"{linked_after:.1f} s, first escalated token {result['ttft_s']:.3f} s"
+            f"\n{name}: first answer over {first['headers'].get('x-tandem-path')}, its first "
+            f"token {TIMINGS[name][0]:.1f} s after the edge started (model load included); "
+            f"on {scenario.expected} {best_after:.1f} s after"
         )
-        if result["headers"].get("x-tandem-path") != scenario.expected == "direct":
-            # aioice nominates the first pair whose check succeeds: under load a TURN
-            # pair can win, and the edge must then lift the link to a direct one.
-            upgraded_after = stack.wait_cloud_path(edge_ns, "direct")
-            print(
-                f"{name}: linked over TURN first, upgraded to direct {upgraded_after:.1f} s later"
-            )
-            result = stack.probe(edge_ns, "cloud")
         assert result["status"] == 200
         assert result["headers"]["x-tandem-served-by"] == "cloud"
         assert result["headers"]["x-tandem-path"] == scenario.expected
@@ -161,6 +172,106 @@ def test_a_turn_link_is_lifted_to_direct_once_direct_works(
         result = stack.probe(edge_ns, "cloud")
         print(f"\nturn-udp, then direct {lifted_after:.1f} s after the block was lifted")
         assert result["status"] == 200 and result["headers"]["x-tandem-path"] == "direct"
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+
+
+def test_the_first_answer_comes_over_the_relay_and_later_ones_direct(
+    network: Network, tmp_path: Path
+) -> None:
+    """Relay first: the edge's network passes only TCP to signaling when it starts, so no
+    WebRTC path can exist, yet the first escalated request is answered, over the relay.
+    Once the network lets the rest through, the edge reaches a direct path by itself and
+    later requests take it."""
+    stack = NetStack(tmp_path)
+    try:
+        svc_ns, svc_ip = network.public_host("svc")
+        svc_ip2 = network.second_address(svc_ns)
+        stack.coturn(svc_ns, svc_ip, svc_ip2)
+        stack.signaling(svc_ns, svc_ip, svc_ip2)
+        worker_site = network.site("wsite", Nat.EASY)
+        edge_site = network.site("esite", Nat.EASY, tcp_only_to=(svc_ip, SIGNALING_PORT))
+        worker_ns, _ = network.add_host(worker_site, "worker")
+        edge_ns, _ = network.add_host(edge_site, "edge")
+        stack.worker(worker_ns)
+        stack.edge(edge_ns, "--relay-upgrade-interval-s", "2")
+        stack.wait_cloud_ready(edge_ns)
+        first = stack.probe(edge_ns, "cloud")
+        assert first["status"] == 200 and first["headers"]["x-tandem-served-by"] == "cloud"
+        assert first["headers"]["x-tandem-path"] == "relay"
+        after = first["first_token_at"] - stack.started["edge"]
+        print(f"\nfirst token over the relay {after:.1f} s after the edge started")
+        # The network opens up: the edge's LAN may now send anything out.
+        sh("ip", "netns", "exec", edge_site.router, "iptables", "-I", "FORWARD", "1",
+           "-i", "lan", "-j", "ACCEPT")  # fmt: skip
+        opened = time.time()
+        stack.wait_cloud_path(edge_ns, "direct", timeout_s=180)
+        print(f"direct {time.time() - opened:.1f} s after the network opened")
+        later = stack.probe(edge_ns, "cloud")
+        assert later["status"] == 200 and later["headers"]["x-tandem-path"] == "direct"
+        assert later["usage"]["completion_tokens"] > 0
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+
+
+def test_the_link_recovers_when_the_edges_address_changes(network: Network, tmp_path: Path) -> None:
+    """Easy NATs, the edge on a direct path. Mid-stream the edge's host gets a new address
+    and loses the old one (a DHCP renewal, Wi-Fi to another network): the old path dies
+    with it. The stream under way fails over and completes; the edge links again by
+    itself, from the new address, and /healthz shows its new path."""
+    stack = NetStack(tmp_path)
+    try:
+        svc_ns, svc_ip = network.public_host("svc")
+        svc_ip2 = network.second_address(svc_ns)
+        stack.coturn(svc_ns, svc_ip, svc_ip2)
+        stack.signaling(svc_ns, svc_ip, svc_ip2)
+        worker_site = network.site("wsite", Nat.EASY)
+        edge_site = network.site("esite", Nat.EASY)
+        worker_ns, _ = network.add_host(worker_site, "worker")
+        edge_ns, _ = network.add_host(edge_site, "edge")
+        stack.worker(worker_ns)
+        stack.edge(edge_ns, "--relay-upgrade-interval-s", "2")
+        stack.wait_cloud_path(edge_ns, "direct", timeout_s=150)
+        argv = ["-m", "tests.netns.probe", "http://127.0.0.1:8080", "cloud"]
+        streaming = subprocess.Popen(
+            ["ip", "netns", "exec", edge_ns, sys.executable, *argv,
+             "--max-tokens", "400", "--announce"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert streaming.stderr is not None
+            assert streaming.stderr.readline().strip() == "first-token", "no stream under way"
+            new_ip = network.readdress(edge_site, edge_ns)
+            moved = time.time()
+            out, err = streaming.communicate(timeout=300)
+        finally:
+            if streaming.poll() is None:
+                streaming.kill()
+                streaming.wait()
+        result = json.loads(out)
+        # The stream under way moved on (to another link, or to the local model) and ended.
+        assert result["status"] == 200, err
+        assert result["failovers"], "the stream was cut by the address change: it must fail over"
+        assert result["usage"]["completion_tokens"] > 0 and str(result["text"]).strip()
+        stack.wait_cloud_ready(edge_ns, timeout_s=180)
+        relinked = time.time() - moved
+        path = stack.probe(edge_ns, "--health", timeout_s=10).get("cloud_path")
+        stack.wait_cloud_path(edge_ns, "direct", timeout_s=180)
+        direct = time.time() - moved
+        print(
+            f"\naddress changed to {new_ip}: stream failed over ({result['failovers']}); "
+            f"linked again {relinked:.1f} s later (over {path}), direct {direct:.1f} s later"
+        )
+        later = stack.probe(edge_ns, "cloud")
+        assert later["status"] == 200 and later["headers"]["x-tandem-path"] == "direct"
     except BaseException:
         print(stack.logs())
         raise

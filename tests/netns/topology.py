@@ -216,6 +216,19 @@ class Network:
         site.hosts[ns] = ip
         return ns, ip
 
+    def readdress(self, site: Site, ns: str) -> str:
+        """Give host ``ns`` a new address on its LAN and take the old one away, as a DHCP
+        renewal or a move to another network does; the new address."""
+        old = site.hosts[ns]
+        new = f"{site.lan_prefix}.{100 + len(site.hosts)}"
+        ex = ("ip", "netns", "exec", ns)
+        sh(*ex, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.promote_secondaries=1")
+        sh(*ex, "ip", "addr", "add", f"{new}/24", "dev", "eth0")
+        sh(*ex, "ip", "addr", "del", f"{old}/24", "dev", "eth0")
+        sh(*ex, "ip", "route", "replace", "default", "via", f"{site.lan_prefix}.1")
+        site.hosts[ns] = new
+        return new
+
     def close(self) -> None:
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

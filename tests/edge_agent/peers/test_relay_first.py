@@ -67,28 +67,30 @@ async def answer(peer: Peer, request: GenerateRequest) -> Received:
 
 
 async def test_first_answer_on_the_relay_then_new_requests_move_to_webrtc() -> None:
-    async with edge_pool(RELAY_FIRST) as edge:
-        async with serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")):
-            await wait_for_worker(edge.pool, "worker-z")
-            relayed = await edge.pool.acquire(timeout_s=1)
-            first = await answer(relayed, counting("first", 300))
-            # The first answer came over the relay: no WebRTC path to worker-z exists.
-            assert relayed.path.value == "relay"
-            assert first.ends and first.ends[0].completion_tokens == MAX_TOKENS
-            assert edge.pool.peer is relayed  # upgrade attempts failed; the relay stays
-            async with serving(worker_app(edge.url, "worker-b")):
-                await eventually(
-                    lambda: (p := edge.pool.peer) is not None and p.path.value == "direct",
-                    timeout_s=60,
-                    what="the pool upgraded to a direct link",
-                )
-                upgraded = await edge.pool.acquire(timeout_s=1)
-                later = await answer(upgraded, counting("later", 300))
-                assert later.text == first.text  # same model, same prompt, temperature 0
-                await asyncio.wait_for(relayed.wait_closed(), 30)  # the idle relay retired
-        text = edge.metrics.render().decode()
-        assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
-        assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
+    async with (
+        edge_pool(RELAY_FIRST) as edge,
+        serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")),
+    ):
+        await wait_for_worker(edge.pool, "worker-z")
+        relayed = await edge.pool.acquire(timeout_s=1)
+        first = await answer(relayed, counting("first", 300))
+        # The first answer came over the relay: no WebRTC path to worker-z exists.
+        assert relayed.path.value == "relay"
+        assert first.ends and first.ends[0].completion_tokens == MAX_TOKENS
+        assert edge.pool.peer is relayed  # upgrade attempts failed; the relay stays
+        async with serving(worker_app(edge.url, "worker-b")):
+            await eventually(
+                lambda: (p := edge.pool.peer) is not None and p.path.value == "direct",
+                timeout_s=60,
+                what="the pool upgraded to a direct link",
+            )
+            upgraded = await edge.pool.acquire(timeout_s=1)
+            later = await answer(upgraded, counting("later", 300))
+            assert later.text == first.text  # same model, same prompt, temperature 0
+            await asyncio.wait_for(relayed.wait_closed(), 30)  # the idle relay retired
+            text = edge.metrics.render().decode()
+            assert 'tandem_edge_cloud_connects_total{result="relay"} 1.0' in text
+            assert 'tandem_edge_cloud_connects_total{result="direct"} 1.0' in text
 
 
 async def test_twenty_streams_in_flight_finish_on_the_relay_while_the_path_upgrades() -> None:
