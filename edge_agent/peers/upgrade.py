@@ -36,7 +36,7 @@ def better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:
         return None
     if path is PathKind.RELAY:
         return Upgrade.WEBRTC
-    if path in (PathKind.TURN_UDP, PathKind.TURN_TCP):
+    if path in (PathKind.TURN_UDP, PathKind.TURN_TCP, PathKind.TURN_TLS):
         return Upgrade.DIRECT
     return None
 
@@ -44,5 +44,5 @@ def better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:
 def is_upgrade(wanted: Upgrade | None, path: PathKind) -> bool:
     """Whether a link on ``path`` is the upgrade ``wanted``."""
     if wanted is Upgrade.WEBRTC:
-        return path in (PathKind.DIRECT, PathKind.TURN_UDP, PathKind.TURN_TCP)
+        return path in (PathKind.DIRECT, PathKind.TURN_UDP, PathKind.TURN_TCP, PathKind.TURN_TLS)
     return wanted is Upgrade.DIRECT and path is PathKind.DIRECT

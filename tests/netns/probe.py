@@ -79,6 +79,9 @@ def health(url: str) -> dict[str, object]:
         with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
             body: dict[str, object] = json.loads(resp.read())
             return body
+    except urllib.error.HTTPError as exc:  # 503 while the local model loads: cloud told too
+        loading: dict[str, object] = json.loads(exc.read())
+        return loading
     except (urllib.error.URLError, OSError) as exc:
         return {"error": str(exc)}
 
