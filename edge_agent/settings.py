@@ -218,6 +218,13 @@ class EdgeSettings(PeerSettings):
         description="How long one background WebRTC attempt may take (nobody waits on it: "
         "TURN over TCP gets the time it needs).",
     )
+    address_poll_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Check this host's IP addresses this often; when one goes away (Wi-Fi "
+        "to LTE, a DHCP renewal) the edge reconnects to signaling and opens a new cloud link "
+        "at once instead of waiting for the old one to time out. 0: off.",
+    )
     warm_standby: bool = Field(
         default=True,
         description="Keep a second link open to another worker serving the cloud model, "

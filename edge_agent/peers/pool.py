@@ -32,6 +32,7 @@ from typing import Any
 from edge_agent.errors import EdgeError, NoPeerAvailable, PathFailed
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers.guard import StreamBounds
+from edge_agent.peers.netwatch import AddressWatch
 from edge_agent.peers.peer import Peer, PeerState
 from edge_agent.peers.upgrade import Upgrade, backoff, better_path_to_try, is_upgrade
 from edge_agent.transport import Connected, connect_relay, connect_webrtc, connect_worker
@@ -63,6 +64,9 @@ class PoolConfig:
     """Wait before retrying a failed upgrade; doubles after each failure, up to 16x."""
     upgrade_timeout_s: float = 30.0
     """How long one background WebRTC attempt may take (nobody waits on it)."""
+    address_poll_s: float = 0.0
+    """Check this host's addresses this often; one that vanished means a new link at
+    once (and a new signaling connection). 0: off."""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     max_queued_chunks: int = 64
@@ -89,6 +93,7 @@ class PeerPool:
         self._standby_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._network_changed = asyncio.Event()
 
     @property
     def peer(self) -> Peer | None:
@@ -107,6 +112,15 @@ class PeerPool:
             self._task = asyncio.get_running_loop().create_task(self._maintain(), name="peer-pool")
             if self._config.warm_standby:
                 self._spawn(self._keep_standby(), "peer-pool-standby")
+            if self._config.address_poll_s > 0:
+                watch = AddressWatch(self._config.address_poll_s, self._on_addresses_lost)
+                self._spawn(watch.run(), "peer-pool-addresses")
+
+    async def _on_addresses_lost(self, lost: frozenset[str]) -> None:
+        """The network changed under the links: a new signaling connection, then a new
+        link for new requests (streams on the old one fail over when it dies)."""
+        await self._signaling.reconnect()
+        self._network_changed.set()
 
     async def acquire(self, timeout_s: float) -> Peer:
         """The live peer, waiting up to ``timeout_s`` for one; else ``NoPeerAvailable``."""
@@ -249,8 +263,18 @@ class PeerPool:
         wait_s = 0.0 if upgrade_now else cfg.upgrade_interval_s
         while True:
             better = better_path_to_try(peer.path, cfg.force_relay)
-            state = await peer.wait_left_open(wait_s if better is not None else None)
-            if state is PeerState.CLOSED:
+            state = await self._wait_on(peer, wait_s if better is not None else None)
+            if state is None:  # the network changed: the link is likely dead already
+                self._network_changed.clear()
+                try:
+                    connected = await self._connect_primary()
+                except EdgeError as exc:
+                    log.warning("no new link after the network change yet: %s", exc)
+                    wait_s = cfg.reconnect_min_s
+                    continue
+                log.info("new %s link after the network change", connected.link.path.value)
+                wait_s = 0.0 if self._relay_first else cfg.upgrade_interval_s
+            elif state is PeerState.CLOSED:
                 return
             if state is PeerState.DRAINING:
                 self._ready.clear()
@@ -267,7 +291,7 @@ class PeerPool:
                     )
                     await peer.wait_closed()
                     return
-            else:  # still open after the interval: time to try a better path
+            elif state is PeerState.OPEN:  # still open after the interval: try a better path
                 standby = self.standby
                 if standby is not None and is_upgrade(better, standby.path):
                     log.info(
@@ -291,6 +315,21 @@ class PeerPool:
                 wait_s = cfg.upgrade_interval_s
             old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
+
+    async def _wait_on(self, peer: Peer, timeout_s: float | None) -> PeerState | None:
+        """Until ``peer`` leaves ``OPEN`` or ``timeout_s`` passes (its state then), or
+        the network changes (``None``; the caller clears the event once it acts)."""
+        changed = asyncio.ensure_future(self._network_changed.wait())
+        left = asyncio.ensure_future(peer.wait_left_open(timeout_s))
+        try:
+            await asyncio.wait({changed, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            left.cancel()
+            await asyncio.gather(changed, left, return_exceptions=True)
+        if peer.state is not PeerState.OPEN or not self._network_changed.is_set():
+            return peer.state
+        return None
 
     async def _try_upgrade(self, peer: Peer, better: Upgrade) -> Connected | None:
         """One WebRTC attempt beside the live link ``peer``; ``None`` if it failed, or was

@@ -169,6 +169,7 @@ def test_which_links_are_worth_lifting() -> None:
     assert better_path_to_try(PathKind.RELAY, force_relay=False) is Upgrade.WEBRTC
     assert better_path_to_try(PathKind.TURN_UDP, force_relay=False) is Upgrade.DIRECT
     assert better_path_to_try(PathKind.TURN_TCP, force_relay=False) is Upgrade.DIRECT
+    assert better_path_to_try(PathKind.TURN_TLS, force_relay=False) is Upgrade.DIRECT
     assert better_path_to_try(PathKind.DIRECT, force_relay=False) is None
     assert better_path_to_try(PathKind.RELAY, force_relay=True) is None
     # A path that could not be told is left alone: lifting would replace it every interval.
@@ -177,4 +178,5 @@ def test_which_links_are_worth_lifting() -> None:
         PathKind.RELAY,
         PathKind.TURN_UDP,
         PathKind.TURN_TCP,
+        PathKind.TURN_TLS,
     }
