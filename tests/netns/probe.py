@@ -39,6 +39,7 @@ def completion(
     first_at: float | None = None  # wall clock: compared with when the edge was started
     chunks: list[str] = []
     failovers: list[str] = []
+    failover_at: list[float] = []  # wall clock of each failover note
     usage = None
     with urllib.request.urlopen(request, timeout=120) as resp:
         headers = {
@@ -48,6 +49,7 @@ def completion(
             line = raw.decode().strip()
             if line.startswith(": x-tandem-failover"):
                 failovers.append(line[2:])
+                failover_at.append(time.time())
             if not line.startswith("data: {"):
                 continue
             event = json.loads(line[6:])
@@ -71,6 +73,7 @@ def completion(
         "first_token_at": first_at,
         "usage": usage,
         "failovers": failovers,
+        "failover_at": failover_at,
     }
 
 
