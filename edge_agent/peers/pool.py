@@ -202,7 +202,8 @@ class PeerPool:
     async def _connect_primary(self) -> Connected:
         """The link requests will wait for: the relay at once with ``relay_first`` (it
         opens wherever signaling is reachable), else WebRTC within ``ice_deadline_s``,
-        then the relay. A signaling server that refuses relays gets WebRTC first."""
+        then the relay. When the relay is refused or not accepted in time (a signaling
+        server or a worker without it), WebRTC first."""
         cfg = self._config
         if self._relay_first:
             try:
