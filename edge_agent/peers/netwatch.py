@@ -54,4 +54,7 @@ class AddressWatch:
                     ", ".join(sorted(lost)),
                     ", ".join(sorted(now)) or "no address yet",
                 )
-                await self._on_lost(lost)
+                try:
+                    await self._on_lost(lost)
+                except Exception:  # a bug must not stop the watch for good
+                    log.exception("reacting to a network change failed")
