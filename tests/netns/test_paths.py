@@ -182,7 +182,8 @@ def test_a_turn_link_is_lifted_to_direct_once_direct_works(
         edge_ns, _ = network.add_host(edge_site, "edge")
         stack.worker(worker_ns)
         stack.edge(edge_ns, "--relay-upgrade-interval-s", "2")
-        stack.wait_cloud_ready(edge_ns)
+        # Relay first, then the best path the block allows: TURN.
+        stack.wait_cloud_path(edge_ns, "turn-udp", timeout_s=150)
         first = stack.probe(edge_ns, "cloud")
         assert first["status"] == 200 and first["headers"]["x-tandem-path"] == "turn-udp"
         for direction in block:
