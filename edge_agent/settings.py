@@ -226,19 +226,39 @@ class EdgeSettings(PeerSettings):
     ice_deadline_s: float = Field(
         default=8.0,
         gt=0,
-        description="How long WebRTC (direct, then TURN) may take before the relay through "
-        "signaling is used instead.",
+        description="With --no-relay-first: how long WebRTC (direct, then TURN) may take "
+        "before the relay through signaling is used instead (also the standby's deadline).",
     )
     force_relay: bool = Field(
         default=False,
         description="Skip WebRTC and relay every frame through signaling (networks that allow "
         "only outbound TCP; diagnosis).",
     )
+    relay_first: bool = Field(
+        default=True,
+        description="Serve the first cloud requests over the end-to-end encrypted relay "
+        "through signaling as soon as a worker is matched, and negotiate WebRTC beside it; "
+        "new requests move to WebRTC once it is up. --no-relay-first: try WebRTC for "
+        "--ice-deadline-s first (less relay bandwidth on signaling, a slower first answer).",
+    )
     relay_upgrade_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Wait before retrying a failed upgrade (relay to WebRTC, TURN to "
+        "direct); doubles after each failure, up to 16x. New requests move to the better link.",
+    )
+    upgrade_timeout_s: float = Field(
         default=30.0,
         gt=0,
-        description="While on the relay, try WebRTC again this often (on TURN, a direct "
-        "path); new requests move to the better link. Doubles after each failure, up to 16x.",
+        description="How long one background WebRTC attempt may take (nobody waits on it: "
+        "TURN over TCP gets the time it needs).",
+    )
+    address_poll_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Check this host's IP addresses this often; when one goes away (Wi-Fi "
+        "to LTE, a DHCP renewal) the edge reconnects to signaling and opens a new cloud link "
+        "at once instead of waiting for the old one to time out. 0: off.",
     )
     warm_standby: bool = Field(
         default=True,

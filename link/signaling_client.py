@@ -324,10 +324,26 @@ class SignalingClient:
         link.rename(accept.peer_id)
         return link, accept
 
+    def _new_session(self) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
+        return aiohttp.ClientSession(timeout=timeout)
+
+    async def reconnect(self) -> None:
+        """Drop the connection now and open a new one: the local address it was made
+        from is gone (Wi-Fi to LTE, a DHCP renewal), so it is dead, though TCP and the
+        heartbeat would take tens of seconds to tell. Relayed sessions on it end."""
+        old = self._session
+        if self._task is None or old is None:
+            return
+        self._session = self._new_session()  # the connect loop's next attempt uses it
+        log.info("dropping the signaling connection: the network changed")
+        if old.connector is not None:
+            await old.connector.close(abort_ssl=True)  # no TLS goodbye on a dead path
+        await old.close()
+
     async def _run(self) -> None:
         delay = self._reconnect_min_s
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._session = self._new_session()
         try:
             failed_in_round = 0
             while True:

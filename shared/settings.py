@@ -86,10 +86,11 @@ class PeerSettings(TandemSettings):
         "(default: every interface but loopback; 'none': no host candidates, only TURN or "
         "the relay). The quickstart uses 127.0.0.1.",
     )
-    turn_transport: Literal["auto", "udp", "tcp"] = Field(
+    turn_transport: Literal["auto", "udp", "tcp", "tls"] = Field(
         default="auto",
-        description="Which TURN URL to use when signaling offers both (aiortc takes one): "
-        "auto probes UDP to the TURN server before each attempt and uses TCP if it is blocked.",
+        description="Which TURN URL to use when signaling offers several (aiortc takes one): "
+        "auto probes UDP to the TURN server before each attempt, then TCP if UDP is blocked, "
+        "then TLS (a turns: URL) if TCP to the turn: port is blocked too.",
     )
     reconnect_max_s: float = Field(
         default=30.0,

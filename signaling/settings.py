@@ -107,8 +107,9 @@ class SignalingSettings(TandemSettings):
     turn_url: str | None = Field(
         default=None,
         description="TURN server(s) handed to peers, comma-separated, e.g. "
-        "'turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp'. "
-        "Needs --turn-secret.",
+        "'turn:turn.example.org:3478,turns:turn.example.org:443'. A turn: URL without "
+        "?transport= is offered over UDP and TCP both; turns: is TURN over TLS (networks "
+        "that pass only HTTPS). Needs --turn-secret.",
     )
     turn_secret: SecretStr | None = Field(
         default=None,

@@ -146,7 +146,12 @@ async def cloud_engine(timeout_s: float = 60) -> AsyncIterator[RemoteEngine]:
             signaling.start()
             engine.start()
             try:
-                await eventually(lambda: engine.ready, timeout_s=timeout_s, what="a warm link")
+                # Relay first, then WebRTC beside it: wait for the path the link settles on.
+                await eventually(
+                    lambda: engine.ready and engine.path == "direct",
+                    timeout_s=timeout_s,
+                    what="a warm direct link",
+                )
                 yield engine
             finally:
                 await engine.aclose()
