@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.confidence import ConfidenceProbe, token_confidence
+from inference.constraints import grammar_for, sampler_kwargs
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.handoff import Handoff
 from inference.models import model_name
@@ -250,9 +251,23 @@ class LlamaRunner:
         tokens = self._prompt_tokens(request)
         if not tokens:  # "" or "\x04" with a tokenizer that adds no BOS: llama.cpp asserts
             raise InferenceError("the prompt has no tokens for this model")
-        room = self.config.n_ctx - len(tokens)
+        n_ctx = self.config.n_ctx
+        if params.num_ctx is not None:
+            if params.num_ctx > n_ctx:
+                raise InferenceError(
+                    f"num_ctx {params.num_ctx} is more than model {self.name}'s context "
+                    f"window here ({n_ctx} tokens)"
+                )
+            n_ctx = params.num_ctx
+        room = n_ctx - len(tokens)
         if room <= 0:
-            raise ContextTooLong(len(tokens), self.config.n_ctx)
+            raise ContextTooLong(len(tokens), n_ctx)
+        if request.output is not None and request.continuation:
+            # The grammar would start over at the resumed position: the answer would be
+            # two documents run together. Refuse rather than return JSON that won't parse.
+            raise InferenceError("a constrained (JSON) answer cannot be resumed mid-way")
+        knobs = sampler_kwargs(params, n_vocab=llm.n_vocab())
+        grammar = grammar_for(request.output)
         max_tokens = min(params.max_tokens or room, room)
         if params.seed is not None:
             llm.set_seed(params.seed)
@@ -262,7 +277,14 @@ class LlamaRunner:
         unsent = 0
         generated = 0
         eog = False
-        for token in llm.generate(tokens, temp=params.temperature, top_p=params.top_p, reset=True):
+        for token in llm.generate(
+            tokens,
+            temp=params.temperature,
+            top_p=params.top_p,
+            reset=True,
+            grammar=grammar,
+            **knobs,
+        ):
             if handoff.cancelled:
                 return False
             if probe is not None and probe.wants():

@@ -12,6 +12,14 @@ or 503 is *unavailable* (retryable elsewhere), a 4xx is the request's fault (not
 retried; a prompt past the context says so), a 5xx or a stream that breaks is a failed
 generation (retried elsewhere from the text delivered so far).
 
+Structured output (``GenerateRequest.output``: JSON schemas and tool calls) is the
+engine's own guided decoding, asked for with ``response_format``: ``json_schema`` for vLLM,
+SGLang and llama-server, the older ``json_object`` + ``schema`` form for other engines
+(``llama_cpp.server`` knows only that one; ``StructuredStyle``). An engine that refuses
+it says so in a 4xx, passed on as the request's fault; one that ignores it is caught
+here: a constrained answer that is not JSON fails the stream, naming the cause, rather
+than reach a client that relies on it parsing.
+
 A resumed stream (``GenerateRequest.continuation``) must go on exactly where the text
 stopped. How depends on the engine (``Continuation``); with none that works, the worker
 refuses such a request as unavailable, and the edge resumes it elsewhere, rather than
@@ -36,9 +44,16 @@ from cloud_worker.backends.health import UpstreamHealth
 from cloud_worker.errors import BackendError, BackendUnavailable, UpstreamContextTooLong
 from inference import InferenceError
 from inference.templates import ChatTemplate
-from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+from shared.messages import GenerateRequest, OutputFormat, StreamEnd, TokenChunk
 
-__all__ = ["Continuation", "OpenAIBackend", "UpstreamConfig", "refusal", "request_body"]
+__all__ = [
+    "Continuation",
+    "OpenAIBackend",
+    "StructuredStyle",
+    "UpstreamConfig",
+    "refusal",
+    "request_body",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +74,17 @@ class Continuation(StrEnum):
     delivered text, sent to ``/completions`` (needs ``--upstream-chat-template``)."""
     REFUSE = "refuse"
     """No resumption here: the edge continues the stream elsewhere."""
+
+
+class StructuredStyle(StrEnum):
+    """How an engine is asked for JSON output (``response_format``)."""
+
+    JSON_SCHEMA = "json_schema"
+    """OpenAI's form: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``
+    (vLLM, SGLang, llama-server)."""
+    JSON_OBJECT = "json_object"
+    """The older form: ``{"type": "json_object", "schema": ...}`` (llama-cpp-python's
+    server, and llama-server too)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class OpenAIBackend(Backend):
         self._session: aiohttp.ClientSession | None = None
         self._models: tuple[str, ...] = ()
         self._continuation = config.continuation
+        self._structured = StructuredStyle.JSON_SCHEMA
         self._running = 0
         self._waiting = 0
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -144,8 +171,13 @@ class OpenAIBackend(Backend):
             self._models = tuple(listed)
         if not self._models:
             raise BackendUnavailable(f"the engine at {cfg.url} serves no model")
+        detected = await self._detect_continuation(self._session)
         if self._continuation is Continuation.AUTO:
-            self._continuation = await self._detect_continuation(self._session)
+            self._continuation = detected
+        if detected not in (Continuation.CHAT, Continuation.PREFILL):
+            # Not vLLM, SGLang nor llama-server: maybe llama-cpp-python's server, which
+            # takes only the older form of response_format.
+            self._structured = StructuredStyle.JSON_OBJECT
         log.info(
             "engine at %s serves %s; streams resumed by %s",
             cfg.url,
@@ -206,6 +238,7 @@ class OpenAIBackend(Backend):
             models=self._models,
             continuation=self._continuation,
             template=self._config.chat_template,
+            structured=self._structured,
         )
 
     async def _generate(
@@ -230,6 +263,7 @@ class OpenAIBackend(Backend):
             chunks = 0
             finish: Literal["stop", "length"] = "stop"
             usage: dict[str, Any] = {}
+            answer: list[str] = []
             async for data in _sse(resp, cfg.first_token_timeout_s, cfg.token_timeout_s):
                 if "error" in data:
                     raise BackendError(f"the engine failed mid-stream: {_message(data)}")
@@ -239,8 +273,12 @@ class OpenAIBackend(Backend):
                     text = _choice_text(choice)
                     if text:
                         chunks += 1
+                        if request.output is not None:
+                            answer.append(text)
                         yield TokenChunk(request_id=rid, text=text, n_tokens=1)
                     finish = _finish(choice.get("finish_reason")) or finish
+            if request.output is not None and finish == "stop":
+                _check_json("".join(answer))
             completion = int(usage.get("completion_tokens") or chunks)
             if completion > chunks:  # the engine packed several tokens into a chunk
                 yield TokenChunk(request_id=rid, text="", n_tokens=completion - chunks)
@@ -267,6 +305,7 @@ def request_body(
     models: tuple[str, ...],
     continuation: Continuation,
     template: ChatTemplate | None,
+    structured: StructuredStyle = StructuredStyle.JSON_SCHEMA,
 ) -> tuple[str, dict[str, Any]]:
     """The endpoint and JSON body that ask an engine serving ``models`` for ``request``;
     ``BackendUnavailable`` for a resumption this engine cannot do exactly."""
@@ -284,6 +323,11 @@ def request_body(
         body["stop"] = list(params.stop)
     if params.seed is not None:
         body["seed"] = params.seed
+    body.update(_sampling_extras(request))
+    if request.output is not None:
+        if request.continuation:
+            raise InferenceError("a constrained (JSON) answer cannot be resumed mid-way")
+        body["response_format"] = _response_format(request.output, structured)
     if request.prompt is not None:
         return "/completions", {**body, "prompt": request.prompt + request.continuation}
     assert request.messages is not None
@@ -304,6 +348,46 @@ def request_body(
         rendered = template.render(request.messages, add_generation_prompt=True)
         return "/completions", {**body, "prompt": rendered + request.continuation}
     raise BackendUnavailable("this worker's engine cannot resume a stream another started")
+
+
+def _sampling_extras(request: GenerateRequest) -> dict[str, Any]:
+    """The knobs beyond OpenAI's basic ones, only when set: ``top_k``, ``min_p`` and
+    ``repeat_penalty`` are llama.cpp's and vLLM's names (vLLM also takes
+    ``repetition_penalty``; it ignores ``repeat_penalty`` with a warning)."""
+    params = request.params
+    extras: dict[str, Any] = {}
+    for name in ("top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
+        value = getattr(params, name)
+        if value is not None:
+            extras[name] = value
+    if params.logit_bias:
+        extras["logit_bias"] = {str(t): b for t, b in params.logit_bias}
+    if params.num_ctx is not None:
+        # No OpenAI-compatible engine resizes its context per request: the prompt and
+        # answer are held to it by capping the answer (a prompt past it fails, as there).
+        raise InferenceError("num_ctx cannot be honoured by this worker's engine; leave it unset")
+    return extras
+
+
+def _response_format(output: OutputFormat, style: StructuredStyle) -> dict[str, Any]:
+    if output.schema_text is None:
+        return {"type": "json_object"}
+    schema = json.loads(output.schema_text)
+    if style is StructuredStyle.JSON_OBJECT:
+        return {"type": "json_object", "schema": schema}
+    spec = {"name": output.name, "schema": schema, "strict": output.strict}
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _check_json(text: str) -> None:
+    """A constrained answer that does not parse: the engine ignored ``response_format``."""
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InferenceError(
+            "the worker's engine did not honour response_format (its answer is not JSON); "
+            "it needs guided decoding (vLLM, SGLang, llama.cpp)"
+        ) from exc
 
 
 async def _sse(

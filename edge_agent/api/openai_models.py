@@ -1,20 +1,30 @@
 """OpenAI's request and response bodies, as pydantic models.
 
 Requests are lenient where OpenAI clients are sloppy and strict where we would otherwise
-answer wrongly: unknown fields (``presence_penalty``, ``logit_bias``, ``tools``...) are
-ignored, because SDKs and UIs send them by default and refusing them breaks those
-clients for knobs that only nudge sampling; but anything we cannot honour and that
-changes the shape of the answer (``n`` > 1, image parts) is a 400.
+answer wrongly: every field Tandem honours is parsed (sampling knobs, ``response_format``,
+``tools``...); fields it knows and cannot honour (``n`` > 1, image or audio parts,
+``logprobs``, ``audio``, legacy ``functions``...) are a 400 naming the field
+(``refuse_unsupported``); fields that change nothing in the answer (``user``,
+``metadata``, ``store``, ``service_tier``) are accepted. docs/clients.md has the table.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
+from edge_agent.api.structured import ResponseFormat
+from edge_agent.api.tools import ToolSpec, call_text
 from edge_agent.errors import RequestInvalid
-from shared.messages import ChatMessage, SamplingParams, StreamEnd, Text
+from shared.messages import MAX_LOGIT_BIAS, ChatMessage, SamplingParams, StreamEnd, Text
 
 __all__ = [
     "COMPLETIONS_DEFAULT_MAX_TOKENS",
@@ -31,10 +41,15 @@ __all__ = [
     "CompletionRequest",
     "ContentPart",
     "FinishReason",
+    "FunctionCallOut",
     "ModelCard",
     "ModelList",
     "StreamOptions",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
+    "logit_bias_pairs",
+    "refuse_set",
 ]
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
@@ -56,9 +71,11 @@ def sampling_params(
     seed: int | None,
     temperature: float | None,
     top_p: float | None,
+    **extra: object,
 ) -> SamplingParams:
     """Wire sampling knobs from an HTTP body's (OpenAI's or Ollama's); unset ones keep
-    the protocol's defaults."""
+    the protocol's defaults. ``extra`` are further ``SamplingParams`` fields (``top_k``,
+    ``min_p``, penalties, ``logit_bias`` pairs, ``num_ctx``), passed when set."""
     stops = [stop] if isinstance(stop, str) else (stop or [])
     knobs: dict[str, object] = {
         "max_tokens": max_tokens,
@@ -69,12 +86,37 @@ def sampling_params(
         knobs["temperature"] = temperature
     if top_p is not None:
         knobs["top_p"] = top_p
+    knobs.update({k: v for k, v in extra.items() if v is not None})
     return SamplingParams.model_validate(knobs)
+
+
+def logit_bias_pairs(bias: dict[str, float] | None, *, param: str) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``{"token id": bias}`` as wire pairs; a key that is no token id is a 400."""
+    if not bias:
+        return ()
+    if len(bias) > MAX_LOGIT_BIAS:
+        raise RequestInvalid(f"{param} has more than {MAX_LOGIT_BIAS} entries.", param=param)
+    pairs: list[tuple[int, float]] = []
+    for key, value in bias.items():
+        if not key.isdigit() or not -100.0 <= value <= 100.0:
+            raise RequestInvalid(
+                f"{param} maps token ids (digits) to biases in [-100, 100]; got {key!r}.",
+                param=param,
+            )
+        pairs.append((int(key), float(value)))
+    return tuple(pairs)
+
+
+def refuse_set(fields: dict[str, object], why: str = "is not supported by Tandem") -> None:
+    """A 400 naming the first of ``fields`` (name -> value) that a client set."""
+    for name, value in fields.items():
+        if value is not None and value is not False:
+            raise RequestInvalid(f"{name} {why}; leave it unset.", param=name)
 
 
 """llama.cpp seeds are 32-bit; larger (or negative) OpenAI seeds are folded into range."""
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class _Lenient(BaseModel):
@@ -92,16 +134,60 @@ class ContentPart(_Lenient):
     text: Text | None = None
 
 
+class FunctionCallIn(_Lenient):
+    name: Text
+    arguments: Text | dict[str, object] = "{}"
+    """OpenAI sends a JSON string, Ollama an object."""
+
+
+class ToolCallIn(_Lenient):
+    """An earlier assistant turn's call, as OpenAI and Ollama clients replay it."""
+
+    id: Text | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessageIn(_Lenient):
-    """A chat turn as clients send it."""
+    """A chat turn as clients send it (OpenAI's fields and Ollama's)."""
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: Text | list[ContentPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: Text | None = None
+    name: Text | None = None
+    tool_name: Text | None = None
+    """Ollama's name for the tool a ``tool`` turn answers."""
+    images: list[str] | None = None
+    """Ollama's images: refused (the models served are text-only)."""
+    audio: object | None = None
 
     def flattened(self, index: int) -> ChatMessage:
-        """This turn with its content as one string; non-text parts are refused."""
+        """This turn as the model reads it, content as one string: ``developer`` is a
+        ``system`` turn, an assistant's ``tool_calls`` the JSON it would have written, a
+        ``tool`` result a user turn naming the call (``edge_agent.api.tools``). Images and
+        audio are refused: the models served are text-only."""
+        if self.images:
+            raise RequestInvalid(
+                "Images are not supported: the models Tandem serves are text-only.",
+                param=f"messages[{index}].images",
+            )
+        refuse_set({f"messages[{index}].audio": self.audio})
+        text = self._text(index)
+        if self.role == "developer":
+            return ChatMessage(role="system", content=text)
+        if self.role == "assistant" and self.tool_calls:
+            calls = [call_text(c.function.name, c.function.arguments) for c in self.tool_calls]
+            return ChatMessage(role="assistant", content="\n".join([*filter(None, [text]), *calls]))
+        if self.role == "tool":
+            tool = self.name or self.tool_name or "the tool"
+            call = f" (call {self.tool_call_id})" if self.tool_call_id else ""
+            return ChatMessage(role="user", content=f"Result of {tool}{call}:\n{text}")
+        return ChatMessage(role=self.role, content=text)
+
+    def _text(self, index: int) -> str:
         if self.content is None or isinstance(self.content, str):
-            return ChatMessage(role=self.role, content=self.content or "")
+            return self.content or ""
         texts: list[str] = []
         for part in self.content:
             if part.type != "text" or part.text is None:
@@ -110,7 +196,7 @@ class ChatMessageIn(_Lenient):
                     param=f"messages[{index}].content",
                 )
             texts.append(part.text)
-        return ChatMessage(role=self.role, content="\n".join(texts))
+        return "\n".join(texts)
 
 
 class StreamOptions(_Lenient):
@@ -131,6 +217,19 @@ class _GenerationRequest(_Lenient):
     stream_options: StreamOptions | None = None
     n: int = 1
     user: str | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    # Known fields Tandem cannot honour: parsed only to be refused by name.
+    logprobs: object | None = None
+    top_logprobs: object | None = None
+    audio: object | None = None
+    prediction: object | None = None
+    web_search_options: object | None = None
+    modalities: list[str] | None = None
 
     @field_validator("n")
     @classmethod
@@ -146,6 +245,20 @@ class _GenerationRequest(_Lenient):
     def _max_tokens(self) -> int | None:
         return self.max_tokens
 
+    def refuse_unsupported(self) -> None:
+        """A 400 naming the first field set that Tandem cannot honour."""
+        refuse_set(
+            {
+                "logprobs": self.logprobs,
+                "top_logprobs": self.top_logprobs,
+                "audio": self.audio,
+                "prediction": self.prediction,
+                "web_search_options": self.web_search_options,
+            }
+        )
+        if self.modalities is not None and set(self.modalities) - {"text"}:
+            raise RequestInvalid("Only the text modality is supported.", param="modalities")
+
     def sampling(self) -> SamplingParams:
         """The request's sampling knobs; unset ones keep the protocol's defaults."""
         return sampling_params(
@@ -154,6 +267,12 @@ class _GenerationRequest(_Lenient):
             seed=self.seed,
             temperature=self.temperature,
             top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=logit_bias_pairs(self.logit_bias, param="logit_bias") or None,
         )
 
 
@@ -162,9 +281,28 @@ class ChatCompletionRequest(_GenerationRequest):
 
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: TokenLimit | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: object | None = None
+    parallel_tool_calls: bool | None = None
+    """Accepted: it allows several calls per answer; Tandem makes at most one."""
+    functions: object | None = None
+    function_call: object | None = None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def refuse_unsupported(self) -> None:
+        super().refuse_unsupported()
+        refuse_set(
+            {"functions": self.functions, "function_call": self.function_call},
+            "(the legacy function-calling API) is not supported; use tools",
+        )
+        if self.tools and self.response_format is not None and self.response_format.type != "text":
+            raise RequestInvalid(
+                "response_format cannot be combined with tools; use one or the other.",
+                param="response_format",
+            )
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
         return tuple(m.flattened(i) for i, m in enumerate(self.messages))
@@ -179,6 +317,15 @@ class CompletionRequest(_GenerationRequest):
 
     prompt: Prompt | list[Prompt]
     max_tokens: TokenLimit | None = COMPLETIONS_DEFAULT_MAX_TOKENS
+    echo: bool | None = None
+    best_of: int | None = None
+    suffix: str | None = None
+
+    def refuse_unsupported(self) -> None:
+        super().refuse_unsupported()
+        refuse_set({"echo": self.echo, "suffix": self.suffix})
+        if self.best_of is not None and self.best_of != 1:
+            raise RequestInvalid("only best_of=1 is supported.", param="best_of")
 
     @field_validator("prompt")
     @classmethod
@@ -208,9 +355,38 @@ class Usage(BaseModel):
         )
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+    """JSON text, as OpenAI sends it."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed call: Tandem sends each call whole, in one delta."""
+
+    index: int
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _calls_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if self.tool_calls is None:
+            data.pop("tool_calls", None)
+        return data
 
 
 class ChatChoice(BaseModel):
@@ -235,10 +411,12 @@ class ChatDelta(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
-    @model_serializer
-    def _set_fields_only(self) -> dict[str, str]:
-        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class ChatChunkChoice(BaseModel):

@@ -41,8 +41,9 @@ class StreamShape(Protocol):
     def opening(self) -> Sequence[BaseModel]:
         """Events sent before the first token (OpenAI chat: the role delta)."""
 
-    def delta(self, text: str) -> BaseModel:
-        """The event carrying newly generated ``text``."""
+    def delta(self, text: str) -> BaseModel | None:
+        """The event carrying newly generated ``text``; ``None`` to send nothing yet (a
+        tool call is held back until it is complete, then sent by ``closing``)."""
 
     def closing(self, end: StreamEnd) -> Sequence[BaseModel]:
         """Events sent once the engine is done (finish reason, usage)."""
@@ -135,8 +136,9 @@ async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None
         if isinstance(event, Failover):
             await writer.failover(event)
         elif isinstance(event, TokenChunk):
-            if event.text:
-                await writer.send(shape.delta(event.text))
+            held = shape.delta(event.text) if event.text else None
+            if held is not None:
+                await writer.send(held)
         else:
             for payload in shape.closing(event):
                 await writer.send(payload)
