@@ -25,6 +25,7 @@ from edge_agent.api.limits import BodyLimits
 from edge_agent.api.openai_models import (
     MAX_TOKENS_LIMIT,
     ChatMessageIn,
+    _Body,
     refuse_set,
     sampling_params,
 )
@@ -82,7 +83,7 @@ class OllamaOptions(BaseModel):
         )
 
 
-class _OllamaRequest(_Lenient):
+class _OllamaRequest(_Body):
     model: Text
     """Echoed in answers and in the 404 for an unknown model: must be encodable."""
     stream: bool = True
@@ -94,6 +95,7 @@ class _OllamaRequest(_Lenient):
     think: object | None = None
 
     def refuse_unsupported(self) -> None:
+        self.refuse_unknown(frozenset())
         refuse_set({"think": self.think}, "(thinking models) is not supported by Tandem")
 
 

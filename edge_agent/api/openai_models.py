@@ -29,6 +29,7 @@ from shared.messages import MAX_LOGIT_BIAS, ChatMessage, SamplingParams, StreamE
 __all__ = [
     "COMPLETIONS_DEFAULT_MAX_TOKENS",
     "MAX_TOKENS_LIMIT",
+    "NO_EFFECT_FIELDS",
     "ChatChoice",
     "ChatChunkChoice",
     "ChatCompletion",
@@ -123,6 +124,28 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+NO_EFFECT_FIELDS = frozenset(
+    {"metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
+)
+"""Top-level fields accepted although they change nothing in the answer (OpenAI's
+storage, billing and caching hints). Any other field Tandem does not know is refused."""
+
+
+class _Body(BaseModel):
+    """A request body: unknown top-level fields are kept, to be refused by name."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def refuse_unknown(self, allowed: frozenset[str] = NO_EFFECT_FIELDS) -> None:
+        for name in self.model_extra or {}:
+            if name not in allowed:
+                raise RequestInvalid(
+                    f"{name} is not a field Tandem supports; leave it out "
+                    "(docs/clients.md lists what is supported).",
+                    param=name,
+                )
+
+
 # ------------------------------------------------------------------------------ requests
 
 
@@ -203,7 +226,7 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
-class _GenerationRequest(_Lenient):
+class _GenerationRequest(_Body):
     """Fields shared by chat and text completions."""
 
     model: Text | None = None
@@ -247,6 +270,7 @@ class _GenerationRequest(_Lenient):
 
     def refuse_unsupported(self) -> None:
         """A 400 naming the first field set that Tandem cannot honour."""
+        self.refuse_unknown()
         refuse_set(
             {
                 "logprobs": self.logprobs,

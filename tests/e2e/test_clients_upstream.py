@@ -47,7 +47,7 @@ def test_a_named_tool_call_through_the_engine(fronted: Stack) -> None:
     tools: Any = [WEATHER, TIME]
     reply = sdk.chat.completions.create(
         model="cloud",
-        messages=ASK_WEATHER,  # type: ignore[arg-type]
+        messages=ASK_WEATHER,
         tools=tools,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=80,
@@ -55,5 +55,5 @@ def test_a_named_tool_call_through_the_engine(fronted: Stack) -> None:
     )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
-    call = (choice.message.tool_calls or [])[0]
+    call: Any = (choice.message.tool_calls or [])[0]
     valid_call(call.function.name, call.function.arguments, WEATHER)
