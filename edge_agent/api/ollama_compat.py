@@ -22,13 +22,8 @@ from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT, RequestContext
 from edge_agent.api.errors import ApiError
 from edge_agent.api.limits import BodyLimits
-from edge_agent.api.openai_models import (
-    MAX_TOKENS_LIMIT,
-    ChatMessageIn,
-    _Body,
-    refuse_set,
-    sampling_params,
-)
+from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, sampling_params
+from edge_agent.api.request_fields import ChatMessageIn, RequestBody, refuse_set
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.api.structured import ollama_format
 from edge_agent.api.tools import ToolPlan, ToolSpec
@@ -83,7 +78,7 @@ class OllamaOptions(BaseModel):
         )
 
 
-class _OllamaRequest(_Body):
+class _OllamaRequest(RequestBody):
     model: Text
     """Echoed in answers and in the 404 for an unknown model: must be encodable."""
     stream: bool = True
