@@ -122,6 +122,21 @@ async def test_openai_json_object_streamed_async(stack: Stack) -> None:
     jsonschema.validate(json.loads("".join(parts)), schema)
 
 
+def test_auto_route_sends_structured_requests_to_the_cloud_and_says_why(stack: Stack) -> None:
+    raw = sdk(stack).chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_object"},
+        max_tokens=8,
+    )
+    assert raw.headers["X-Tandem-Route-Reason"] == "structured-output"
+    assert raw.headers["X-Tandem-Served-By"] == "cloud"
+    plain = sdk(stack).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert plain.headers["X-Tandem-Route-Reason"] != "structured-output"
+
+
 @pytest.mark.parametrize("route", ROUTES)
 def test_ollama_chat_with_a_format_schema(stack: Stack, route: str) -> None:
     client = ollama.Client(host=stack.edge_url)
