@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.errors import InferenceError
-from shared.messages import OutputFormat, SamplingParams
+from shared.messages import OutputFormat, SamplingParams, TokenLogprob
 
-__all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs"]
+__all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs", "token_logprob"]
 
 GRAMMAR_CACHE_SIZE = 32
 """Distinct schemas whose grammars are kept."""
@@ -81,3 +81,21 @@ def sampler_kwargs(params: SamplingParams, *, n_vocab: int) -> dict[str, Any]:
             [_bias_processor(params.logit_bias, n_vocab)]
         )
     return kwargs
+
+
+def token_logprob(llm: Any, logits: npt.NDArray[np.float32], token: int, top: int) -> TokenLogprob:
+    """``token``'s log-probability under ``logits`` (the raw model distribution, as
+    OpenAI reports it) and the ``top`` most likely tokens'."""
+    row = logits.astype(np.float64)
+    peak = float(row.max())
+    log_total = peak + float(np.log(np.exp(row - peak).sum()))
+
+    def piece(t: int) -> str:
+        return bytes(llm.detokenize([t])).decode("utf-8", "replace")
+
+    alternatives: tuple[tuple[str, float], ...] = ()
+    if top:
+        best = np.argpartition(row, -top)[-top:]
+        ranked = sorted(best.tolist(), key=lambda t: -row[t])
+        alternatives = tuple((piece(t), float(row[t]) - log_total) for t in ranked)
+    return TokenLogprob(token=piece(token), logprob=float(row[token]) - log_total, top=alternatives)

@@ -30,12 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.confidence import ConfidenceProbe, token_confidence
-from inference.constraints import grammar_for, sampler_kwargs
+from inference.constraints import grammar_for, sampler_kwargs, token_logprob
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.handoff import Handoff
 from inference.models import model_name
 from inference.stops import StopScanner
-from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
 __all__ = ["LlamaRunner", "RunnerConfig"]
 
@@ -197,6 +197,7 @@ class LlamaRunner:
                         request_id=item.request_id,
                         text=item.text + nxt.text,
                         n_tokens=item.n_tokens + nxt.n_tokens,
+                        logprobs=item.logprobs + nxt.logprobs,
                     )
                 yield item
                 if isinstance(item, StreamEnd):
@@ -274,6 +275,7 @@ class LlamaRunner:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         rid = request.request_id
         scanner = StopScanner(params.stop)
+        scored: list[TokenLogprob] = []  # tokens' logprobs not yet sent, when asked for
         unsent = 0
         generated = 0
         eog = False
@@ -295,15 +297,18 @@ class LlamaRunner:
             generated += 1
             self.generated_tokens += 1  # one writer: the runner's only thread
             unsent += 1
+            if params.logprobs is not None:
+                scored.append(token_logprob(llm, self._last_logits(), token, params.logprobs))
             text = scanner.feed(decoder.decode(llm.detokenize([token])))
             if text:
-                emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+                emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent, logprobs=tuple(scored)))
                 unsent = 0
+                scored = []
             if scanner.stopped or generated >= max_tokens:
                 break
         text = scanner.finish(decoder.decode(b"", final=True))
         if text or unsent:  # chunks' n_tokens always add up to completion_tokens
-            emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+            emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent, logprobs=tuple(scored)))
         stopped = eog or scanner.stopped
         emit(
             StreamEnd(

@@ -52,6 +52,7 @@ __all__ = [
     "StreamFailed",
     "Text",
     "TokenChunk",
+    "TokenLogprob",
     "Welcome",
 ]
 
@@ -136,6 +137,8 @@ _Stop = Annotated[Text, Field(max_length=MAX_STOP_CHARS)]
 
 MAX_LOGIT_BIAS = 1024
 """Token biases one request may carry (each is applied to every sampled token)."""
+MAX_TOP_LOGPROBS = 20
+"""Alternatives per token a request may ask for (OpenAI's own limit)."""
 MAX_SCHEMA_CHARS = 65536
 """Longest JSON schema (as JSON text) a request may constrain its answer with."""
 
@@ -165,6 +168,9 @@ class SamplingParams(BaseModel):
         default=(), max_length=MAX_LOGIT_BIAS
     )
     """(token id, bias in [-100, 100]) pairs; token ids are the serving model's own."""
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    """Report each generated token's log-probability and its ``logprobs`` most likely
+    alternatives (``TokenChunk.logprobs``); ``None``: report none."""
     num_ctx: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """Context window to use (Ollama's ``num_ctx``): prompt and answer must fit in it;
     more than the serving model's own window is refused, not silently shrunk."""
@@ -214,12 +220,24 @@ class GenerateRequest(Message):
         return self
 
 
+class TokenLogprob(BaseModel):
+    """One generated token's log-probability under the model (before sampling knobs),
+    with the most likely alternatives when asked for."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    token: Text
+    logprob: float
+    top: tuple[tuple[Text, float], ...] = Field(default=(), max_length=MAX_TOP_LOGPROBS)
+
+
 class TokenChunk(Message):
     """Text generated since the previous chunk: ``n_tokens`` tokens coalesced."""
 
     request_id: _ID
     text: Text
     n_tokens: Count
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Set only when the request asked (``SamplingParams.logprobs``): one per token."""
 
 
 class StreamEnd(Message):

@@ -111,6 +111,8 @@ def _sampling_extras(request: GenerateRequest) -> dict[str, Any]:
             extras[name] = value
     if params.logit_bias:
         extras["logit_bias"] = {str(t): b for t, b in params.logit_bias}
+    if params.logprobs is not None:
+        raise InferenceError("logprobs are not passed through to this worker's engine yet")
     if params.num_ctx is not None:
         # No OpenAI-compatible engine resizes its context per request: the prompt and
         # answer are held to it by capping the answer (a prompt past it fails, as there).

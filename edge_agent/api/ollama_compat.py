@@ -30,7 +30,14 @@ from edge_agent.api.tools import ToolPlan, ToolSpec
 from edge_agent.errors import RequestInvalid
 from edge_agent.router import RequestedRoute
 from edge_agent.serving import ROUTE_HEADER, ModelNames, Served, ServingPipeline
-from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, Text
+from shared.messages import (
+    ChatMessage,
+    GenerateRequest,
+    SamplingParams,
+    StreamEnd,
+    Text,
+    TokenLogprob,
+)
 
 __all__ = ["OLLAMA_VERSION", "OllamaRoutes"]
 
@@ -227,7 +234,7 @@ class OllamaShape:
     def opening(self) -> Sequence[BaseModel]:
         return []
 
-    def delta(self, text: str) -> BaseModel | None:
+    def delta(self, text: str, logprobs: Sequence[TokenLogprob] = ()) -> BaseModel | None:
         if self.tools is not None:
             self._held.append(text)
             return None
@@ -239,7 +246,10 @@ class OllamaShape:
     def error(self, error: ApiError) -> BaseModel:
         return error.ollama_body()
 
-    def complete(self, text: str, end: StreamEnd) -> BaseModel:
+    def complete(
+        self, text: str, end: StreamEnd, logprobs: Sequence[TokenLogprob] = ()
+    ) -> BaseModel:
+        """The final line; Ollama requests cannot ask for ``logprobs`` (refused)."""
         now = time.monotonic()
         first = self.served.first_token_at or now
         calls: list[OllamaToolCall] | None = None

@@ -19,6 +19,7 @@ from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT
 from edge_agent.api.errors import ApiError
 from edge_agent.api.limits import BodyLimits
+from edge_agent.api.logprobs import chat_logprobs, completion_logprobs
 from edge_agent.api.openai_models import (
     AssistantMessage,
     ChatChoice,
@@ -42,7 +43,7 @@ from edge_agent.api.streaming import SseWriter, respond
 from edge_agent.api.structured import output_format
 from edge_agent.api.tools import ParsedAnswer, ToolPlan
 from edge_agent.serving import ROUTE_HEADER, ModelNames, ServingPipeline
-from shared.messages import GenerateRequest, StreamEnd
+from shared.messages import GenerateRequest, StreamEnd, TokenLogprob
 
 __all__ = ["ChatShape", "OpenAIRoutes", "TextShape"]
 
@@ -63,8 +64,15 @@ class ChatShape:
     def _holds(self) -> bool:
         return self.tools is not None and self.tools.mode != "none"
 
-    def _chunk(self, delta: ChatDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
-        choice = ChatChunkChoice(delta=delta, finish_reason=finish)
+    def _chunk(
+        self,
+        delta: ChatDelta,
+        finish: FinishReason | None = None,
+        logprobs: Sequence[TokenLogprob] = (),
+    ) -> ChatCompletionChunk:
+        choice = ChatChunkChoice(
+            delta=delta, finish_reason=finish, logprobs=chat_logprobs(logprobs)
+        )
         return ChatCompletionChunk(
             id=self.id, created=self.created, model=self.model, choices=[choice]
         )
@@ -72,11 +80,11 @@ class ChatShape:
     def opening(self) -> Sequence[BaseModel]:
         return [self._chunk(ChatDelta(role="assistant", content=""))]
 
-    def delta(self, text: str) -> BaseModel | None:
+    def delta(self, text: str, logprobs: Sequence[TokenLogprob] = ()) -> BaseModel | None:
         if self._holds:
             self._held.append(text)
             return None
-        return self._chunk(ChatDelta(content=text))
+        return self._chunk(ChatDelta(content=text), logprobs=logprobs)
 
     def _answer(self, text: str, end: StreamEnd) -> tuple[ParsedAnswer, FinishReason]:
         if self.tools is None:
@@ -113,13 +121,15 @@ class ChatShape:
     def error(self, error: ApiError) -> BaseModel:
         return error.body()
 
-    def complete(self, text: str, end: StreamEnd) -> BaseModel:
+    def complete(
+        self, text: str, end: StreamEnd, logprobs: Sequence[TokenLogprob] = ()
+    ) -> BaseModel:
         answer, finish = self._answer(text, end)
         calls = [
             ToolCall(id=c.id, function=_function(c.name, c.arguments)) for c in answer.calls
         ] or None
         message = AssistantMessage(content=answer.content, tool_calls=calls)
-        choice = ChatChoice(message=message, finish_reason=finish)
+        choice = ChatChoice(message=message, finish_reason=finish, logprobs=chat_logprobs(logprobs))
         return ChatCompletion(
             id=self.id,
             created=self.created,
@@ -141,11 +151,19 @@ class TextShape:
     created: int
     model: str
     include_usage: bool
+    _sent: list[int] = field(default_factory=lambda: [0])
+    """Characters of token text already reported, for ``logprobs.text_offset``."""
 
     def _completion(
-        self, text: str, finish: FinishReason | None = None, usage: Usage | None = None
+        self,
+        text: str,
+        finish: FinishReason | None = None,
+        usage: Usage | None = None,
+        logprobs: Sequence[TokenLogprob] = (),
     ) -> Completion:
-        choices = [CompletionChoice(text=text, finish_reason=finish)]
+        scored = completion_logprobs(logprobs, self._sent[0])
+        self._sent[0] += sum(len(s.token) for s in logprobs)
+        choices = [CompletionChoice(text=text, finish_reason=finish, logprobs=scored)]
         return Completion(
             id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
         )
@@ -153,8 +171,8 @@ class TextShape:
     def opening(self) -> Sequence[BaseModel]:
         return []
 
-    def delta(self, text: str) -> BaseModel:
-        return self._completion(text)
+    def delta(self, text: str, logprobs: Sequence[TokenLogprob] = ()) -> BaseModel:
+        return self._completion(text, logprobs=logprobs)
 
     def closing(self, end: StreamEnd) -> Sequence[BaseModel]:
         final: list[BaseModel] = [self._completion("", end.finish_reason)]
@@ -173,8 +191,10 @@ class TextShape:
     def error(self, error: ApiError) -> BaseModel:
         return error.body()
 
-    def complete(self, text: str, end: StreamEnd) -> BaseModel:
-        return self._completion(text, end.finish_reason, Usage.of(end))
+    def complete(
+        self, text: str, end: StreamEnd, logprobs: Sequence[TokenLogprob] = ()
+    ) -> BaseModel:
+        return self._completion(text, end.finish_reason, Usage.of(end), logprobs)
 
 
 class OpenAIRoutes:

@@ -21,6 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
+from edge_agent.api.logprobs import ChatLogprobs, CompletionLogprobs
 from edge_agent.api.request_fields import (
     NO_EFFECT_FIELDS,
     ChatMessageIn,
@@ -32,7 +33,7 @@ from edge_agent.api.request_fields import (
 from edge_agent.api.structured import ResponseFormat
 from edge_agent.api.tools import ToolSpec
 from edge_agent.errors import RequestInvalid
-from shared.messages import ChatMessage, SamplingParams, StreamEnd, Text
+from shared.messages import MAX_TOP_LOGPROBS, ChatMessage, SamplingParams, StreamEnd, Text
 
 __all__ = [
     "COMPLETIONS_DEFAULT_MAX_TOKENS",
@@ -133,8 +134,6 @@ class _GenerationRequest(RequestBody):
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
     # Known fields Tandem cannot honour: parsed only to be refused by name.
-    logprobs: object | None = None
-    top_logprobs: object | None = None
     audio: object | None = None
     prediction: object | None = None
     web_search_options: object | None = None
@@ -159,8 +158,6 @@ class _GenerationRequest(RequestBody):
         self.refuse_unknown()
         refuse_set(
             {
-                "logprobs": self.logprobs,
-                "top_logprobs": self.top_logprobs,
                 "audio": self.audio,
                 "prediction": self.prediction,
                 "web_search_options": self.web_search_options,
@@ -183,7 +180,12 @@ class _GenerationRequest(RequestBody):
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
             logit_bias=logit_bias_pairs(self.logit_bias, param="logit_bias") or None,
+            logprobs=self._logprobs(),
         )
+
+    def _logprobs(self) -> int | None:
+        """Alternatives per token to report; ``None``: no logprobs."""
+        return None
 
 
 class ChatCompletionRequest(_GenerationRequest):
@@ -198,6 +200,13 @@ class ChatCompletionRequest(_GenerationRequest):
     """Accepted: it allows several calls per answer; Tandem makes at most one."""
     functions: object | None = None
     function_call: object | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    def _logprobs(self) -> int | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise RequestInvalid("top_logprobs needs logprobs: true.", param="top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -208,6 +217,8 @@ class ChatCompletionRequest(_GenerationRequest):
             {"functions": self.functions, "function_call": self.function_call},
             "(the legacy function-calling API) is not supported; use tools",
         )
+        if self.tools and self.logprobs:
+            raise RequestInvalid("logprobs cannot be combined with tools.", param="logprobs")
         if self.tools and self.response_format is not None and self.response_format.type != "text":
             raise RequestInvalid(
                 "response_format cannot be combined with tools; use one or the other.",
@@ -230,6 +241,11 @@ class CompletionRequest(_GenerationRequest):
     echo: bool | None = None
     best_of: int | None = None
     suffix: str | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    """The legacy form: alternatives per token (0: the chosen token's only)."""
+
+    def _logprobs(self) -> int | None:
+        return self.logprobs
 
     def refuse_unsupported(self) -> None:
         super().refuse_unsupported()
@@ -302,7 +318,7 @@ class AssistantMessage(BaseModel):
 class ChatChoice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: FinishReason
 
 
@@ -332,7 +348,7 @@ class ChatDelta(BaseModel):
 class ChatChunkChoice(BaseModel):
     index: int = 0
     delta: ChatDelta
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 
@@ -349,7 +365,7 @@ class ChatCompletionChunk(BaseModel):
 class CompletionChoice(BaseModel):
     text: str
     index: int = 0
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 

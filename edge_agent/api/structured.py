@@ -38,10 +38,82 @@ class ResponseFormat(BaseModel):
     json_schema: JsonSchemaSpec | None = None
 
 
+UNENFORCED_KEYWORDS = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minProperties",
+        "maxProperties",
+        "uniqueItems",
+        "not",
+        "if",
+        "then",
+        "else",
+        "patternProperties",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+        "dependencies",
+        "contains",
+        "minContains",
+        "maxContains",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+    }
+)
+"""JSON-schema keywords the llama.cpp grammar converter does not enforce: a schema using
+them would be answered with JSON that may not validate, so it is refused by name."""
+ENFORCED_FORMATS = frozenset(
+    {"date", "time", "date-time", "uuid"} | {f"uuid{i}" for i in range(1, 6)}
+)
+
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONES = ("items", "additionalProperties")
+
+
+def _unenforced(schema: object, path: str) -> str | None:
+    """The path of the first keyword in ``schema`` no grammar would enforce, if any."""
+    if not isinstance(schema, dict):
+        return None
+    for key in schema:
+        if key in UNENFORCED_KEYWORDS:
+            return f"{path}.{key}"
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and fmt not in ENFORCED_FORMATS:
+        return f"{path}.format"
+    found: str | None = None
+    for key in _SCHEMA_MAPS:
+        members = schema.get(key)
+        if isinstance(members, dict):
+            for name, sub in members.items():
+                found = found or _unenforced(sub, f"{path}.{key}.{name}")
+    for key in _SCHEMA_LISTS:
+        members = schema.get(key)
+        if isinstance(members, list):
+            for i, sub in enumerate(members):
+                found = found or _unenforced(sub, f"{path}.{key}[{i}]")
+    for key in _SCHEMA_ONES:
+        found = found or _unenforced(schema.get(key), f"{path}.{key}")
+    return found
+
+
 def check_schema(schema: object, *, param: str) -> str:
-    """``schema`` as compact JSON text, or a 400 naming ``param`` when it is no schema."""
+    """``schema`` as compact JSON text, or a 400 naming ``param`` when it is no schema
+    (or the keyword, when it uses one the grammar cannot enforce)."""
     if not isinstance(schema, dict):
         raise RequestInvalid(f"{param} must be a JSON schema (an object).", param=param)
+    unenforced = _unenforced(schema, param)
+    if unenforced is not None:
+        raise RequestInvalid(
+            f"{unenforced} cannot be enforced by the grammar that constrains the answer "
+            "(docs/clients.md lists the JSON-schema keywords that can); remove it and "
+            "check it after parsing.",
+            param=unenforced,
+        )
     text = json.dumps(schema, separators=(",", ":"), sort_keys=True)
     if len(text) > MAX_SCHEMA_CHARS:
         raise RequestInvalid(

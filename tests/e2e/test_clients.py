@@ -273,6 +273,18 @@ def test_sampling_options_are_honoured(stack: Stack) -> None:
     assert developer.choices[0].message.content
 
 
+@pytest.mark.parametrize("route", ROUTES)
+def test_openai_logprobs(stack: Stack, route: str) -> None:
+    reply = sdk(stack).chat.completions.create(
+        model=route, messages=ASK_WEATHER, max_tokens=5, logprobs=True, top_logprobs=2
+    )
+    scored = reply.choices[0].logprobs
+    assert scored is not None and scored.content is not None
+    assert reply.usage is not None and len(scored.content) == reply.usage.completion_tokens
+    for entry in scored.content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 2
+
+
 def test_ollama_num_ctx_up_to_the_models_limit(stack: Stack) -> None:
     client = ollama.Client(host=stack.edge_url)
     long = [{"role": "user", "content": "Tell me about Paris and its history. " * 6}]
@@ -292,8 +304,8 @@ def test_ollama_num_ctx_up_to_the_models_limit(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": True, "tools": [WEATHER]}, "logprobs"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"functions": [{"name": "f"}]}, "functions"),
@@ -306,6 +318,7 @@ def test_ollama_num_ctx_up_to_the_models_limit(stack: Stack) -> None:
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
          "response_format.json_schema.schema"),
         ({"logit_bias": {"not-a-token": 1}}, "logit_bias"),
+        ({"reasoning_effort": "high"}, "reasoning_effort"),
     ],
 )  # fmt: skip
 def test_openai_refuses_what_it_cannot_honour(

@@ -21,7 +21,8 @@ SCHEMA = {
     "type": "object",
     "properties": {
         "colour": {"type": "string", "enum": ["red", "green", "blue"]},
-        "count": {"type": "integer", "minimum": 0, "maximum": 99},
+        "count": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
     },
     "required": ["colour", "count"],
     "additionalProperties": False,

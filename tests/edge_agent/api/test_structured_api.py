@@ -18,7 +18,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SCHEMA: Any = {
     "type": "object",
-    "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "maximum": 9}},
+    "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}},
     "required": ["ok", "n"],
     "additionalProperties": False,
 }
@@ -99,6 +99,27 @@ async def test_openai_streamed_auto_answer(http: ClientSession, agent: Agent) ->
         ("/api/chat", {"messages": ASK, "options": {"typical_p": 0.5}}, "options.typical_p"),
         ("/api/generate", {"prompt": "x", "images": ["AAAA"]}, "images"),
         ("/api/generate", {"prompt": "x", "unheard_of": 1}, "unheard_of"),
+        (
+            "/api/chat",
+            {"messages": ASK, "format": {"properties": {"n": {"type": "integer", "maximum": 9}}}},
+            "format.properties.n.maximum",
+        ),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": ASK,
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {"properties": {"mail": {"format": "email"}}},
+                        },
+                    }
+                ],
+            },
+            "tools[0].function.parameters.properties.mail.format",
+        ),
     ],
 )
 async def test_fields_that_cannot_be_honoured_are_named(
