@@ -19,7 +19,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "MAX_STOPS",
@@ -237,7 +245,16 @@ class TokenChunk(Message):
     text: Text
     n_tokens: Count
     logprobs: tuple[TokenLogprob, ...] = ()
-    """Set only when the request asked (``SamplingParams.logprobs``): one per token."""
+    """Set only when the request asked (``SamplingParams.logprobs``): one per token.
+    Left out of the frame when empty: chunks are the hot path, and a frame without it
+    is exactly what a peer that predates it sends."""
+
+    @model_serializer(mode="wrap")
+    def _logprobs_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.logprobs:
+            data.pop("logprobs", None)
+        return data
 
 
 class StreamEnd(Message):

@@ -14,6 +14,8 @@ from shared.messages import (
     GenerateRequest,
     OutputFormat,
     SamplingParams,
+    TokenChunk,
+    TokenLogprob,
 )
 
 HELLO = (ChatMessage(role="user", content="hi"),)
@@ -59,3 +61,11 @@ def test_sampling_bounds(bad: dict[str, object]) -> None:
 def test_schema_length_is_bounded() -> None:
     with pytest.raises(ValidationError):
         OutputFormat(schema_text="x" * (MAX_SCHEMA_CHARS + 1))
+
+
+def test_token_logprobs_round_trip() -> None:
+    scored = TokenLogprob(token=" red", logprob=-0.25, top=((" red", -0.25), (" blue", -1.5)))
+    chunk = TokenChunk(request_id="s", text=" red", n_tokens=1, logprobs=(scored,))
+    assert decode(encode(chunk)) == chunk
+    with pytest.raises(ValidationError):
+        SamplingParams(logprobs=21)
