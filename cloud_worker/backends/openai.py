@@ -44,7 +44,7 @@ from cloud_worker.backends.openai_body import Continuation, StructuredStyle, req
 from cloud_worker.errors import BackendError, BackendUnavailable, UpstreamContextTooLong
 from inference import InferenceError
 from inference.templates import ChatTemplate
-from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+from shared.messages import MAX_TOP_LOGPROBS, GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
 __all__ = [
     "Continuation",
@@ -242,11 +242,12 @@ class OpenAIBackend(Backend):
                     usage = data["usage"]
                 for choice in data.get("choices") or []:
                     text = _choice_text(choice)
-                    if text:
+                    scored = _choice_logprobs(choice) if request.params.logprobs is not None else ()
+                    if text or scored:
                         chunks += 1
                         if request.output is not None:
                             answer.append(text)
-                        yield TokenChunk(request_id=rid, text=text, n_tokens=1)
+                        yield TokenChunk(request_id=rid, text=text, n_tokens=1, logprobs=scored)
                     finish = _finish(choice.get("finish_reason")) or finish
             if request.output is not None and finish == "stop":
                 _check_json("".join(answer))
@@ -320,6 +321,42 @@ def _choice_text(choice: dict[str, Any]) -> str:
     if isinstance(delta, dict):
         return str(delta.get("content") or "")
     return str(choice.get("text") or "")
+
+
+def _choice_logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    """A chunk's token logprobs, in chat's shape or the completions' legacy one; entries
+    an engine leaves without a number (some give none for the first token) are skipped."""
+    found = choice.get("logprobs")
+    if not isinstance(found, dict):
+        return ()
+    scored: list[TokenLogprob] = []
+    if isinstance(found.get("content"), list):
+        for entry in found["content"]:
+            if isinstance(entry, dict) and isinstance(entry.get("logprob"), int | float):
+                top = [
+                    (str(t.get("token", "")), float(t["logprob"]))
+                    for t in entry.get("top_logprobs") or []
+                    if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)
+                ]
+                scored.append(_scored(str(entry.get("token", "")), entry["logprob"], top))
+        return tuple(scored)
+    tokens, values = found.get("tokens") or [], found.get("token_logprobs") or []
+    tops = found.get("top_logprobs") or [None] * len(tokens)
+    for token, value, top in zip(tokens, values, tops, strict=False):
+        if isinstance(value, int | float):
+            pairs = [
+                (str(t), float(v)) for t, v in (top or {}).items() if isinstance(v, int | float)
+            ]
+            scored.append(_scored(str(token), value, pairs))
+    return tuple(scored)
+
+
+def _scored(token: str, logprob: float, top: list[tuple[str, float]]) -> TokenLogprob:
+    def clean(text: str) -> str:  # an engine's token text may hold a lone surrogate
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+    pairs = tuple((clean(t), v) for t, v in top[:MAX_TOP_LOGPROBS])
+    return TokenLogprob(token=clean(token), logprob=float(logprob), top=pairs)
 
 
 def _finish(reason: object) -> Literal["stop", "length"] | None:

@@ -78,9 +78,14 @@ def request_body(
             raise InferenceError("a constrained (JSON) answer cannot be resumed mid-way")
         body["response_format"] = _response_format(request.output, structured)
     if request.prompt is not None:
-        return "/completions", {**body, "prompt": request.prompt + request.continuation}
+        return "/completions", {
+            **body,
+            **_logprobs(request, chat=False),
+            "prompt": request.prompt + request.continuation,
+        }
     assert request.messages is not None
     messages = [m.model_dump() for m in request.messages]
+    body.update(_logprobs(request, chat=True))
     if not request.continuation:
         return "/chat/completions", {**body, "messages": messages}
     turn = {"role": "assistant", "content": request.continuation}
@@ -95,7 +100,11 @@ def request_body(
         return "/chat/completions", {**body, "messages": [*messages, turn]}
     if continuation is Continuation.COMPLETIONS and template is not None:
         rendered = template.render(request.messages, add_generation_prompt=True)
-        return "/completions", {**body, "prompt": rendered + request.continuation}
+        return "/completions", {
+            **body,
+            **_logprobs(request, chat=False),
+            "prompt": rendered + request.continuation,
+        }
     raise BackendUnavailable("this worker's engine cannot resume a stream another started")
 
 
@@ -111,13 +120,19 @@ def _sampling_extras(request: GenerateRequest) -> dict[str, Any]:
             extras[name] = value
     if params.logit_bias:
         extras["logit_bias"] = {str(t): b for t, b in params.logit_bias}
-    if params.logprobs is not None:
-        raise InferenceError("logprobs are not passed through to this worker's engine yet")
     if params.num_ctx is not None:
         # No OpenAI-compatible engine resizes its context per request: the prompt and
         # answer are held to it by capping the answer (a prompt past it fails, as there).
         raise InferenceError("num_ctx cannot be honoured by this worker's engine; leave it unset")
     return extras
+
+
+def _logprobs(request: GenerateRequest, *, chat: bool) -> dict[str, Any]:
+    """Chat's ``logprobs: true`` + ``top_logprobs``, or the completions' legacy count."""
+    top = request.params.logprobs
+    if top is None:
+        return {}
+    return {"logprobs": True, "top_logprobs": top} if chat else {"logprobs": top}
 
 
 def _response_format(output: OutputFormat, style: StructuredStyle) -> dict[str, Any]:

@@ -57,3 +57,13 @@ def test_a_named_tool_call_through_the_engine(fronted: Stack) -> None:
     assert choice.finish_reason == "tool_calls"
     call: Any = (choice.message.tool_calls or [])[0]
     valid_call(call.function.name, call.function.arguments, WEATHER)
+
+
+def test_logprobs_come_from_the_engine(fronted: Stack) -> None:
+    sdk = OpenAI(base_url=f"{fronted.edge_url}/v1", api_key="unused", max_retries=0)
+    reply = sdk.chat.completions.create(
+        model="cloud", messages=ASK_WEATHER, max_tokens=4, logprobs=True, top_logprobs=2
+    )
+    scored = reply.choices[0].logprobs
+    assert scored is not None and scored.content
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 2 for e in scored.content)

@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from cloud_worker.backends.openai import Continuation, StructuredStyle, request_body
+from cloud_worker.backends.openai import (
+    Continuation,
+    StructuredStyle,
+    _choice_logprobs,
+    request_body,
+)
 from inference import InferenceError
 from shared.messages import ChatMessage, GenerateRequest, OutputFormat, SamplingParams
 
@@ -68,3 +73,47 @@ def test_sampling_knobs_are_passed_only_when_set() -> None:
 def test_what_an_engine_cannot_do_is_refused(request_: GenerateRequest) -> None:
     with pytest.raises(InferenceError):
         body_for(request_, StructuredStyle.JSON_SCHEMA)
+
+
+def test_logprobs_are_asked_for_in_each_endpoints_form() -> None:
+    params = SamplingParams(logprobs=2)
+    chat = body_for(
+        GenerateRequest(request_id="r", messages=HELLO, params=params), StructuredStyle.JSON_SCHEMA
+    )
+    assert (chat["logprobs"], chat["top_logprobs"]) == (True, 2)
+    _, legacy = request_body(
+        GenerateRequest(request_id="r", prompt="Once", params=params),
+        models=MODELS,
+        continuation=Continuation.CHAT,
+        template=None,
+    )
+    assert legacy["logprobs"] == 2 and "top_logprobs" not in legacy
+
+
+def test_logprobs_are_read_from_either_shape() -> None:
+    chat = {
+        "logprobs": {
+            "content": [
+                {
+                    "token": "H",
+                    "logprob": -0.5,
+                    "top_logprobs": [
+                        {"token": "H", "logprob": -0.5},
+                        {"token": "Hi", "logprob": -1},
+                    ],
+                }
+            ]
+        }
+    }
+    (scored,) = _choice_logprobs(chat)
+    assert (scored.token, scored.logprob, scored.top) == ("H", -0.5, (("H", -0.5), ("Hi", -1.0)))
+    legacy = {
+        "logprobs": {
+            "tokens": ["a", "b"],
+            "token_logprobs": [None, -0.25],
+            "top_logprobs": [None, {"b": -0.25}],
+        }
+    }
+    (only,) = _choice_logprobs(legacy)  # the engine gave no number for the first
+    assert (only.token, only.top) == ("b", (("b", -0.25),))
+    assert _choice_logprobs({"logprobs": None}) == ()
