@@ -1,11 +1,11 @@
 """OpenAI's request and response bodies, as pydantic models.
 
-Requests are lenient where OpenAI clients are sloppy and strict where we would otherwise
-answer wrongly: every field Tandem honours is parsed (sampling knobs, ``response_format``,
+Every field Tandem honours is parsed (sampling knobs, ``logprobs``, ``response_format``,
 ``tools``...); fields it knows and cannot honour (``n`` > 1, image or audio parts,
-``logprobs``, ``audio``, legacy ``functions``...) are a 400 naming the field
-(``refuse_unsupported``); fields that change nothing in the answer (``user``,
-``metadata``, ``store``, ``service_tier``) are accepted. docs/clients.md has the table.
+``audio``, legacy ``functions``...) and fields it does not know are a 400 naming the
+field (``refuse_unsupported``): a silently ignored field is a setting the client believes
+in. Fields that change nothing in the answer (``user``, ``metadata``, ``store``,
+``service_tier``) are accepted. docs/clients.md has the table.
 """
 
 from __future__ import annotations
