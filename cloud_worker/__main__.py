@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from cloud_worker.app import create_app
 from cloud_worker.settings import WorkerSettings
 from link import quiet_webrtc_logs
+from shared.logs import configure_logging
 from shared.settings import (
     add_settings_arguments,
     describe_settings_error,
-    log_format,
     settings_from_args,
 )
 
@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(WorkerSettings, args)
-        logging.basicConfig(
-            level=settings.log_level, format=log_format(os.environ), stream=sys.stderr
-        )
+        configure_logging(settings.log_level, settings.log_format, os.environ)
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from edge_agent.app import create_app
 from edge_agent.netcheck import run_netcheck
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
+from shared.logs import configure_logging
 from shared.settings import (
     add_settings_arguments,
     describe_settings_error,
@@ -81,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return _netcheck(args)
     try:
         settings = settings_from_args(EdgeSettings, args)
-        logging.basicConfig(
-            level=settings.log_level, format=log_format(os.environ), stream=sys.stderr
-        )
+        configure_logging(settings.log_level, settings.log_format, os.environ)
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
     except ValidationError as exc:
@@ -104,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         print=None,
         handler_cancellation=True,
+        access_log=None,  # edge_agent.api.access_log writes one richer line per request
     )
     return 0
 

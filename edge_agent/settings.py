@@ -90,10 +90,12 @@ class EdgeSettings(PeerSettings):
         "(default: the threshold stored with the weights).",
     )
     cascade: bool = Field(
-        default=True,
+        default=False,
         description="auto route: for prompts the router scores just under its threshold, start "
         "locally, hold back the first --cascade-tokens tokens and escalate to the cloud if the "
-        "local model was unsure of them (reasons confident / low-confidence).",
+        "local model was unsure of them (reasons confident / low-confidence). Off by default: "
+        "with the bundled model its confidence does not predict a wrong answer (AUROC 0.32-0.52 "
+        "on outcome-labelled prompts, docs/router.md), so it only delays band prompts.",
     )
     cascade_band: float = Field(
         default=0.3,
@@ -187,6 +189,36 @@ class EdgeSettings(PeerSettings):
         description="Longest prompt accepted on any route, in estimated tokens (400 "
         "prompt_too_long above; the local model's own context is --n-ctx).",
     )
+    embedding_model: Path | None = Field(
+        default=None,
+        description="GGUF serving /v1/embeddings and /api/embed (a dedicated embedding "
+        "model, e.g. nomic-embed-text or bge); default: the local chat model's file, "
+        "mean-pooled. Loaded on the first embedding request.",
+    )
+    embedding_max_inputs: int = Field(
+        default=64,
+        ge=1,
+        le=2048,
+        description="Inputs one embedding request may carry (400 above).",
+    )
+    embedding_max_input_tokens: int = Field(
+        default=512,
+        ge=8,
+        le=32_768,
+        description="Tokens per embedding input: longer ones get 400 (OpenAI; Ollama "
+        "with truncate=false) or are cut (Ollama's default). It sizes the embedding "
+        "context: the bundled model needs about 230 MB at 512, 120 MB at 256.",
+    )
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        description="CPU threads for embeddings, beside the chat model's --n-threads.",
+    )
+    embedding_max_queue: int = Field(
+        default=4,
+        ge=0,
+        description="Embedding requests allowed to wait while one runs; more get 429.",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="Ping interval on every cloud link.")
     dead_after_s: float = Field(
         default=6.0,
@@ -237,6 +269,13 @@ class EdgeSettings(PeerSettings):
     )
     token_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline between two chunks of a cloud stream."
+    )
+    status_recent_requests: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Recent requests kept in memory for GET /status (route, reason, "
+        "latency; never prompts); the oldest are dropped.",
     )
 
     @field_validator("allowed_host")

@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.logs import LogFormat
+
 __all__ = [
     "ENV_PREFIX",
     "MAX_TOKEN_FILE_BYTES",
@@ -43,6 +45,12 @@ class TandemSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr; journald picks them up)."
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log line format: text (under systemd: syslog priority prefixes, no "
+        "timestamps, journald adds them) or json (one object per line: ts, level, logger, "
+        "msg and the event's fields).",
     )
 
 

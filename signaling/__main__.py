@@ -17,12 +17,12 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+from shared.logs import configure_logging
 from shared.messages import Role
 from shared.settings import (
     add_settings_arguments,
     describe_settings_error,
     load_settings,
-    log_format,
     settings_from_args,
 )
 from shared.tokens import mint_token
@@ -116,7 +116,7 @@ def _fail(message: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr, format=log_format(os.environ))
+    configure_logging(settings.log_level, settings.log_format, os.environ)
     ssl_context = server_ssl_context(settings)
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

@@ -1,10 +1,12 @@
-"""Ollama-compatible endpoints: ``/api/chat``, ``/api/generate``, ``/api/tags``, ``/api/version``.
+"""Ollama-compatible endpoints: ``/api/chat`` and ``/api/generate``.
 
 Many local tools (Open WebUI, Continue, editor plugins) speak Ollama's API rather than
 OpenAI's. The subset here is the one they use to list models and generate; it reuses
 the serving pipeline and ``respond()``, only the payload shapes (NDJSON, ``done`` flags,
 nanosecond durations) differ. ``/api/generate`` applies the chat template, as Ollama
-does, unless ``raw`` is set: then the prompt goes to the model verbatim.
+does, unless ``raw`` is set: then the prompt goes to the model verbatim. What clients
+probe first (``/``, ``/api/tags``, ``/api/show``, ``/api/ps``, ``/api/version``) is in
+``ollama_probe``.
 """
 
 from __future__ import annotations
@@ -39,11 +41,7 @@ from shared.messages import (
     TokenLogprob,
 )
 
-__all__ = ["OLLAMA_VERSION", "OllamaRoutes"]
-
-OLLAMA_VERSION = "0.6.0"
-"""The Ollama API version we claim: clients gate features on it, and everything they
-use here has existed since well before it."""
+__all__ = ["OllamaRoutes"]
 
 
 class _Lenient(BaseModel):
@@ -172,30 +170,6 @@ class OllamaChunk(BaseModel):
         return {k: v for k, v in data.items() if v is not None}
 
 
-class OllamaModelDetails(BaseModel):
-    format: str = "gguf"
-    family: str = ""
-    parameter_size: str = ""
-    quantization_level: str = ""
-
-
-class OllamaModel(BaseModel):
-    name: str
-    model: str
-    modified_at: str
-    size: int = 0
-    digest: str = ""
-    details: OllamaModelDetails = OllamaModelDetails()
-
-
-class OllamaTags(BaseModel):
-    models: list[OllamaModel]
-
-
-class OllamaVersion(BaseModel):
-    version: str
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -288,8 +262,6 @@ class OllamaRoutes:
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_post("/api/chat", self.chat)
         router.add_post("/api/generate", self.generate)
-        router.add_get("/api/tags", self.tags)
-        router.add_get("/api/version", self.version)
 
     def _requested(self, request: web.Request, model: str) -> RequestedRoute:
         # Ollama clients append the default tag to bare names.
@@ -354,11 +326,3 @@ class OllamaRoutes:
         async with self._pipeline.serve(generate, requested, ctx.report) as served:
             shape = OllamaShape(served.model, chat, served, tools)
             return await respond(request, ctx, served, shape, NdjsonWriter, stream=stream)
-
-    async def tags(self, request: web.Request) -> web.Response:
-        stamp = _now()
-        models = [OllamaModel(name=i, model=i, modified_at=stamp) for i in self._names.ids()]
-        return json_response(OllamaTags(models=models))
-
-    async def version(self, request: web.Request) -> web.Response:
-        return json_response(OllamaVersion(version=OLLAMA_VERSION))

@@ -42,6 +42,7 @@ from edge_agent.api.openai_models import (
 from edge_agent.api.streaming import SseWriter, respond
 from edge_agent.api.structured import output_format
 from edge_agent.api.tools import ParsedAnswer, ToolPlan
+from edge_agent.errors import ModelNotFound
 from edge_agent.serving import ROUTE_HEADER, ModelNames, ServingPipeline
 from shared.messages import GenerateRequest, StreamEnd, TokenLogprob
 
@@ -217,6 +218,7 @@ class OpenAIRoutes:
         router.add_post("/v1/chat/completions", self.chat_completions)
         router.add_post("/v1/completions", self.completions)
         router.add_get("/v1/models", self.models)
+        router.add_get("/v1/models/{model:.+}", self.model)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         ctx = request[REQUEST_CONTEXT]
@@ -256,3 +258,11 @@ class OpenAIRoutes:
     async def models(self, request: web.Request) -> web.Response:
         cards = [ModelCard(id=i, created=self._created) for i in self._names.ids()]
         return json_response(ModelList(data=cards))
+
+    async def model(self, request: web.Request) -> web.Response:
+        """One name ``/v1/models`` lists, or any other a request may use (the workers'
+        model name); an unknown one is a 404 ``model_not_found``."""
+        model = request.match_info["model"]
+        if not self._names.known(model):
+            raise ModelNotFound(model)
+        return json_response(ModelCard(id=model, created=self._created))
