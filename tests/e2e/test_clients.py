@@ -262,9 +262,11 @@ def test_sampling_options_are_honoured(stack: Stack) -> None:
             model="edge", messages=ASK_WEATHER, max_tokens=12, temperature=1.0, seed=7,
             presence_penalty=0.5, frequency_penalty=0.5, extra_body=knobs,
         ).choices[0].message.content
-        for _ in range(2)
+        for _ in range(3)
     ]  # fmt: skip
-    assert same[0] and same[0] == same[1]
+    # The first call evaluates the whole prompt, the others reuse its cached prefix
+    # (llama-cpp-python): compare two that took the same path, bit for bit.
+    assert same[1] and same[1] == same[2]
     developer = client.chat.completions.create(
         model="edge",
         messages=[{"role": "developer", "content": "Answer briefly."}, *ASK_WEATHER],
