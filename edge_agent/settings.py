@@ -75,6 +75,11 @@ class EdgeSettings(PeerSettings):
         ge=0,
         description="auto route: requests asking for more output go to the cloud.",
     )
+    structured_to_cloud: bool = Field(
+        default=True,
+        description="auto route: requests constrained to JSON (response_format, Ollama "
+        "format, tools) go to the cloud (reason structured-output).",
+    )
     router_model: Path | None = Field(
         default=None,
         description="Learned router weights (JSON from python -m router_lab.train); "
