@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from edge_agent.app import create_app
-from edge_agent.netcheck import run_netcheck
+from edge_agent.footprint import limit_malloc_arenas
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
 from shared.settings import (
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "netcheck":
         return _netcheck(args)
+    limit_malloc_arenas(os.environ)  # before any thread: see edge_agent/footprint.py
     try:
         settings = settings_from_args(EdgeSettings, args)
         logging.basicConfig(
@@ -124,6 +125,10 @@ def _netcheck(args: argparse.Namespace) -> int:
         )
         return 2
     logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
+    # Here, not at the top: netcheck's STUN/TURN probes import aioice, which the
+    # serving process does not need until it opens a WebRTC link (footprint).
+    from edge_agent.netcheck import run_netcheck
+
     try:
         report = asyncio.run(
             run_netcheck(
