@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -49,6 +50,10 @@ class ChatShape:
     created: int
     model: str
     include_usage: bool
+
+    constant_delta: ClassVar[bool] = True
+    """``delta`` depends on the text alone: streaming may serialize it once
+    (``streaming.DeltaTemplate``)."""
 
     def _chunk(self, delta: ChatDelta, finish: FinishReason | None = None) -> ChatCompletionChunk:
         choice = ChatChunkChoice(delta=delta, finish_reason=finish)
@@ -98,6 +103,9 @@ class TextShape:
     created: int
     model: str
     include_usage: bool
+
+    constant_delta: ClassVar[bool] = True
+    """``delta`` depends on the text alone (``streaming.DeltaTemplate``)."""
 
     def _completion(
         self, text: str, finish: FinishReason | None = None, usage: Usage | None = None
