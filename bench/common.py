@@ -41,7 +41,10 @@ __all__ = [
     "model_or_exit",
     "percentile",
     "prompt",
+    "rounds_of",
+    "spawn",
     "stream_chat",
+    "wait_http",
 ]
 
 LONG_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm"
@@ -220,9 +223,7 @@ class Proc:
             self._out = None
 
 
-def _wait_http(
-    proc: Proc, url: str, ok: Callable[[dict[str, Any]], bool], timeout_s: float
-) -> None:
+def wait_http(proc: Proc, url: str, ok: Callable[[dict[str, Any]], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
@@ -284,7 +285,7 @@ def edge_process(
     ]  # fmt: skip
     proc = spawn(name, argv, log_dir, port, env=env, preexec=preexec)
     try:
-        _wait_http(proc, f"{proc.url}/healthz", ready or (lambda b: b.get("status") == "ok"), 180)
+        wait_http(proc, f"{proc.url}/healthz", ready or (lambda b: b.get("status") == "ok"), 180)
         yield proc
     finally:
         proc.stop()
@@ -310,7 +311,7 @@ def llama_server_process(
     ]  # fmt: skip
     proc = spawn(name, argv, log_dir, port, preexec=preexec)
     try:
-        _wait_http(proc, f"{proc.url}/v1/models", lambda b: bool(b.get("data")), 180)
+        wait_http(proc, f"{proc.url}/v1/models", lambda b: bool(b.get("data")), 180)
         yield proc
     finally:
         proc.stop()
