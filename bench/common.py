@@ -129,6 +129,17 @@ class StreamTiming:
     """To the end of the stream."""
     chunks: int
     text: str = ""
+    completion_tokens: int | None = None
+    """From the stream's ``usage`` event, where the request asked for one."""
+
+    @property
+    def tokens(self) -> int:
+        return self.completion_tokens if self.completion_tokens is not None else self.chunks
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generation speed after the first token."""
+        return max(0, self.tokens - 1) / max(1e-9, self.total_s - self.ttft_s)
 
 
 def stream_chat(
@@ -161,6 +172,7 @@ def stream_chat(
     first: float | None = None
     parts: list[str] = []
     chunks = 0
+    usage: int | None = None
     try:
         conn.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
@@ -176,6 +188,8 @@ def stream_chat(
             if data == b"[DONE]":
                 break
             event = json.loads(data)
+            if event.get("usage"):
+                usage = int(event["usage"]["completion_tokens"])
             choices = event.get("choices") or []
             text = (choices[0].get("delta") or {}).get("content") if choices else None
             if text:
@@ -186,7 +200,7 @@ def stream_chat(
     finally:
         conn.close()
     total = time.perf_counter() - start
-    return StreamTiming(first if first is not None else total, total, chunks, "".join(parts))
+    return StreamTiming(first if first is not None else total, total, chunks, "".join(parts), usage)
 
 
 # ---------------------------------------------------------------------------- processes
@@ -251,8 +265,10 @@ def spawn(
     *,
     env: dict[str, str] | None = None,
     preexec: list[str] | None = None,
+    cwd: Path | None = None,
 ) -> Proc:
-    """Start ``argv`` (after ``preexec``, e.g. ``taskset``), logging to ``log_dir/name.log``."""
+    """Start ``argv`` (after ``preexec``, e.g. ``taskset``), logging to ``log_dir/name.log``.
+    ``cwd`` matters for ``python -m``: it puts the working directory first on the path."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     out = log.open("ab")
@@ -262,6 +278,7 @@ def spawn(
         stdin=subprocess.DEVNULL,
         stdout=out,
         stderr=out,
+        cwd=cwd,
     )
     return Proc(name, popen, log, port, out)
 
@@ -275,15 +292,20 @@ def edge_process(
     preexec: list[str] | None = None,
     name: str = "edge",
     ready: Callable[[dict[str, Any]], bool] | None = None,
+    tree: Path | None = None,
 ) -> Iterator[Proc]:
     """``python -m edge_agent serve`` on a free loopback port with the bundled model, no
-    API key (loopback only), waited for until ``/healthz`` says the model is loaded."""
+    API key (loopback only), waited for until ``/healthz`` says the model is loaded.
+    ``tree``: run the edge from that checkout instead (before/after comparisons)."""
+    if tree is not None:
+        tree = tree.resolve()
+        env = {**(env or {}), "PYTHONPATH": str(tree)}
     port = free_port()
     argv = [
         sys.executable, "-m", "edge_agent", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--insecure-no-api-key", "--log-level", "WARNING", *args,
     ]  # fmt: skip
-    proc = spawn(name, argv, log_dir, port, env=env, preexec=preexec)
+    proc = spawn(name, argv, log_dir, port, env=env, preexec=preexec, cwd=tree)
     try:
         wait_http(proc, f"{proc.url}/healthz", ready or (lambda b: b.get("status") == "ok"), 180)
         yield proc

@@ -83,9 +83,8 @@ def main() -> None:
         logs = Path(tmp)
         edges = {"edge": stack.enter_context(edge_process(logs))}
         if args.compare_tree:
-            before_env = {"PYTHONPATH": str(args.compare_tree.resolve())}
             edges["edge_before"] = stack.enter_context(
-                edge_process(logs, env=before_env, name="edge_before")
+                edge_process(logs, tree=args.compare_tree, name="edge_before")
             )
         server = stack.enter_context(llama_server_process(logs, model))
 
