@@ -1,0 +1,126 @@
+"""Draw the suite's figures: one PNG per JSON in ``bench/results/`` into ``bench/plots/``.
+
+    python -m bench.plot [--results bench/results] [--out bench/plots]
+
+Each benchmark gets the chart that reads best for it (medians per variant, the named
+baseline first); any other JSON gets its ``ratio_*`` fields against the 1.0 line.
+matplotlib is a dev dependency only: nothing at run time imports this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _bars(ax: Any, labels: list[str], values: list[float], title: str, unit: str) -> None:
+    bars = ax.bar(labels, values, color=["#777777"] + ["#3a7ca5"] * (len(values) - 1))
+    ax.set_title(title)
+    ax.set_ylabel(unit)
+    for bar, value in zip(bars, values, strict=True):
+        if math.isfinite(value):
+            ax.annotate(
+                f"{value:.1f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+
+
+def _variants(fig: dict[str, Any], prefix: str, order: list[str]) -> tuple[list[str], list[float]]:
+    names = [v for v in order if f"{prefix}{v}" in fig]
+    return names, [float(fig[f"{prefix}{v}"]) for v in names]
+
+
+def plot_edge_overhead(fig: dict[str, Any], out: Path) -> None:
+    order = ["inproc", "edge", "edge_before", "llamacpp_server"]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = (("ttft_ms_", "TTFT, median"), ("total_ms_", "64 tokens streamed, median"))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        names, values = _variants(fig, key, order)
+        _bars(ax, names, values, title, "ms")
+    figure.suptitle(
+        f"edge overhead: edge/in-process x{fig['ratio_total_edge_vs_inproc']:.3f}, "
+        f"edge/llama_cpp.server x{fig['ratio_total_edge_vs_llamacpp_server']:.3f}"
+    )
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_escalation(fig: dict[str, Any], out: Path) -> None:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    names, values = _variants(fig, "ttft_ms_", ["inproc", "tandem"])
+    _bars(axes[0], names, values, "worker's llama.cpp backend: TTFT", "ms")
+    names, values = _variants(fig, "openai_ttft_ms_", ["direct", "http_proxy", "tandem"])
+    _bars(axes[1], names, values, "fronting llama_cpp.server: TTFT", "ms")
+    figure.suptitle(
+        f"escalation: +{fig['added_ttft_ms_p50']:.1f} ms p50, +{fig['added_ttft_ms_p99']:.1f} ms"
+        f" p99 TTFT; vs HTTP proxy x{fig.get('ratio_ttft_vs_http_proxy', math.nan):.2f}"
+    )
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_footprint(fig: dict[str, Any], out: Path) -> None:
+    order = [v for v in ("llamacpp_server", "edge_before", "edge") if f"rss_mb_idle_{v}" in fig]
+    figure, ax = plt.subplots(figsize=(7, 4))
+    anon = [float(fig.get(f"rss_anon_mb_idle_{v}", 0)) for v in order]
+    file_ = [float(fig.get(f"rss_file_mb_idle_{v}", 0)) for v in order]
+    ax.bar(order, anon, label="anonymous (heap, KV cache)", color="#3a7ca5")
+    ax.bar(order, file_, bottom=anon, label="file-backed (model mmap, libraries)", color="#9cc5e0")
+    ax.axhline(250, color="#c0392b", linestyle="--", linewidth=1, label="target 250 MB")
+    for i, v in enumerate(order):
+        ax.annotate(f"{fig[f'rss_mb_idle_{v}']:.0f} MB", (i, anon[i] + file_[i]), ha="center")
+    ax.set_ylabel("resident MB, idle, model loaded")
+    ax.set_title(f"footprint (idle CPU: edge {fig['idle_cpu_pct_edge']:.2f} %)")
+    ax.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_ratios(fig: dict[str, Any], out: Path) -> None:
+    ratios = {k: float(v) for k, v in fig.items() if k.startswith("ratio_")}
+    figure, ax = plt.subplots(figsize=(8, 0.5 + 0.4 * max(1, len(ratios))))
+    ax.barh(list(ratios), list(ratios.values()), color="#3a7ca5")
+    ax.axvline(1.0, color="#777777", linewidth=1)
+    ax.set_title(str(fig.get("benchmark", out.stem)))
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+PLOTTERS = {
+    "edge_overhead": plot_edge_overhead,
+    "escalation_overhead": plot_escalation,
+    "footprint": plot_footprint,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("bench/plots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(args.results.glob("*.json")):
+        fig = json.loads(path.read_text())
+        out = args.out / f"{path.stem}.png"
+        PLOTTERS.get(str(fig.get("benchmark")), plot_ratios)(fig, out)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
