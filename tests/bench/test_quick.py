@@ -32,6 +32,14 @@ CASES = {
             "total_ms_llamacpp_server",
         ],
     ),
+    "channel_capacity": (
+        [],
+        ["tokens_per_s_1", "tokens_per_s_16", "tokens_per_s_64", "raw_messages_per_s"],
+    ),
+    "connect": (
+        [],
+        ["cold_ms_p50", "cold_ms_p99", "bare_handshake_ms_p50", "warm_ms_p50", "warm_ms_p99"],
+    ),
     "escalation_overhead": (
         [],
         [
