@@ -131,6 +131,8 @@ class StreamTiming:
     text: str = ""
     completion_tokens: int | None = None
     """From the stream's ``usage`` event, where the request asked for one."""
+    served_by: str | None = None
+    """The edge's ``X-Tandem-Served-By`` header (local, cloud), where there is one."""
 
     @property
     def tokens(self) -> int:
@@ -173,11 +175,13 @@ def stream_chat(
     parts: list[str] = []
     chunks = 0
     usage: int | None = None
+    served_by: str | None = None
     try:
         conn.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
         if resp.status != 200:
             raise RuntimeError(f"{base_url}: HTTP {resp.status}: {resp.read()[:500]!r}")
+        served_by = resp.getheader("X-Tandem-Served-By")
         while True:
             line = resp.readline()
             if not line:
@@ -200,7 +204,8 @@ def stream_chat(
     finally:
         conn.close()
     total = time.perf_counter() - start
-    return StreamTiming(first if first is not None else total, total, chunks, "".join(parts), usage)
+    ttft = first if first is not None else total
+    return StreamTiming(ttft, total, chunks, "".join(parts), usage, served_by)
 
 
 # ---------------------------------------------------------------------------- processes

@@ -52,6 +52,21 @@ CASES = {
             "openai_ttft_ms_tandem",
         ],
     ),
+    "hybrid": (
+        ["--limit", "3", "--max-tokens", "8"],
+        [
+            "ratio_mean_hybrid_vs_cloud",
+            "ratio_cloud_tokens_hybrid_vs_cloud",
+            "ttft_ms_mean_hybrid",
+            "ttft_ms_p99_hybrid",
+            "total_ms_mean_cloud",
+            "cloud_tokens_cloud",
+        ],
+    ),
+    "multiturn": (
+        ["--turns", "2", "--max-tokens", "8"],
+        ["ttft_ms_turn2_cold", "ttft_ms_turn2_cached", "ratio_ttft_last_turn_cached_vs_cold"],
+    ),
     "footprint": (
         ["--idle-s", "1"],
         [
