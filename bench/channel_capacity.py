@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from bench.common import bench_args, finish, median, rounds_of
@@ -62,13 +64,24 @@ async def raw_rate(messages: int) -> float:
         if i % 256 == 0:  # let aiortc's SCTP task drain, as a real sender would
             if send_channel.bufferedAmount > send_channel.bufferedAmountLowThreshold:
                 low.clear()
-                await low.wait()
+                async with asyncio.timeout(60):
+                    await low.wait()
             await asyncio.sleep(0)
     await asyncio.wait_for(done.wait(), 120)
     elapsed = time.perf_counter() - start
     await edge.aclose()
     await worker.aclose()
     return messages / elapsed
+
+
+@asynccontextmanager
+async def phase(what: str, timeout_s: float = 180) -> AsyncIterator[None]:
+    """A phase that never hangs the benchmark: past ``timeout_s`` it fails, naming itself."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        raise RuntimeError(f"channel_capacity: {what}: not done in {timeout_s:.0f} s") from None
 
 
 async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any]:
@@ -80,8 +93,11 @@ async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any
         await streams_rate(engine, 4, 64)  # warm-up
         for _ in range(rounds):
             for n in CONCURRENCY:
-                rates[f"tokens_per_s_{n}"].append(await streams_rate(engine, n, tokens_each))
-            rates["raw_messages_per_s"].append(await raw_rate(raw_messages))
+                async with phase(f"{n} streams"):
+                    rate = await streams_rate(engine, n, tokens_each)
+                rates[f"tokens_per_s_{n}"].append(rate)
+            async with phase("raw messages"):
+                rates["raw_messages_per_s"].append(await raw_rate(raw_messages))
     figures: dict[str, Any] = {key: median(values) for key, values in rates.items()}
     for n in CONCURRENCY:
         figures[f"ratio_tokens_{n}_vs_raw_messages"] = (
@@ -92,11 +108,11 @@ async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any
 
 def main() -> None:
     parser = bench_args(__doc__ or "", rounds=3, quick_rounds=1)
-    parser.add_argument("--tokens-per-stream", type=int, default=None, help="default 512")
-    parser.add_argument("--raw-messages", type=int, default=None, help="default 20000")
+    parser.add_argument("--tokens-per-stream", type=int, default=None, help="default 256")
+    parser.add_argument("--raw-messages", type=int, default=None, help="default 5000")
     args = parser.parse_args()
-    tokens = args.tokens_per_stream or (64 if args.quick else 512)
-    raw = args.raw_messages or (2000 if args.quick else 20_000)
+    tokens = args.tokens_per_stream or (64 if args.quick else 256)
+    raw = args.raw_messages or (2000 if args.quick else 5000)
     figures = {
         "baseline": "raw aiortc messages/s on a loopback channel pair, same run",
         "rounds": rounds_of(args),
