@@ -166,7 +166,10 @@ def main() -> None:
                 ]  # fmt: skip
                 running = started.enter_context(stack(logs / "openai", worker_args))
                 edge_v1 = f"{running.edge_url}/v1"
-                same = {"model": LLAMA_SERVER_ALIAS, "extra": {"repeat_penalty": 1.0}}
+                same: dict[str, Any] = {
+                    "model": LLAMA_SERVER_ALIAS,
+                    "extra": {"repeat_penalty": 1.0},
+                }
                 part2 = interleave(
                     {
                         "direct": lambda n, m: stream_chat(

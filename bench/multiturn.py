@@ -85,7 +85,13 @@ def main() -> None:
         "cold": llama_cpp.Llama(model_path=str(model), n_ctx=2048, verbose=False),
         "cached": llama_cpp.Llama(model_path=str(model), n_ctx=2048, verbose=False),
     }
-    llms["cached"].set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=256 << 20))
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    # Note: each saved state also holds a copy of the scores of every token evaluated
+    # (n_tokens x n_vocab floats, tens of MB here), which ``capacity_bytes`` does not
+    # count: this process grows to a few GB. A KV reuse in the edge must keep only the
+    # sequence's KV cells (``llama_state_seq_get_data``) to fit a Pi.
+    llms["cached"].set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
     per_turn: dict[str, list[list[float]]] = {m: [[] for _ in range(turns)] for m in llms}
     for r in range(rounds):
         order = list(llms) if r % 2 == 0 else list(reversed(llms))

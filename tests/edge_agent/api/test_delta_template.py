@@ -10,7 +10,7 @@ from edge_agent.api.openai_compat import ChatShape, TextShape
 from edge_agent.api.streaming import DeltaTemplate
 
 # Text as the runner hands it over: decoded with errors="replace", so no lone surrogates.
-TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
 CHAT = ChatShape(id="chatcmpl-1", created=1_700_000_000, model='m"odel\n', include_usage=False)
 COMPLETION = TextShape(id="cmpl-1", created=1_700_000_000, model="smol", include_usage=True)
 
