@@ -102,7 +102,46 @@ def plot_ratios(fig: dict[str, Any], out: Path) -> None:
     plt.close(figure)
 
 
+def plot_multiturn(fig: dict[str, Any], out: Path) -> None:
+    turns = int(fig["turns"])
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for mode, color in (("cold", "#777777"), ("cached", "#3a7ca5")):
+        values = [float(fig[f"ttft_ms_turn{t}_{mode}"]) for t in range(1, turns + 1)]
+        ax.plot(range(1, turns + 1), values, marker="o", label=mode, color=color)
+    ax.set_xlabel("turn")
+    ax.set_ylabel("TTFT, median ms")
+    ax.set_title(
+        f"multi-turn, {fig['conversations']} interleaved conversations: turn {turns} "
+        f"cached/cold x{fig['ratio_ttft_last_turn_cached_vs_cold']:.2f}"
+    )
+    ax.legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_hybrid(fig: dict[str, Any], out: Path) -> None:
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4))
+    order = ["cloud", "edge", "hybrid"]
+    names, values = _variants(fig, "ttft_ms_mean_", order)
+    _bars(axes[0], names, values, "TTFT, mean", "ms")
+    names, values = _variants(fig, "total_ms_mean_", order)
+    _bars(axes[1], names, values, "total, mean", "ms")
+    names, values = _variants(fig, "cloud_tokens_", order)
+    _bars(axes[2], names, values, "cloud tokens", "tokens")
+    figure.suptitle(
+        f"hybrid, WAN RTT {fig['rtt_ms']:.0f} ms, {fig['prompts']} prompts: mean "
+        f"x{fig['ratio_mean_hybrid_vs_cloud']:.2f} of all-cloud, cloud tokens "
+        f"x{fig['ratio_cloud_tokens_hybrid_vs_cloud']:.2f}, recall {fig['router_cloud_recall']:.2f}"
+    )
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
 PLOTTERS = {
+    "multiturn": plot_multiturn,
+    "hybrid": plot_hybrid,
     "edge_overhead": plot_edge_overhead,
     "escalation_overhead": plot_escalation,
     "footprint": plot_footprint,
