@@ -7,20 +7,23 @@ whole history, through llama-cpp-python in this process:
   is processed again;
 - ``cached``: the same with ``LlamaRAMCache`` (llama-cpp-python saves the context's
   state after each answer and loads the longest-prefix state before the next prompt),
-  so a conversation's next turn processes only what is new.
+  so a conversation's next turn processes only what is new;
+- ``edge_kv``: the edge's own runner (``inference.LlamaRunner``) with its KV cache on
+  (``--kv-cache-mb 64``; ``inference/kvcache.py``).
 
-Reports TTFT per turn (median over conversations and rounds) and
-``ratio_ttft_turn6_cached_vs_cold``. Target <= 0.3x. The edge's runner does not keep
-state across requests yet (its own generation loop bypasses llama-cpp-python's cache):
-this measures what it would gain.
+Reports TTFT per turn (median over conversations and rounds),
+``ratio_ttft_turn6_cached_vs_cold`` and ``ratio_ttft_turn6_edge_kv_vs_cold``. Target
+<= 0.3x.
 
     python -m bench.multiturn [--rounds 2] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import uuid
 from typing import Any
 
 from bench.common import bench_args, finish, median, model_or_exit, rounds_of
@@ -52,6 +55,47 @@ def ttft(llm: Any, messages: list[dict[str, str]], max_tokens: int) -> tuple[flo
     return (first if first is not None else time.perf_counter() - start), "".join(parts)
 
 
+class EdgeRunner:
+    """The edge's runner, driven synchronously like a ``Llama`` (its own event loop)."""
+
+    def __init__(self, model: Any, kv_bytes: int) -> None:
+        from inference import LlamaRunner, RunnerConfig
+
+        self.loop = asyncio.new_event_loop()
+        config = RunnerConfig(model_path=model, n_ctx=2048, kv_cache_bytes=kv_bytes)
+        self.runner = LlamaRunner(config)
+        self.loop.run_until_complete(self.runner.load())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.runner.aclose())
+        self.loop.close()
+
+
+def edge_ttft(
+    edge: EdgeRunner, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[float, str]:
+    from shared import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
+
+    request = GenerateRequest(
+        request_id=uuid.uuid4().hex,
+        messages=tuple(ChatMessage(**m) for m in messages),  # type: ignore[arg-type]
+        params=SamplingParams(max_tokens=max_tokens, temperature=0),
+    )
+
+    async def run() -> tuple[float, str]:
+        start = time.perf_counter()
+        first = None
+        parts: list[str] = []
+        async for event in edge.runner.stream(request):
+            if isinstance(event, TokenChunk) and event.text:
+                parts.append(event.text)
+                if first is None:
+                    first = time.perf_counter() - start
+        return (first if first is not None else time.perf_counter() - start), "".join(parts)
+
+    return edge.loop.run_until_complete(run())
+
+
 def conversation_round(llm: Any, turns: int, max_tokens: int, tag: str) -> list[list[float]]:
     """TTFT [turn][conversation] for one pass of interleaved conversations."""
     histories: list[list[dict[str, str]]] = [
@@ -63,7 +107,10 @@ def conversation_round(llm: Any, turns: int, max_tokens: int, tag: str) -> list[
         row = []
         for history in histories:
             history.append({"role": "user", "content": QUESTIONS[turn % len(QUESTIONS)]})
-            seconds, answer = ttft(llm, history, max_tokens)
+            if isinstance(llm, EdgeRunner):
+                seconds, answer = edge_ttft(llm, history, max_tokens)
+            else:
+                seconds, answer = ttft(llm, history, max_tokens)
             history.append({"role": "assistant", "content": answer})
             row.append(seconds)
         out.append(row)
@@ -81,9 +128,10 @@ def main() -> None:
     import llama_cpp
 
     model = model_or_exit()
-    llms = {
+    llms: dict[str, Any] = {
         "cold": llama_cpp.Llama(model_path=str(model), n_ctx=2048, verbose=False),
         "cached": llama_cpp.Llama(model_path=str(model), n_ctx=2048, verbose=False),
+        "edge_kv": EdgeRunner(model, 64 << 20),
     }
     from llama_cpp.llama_cache import LlamaRAMCache
 
@@ -116,10 +164,15 @@ def main() -> None:
     figures["ratio_ttft_last_turn_cached_vs_cold"] = (
         figures[f"ttft_ms_turn{last}_cached"] / figures[f"ttft_ms_turn{last}_cold"]
     )
+    figures["ratio_ttft_last_turn_edge_kv_vs_cold"] = (
+        figures[f"ttft_ms_turn{last}_edge_kv"] / figures[f"ttft_ms_turn{last}_cold"]
+    )
+    figures["edge_kv_restored_tokens"] = llms["edge_kv"].runner.kv_restored_tokens
     if turns >= 6:
-        figures["ratio_ttft_turn6_cached_vs_cold"] = (
-            figures["ttft_ms_turn6_cached"] / figures["ttft_ms_turn6_cold"]
-        )
+        for mode in ("cached", "edge_kv"):
+            figures[f"ratio_ttft_turn6_{mode}_vs_cold"] = (
+                figures[f"ttft_ms_turn6_{mode}"] / figures["ttft_ms_turn6_cold"]
+            )
     finish("multiturn", figures, args.json)
 
 

@@ -65,7 +65,13 @@ CASES = {
     ),
     "multiturn": (
         ["--turns", "2", "--max-tokens", "8"],
-        ["ttft_ms_turn2_cold", "ttft_ms_turn2_cached", "ratio_ttft_last_turn_cached_vs_cold"],
+        [
+            "ttft_ms_turn2_cold",
+            "ttft_ms_turn2_cached",
+            "ttft_ms_turn2_edge_kv",
+            "ratio_ttft_last_turn_cached_vs_cold",
+            "ratio_ttft_last_turn_edge_kv_vs_cold",
+        ],
     ),
     "footprint": (
         ["--idle-s", "1"],
