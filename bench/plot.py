@@ -148,11 +148,107 @@ PLOTTERS = {
 }
 
 
+HEADLINES = {
+    "edge_overhead": [
+        "ratio_total_edge_vs_inproc",
+        "ratio_total_edge_vs_llamacpp_server",
+        "ratio_total_edge_vs_edge_before",
+        "ttft_ms_inproc",
+        "ttft_ms_edge",
+        "ttft_ms_llamacpp_server",
+        "total_ms_inproc",
+        "total_ms_edge",
+        "total_ms_llamacpp_server",
+    ],
+    "escalation_overhead": [
+        "added_ttft_ms_p50",
+        "added_ttft_ms_p99",
+        "ratio_ttft_vs_http_proxy",
+        "openai_added_ttft_ms_p50",
+        "openai_proxy_added_ttft_ms_p50",
+        "ratio_total_vs_http_proxy",
+    ],
+    "footprint": [
+        "rss_mb_idle_edge",
+        "rss_mb_idle_edge_before",
+        "rss_mb_idle_llamacpp_server",
+        "rss_mb_after_answer_edge",
+        "idle_cpu_pct_edge",
+        "idle_cpu_pct_llamacpp_server",
+        "budget_memory_cap",
+        "budget_tokens_per_s_pi",
+        "budget_ttft_ms_pi",
+        "ratio_tokens_per_s_pi_vs_free",
+    ],
+    "channel_capacity": [
+        "tokens_per_s_1",
+        "tokens_per_s_16",
+        "tokens_per_s_64",
+        "raw_messages_per_s",
+        "ratio_tokens_64_vs_raw_messages",
+    ],
+    "connect": [
+        "cold_ms_p50",
+        "cold_ms_p99",
+        "bare_handshake_ms_p50",
+        "warm_ms_p50",
+        "warm_ms_p99",
+        "ratio_cold_vs_bare_handshake",
+    ],
+    "multiturn": [
+        "ttft_ms_turn6_cold",
+        "ttft_ms_turn6_cached",
+        "ttft_ms_turn6_edge_kv",
+        "ratio_ttft_turn6_cached_vs_cold",
+        "ratio_ttft_turn6_edge_kv_vs_cold",
+    ],
+    "hybrid": [
+        "prompts",
+        "rtt_ms",
+        "ttft_ms_mean_cloud",
+        "ttft_ms_mean_hybrid",
+        "ttft_ms_p99_cloud",
+        "ttft_ms_p99_hybrid",
+        "total_ms_mean_cloud",
+        "total_ms_mean_edge",
+        "total_ms_mean_hybrid",
+        "ratio_mean_hybrid_vs_cloud",
+        "ratio_cloud_tokens_hybrid_vs_cloud",
+        "router_cloud_recall",
+    ],
+}
+
+
+def markdown(results: Path) -> str:
+    """The headline fields of every result, as markdown (for bench/README.md)."""
+    lines = []
+    for path in sorted(results.glob("*.json")):
+        fig = json.loads(path.read_text())
+        name = str(fig.get("benchmark", path.stem))
+        cells = []
+        for key in HEADLINES.get(name, [k for k in fig if k.startswith("ratio_")]):
+            if key in fig:
+                value = fig[key]
+                if isinstance(value, float):
+                    shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+                else:
+                    shown = str(value)
+                cells.append(f"`{key}` {shown}")
+        lines.append(f"- **{name}** ({fig.get('measured_at', '?')}): " + ", ".join(cells))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument("--out", type=Path, default=Path("bench/plots"))
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the headline figures as markdown"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(args.results))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for path in sorted(args.results.glob("*.json")):
         fig = json.loads(path.read_text())
