@@ -161,6 +161,23 @@ def main() -> None:
         else float("nan")
     )
     figures["labelled_cloud_prompts"] = len(labelled_cloud)
+    figures["requests"] = [
+        {
+            "id": item.id,
+            "label": item.label.value,
+            **{
+                f"{names[mode]}_{field}": value
+                for mode in MODES
+                for field, value in (
+                    ("served_by", results[mode][i].served_by),
+                    ("ttft_ms", round(results[mode][i].ttft_s * 1000, 1)),
+                    ("total_ms", round(results[mode][i].total_s * 1000, 1)),
+                    ("tokens", results[mode][i].tokens),
+                )
+            },
+        }
+        for i, item in enumerate(items)
+    ]
     finish("hybrid", figures, args.json)
 
 
