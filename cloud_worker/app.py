@@ -115,6 +115,7 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
             max_queued_frames=settings.max_queued_frames,
         ),
     )
+    metrics.draining.set_function(lambda: float(acceptor.draining))
 
     def hello() -> tuple[Message, ...]:
         register = Register(models=the_backend.models, capacity=the_backend.capacity)

@@ -18,6 +18,7 @@ from contextlib import aclosing
 from cloud_worker.backends import Backend
 from cloud_worker.errors import BackendUnavailable, Draining
 from cloud_worker.shares import EdgeShares
+from cloud_worker.stream_log import StreamStats
 from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from link import Link, LinkClosed
 from shared.messages import Cancel, Drain, ErrorCode, GenerateRequest, Ping, Pong, StreamFailed
@@ -68,6 +69,7 @@ class EdgeSession:
         self._on_load_change = on_load_change
         self._on_result = on_result
         self._streams: dict[str, asyncio.Task[None]] = {}
+        self._stats: dict[str, StreamStats] = {}
         self._draining = False
 
     @property
@@ -133,18 +135,27 @@ class EdgeSession:
         finally:
             await self.aclose()
 
+    def _ended(self, rid: str, result: str, stats: StreamStats | None = None) -> None:
+        """Count and log how one request ended (once per request)."""
+        self._on_result(result)
+        stats = stats or self._stats.pop(rid, None) or self._new_stats(rid)
+        stats.log(result)
+
+    def _new_stats(self, rid: str) -> StreamStats:
+        return StreamStats(request_id=rid, edge=self.peer_id, path=self._link.path.value)
+
     async def _start(self, request: GenerateRequest) -> None:
         rid = request.request_id
         if self._draining:
-            self._on_result("refused")
+            self._ended(rid, "refused", self._new_stats(rid))
             await self._fail(rid, ErrorCode.DRAINING, "the worker is draining", retryable=True)
             return
         if rid in self._streams:
-            self._on_result("refused")
+            self._ended(rid, "refused", self._new_stats(rid))
             await self._fail(rid, ErrorCode.BAD_REQUEST, "duplicate request id", retryable=False)
             return
         if len(self._streams) >= self._max_streams or not self._shares.take_stream(self.peer_id):
-            self._on_result("refused")
+            self._ended(rid, "refused", self._new_stats(rid))
             await self._fail(
                 rid,
                 ErrorCode.OVERLOADED,
@@ -153,6 +164,7 @@ class EdgeSession:
                 retryable=True,
             )
             return
+        self._stats[rid] = self._new_stats(rid)
         task = asyncio.get_running_loop().create_task(self._serve(request), name=f"stream-{rid}")
         self._streams[rid] = task
         task.add_done_callback(lambda done: self._finished(rid, done))
@@ -162,7 +174,7 @@ class EdgeSession:
         if self._streams.pop(rid, None) is not None:
             self._shares.release_stream(self.peer_id)
         if task.cancelled():  # counted here: a task cancelled before it ran counts too
-            self._on_result("handed-back" if self._draining else "cancelled")
+            self._ended(rid, "handed-back" if self._draining else "cancelled")
         self._on_load_change()
 
     async def _serve(self, request: GenerateRequest) -> None:
@@ -170,18 +182,20 @@ class EdgeSession:
         try:
             async with aclosing(self._backend.stream(request)) as events:
                 async for event in events:
+                    if (stats := self._stats.get(rid)) is not None:
+                        stats.observe(event)
                     await self._link.send(event)
         except LinkClosed:
-            self._on_result("cancelled")
+            self._ended(rid, "cancelled")
             return
         except Exception as exc:
             code, message, retryable = failure_for(exc)
             if code is ErrorCode.BACKEND_ERROR:
                 log.exception("stream %s failed", rid)
-            self._on_result("failed" if code is ErrorCode.BACKEND_ERROR else "refused")
+            self._ended(rid, "failed" if code is ErrorCode.BACKEND_ERROR else "refused")
             await self._fail(rid, code, message, retryable=retryable)
             return
-        self._on_result("completed")
+        self._ended(rid, "completed")
 
     async def _fail(self, rid: str, code: ErrorCode, message: str, *, retryable: bool) -> None:
         failed = StreamFailed(

@@ -44,6 +44,12 @@ class WorkerMetrics:
             "tandem_worker_active_streams", "Streams generating or waiting.", registry=self.registry
         )
         self.active.set_function(active)
+        self.draining = Gauge(
+            "tandem_worker_draining",
+            "1 while this worker takes no new work (draining before preemption or shutdown, "
+            "or paused while its engine is down), else 0.",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

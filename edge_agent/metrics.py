@@ -10,6 +10,8 @@ pool drives ``cloud_channels`` and ``cloud_connects``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
@@ -81,6 +83,38 @@ class EdgeMetrics:
             ["to"],
             registry=self.registry,
         )
+
+        self.cloud_budget_tokens = Gauge(
+            "tandem_edge_cloud_budget_tokens",
+            "The daily cloud token budget (--cloud-daily-token-budget); 0 when unlimited.",
+            registry=self.registry,
+        )
+        self.cloud_budget_spent_tokens = Gauge(
+            "tandem_edge_cloud_budget_spent_tokens",
+            "Cloud tokens (prompt + completion) spent today (UTC day).",
+            registry=self.registry,
+        )
+
+        self.cloud_workers = Gauge(
+            "tandem_edge_cloud_workers",
+            "Cloud workers this edge holds a usable link to now (primary and warm standby); "
+            "exported only by an edge with a cloud configured.",
+            registry=None,
+        )
+        self._cloud_tracked = False
+
+    def track_cloud(self, workers: Callable[[], float]) -> None:
+        """Export ``cloud_workers``, read at scrape time; only an edge with a cloud calls
+        this, so that an alert on 0 never fires for an edge meant to run alone."""
+        self.cloud_workers.set_function(workers)
+        if not self._cloud_tracked:
+            self.registry.register(self.cloud_workers)
+            self._cloud_tracked = True
+
+    def track_budget(self, *, spent: Callable[[], float], limit: int | None) -> None:
+        """Read today's spend at scrape time (it can never drift from the budget's count)."""
+        self.cloud_budget_spent_tokens.set_function(spent)
+        self.cloud_budget_tokens.set(limit or 0)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format (``METRICS_CONTENT_TYPE``)."""

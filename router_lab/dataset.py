@@ -1,7 +1,8 @@
 """Labelled prompts for training and evaluating the router (the dev set's JSONL format).
 
 One JSON object per line: ``id``, ``messages`` (chat turns) or ``prompt``, ``label``
-(``local`` | ``cloud``), optional ``category``, ``lang`` and ``max_tokens``. Parsing is
+(``local`` | ``cloud``), optional ``category``, ``lang``, ``max_tokens`` and ``source``
+(who wrote the prompt, where a file mixes writers: ``router_lab.lowo`` groups by it). Parsing is
 pure (text in, items out) so tests feed it strings; the CLIs read the files.
 """
 
@@ -26,6 +27,7 @@ class LabelledPrompt:
     label: Route
     category: str = ""
     lang: str = ""
+    source: str = ""
 
 
 def parse_dataset(text: str, *, source: str = "<text>") -> list[LabelledPrompt]:
@@ -53,6 +55,7 @@ def parse_dataset(text: str, *, source: str = "<text>") -> list[LabelledPrompt]:
                 label=label,
                 category=str(row.get("category", "")),
                 lang=str(row.get("lang", "")),
+                source=str(row.get("source", "")),
             )
         )
     return items

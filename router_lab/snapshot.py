@@ -31,7 +31,8 @@ DATA = Path("data")
 
 def snapshot(paths: list[Path]) -> list[dict[str, Any]]:
     """One record per labelled prompt of ``paths``, in file and line order."""
-    # The limits an edge agent runs with by default (cascade on, its band): built from the
+    # The limits an edge agent runs with by default (the cascade off since 2026-12-06, so
+    # no decision is marked for it): built from the
     # settings' defaults, not the environment, so a TANDEM_* variable cannot skew it.
     config = RouterConfig.from_settings(EdgeSettings.model_construct())
     router = Router(config)

@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.logs import LogFormat
+
 __all__ = [
     "ENV_PREFIX",
     "MAX_TOKEN_FILE_BYTES",
@@ -43,6 +45,12 @@ class TandemSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr; journald picks them up)."
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log line format: text (under systemd: syslog priority prefixes, no "
+        "timestamps, journald adds them) or json (one object per line: ts, level, logger, "
+        "msg and the event's fields).",
     )
 
 
@@ -78,10 +86,11 @@ class PeerSettings(TandemSettings):
         "(default: every interface but loopback; 'none': no host candidates, only TURN or "
         "the relay). The quickstart uses 127.0.0.1.",
     )
-    turn_transport: Literal["auto", "udp", "tcp"] = Field(
+    turn_transport: Literal["auto", "udp", "tcp", "tls"] = Field(
         default="auto",
-        description="Which TURN URL to use when signaling offers both (aiortc takes one): "
-        "auto probes UDP to the TURN server before each attempt and uses TCP if it is blocked.",
+        description="Which TURN URL to use when signaling offers several (aiortc takes one): "
+        "auto probes UDP to the TURN server before each attempt, then TCP if UDP is blocked, "
+        "then TLS (a turns: URL) if TCP to the turn: port is blocked too.",
     )
     reconnect_max_s: float = Field(
         default=30.0,
@@ -238,13 +247,32 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[TandemSett
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
+        elif _repeatable(field):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=name.upper(),
+                help=help_text + " (repeatable)",
+            )
         else:
             parser.add_argument(
                 flag, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
             )
 
 
+def _repeatable(field: Any) -> bool:
+    """A text field whose flag may be given several times (joined with commas)."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("repeatable"))
+
+
 def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
     """The counterpart of ``add_settings_arguments``: load ``cls`` from parsed flags."""
-    overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields}
+    overrides = {
+        k: ",".join(v) if isinstance(v, list) else v
+        for k, v in vars(args).items()
+        if k in cls.model_fields
+    }
     return load_settings(cls, config_file=args.config, overrides=overrides)

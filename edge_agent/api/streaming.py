@@ -29,7 +29,7 @@ from edge_agent.api.context import CLIENT_CLOSED, RequestContext
 from edge_agent.api.errors import ApiError, api_error
 from edge_agent.errors import EdgeError, GenerationFailed
 from edge_agent.serving import Failover, Served
-from shared.messages import StreamEnd, TokenChunk
+from shared.messages import StreamEnd, TokenChunk, TokenLogprob
 
 __all__ = ["DeltaTemplate", "EventWriter", "NdjsonWriter", "SseWriter", "StreamShape", "respond"]
 
@@ -42,8 +42,10 @@ class StreamShape(Protocol):
     def opening(self) -> Sequence[BaseModel]:
         """Events sent before the first token (OpenAI chat: the role delta)."""
 
-    def delta(self, text: str) -> BaseModel:
-        """The event carrying newly generated ``text``."""
+    def delta(self, text: str, logprobs: Sequence[TokenLogprob] = ()) -> BaseModel | None:
+        """The event carrying newly generated ``text`` (and its tokens' ``logprobs``, when
+        the request asked); ``None`` to send nothing yet (a tool call is held back until
+        it is complete, then sent by ``closing``)."""
 
     def closing(self, end: StreamEnd) -> Sequence[BaseModel]:
         """Events sent once the engine is done (finish reason, usage)."""
@@ -51,7 +53,9 @@ class StreamShape(Protocol):
     def error(self, error: ApiError) -> BaseModel:
         """The event reporting a failure mid-stream."""
 
-    def complete(self, text: str, end: StreamEnd) -> BaseModel:
+    def complete(
+        self, text: str, end: StreamEnd, logprobs: Sequence[TokenLogprob] = ()
+    ) -> BaseModel:
         """The whole answer as one body, for a non-streaming request."""
 
 
@@ -135,7 +139,8 @@ class DeltaTemplate:
     depends on nothing but the text (OpenAI's chunks: fixed id, created, model), the
     event is serialized once with a marker as the text and split around it; a token's
     event is then ``prefix + JSON string + suffix``, byte for byte what pydantic writes
-    for valid text (``tests/edge_agent/api/test_streaming.py`` checks it).
+    for valid text (``tests/edge_agent/api/test_delta_template.py`` checks it). Events
+    carrying logprobs, and shapes that hold text back (tool calls), take the model path.
     """
 
     _MARKER = "tandem-delta-marker-7f3a"
@@ -150,12 +155,10 @@ class DeltaTemplate:
         timestamp per event, as Ollama's lines have) or it declares nothing."""
         if not getattr(shape, "constant_delta", False):
             return None
-        parts = (
-            shape.delta(cls._MARKER)
-            .model_dump_json()
-            .encode()
-            .split(json.dumps(cls._MARKER).encode())
-        )
+        event = shape.delta(cls._MARKER)
+        if event is None:
+            return None
+        parts = event.model_dump_json().encode().split(json.dumps(cls._MARKER).encode())
         if len(parts) != 2:  # the marker must appear exactly once, as a whole string
             return None
         return cls(parts[0], parts[1])
@@ -164,11 +167,16 @@ class DeltaTemplate:
         return self._prefix + json.dumps(text, ensure_ascii=False).encode() + self._suffix
 
 
-async def _collect(served: Served) -> tuple[str, StreamEnd]:
-    parts = [event.text async for event in served if isinstance(event, TokenChunk)]
+async def _collect(served: Served) -> tuple[str, StreamEnd, list[TokenLogprob]]:
+    parts: list[str] = []
+    scored: list[TokenLogprob] = []
+    async for event in served:
+        if isinstance(event, TokenChunk):
+            parts.append(event.text)
+            scored.extend(event.logprobs)
     if served.end is None:  # pragma: no cover - Served raises before this
         raise GenerationFailed("the engine stream ended without a StreamEnd")
-    return "".join(parts), served.end
+    return "".join(parts), served.end, scored
 
 
 async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None:
@@ -179,12 +187,12 @@ async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None
         if isinstance(event, Failover):
             await writer.failover(event)
         elif isinstance(event, TokenChunk):
-            if not event.text:
-                continue
-            if template is not None:
+            if template is not None and event.text and not event.logprobs:
                 await writer.send_json(template.render(event.text))
-            else:
-                await writer.send(shape.delta(event.text))
+                continue
+            held = shape.delta(event.text, event.logprobs) if event.text or event.logprobs else None
+            if held is not None:
+                await writer.send(held)
         else:
             for payload in shape.closing(event):
                 await writer.send(payload)
@@ -201,8 +209,8 @@ async def respond(
 ) -> web.StreamResponse:
     """Answer ``request`` from ``served``: one JSON body, or a stream of events."""
     if not stream:
-        text, end = await _collect(served)
-        return json_response(shape.complete(text, end))
+        text, end, scored = await _collect(served)
+        return json_response(shape.complete(text, end, scored))
     writer = await writer_class.start(request, ctx)
     try:
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from edge_agent.router import Decision, Route
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["Decided", "Engine", "EngineEvent", "Failover"]
+__all__ = ["Decided", "Engine", "EngineEvent", "Failover", "LinkedWorker"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ class Decided:
 
 
 EngineEvent = TokenChunk | StreamEnd | Failover | Decided
+
+
+@dataclass(frozen=True)
+class LinkedWorker:
+    """One open link to a cloud worker, as operators see it."""
+
+    worker_id: str
+    path: str
+    """``direct``, ``turn-udp``, ``turn-tcp``, ``relay`` or ``unknown``."""
+    role: str
+    """``primary`` (new requests go there) or ``standby`` (warm, for failover)."""
 
 
 class Engine(ABC):
@@ -69,6 +80,11 @@ class Engine(ABC):
         ``relay``, or ``unknown`` when aiortc would not say); ``None`` for an engine that
         runs here."""
         return None
+
+    def links(self) -> tuple[LinkedWorker, ...]:
+        """The cloud workers this engine holds links to now (the status page shows
+        them); none for an engine that runs here."""
+        return ()
 
     @abstractmethod
     def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from pathlib import Path
 
 from edge_agent.engines.base import Engine, EngineEvent
 from edge_agent.errors import (
@@ -36,6 +37,11 @@ class LocalEngine(Engine):
     @property
     def model(self) -> str:
         return self._runner.name
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF file the local model is loaded from."""
+        return self._runner.config.model_path
 
     @property
     def n_ctx(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from edge_agent.engines.base import Engine, EngineEvent
+from edge_agent.engines.base import Engine, EngineEvent, LinkedWorker
 from edge_agent.errors import NoPeerAvailable
 from edge_agent.peers import PeerPool
 from edge_agent.router import Route
@@ -39,6 +39,14 @@ class RemoteEngine(Engine):
         """The network path of the live link (``direct``, ``turn-udp``, ...), if any."""
         peer = self._pool.peer
         return peer.path.value if peer is not None else None
+
+    def links(self) -> tuple[LinkedWorker, ...]:
+        """The primary and warm-standby links of the pool."""
+        found = []
+        for peer, role in ((self._pool.peer, "primary"), (self._pool.standby, "standby")):
+            if peer is not None:
+                found.append(LinkedWorker(peer.worker_id, peer.path.value, role))
+        return tuple(found)
 
     async def available(self, timeout_s: float) -> bool:
         """Whether a worker link is (or becomes, within ``timeout_s``) usable."""

@@ -138,6 +138,9 @@ class PromptFeatures:
     """Digits of the longest number in the last user message (391 is prime? 17 x 23?)."""
     terms: frozenset[int] = frozenset()
     """Hashed words of the request (``terms.term_buckets``), for the learned word evidence."""
+    structured: bool = False
+    """The answer is constrained to JSON (a schema, ``json_object`` mode or a tool call):
+    the structured-output policy's signal (``structured.py``), not a model feature."""
     other_script_share: float = 0.0
     """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
     is weakest in these scripts)."""
@@ -229,6 +232,7 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         previous_answer_tokens=_previous_answer_tokens(request),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
+        structured=request.output is not None,
         terms=term_buckets(last_words, _focus(low), history_list),
     )
 

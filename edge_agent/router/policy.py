@@ -26,6 +26,7 @@ from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
+from edge_agent.router.structured import wants_cloud_for_structure
 from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 
@@ -73,6 +74,8 @@ class Reason(StrEnum):
     """Unsure router, local model confident over its first tokens: kept local."""
     LOW_CONFIDENCE = "low-confidence"
     """Unsure router, local model unsure over its first tokens: escalated."""
+    STRUCTURED_OUTPUT = "structured-output"
+    """The answer must match a JSON schema or be a tool call (``structured.py``)."""
 
 
 _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
@@ -157,6 +160,8 @@ class RouterConfig:
     """Scores in ``[threshold - band, threshold)`` are marked ``Decision.cascade`` (start
     locally, escalate on low confidence); 0 marks none. The agent sets it from
     ``--cascade-band`` (0 when ``--cascade`` is off)."""
+    structured_to_cloud: bool = True
+    """Send requests constrained to JSON (schemas, tool calls) to the cloud (``structured.py``)."""
 
     def __post_init__(self) -> None:
         if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
@@ -180,6 +185,7 @@ class RouterConfig:
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
             cascade_band=settings.cascade_band if settings.cascade else 0.0,
+            structured_to_cloud=settings.structured_to_cloud,
         )
 
 
@@ -239,6 +245,8 @@ class _PolicyRouter(ABC):
             return Decision(Route.CLOUD, Reason.CONTEXT_TOO_LONG)
         if config.local_overload_queue is not None and local_busy > config.local_overload_queue:
             return Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED)
+        if wants_cloud_for_structure(features, enabled=config.structured_to_cloud):
+            return Decision(Route.CLOUD, Reason.STRUCTURED_OUTPUT)
         if features.prompt_tokens > config.auto_local_max_prompt_tokens:
             return Decision(Route.CLOUD, Reason.LONG_PROMPT)
         if features.max_tokens is not None and features.max_tokens > config.auto_local_max_tokens:

@@ -105,6 +105,18 @@ class ServingPipeline:
         self._cascade = cascade if cascade is not None and cascade.enabled else None
         self._limits = limits or ServingLimits()
         self._clock = clock
+        if cloud is not None:
+            metrics.track_cloud(lambda: len(cloud.links()))
+        metrics.track_budget(spent=lambda: budget.spent(clock.today()), limit=budget.daily_tokens)
+
+    @property
+    def budget(self) -> CloudBudget:
+        """The day's cloud budget (read by the status page)."""
+        return self._budget
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @classmethod
     def from_settings(
@@ -224,6 +236,8 @@ def _decided(decision: Decision, report: ServingReport, metrics: EdgeMetrics) ->
     """Make a final route decision visible: the report (headers) and the metric."""
     report.served_by = decision.route
     report.reason = decision.reason
+    if report.route is None:
+        report.route = decision.route
     metrics.route_decisions.labels(decision.route.value, decision.reason.value).inc()
 
 
@@ -335,6 +349,7 @@ class Served:
                 if self.first_token_at is None:
                     self.first_token_at = self._clock.monotonic()
                     ttft = self.first_token_at - self.started
+                    self._report.ttft_s = ttft
                     self._metrics.time_to_first_token.labels(self._serving.value).observe(ttft)
                     self._prompt_by = self._serving
                 self._completion[self._serving] += event.n_tokens
@@ -350,6 +365,8 @@ class Served:
         if missing > 0:  # an engine that counted tokens it sent no chunk for
             completion[self._serving] += missing
         prompt_by = self._prompt_by or self._serving
+        self._report.prompt_tokens = end.prompt_tokens
+        self._report.completion_tokens = sum(completion.values())
         for route, tokens in completion.items():
             self._metrics.tokens.labels(route.value, "completion").inc(tokens)
         self._metrics.tokens.labels(prompt_by.value, "prompt").inc(end.prompt_tokens)

@@ -26,3 +26,10 @@ class ServingReport:
     """The network path of a cloud-served response (``direct``, ``turn-udp``, ...)."""
     failovers: list[Failover] = field(default_factory=list)
     """Every move after a failure, in order (before the first token too)."""
+    route: Route | None = None
+    """The router's first decision (``served_by`` may differ after a failover)."""
+    ttft_s: float | None = None
+    """Seconds from the pipeline taking the request to its first token."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    """Token counts, known once the stream has ended (the access log and status page)."""

@@ -46,3 +46,11 @@ def test_learned_router_beats_the_heuristic_baseline_on_cloud_recall(tmp_path: P
 
 def test_a_missing_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     assert main([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_any_labelled_file_evaluates_extra_fields_and_all(tmp_path: Path) -> None:
+    """The outcome set carries answers and confidences beside the labelled format."""
+    outcomes = DEV_PATH.parent / "outcomes" / "router_outcomes.jsonl"
+    out = tmp_path / "figures.json"
+    assert main([str(outcomes), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] == 100

@@ -18,8 +18,9 @@ COMPLETION = TextShape(id="cmpl-1", created=1_700_000_000, model="smol", include
 @given(TEXT)
 def test_chat_delta_matches_pydantic(text: str) -> None:
     template = DeltaTemplate.of(CHAT)
-    assert template is not None
-    assert template.render(text) == CHAT.delta(text).model_dump_json().encode()
+    event = CHAT.delta(text)
+    assert template is not None and event is not None
+    assert template.render(text) == event.model_dump_json().encode()
 
 
 @given(TEXT)

@@ -144,7 +144,12 @@ async def test_cascade_confident_start_is_replayed_then_continued(
     async with (
         cloud_engine() as cloud,
         running_agent(
-            local, cloud=cloud, cascade_band=0.99, cascade_threshold=0.0, cascade_tokens=4
+            local,
+            cloud=cloud,
+            cascade=True,
+            cascade_band=0.99,
+            cascade_threshold=0.0,
+            cascade_tokens=4,
         ) as agent,
     ):
         headers, text = await sse_text(http, f"{agent.v1}/chat/completions", CASCADE_PROMPT)
@@ -167,7 +172,12 @@ async def test_cascade_low_confidence_start_is_discarded_and_served_by_the_cloud
     async with (
         cloud_engine() as cloud,
         running_agent(
-            local, cloud=cloud, cascade_band=0.99, cascade_threshold=1.0, cascade_tokens=4
+            local,
+            cloud=cloud,
+            cascade=True,
+            cascade_band=0.99,
+            cascade_threshold=1.0,
+            cascade_tokens=4,
         ) as agent,
     ):
         headers, text = await sse_text(http, f"{agent.v1}/chat/completions", CASCADE_PROMPT)

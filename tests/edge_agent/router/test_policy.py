@@ -99,7 +99,7 @@ def test_most_certain_reason_first() -> None:
 
 def test_reasons_are_a_small_kebab_set() -> None:
     values = {r.value for r in Reason}
-    assert len(values) == 17
+    assert len(values) == 18
     assert all(v == v.lower() and " " not in v and "_" not in v for v in values)
 
 
@@ -108,7 +108,9 @@ def test_config_from_settings() -> None:
     config = RouterConfig.from_settings(settings)
     assert (config.auto_local_max_prompt_tokens, config.auto_local_max_tokens) == (10, 20)
     assert config.local_n_ctx == 4096
-    assert config.cascade_band == settings.cascade_band > 0  # the cascade is on by default
+    assert config.cascade_band == 0  # the cascade is off by default: no decision is marked
+    on = RouterConfig.from_settings(EdgeSettings(cascade=True, cascade_band=0.4))
+    assert on.cascade_band == 0.4
     off = RouterConfig.from_settings(EdgeSettings(cascade=False, cascade_band=0.4))
     assert off.cascade_band == 0  # --no-cascade: no decision is marked for it
     learned = RouterConfig.from_settings(EdgeSettings(router_cloud_threshold=0.3))

@@ -1,0 +1,185 @@
+"""Embeddings of labelled prompts from the local model, cached for the lab.
+
+Two representations of the same bundled SmolLM2 GGUF, both mean pooled over the prompt's
+tokens:
+
+- ``model``: the transformer's last hidden states through llama.cpp
+  (``llama_cpp.Llama(embedding=True)``), what "the local model's own embeddings" means.
+  It costs a prefill of the prompt, so it is measured for what it would buy, then for
+  what it costs on one core (``router_lab.lowo`` reports both).
+- ``table``: the model's *input* token-embedding table (``token_embd`` in the GGUF), read
+  with the ``gguf`` package: a tokenizer pass and a table look-up, no transformer.
+
+What is embedded is the conversation's last ask with a little of its history as
+context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end of
+the turn before it (``CONTEXT_TOKENS``), so an easy follow-up after hard turns reads as
+the follow-up it is.
+
+The cache (``router_lab/.cache/``, gitignored) is keyed by the text's SHA-256, so
+relabelling or adding files reuses what was computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_lab.dataset import LabelledPrompt, read_dataset
+from shared.messages import GenerateRequest
+
+__all__ = [
+    "ASK_TOKENS",
+    "CACHE_DIR",
+    "CONTEXT_TOKENS",
+    "EmbeddingCache",
+    "model_embedder",
+    "routing_text",
+    "table_embedder",
+    "token_table",
+]
+
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+ASK_TOKENS = 128
+CONTEXT_TOKENS = 24
+CONTEXT_CHARS = 4 * CONTEXT_TOKENS
+ASK_CHARS = 6 * ASK_TOKENS
+
+
+def routing_text(request: GenerateRequest) -> str:
+    """The text whose embedding stands for ``request``: the last ask, its history's tail."""
+    if request.prompt is not None:
+        return request.prompt[-ASK_CHARS:]
+    messages = [m for m in request.messages or () if m.role != "system"]
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    if last < 0:
+        return ""
+    ask = str(messages[last].content or "")[-ASK_CHARS:]
+    if last == 0:
+        return ask
+    before = str(messages[last - 1].content or "")[-CONTEXT_CHARS:]
+    return f"{before}\n\n{ask}"
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """``kind`` embeddings of texts, persisted as one ``.npz`` per kind."""
+
+    def __init__(self, kind: str, directory: Path = CACHE_DIR) -> None:
+        self.kind = kind
+        self.path = directory / f"{kind}.npz"
+        self._rows: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path) as data:
+                self._rows = {k: data[k] for k in data.files}
+        self._embedder: Any = None
+
+    def get(self, texts: Sequence[str]) -> np.ndarray:
+        """The embedding of each text (computing, then saving, the missing ones)."""
+        missing = [t for t in dict.fromkeys(texts) if _key(t) not in self._rows]
+        for count, text in enumerate(missing, start=1):
+            self._rows[_key(text)] = self._embed(text)
+            if count % 100 == 0:
+                print(f"embed {self.kind}: {count}/{len(missing)}", file=sys.stderr)
+                self.save()
+        if missing:
+            self.save()
+        return np.stack([self._rows[_key(t)] for t in texts])
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        savez: Any = np.savez  # its stub reads the arrays as its own keyword options
+        savez(tmp, **self._rows)
+        tmp.replace(self.path)
+
+    def _embed(self, text: str) -> np.ndarray:
+        if self._embedder is None:
+            self._embedder = model_embedder() if self.kind == "model" else table_embedder()
+        return np.asarray(self._embedder(text), dtype=np.float32)
+
+
+def _model_path() -> str:
+    from inference.models import bundled_model_path
+
+    path = bundled_model_path()
+    if path is None:
+        raise RuntimeError("the bundled SmolLM2 GGUF is not installed")
+    return str(path)
+
+
+def model_embedder() -> Any:
+    from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
+    llm = Llama(
+        model_path=_model_path(),
+        embedding=True,
+        n_ctx=512,
+        n_batch=512,
+        n_threads=1,
+        pooling_type=LLAMA_POOLING_TYPE_MEAN,
+        verbose=False,
+    )
+
+    def embed(text: str) -> np.ndarray:
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False) or [llm.token_bos()]
+        tokens = tokens[-(ASK_TOKENS + CONTEXT_TOKENS) :]
+        return np.asarray(llm.embed(llm.detokenize(tokens).decode("utf-8", "ignore") or " "))
+
+    return embed
+
+
+def token_table() -> tuple[Any, np.ndarray]:
+    """The bundled model's tokenizer (vocab-only llama.cpp) and its input embedding table."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from llama_cpp import Llama
+
+    path = _model_path()
+    reader = GGUFReader(path)
+    tensor = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    table = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+    tokenizer = Llama(model_path=path, vocab_only=True, verbose=False)
+    return tokenizer, table.reshape(-1, table.shape[-1])
+
+
+def table_embedder() -> Any:
+    tokenizer, table = token_table()
+
+    def embed(text: str) -> np.ndarray:
+        tokens = tokenizer.tokenize(text.encode("utf-8"), add_bos=False)
+        if not tokens:
+            return np.zeros(table.shape[1], dtype=np.float32)
+        return np.asarray(table[np.asarray(tokens)].mean(axis=0), dtype=np.float32)
+
+    return embed
+
+
+def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
+    """Each item's cached ``kind`` embedding (rows in ``items`` order)."""
+    return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m router_lab.embed", description="Fill the embedding cache."
+    )
+    parser.add_argument("kind", choices=["model", "table"])
+    parser.add_argument("datasets", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    items = [i for path in args.datasets for i in read_dataset(path)]
+    vectors = embed_items(args.kind, items)
+    print(f"{args.kind}: {vectors.shape[0]} embeddings of {vectors.shape[1]} dimensions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
