@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from daemon.install_cli import COMMANDS, add_install_commands, run_install_command
 from edge_agent.app import create_app
+from edge_agent.footprint import limit_malloc_arenas
 from edge_agent.install import SPEC
-from edge_agent.netcheck import run_netcheck
 from edge_agent.service import notifications
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_install_command(args, SPEC)
     if args.command == "netcheck":
         return _netcheck(args)
+    limit_malloc_arenas(os.environ)  # before any thread: see edge_agent/footprint.py
     try:
         settings = settings_from_args(EdgeSettings, args)
         configure_logging(settings.log_level, settings.log_format, os.environ)
@@ -131,6 +132,10 @@ def _netcheck(args: argparse.Namespace) -> int:
         )
         return 2
     logging.basicConfig(level="ERROR", format=log_format(os.environ), stream=sys.stderr)
+    # Here, not at the top: netcheck's STUN/TURN probes import aioice, which the
+    # serving process does not need until it opens a WebRTC link (footprint).
+    from edge_agent.netcheck import run_netcheck
+
     try:
         report = asyncio.run(
             run_netcheck(

@@ -50,6 +50,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
             n_threads=settings.n_threads,
             max_waiting=settings.max_queue,
             max_queued_chunks=settings.max_queued_chunks,
+            kv_cache_bytes=settings.kv_cache_mb * 1024 * 1024,
         )
     )
     local = LocalEngine(runner)

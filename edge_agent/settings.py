@@ -49,6 +49,14 @@ class EdgeSettings(PeerSettings):
         "it waits for the reader. Cloud stream: further chunks merge into the last one (the "
         "worker is not paused from here), so a slow reader gets fewer, larger chunks.",
     )
+    kv_cache_mb: int = Field(
+        default=0,
+        ge=0,
+        le=65_536,
+        description="Keep recent conversations' KV state for the local model, up to this "
+        "many MB (about 23 KB a token with the bundled model), so that a conversation "
+        "taking turns with others does not re-read its history; 0: off.",
+    )
     signaling: str | None = Field(
         default=None,
         description="Signaling server URL, e.g. wss://signal.example.com:8765/v1/signal (ws:// "

@@ -33,6 +33,7 @@ from inference.confidence import ConfidenceProbe, token_confidence
 from inference.constraints import grammar_for, sampler_kwargs, token_logprob
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.handoff import Handoff
+from inference.kvcache import KvCache
 from inference.models import model_name
 from inference.stops import StopScanner
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
@@ -57,10 +58,14 @@ class RunnerConfig:
     """Requests allowed to wait while one generates; more raise ``RunnerOverloaded``."""
     max_queued_chunks: int = 64
     """Token chunks allowed to wait for a slow reader; then the generating thread waits."""
+    kv_cache_bytes: int = 0
+    """Keep recent conversations' KV cells up to this many bytes (``KvCache``); 0: off."""
 
     def __post_init__(self) -> None:
         if self.max_queued_chunks < 1:
             raise ValueError("max_queued_chunks must be at least 1")
+        if self.kv_cache_bytes < 0:
+            raise ValueError("kv_cache_bytes must not be negative")
 
 
 class LlamaRunner:
@@ -76,6 +81,7 @@ class LlamaRunner:
         self._waiting = 0
         self._active: set[Handoff[_Item]] = set()
         self._closed = False
+        self._kv = KvCache(config.kv_cache_bytes) if config.kv_cache_bytes else None
         self.generated_tokens = 0
         """Tokens generated since load, for any request, finished or cancelled: what the
         model really did (a cancelled stream's tokens reach no ``StreamEnd``)."""
@@ -93,6 +99,11 @@ class LlamaRunner:
     @property
     def n_ctx(self) -> int:
         return self.config.n_ctx
+
+    @property
+    def kv_restored_tokens(self) -> int:
+        """Prompt tokens taken from kept KV cells instead of evaluated (0 with it off)."""
+        return self._kv.restored_tokens if self._kv is not None else 0
 
     @property
     def backlog(self) -> int:
@@ -279,6 +290,8 @@ class LlamaRunner:
         unsent = 0
         generated = 0
         eog = False
+        if self._kv is not None:  # another conversation's turn may sit in the context
+            self._kv.restore(llm, tokens)
         for token in llm.generate(
             tokens,
             temp=params.temperature,
@@ -306,6 +319,8 @@ class LlamaRunner:
                 scored = []
             if scanner.stopped or generated >= max_tokens:
                 break
+        if self._kv is not None:
+            self._kv.save(llm)
         text = scanner.finish(decoder.decode(b"", final=True))
         if text or unsent:  # chunks' n_tokens always add up to completion_tokens
             emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent, logprobs=tuple(scored)))

@@ -10,26 +10,40 @@ peers' signaling WebSockets) implements the same ``Link``. ``SignalingClient``
 ``signaling`` package).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from link.base import Link, LinkClosed, PathKind
 from link.datachannel import DataChannelLink
 from link.framed import DEFAULT_QUEUED_FRAMES
+from link.ice import IcePolicy, parse_addresses, quiet_webrtc_logs
 from link.relay_link import RelayLink
-from link.rtc import (
-    IcePolicy,
-    RtcAnswer,
-    RtcOffer,
-    accept_offer,
-    create_offer,
-    parse_addresses,
-    quiet_webrtc_logs,
-    rtc_configuration,
-)
 from link.signaling_client import (
     SignalingClient,
     SignalingRefused,
     SignalingState,
     SignalingUnavailable,
 )
+
+if TYPE_CHECKING:
+    from link.rtc import RtcAnswer, RtcOffer, accept_offer, create_offer, rtc_configuration
+
+_RTC_NAMES = frozenset(
+    {"RtcAnswer", "RtcOffer", "accept_offer", "create_offer", "rtc_configuration"}
+)
+"""Imported from ``link.rtc`` on first use: it imports aiortc (and PyAV, ~25 MB of RSS),
+which a process that never opens a WebRTC link need not pay for."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RTC_NAMES:
+        value = getattr(importlib.import_module("link.rtc"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'link' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_QUEUED_FRAMES",

@@ -29,9 +29,9 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from link.base import LinkClosed, PathKind
 from link.datachannel import DataChannelLink
 from link.framed import DEFAULT_QUEUED_FRAMES
+from link.ice import IcePolicy, parse_addresses, quiet_webrtc_logs
 from link.probe import choose_turn_transport
 from shared.messages import IceServer
-from shared.settings import PeerSettings
 
 __all__ = [
     "IcePolicy",
@@ -51,6 +51,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHANNEL_LABEL = "tandem"
+
+DEFAULT_POLICY = IcePolicy()
+"""All interfaces but loopback, TURN transport chosen by probing (``IcePolicy``'s defaults)."""
 
 # aioice gathers host candidates on every interface except 127.0.0.1 and offers no way
 # to choose. Deployments need one (a Pi with a LAN and a VPN interface), and so does a
@@ -74,16 +77,6 @@ if aioice.ice.get_host_addresses is not _host_addresses:
     aioice.ice.get_host_addresses = _host_addresses
 
 
-def parse_addresses(value: str | None) -> tuple[str, ...] | None:
-    """``"127.0.0.1, ::1"`` -> ``("127.0.0.1", "::1")``; empty or ``None`` -> ``None`` (all);
-    ``"none"`` -> ``()``: no host candidates at all (only TURN, or the relay)."""
-    if not value or not value.strip():
-        return None
-    if value.strip().lower() == "none":
-        return ()
-    return tuple(a.strip() for a in value.split(",") if a.strip())
-
-
 @contextlib.contextmanager
 def _gathering_on(addresses: tuple[str, ...] | None) -> Iterator[None]:
     token = _HOST_ADDRESSES.set(addresses)
@@ -91,13 +84,6 @@ def _gathering_on(addresses: tuple[str, ...] | None) -> Iterator[None]:
         yield
     finally:
         _HOST_ADDRESSES.reset(token)
-
-
-def quiet_webrtc_logs(level: str) -> None:
-    """aioice logs every ICE check at INFO: keep that for DEBUG runs, not for journald."""
-    if level != "DEBUG":
-        for name in ("aioice", "aiortc"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def turn_transport_of(url: str) -> str:
@@ -260,29 +246,8 @@ def _stun_only(ice_servers: Sequence[IceServer]) -> list[IceServer]:
     return out
 
 
-@dataclass(frozen=True)
-class IcePolicy:
-    """How this peer gathers candidates: which local addresses (``None``: all but
-    loopback) and which TURN transport it prefers."""
-
-    host_addresses: tuple[str, ...] | None = None
-    turn_transport: str = "auto"
-    direct_only: bool = False
-    """No TURN on either side: no allocation of ours, and the answer's relay candidates
-    dropped. For trying to lift a TURN-relayed link to a direct one: aioice nominates
-    the first pair whose check succeeds, so under load a relay pair can win the race
-    against a hole-punched one that would also have worked."""
-
-    @classmethod
-    def from_settings(cls, settings: PeerSettings) -> IcePolicy:
-        return cls(
-            host_addresses=parse_addresses(settings.ice_host_addresses),
-            turn_transport=settings.turn_transport,
-        )
-
-
 async def create_offer(
-    ice_servers: Sequence[IceServer], policy: IcePolicy = IcePolicy()
+    ice_servers: Sequence[IceServer], policy: IcePolicy = DEFAULT_POLICY
 ) -> RtcOffer:
     """Start a connection as the offering side (the edge)."""
     if policy.direct_only:
@@ -337,7 +302,7 @@ async def accept_offer(
     *,
     max_frame_bytes: int,
     max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
-    policy: IcePolicy = IcePolicy(),
+    policy: IcePolicy = DEFAULT_POLICY,
     label: str = "",
 ) -> RtcAnswer:
     """Answer an offer (the worker side); the link resolves when the channel opens."""

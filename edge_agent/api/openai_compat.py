@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -64,6 +65,12 @@ class ChatShape:
     @property
     def _holds(self) -> bool:
         return self.tools is not None and self.tools.mode != "none"
+
+    @property
+    def constant_delta(self) -> bool:
+        """``delta`` depends on the text alone (unless text is held back for a tool
+        call): streaming may serialize it once (``streaming.DeltaTemplate``)."""
+        return not self._holds
 
     def _chunk(
         self,
@@ -154,6 +161,9 @@ class TextShape:
     include_usage: bool
     _sent: list[int] = field(default_factory=lambda: [0])
     """Characters of token text already reported, for ``logprobs.text_offset``."""
+
+    constant_delta: ClassVar[bool] = True
+    """``delta`` depends on the text alone (``streaming.DeltaTemplate``)."""
 
     def _completion(
         self,

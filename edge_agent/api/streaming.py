@@ -15,6 +15,7 @@ stops generation. A ``Failover`` event becomes a note where the format has room 
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from edge_agent.errors import EdgeError, GenerationFailed
 from edge_agent.serving import Failover, Served
 from shared.messages import StreamEnd, TokenChunk, TokenLogprob
 
-__all__ = ["EventWriter", "NdjsonWriter", "SseWriter", "StreamShape", "respond"]
+__all__ = ["DeltaTemplate", "EventWriter", "NdjsonWriter", "SseWriter", "StreamShape", "respond"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class EventWriter(ABC):
         (drain) when the client reads slower than tokens come, so nothing piles up."""
         await self.response.write(self._frame(payload.model_dump_json().encode()))
 
+    async def send_json(self, data: bytes) -> None:
+        """Write one event already serialized (``DeltaTemplate``)."""
+        await self.response.write(self._frame(data))
+
     async def finish(self) -> None:
         """End the stream normally."""
         await self.response.write_eof()
@@ -125,6 +130,43 @@ class NdjsonWriter(EventWriter):
         return data + b"\n"
 
 
+class DeltaTemplate:
+    """A shape's token event, serialized once: each token splices its text in.
+
+    Building three pydantic models and serializing them for every token is most of what
+    the event loop does per token on the local path; the loop shares two cores with the
+    model's thread, so it is time the model does not get. Where a shape's delta event
+    depends on nothing but the text (OpenAI's chunks: fixed id, created, model), the
+    event is serialized once with a marker as the text and split around it; a token's
+    event is then ``prefix + JSON string + suffix``, byte for byte what pydantic writes
+    for valid text (``tests/edge_agent/api/test_delta_template.py`` checks it). Events
+    carrying logprobs, and shapes that hold text back (tool calls), take the model path.
+    """
+
+    _MARKER = "tandem-delta-marker-7f3a"
+
+    def __init__(self, prefix: bytes, suffix: bytes) -> None:
+        self._prefix = prefix
+        self._suffix = suffix
+
+    @classmethod
+    def of(cls, shape: StreamShape) -> DeltaTemplate | None:
+        """The template for ``shape``; ``None`` if its deltas vary beyond the text (a
+        timestamp per event, as Ollama's lines have) or it declares nothing."""
+        if not getattr(shape, "constant_delta", False):
+            return None
+        event = shape.delta(cls._MARKER)
+        if event is None:
+            return None
+        parts = event.model_dump_json().encode().split(json.dumps(cls._MARKER).encode())
+        if len(parts) != 2:  # the marker must appear exactly once, as a whole string
+            return None
+        return cls(parts[0], parts[1])
+
+    def render(self, text: str) -> bytes:
+        return self._prefix + json.dumps(text, ensure_ascii=False).encode() + self._suffix
+
+
 async def _collect(served: Served) -> tuple[str, StreamEnd, list[TokenLogprob]]:
     parts: list[str] = []
     scored: list[TokenLogprob] = []
@@ -140,10 +182,14 @@ async def _collect(served: Served) -> tuple[str, StreamEnd, list[TokenLogprob]]:
 async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None:
     for payload in shape.opening():
         await writer.send(payload)
+    template = DeltaTemplate.of(shape)
     async for event in served:
         if isinstance(event, Failover):
             await writer.failover(event)
         elif isinstance(event, TokenChunk):
+            if template is not None and event.text and not event.logprobs:
+                await writer.send_json(template.render(event.text))
+                continue
             held = shape.delta(event.text, event.logprobs) if event.text or event.logprobs else None
             if held is not None:
                 await writer.send(held)

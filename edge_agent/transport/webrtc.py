@@ -19,7 +19,6 @@ from link import (
     SignalingClient,
     SignalingRefused,
     SignalingUnavailable,
-    create_offer,
 )
 from shared.messages import ErrorCode, Offer
 
@@ -43,6 +42,10 @@ async def connect_webrtc(
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
+        # Imported here, not at the top: link.rtc imports aiortc (~25 MB of RSS with
+        # PyAV), which an edge pays for only once it opens its first WebRTC link.
+        from link.rtc import create_offer
+
         rtc = await create_offer(signaling.ice_servers, policy)
     except SignalingUnavailable as exc:
         raise NoPeerAvailable(str(exc)) from exc

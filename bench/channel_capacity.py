@@ -1,0 +1,126 @@
+"""The transport's ceiling: tokens per second through one edge -> worker data channel
+with 1, 16 and 64 concurrent streams, against the raw aiortc message rate on a channel
+opened in the same run (the baseline: what aiortc alone moves, no Tandem framing,
+sessions or back-pressure).
+
+The worker is a real process with a bench-only backend that emits one-token chunks as
+fast as the link takes them (``bench/fast_worker.py``); the edge's pool runs here. The
+raw rate: ``--raw-messages`` 16-byte messages (a token frame's size) sent on a fresh
+loopback channel pair, counted on arrival. Target: >= 20,000 tokens/s at 64 streams.
+
+    python -m bench.channel_capacity [--rounds 3] [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bench.common import bench_args, finish, median, rounds_of
+from bench.transport import LOOPBACK, edge_pool, one_stream, transport, until
+from edge_agent.engines.remote import RemoteEngine
+from link.rtc import accept_offer, create_offer
+
+CONCURRENCY = (1, 16, 64)
+
+
+async def streams_rate(engine: RemoteEngine, n: int, tokens_each: int) -> float:
+    """Tokens per second with ``n`` streams of ``tokens_each`` at once."""
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one_stream(engine, tokens_each) for _ in range(n)))
+    elapsed = time.perf_counter() - start
+    return sum(t for _, t in results) / elapsed
+
+
+async def raw_rate(messages: int) -> float:
+    """Messages per second on a bare aiortc data channel pair over loopback."""
+    offer = await create_offer((), LOOPBACK)
+    answer = await accept_offer(offer.sdp, (), max_frame_bytes=16_384, policy=LOOPBACK)
+    edge = await offer.complete(answer.sdp, timeout_s=20, max_frame_bytes=16_384)
+    worker = await answer.wait_link(20)
+    # The links' channels themselves: aiortc with nothing of Tandem's on top.
+    send_channel: Any = worker._channel
+    recv_channel: Any = edge._channel
+    got = 0
+    done = asyncio.Event()
+
+    def on_message(_: bytes) -> None:
+        nonlocal got
+        got += 1
+        if got == messages:
+            done.set()
+
+    recv_channel.remove_all_listeners("message")
+    recv_channel.on("message", on_message)
+    low = asyncio.Event()
+    send_channel.on("bufferedamountlow", low.set)
+    payload = b"x" * 16
+    start = time.perf_counter()
+    for i in range(messages):
+        send_channel.send(payload)
+        if i % 256 == 0:  # let aiortc's SCTP task drain, as a real sender would
+            if send_channel.bufferedAmount > send_channel.bufferedAmountLowThreshold:
+                low.clear()
+                async with asyncio.timeout(60):
+                    await low.wait()
+            await asyncio.sleep(0)
+    await asyncio.wait_for(done.wait(), 120)
+    elapsed = time.perf_counter() - start
+    await edge.aclose()
+    await worker.aclose()
+    return messages / elapsed
+
+
+@asynccontextmanager
+async def phase(what: str, timeout_s: float = 180) -> AsyncIterator[None]:
+    """A phase that never hangs the benchmark: past ``timeout_s`` it fails, naming itself."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        raise RuntimeError(f"channel_capacity: {what}: not done in {timeout_s:.0f} s") from None
+
+
+async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {f"tokens_per_s_{n}": [] for n in CONCURRENCY}
+    rates["raw_messages_per_s"] = []
+    async with transport(capacity=max(CONCURRENCY)) as t, edge_pool(t) as pool:
+        await until(lambda: pool.peer is not None, 60, "the pool linked")
+        engine = RemoteEngine(pool, model="")
+        await streams_rate(engine, 4, 64)  # warm-up
+        for _ in range(rounds):
+            for n in CONCURRENCY:
+                async with phase(f"{n} streams"):
+                    rate = await streams_rate(engine, n, tokens_each)
+                rates[f"tokens_per_s_{n}"].append(rate)
+            async with phase("raw messages"):
+                rates["raw_messages_per_s"].append(await raw_rate(raw_messages))
+    figures: dict[str, Any] = {key: median(values) for key, values in rates.items()}
+    for n in CONCURRENCY:
+        figures[f"ratio_tokens_{n}_vs_raw_messages"] = (
+            figures[f"tokens_per_s_{n}"] / figures["raw_messages_per_s"]
+        )
+    return figures
+
+
+def main() -> None:
+    parser = bench_args(__doc__ or "", rounds=3, quick_rounds=1)
+    parser.add_argument("--tokens-per-stream", type=int, default=None, help="default 256")
+    parser.add_argument("--raw-messages", type=int, default=None, help="default 5000")
+    args = parser.parse_args()
+    tokens = args.tokens_per_stream or (64 if args.quick else 256)
+    raw = args.raw_messages or (2000 if args.quick else 5000)
+    figures = {
+        "baseline": "raw aiortc messages/s on a loopback channel pair, same run",
+        "rounds": rounds_of(args),
+        "tokens_per_stream": tokens,
+        **asyncio.run(run(rounds_of(args), tokens, raw)),
+    }
+    finish("channel_capacity", figures, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Every benchmark still runs: each with ``--quick``, its JSON has the fields it promises
+and they are finite numbers. Benchmarks are not tests: nothing here asserts a timing or
+a ratio's value (the machine is shared; the figures live in bench/README.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.model import model_path
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASES = {
+    "edge_overhead": (
+        [],
+        [
+            "ratio_total_edge_vs_inproc",
+            "ratio_total_edge_vs_llamacpp_server",
+            "ttft_ms_inproc",
+            "ttft_ms_edge",
+            "ttft_ms_llamacpp_server",
+            "total_ms_inproc",
+            "total_ms_edge",
+            "total_ms_llamacpp_server",
+        ],
+    ),
+    "channel_capacity": (
+        [],
+        ["tokens_per_s_1", "tokens_per_s_16", "tokens_per_s_64", "raw_messages_per_s"],
+    ),
+    "connect": (
+        [],
+        ["cold_ms_p50", "cold_ms_p99", "bare_handshake_ms_p50", "warm_ms_p50", "warm_ms_p99"],
+    ),
+    "escalation_overhead": (
+        [],
+        [
+            "added_ttft_ms_p50",
+            "added_ttft_ms_p99",
+            "ratio_ttft_vs_http_proxy",
+            "ttft_ms_tandem",
+            "openai_ttft_ms_direct",
+            "openai_ttft_ms_http_proxy",
+            "openai_ttft_ms_tandem",
+        ],
+    ),
+    "hybrid": (
+        ["--limit", "3", "--max-tokens", "8"],
+        [
+            "ratio_mean_hybrid_vs_cloud",
+            "ratio_cloud_tokens_hybrid_vs_cloud",
+            "ttft_ms_mean_hybrid",
+            "ttft_ms_p99_hybrid",
+            "total_ms_mean_cloud",
+            "cloud_tokens_cloud",
+        ],
+    ),
+    "multiturn": (
+        ["--turns", "2", "--max-tokens", "8"],
+        [
+            "ttft_ms_turn2_cold",
+            "ttft_ms_turn2_cached",
+            "ttft_ms_turn2_edge_kv",
+            "ratio_ttft_last_turn_cached_vs_cold",
+            "ratio_ttft_last_turn_edge_kv_vs_cold",
+        ],
+    ),
+    "footprint": (
+        ["--idle-s", "1"],
+        [
+            "rss_mb_idle_edge",
+            "rss_mb_idle_llamacpp_server",
+            "idle_cpu_pct_edge",
+            "idle_cpu_pct_llamacpp_server",
+            "ratio_rss_idle_edge_vs_llamacpp_server",
+            "budget_tokens_per_s_pi",
+            "budget_ttft_ms_pi",
+            "ratio_tokens_per_s_pi_vs_free",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_benchmark_runs_quick_and_writes_its_fields(name: str, tmp_path: Path) -> None:
+    model_path()  # a clear failure if the bundled model is missing
+    extra, fields = CASES[name]
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["benchmark"] == name
+    for field in fields:
+        value = figures[field]
+        assert isinstance(value, (int, float)), (field, value)
+        assert math.isfinite(value), (field, value)
