@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from pathlib import Path
 
 from edge_agent.engines.base import Engine, EngineEvent
 from edge_agent.errors import (
@@ -50,6 +51,15 @@ class LocalEngine(Engine):
     def busy(self) -> int:
         """Requests generating or queued locally (the router's overload signal)."""
         return self._runner.busy
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF this engine serves (the router's token head is tied to its hash)."""
+        return self._runner.config.model_path
+
+    def tokenize(self, text: str) -> list[int] | None:
+        """``text``'s token ids in the local vocabulary; ``None`` before the model loads."""
+        return self._runner.tokenize(text)
 
     async def load(self) -> None:
         """Load the model (seconds); ``ready`` turns true when done."""

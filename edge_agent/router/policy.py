@@ -21,11 +21,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
+from edge_agent.router.table import TokenHead, blend, load_token_head
 from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 
@@ -266,19 +268,37 @@ class HeuristicRouter(_PolicyRouter):
 class Router(_PolicyRouter):
     """The learned router: pure, synchronous, no I/O once built (weights load in ``__init__``)."""
 
-    def __init__(self, config: RouterConfig, model: RouterModel | None = None) -> None:
-        """``model`` defaults to the bundled weights (read once, here)."""
+    def __init__(
+        self,
+        config: RouterConfig,
+        model: RouterModel | None = None,
+        token_head: TokenHead | None = None,
+    ) -> None:
+        """``model`` defaults to the bundled weights (read once, here). With ``token_head``
+        a request whose features carry ``ask_tokens`` is scored by the blend of both
+        (``table.blend``) against the head's threshold; without, by the features alone."""
         super().__init__(config)
         self.model: RouterModel = model if model is not None else load_model()
+        self.token_head = token_head
         self.threshold = (
             config.cloud_threshold if config.cloud_threshold is not None else self.model.threshold
+        )
+        self.blend_threshold = (
+            config.cloud_threshold
+            if config.cloud_threshold is not None or token_head is None
+            else token_head.threshold
         )
         self.cascade_floor = self.threshold - config.cascade_band
 
     @classmethod
-    def from_settings(cls, settings: EdgeSettings) -> Router:
-        """The router an edge agent runs with: its limits and its weights file."""
-        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model))
+    def from_settings(cls, settings: EdgeSettings, model_path: Path | None = None) -> Router:
+        """The router an edge agent runs with: its limits, its weights file and, for the
+        bundled weights and the GGUF ``model_path`` they were fitted with, the
+        token-embedding head."""
+        head = None
+        if settings.router_model is None:
+            head = load_token_head(model_path)
+        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model), head)
 
     def score(self, features: PromptFeatures) -> float:
         """The learned probability that ``features`` needs the cloud model."""
@@ -287,9 +307,14 @@ class Router(_PolicyRouter):
     def _judge(self, features: PromptFeatures) -> Decision:
         x = self.model.vector(features)
         p = self.model.probability(x)
-        if p >= self.threshold:
+        threshold = self.threshold
+        if self.token_head is not None and features.ask_tokens is not None:
+            head = self.token_head.log_odds(features.ask_tokens)
+            p = blend(p, head, features.elaboration)
+            threshold = self.blend_threshold
+        if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
-        if self.config.cascade_band > 0 and p >= self.cascade_floor:
+        if self.config.cascade_band > 0 and p >= threshold - self.config.cascade_band:
             return Decision(Route.LOCAL, Reason.SIMPLE, cascade=True, p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
 
@@ -308,6 +333,8 @@ class Router(_PolicyRouter):
         for flag, content in _REASON_OF_FLAG:
             if getattr(features, flag):
                 return content
+        if features.elaboration:  # the rule that sent it (model.ELABORATION_FLOOR)
+            return Reason.REASONING
         totals: dict[Reason, float] = {}
         contributions = self.model.logistic.contributions(x)
         for name, contribution, value, mean in zip(

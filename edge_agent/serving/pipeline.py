@@ -25,7 +25,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge_agent.engines.base import Decided, Engine, EngineEvent, Failover
 from edge_agent.engines.cascade import CascadeEngine
@@ -44,6 +44,8 @@ from edge_agent.router import (
     extract_features,
 )
 from edge_agent.router.cascade import CascadeConfig
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.table import routing_text
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
 from edge_agent.serving.report import ServingReport
@@ -132,7 +134,7 @@ class ServingPipeline:
         return cls(
             local=local,
             cloud=cloud,
-            router=Router.from_settings(settings),
+            router=Router.from_settings(settings, model_path=local.model_path),
             metrics=metrics,
             budget=CloudBudget(settings.cloud_daily_token_budget),
             cascade=CascadeConfig.from_settings(settings),
@@ -186,6 +188,7 @@ class ServingPipeline:
                 param="messages" if request.messages is not None else "prompt",
             )
         check_fits(request)
+        features = self._with_ask_tokens(request, features)
         return self._router.decide(
             features,
             requested=requested,
@@ -193,6 +196,18 @@ class ServingPipeline:
             cloud_budget_left=self._budget.has_room(self._clock.today()),
             local_busy=self.local.busy,
         )
+
+    def _with_ask_tokens(
+        self, request: GenerateRequest, features: PromptFeatures
+    ) -> PromptFeatures:
+        """``features`` with the routing text's local token ids, when the router has a
+        token-embedding head for the local model (the tokeniser is the inference side's;
+        the router stays pure). Before the model loads there are none: features only."""
+        router = self._router
+        if not isinstance(router, Router) or router.token_head is None:
+            return features
+        ids = self.local.tokenize(routing_text(request))
+        return features if ids is None else replace(features, ask_tokens=tuple(ids))
 
     def _engine_for(self, plan: Decision) -> Engine:
         if plan.cascade and self._cascade is not None and self.cloud is not None:

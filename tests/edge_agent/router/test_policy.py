@@ -215,3 +215,52 @@ def test_without_content_markers_only_present_features_explain_an_escalation() -
     decision = Router(CONFIG, model).decide(features, requested="auto", cloud_available=True)
     assert decision.route is Route.CLOUD
     assert decision.reason.value == "math"
+
+
+def test_token_head_blends_only_when_the_request_carries_token_ids() -> None:
+    """With a head, a request with ``ask_tokens`` is scored by the blend and compared with
+    the head's threshold; without token ids (another GGUF, the model still loading) the
+    features decide against the weights' own threshold."""
+    from edge_agent.router.table import TokenHead, blend
+
+    features = extract_features(
+        GenerateRequest(
+            request_id="r", messages=(ChatMessage(role="user", content="what's 2 + 2?"),)
+        )
+    )
+    plain = Router(CONFIG)
+    p = plain.score(features)
+    # A head that reads token 1 as certainly hard, token 0 as certainly easy.
+    head = TokenHead(gguf_sha256="0" * 64, weights=[-30.0, 30.0], bias=0.0, threshold=0.5)
+    router = Router(CONFIG, plain.model, head)
+    alone = router.decide(features, requested="auto", cloud_available=True)
+    assert alone == plain.decide(features, requested="auto", cloud_available=True)
+    hard = router.decide(replace(features, ask_tokens=(1,)), requested="auto", cloud_available=True)
+    assert hard.route is Route.CLOUD
+    assert hard.p_cloud == pytest.approx(blend(p, 30.0, False))
+    easy = router.decide(replace(features, ask_tokens=(0,)), requested="auto", cloud_available=True)
+    assert easy.route is Route.LOCAL
+    assert router.blend_threshold == 0.5 and router.threshold == plain.threshold
+
+
+def test_an_elaborating_follow_up_goes_to_the_cloud() -> None:
+    """ "why though?" after an explanation is the hard question continued (the rule holds
+    with or without the head)."""
+    features = extract_features(
+        GenerateRequest(
+            request_id="r",
+            messages=(
+                ChatMessage(role="user", content="is the halting problem really unsolvable?"),
+                ChatMessage(
+                    role="assistant",
+                    content="Yes. Turing showed in 1936 that no general algorithm can decide, "
+                    "for every program and input, whether it halts.",
+                ),
+                ChatMessage(role="user", content="why though?"),
+            ),
+        )
+    )
+    assert features.elaboration
+    decision = Router(CONFIG).decide(features, requested="auto", cloud_available=True)
+    assert decision.route is Route.CLOUD
+    assert decision.reason is Reason.REASONING
