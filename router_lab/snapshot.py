@@ -5,9 +5,10 @@ decides for an ``auto`` request with a reachable cloud and an idle local model (
 reason, cascade flag, ``p_cloud`` as its exact ``repr``), the feature vector the model
 scored (each value's ``repr``), the prompt's hashed terms and, when the shipped
 token-embedding head matches the bundled GGUF, the routing text's token ids (the
-decision is then the blended one, as on an edge running the bundled model). Two more columns widen the
-check: the reason the learned router would give if the prompt were escalated (threshold
-near 0, so ``_explain`` runs on every prompt) and the hand-written baseline's decision.
+decision is then the blended one, as on an edge running the bundled model). Two more
+columns widen the check: the reason the learned router would give if the prompt were
+escalated (threshold near 0, so ``_explain`` runs on every prompt) and the hand-written
+baseline's decision.
 
 Run it before and after a change that must not move the router (a refactor, a new word
 list format) and compare the two files byte for byte: ``cmp before.json after.json``.
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.router import HeuristicRouter, Router, RouterConfig, extract_features
-from edge_agent.settings import EdgeSettings
 from edge_agent.router.table import load_token_head, routing_text
+from edge_agent.settings import EdgeSettings
 from inference.models import bundled_model_path
 from router_lab.dataset import read_dataset
 from router_lab.embed import token_table
