@@ -283,11 +283,10 @@ class Router(_PolicyRouter):
         self.threshold = (
             config.cloud_threshold if config.cloud_threshold is not None else self.model.threshold
         )
-        self.blend_threshold = (
-            config.cloud_threshold
-            if config.cloud_threshold is not None or token_head is None
-            else token_head.threshold
-        )
+        self.blend_threshold = self.threshold
+        """The threshold of the blended score (the head's, unless the setting overrides)."""
+        if token_head is not None and config.cloud_threshold is None:
+            self.blend_threshold = token_head.threshold
         self.cascade_floor = self.threshold - config.cascade_band
 
     @classmethod

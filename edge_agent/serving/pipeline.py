@@ -188,7 +188,8 @@ class ServingPipeline:
                 param="messages" if request.messages is not None else "prompt",
             )
         check_fits(request)
-        features = self._with_ask_tokens(request, features)
+        if requested == "auto":
+            features = self._with_ask_tokens(request, features)
         return self._router.decide(
             features,
             requested=requested,
