@@ -4,7 +4,7 @@ Prints accuracy, recall on ``cloud`` items (hard prompts escalated), the share o
 ``local`` items kept local, the confusion table and the decision time (feature
 extraction plus decision, p50/p99). ``--json FILE`` writes the same figures. Decisions
 are taken as for an ``auto`` request with a reachable cloud and an idle local model, so
-only the prompt decides. A cascade decision counts as local: it starts locally.
+only the prompt decides.
 """
 
 from __future__ import annotations

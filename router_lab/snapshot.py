@@ -2,7 +2,7 @@
 
 For every prompt of every ``data/*.jsonl`` file it records what the edge's default router
 decides for an ``auto`` request with a reachable cloud and an idle local model (route,
-reason, cascade flag, ``p_cloud`` as its exact ``repr``), the feature vector the model
+reason, ``p_cloud`` as its exact ``repr``), the feature vector the model
 scored (each value's ``repr``), the prompt's hashed terms and, when the shipped
 token-embedding head matches the bundled GGUF, the routing text's token ids (the
 decision is then the blended one, as on an edge running the bundled model). Two more
@@ -37,14 +37,13 @@ DATA = Path("data")
 
 def snapshot(paths: list[Path]) -> list[dict[str, Any]]:
     """One record per labelled prompt of ``paths``, in file and line order."""
-    # The limits an edge agent runs with by default (the cascade off since 2026-12-06, so
-    # no decision is marked for it): built from the
-    # settings' defaults, not the environment, so a TANDEM_* variable cannot skew it.
+    # The limits an edge agent runs with by default: built from the settings' defaults,
+    # not the environment, so a TANDEM_* variable cannot skew it.
     config = RouterConfig.from_settings(EdgeSettings.model_construct())
     head = load_token_head(bundled_model_path())
     tokenizer = token_table()[0] if head is not None else None
     router = Router(config, token_head=head)
-    explainer = Router(replace(config, cloud_threshold=1e-9, cascade_band=0.0), router.model)
+    explainer = Router(replace(config, cloud_threshold=1e-9), router.model)
     baseline = HeuristicRouter(config)
     records: list[dict[str, Any]] = []
     for path in paths:
@@ -63,7 +62,6 @@ def snapshot(paths: list[Path]) -> list[dict[str, Any]]:
                     "id": item.id,
                     "route": decision.route.value,
                     "reason": decision.reason.value,
-                    "cascade": decision.cascade,
                     "p_cloud": repr(decision.p_cloud),
                     "vector": [repr(v) for v in router.model.vector(features)],
                     "terms": sorted(features.terms),

@@ -4,9 +4,11 @@ Two layers. First the policies, fixed rules that always win because they are abo
 is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
 the day's cloud budget spent, a prompt the local context cannot hold, the local queue too
 long, a prompt or requested answer past the configured limits. Then difficulty: the
-learned ``Router`` scores the prompt with boosted trees (``model.py``) and sends it to
-the cloud at or above a threshold, keeps it local well below, and in a band just below the
-threshold starts locally under the confidence cascade (``cascade.py``).
+learned ``Router`` scores the prompt with boosted trees (``model.py``), blended with the
+local model's token-embedding head when the request carries its token ids (``table.py``),
+and sends it to the cloud at or above a threshold. (A confidence cascade, starting band
+prompts locally and escalating on low confidence, was removed on 2026-12-06: the small
+model's confidence did not predict a wrong answer, docs/router.md.)
 ``HeuristicRouter`` is the hand-written rule list it replaced, kept as the named baseline
 for ``bench/router.py`` and ``python -m router_lab.evaluate --router heuristic``.
 
@@ -71,10 +73,6 @@ class Reason(StrEnum):
     HARD = "hard"
     """The learned score, with no single feature dominating it."""
     SIMPLE = "simple"
-    CONFIDENT = "confident"
-    """Unsure router, local model confident over its first tokens: kept local."""
-    LOW_CONFIDENCE = "low-confidence"
-    """Unsure router, local model unsure over its first tokens: escalated."""
 
 
 _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
@@ -123,14 +121,11 @@ class Decision:
 
     ``fallback`` is where the request goes if ``route`` fails before its first token
     (``None``: nowhere, the client gets the error: a forced route means what it says).
-    ``cascade`` asks the caller to start locally and escalate if the local model's first
-    tokens are unsure (``reason`` is then provisional: ``confident`` or ``low-confidence``
-    replaces it). ``p_cloud`` is the learned score, when one was computed.
+    ``p_cloud`` is the learned score, when one was computed.
     """
 
     route: Route
     reason: Reason
-    cascade: bool = False
     p_cloud: float | None = None
     fallback: Route | None = None
 
@@ -155,10 +150,6 @@ class RouterConfig:
     cloud_threshold: float | None = None
     """Learned score at or above which a prompt goes to the cloud; ``None`` = the
     threshold the weights were trained with."""
-    cascade_band: float = 0.0
-    """Scores in ``[threshold - band, threshold)`` are marked ``Decision.cascade`` (start
-    locally, escalate on low confidence); 0 marks none. The agent sets it from
-    ``--cascade-band`` (0 when ``--cascade`` is off)."""
 
     def __post_init__(self) -> None:
         if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
@@ -169,8 +160,6 @@ class RouterConfig:
             raise ValueError("local_overload_queue must be >= 0")
         if self.cloud_threshold is not None and not 0.0 < self.cloud_threshold < 1.0:
             raise ValueError("cloud_threshold must be within (0, 1)")
-        if not 0.0 <= self.cascade_band < 1.0:
-            raise ValueError("cascade_band must be within [0, 1)")
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> RouterConfig:
@@ -181,7 +170,6 @@ class RouterConfig:
             local_n_ctx=settings.n_ctx,
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
-            cascade_band=settings.cascade_band if settings.cascade else 0.0,
         )
 
 
@@ -287,7 +275,6 @@ class Router(_PolicyRouter):
         """The threshold of the blended score (the head's, unless the setting overrides)."""
         if token_head is not None and config.cloud_threshold is None:
             self.blend_threshold = token_head.threshold
-        self.cascade_floor = self.threshold - config.cascade_band
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings, model_path: Path | None = None) -> Router:
@@ -313,8 +300,6 @@ class Router(_PolicyRouter):
             threshold = self.blend_threshold
         if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
-        if self.config.cascade_band > 0 and p >= threshold - self.config.cascade_band:
-            return Decision(Route.LOCAL, Reason.SIMPLE, cascade=True, p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
 
     def _explain(self, features: PromptFeatures, x: tuple[float, ...]) -> Reason:

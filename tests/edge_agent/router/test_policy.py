@@ -108,11 +108,6 @@ def test_config_from_settings() -> None:
     config = RouterConfig.from_settings(settings)
     assert (config.auto_local_max_prompt_tokens, config.auto_local_max_tokens) == (10, 20)
     assert config.local_n_ctx == 4096
-    assert config.cascade_band == 0  # the cascade is off by default: no decision is marked
-    on = RouterConfig.from_settings(EdgeSettings(cascade=True, cascade_band=0.4))
-    assert on.cascade_band == 0.4
-    off = RouterConfig.from_settings(EdgeSettings(cascade=False, cascade_band=0.4))
-    assert off.cascade_band == 0  # --no-cascade: no decision is marked for it
     learned = RouterConfig.from_settings(EdgeSettings(router_cloud_threshold=0.3))
     assert Router(learned).threshold == 0.3
 
@@ -194,20 +189,16 @@ def test_learned_router_keeps_easy_prompts_local(text: str) -> None:
     assert decision.p_cloud is not None and decision.p_cloud < LEARNED.threshold / 2
 
 
-def test_threshold_override_and_cascade_band() -> None:
+def test_threshold_override() -> None:
     features = ask("Give me three tips for sleeping better.")
     p = LEARNED.score(features)
     always_cloud = Router(replace(CONFIG, cloud_threshold=max(p / 2, 1e-3)), load_model())
     assert always_cloud.decide(features, requested="auto", cloud_available=True).route is (
         Route.CLOUD
     )
-    unsure = Router(
-        replace(CONFIG, cloud_threshold=min(p + 0.01, 0.99), cascade_band=0.5), load_model()
-    )
-    decision = unsure.decide(features, requested="auto", cloud_available=True)
-    assert (decision.route, decision.cascade) == (Route.LOCAL, True)
-    # without a band, the same score is a plain local decision
-    assert not LEARNED.decide(features, requested="auto", cloud_available=True).cascade
+    just_under = Router(replace(CONFIG, cloud_threshold=min(p + 0.01, 0.99)), load_model())
+    decision = just_under.decide(features, requested="auto", cloud_available=True)
+    assert (decision.route, decision.reason) == (Route.LOCAL, Reason.SIMPLE)
 
 
 def test_without_content_markers_only_present_features_explain_an_escalation() -> None:
