@@ -11,7 +11,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from cloud_worker.app import create_app
+from cloud_worker.install import SPEC
+from cloud_worker.service import notifications
 from cloud_worker.settings import WorkerSettings
+from daemon.install_cli import COMMANDS, add_install_commands, run_install_command
 from link import quiet_webrtc_logs
 from shared.logs import configure_logging
 from shared.settings import (
@@ -41,12 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_arguments(serve, WorkerSettings)
+    add_install_commands(commands, SPEC)
     args = parser.parse_args(argv)
+    if args.command in COMMANDS:
+        return run_install_command(args, SPEC)
     try:
         settings = settings_from_args(WorkerSettings, args)
         configure_logging(settings.log_level, settings.log_format, os.environ)
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
+        service = notifications(app)  # READY/STATUS/WATCHDOG under systemd
     except ValidationError as exc:
         print(f"cloud-worker: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
@@ -56,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("cloud_worker").info(
         "health and metrics on http://%s:%d/healthz", settings.host, settings.port
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, handler_cancellation=True)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=service.listening,  # called once /healthz listens
+        handler_cancellation=True,
+    )
     return 0
 
 

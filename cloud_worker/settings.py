@@ -19,7 +19,10 @@ class WorkerSettings(PeerSettings):
     signaling: str = Field(
         default="ws://127.0.0.1:8765/v1/signal",
         description="Signaling server WebSocket URL: wss:// across a network (ws:// on "
-        "loopback only, unless --insecure-signaling).",
+        "loopback only, unless --insecure-signaling). Several instances of one signaling "
+        "cluster: repeat the flag or separate URLs with commas; the worker moves to the next "
+        "when its connection is lost.",
+        json_schema_extra={"repeatable": True},
     )
     backend: Literal["llama", "openai"] = Field(
         default="llama",

@@ -121,7 +121,8 @@ class Stack:
         self.wait_healthy(f"{scheme}://{cfg.host}:{cfg.signaling_port}/healthz", "signaling")
 
     def start(self, *, wait_for_cloud: bool = True) -> None:
-        """Signaling, the worker, the edge; wait until the edge holds a cloud link (or,
+        """Signaling, the worker, the edge; wait until the edge holds a cloud link on its
+        best path, WebRTC unless ``--force-relay`` (or,
         with ``wait_for_cloud=False``, only until the edge answers: a worker whose engine
         is not up yet never becomes healthy)."""
         cfg = self.config
@@ -141,8 +142,15 @@ class Stack:
                 self.wait_healthy(f"{self.edge_url}/healthz", "edge")
                 return
             self.wait_healthy(self.worker_health_url, "worker")
+            # The edge links over the relay through signaling at once, then upgrades to
+            # WebRTC (always possible on loopback): wait for the path it settles on.
+            relay_only = "--force-relay" in cfg.edge_args
             self.wait_healthy(
-                f"{self.edge_url}/healthz", "edge", want=lambda b: b.get("cloud") == "ready"
+                f"{self.edge_url}/healthz",
+                "edge",
+                want=lambda b: (
+                    b.get("cloud") == "ready" and (relay_only or b.get("cloud_path") != "relay")
+                ),
             )
         except BaseException:
             self.stop()
@@ -169,7 +177,9 @@ class Stack:
     ) -> None:
         """Spawn an edge or a worker: linked to this stack's signaling, on loopback."""
         cfg = self.config
-        args = ["--signaling", self.signaling_url, "--host", cfg.host, "--port", str(port)]
+        args = ["--host", cfg.host, "--port", str(port)]
+        if "--signaling" not in (extra_args or []):  # --signaling repeats add URLs: the
+            args = ["--signaling", self.signaling_url, *args]  # caller's replace ours
         args += LOOPBACK_ICE
         if cfg.ca_file is not None:
             args += ["--ca-file", str(cfg.ca_file)]

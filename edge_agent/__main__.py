@@ -13,8 +13,11 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+from daemon.install_cli import COMMANDS, add_install_commands, run_install_command
 from edge_agent.app import create_app
+from edge_agent.install import SPEC
 from edge_agent.netcheck import run_netcheck
+from edge_agent.service import notifications
 from edge_agent.settings import EdgeSettings
 from link import quiet_webrtc_logs
 from shared.logs import configure_logging
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     netcheck.add_argument("--timeout-s", type=float, default=10.0, help="signaling deadline")
     netcheck.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    add_install_commands(commands, SPEC)
     args = parser.parse_args(argv)
+    if args.command in COMMANDS:
+        return run_install_command(args, SPEC)
     if args.command == "netcheck":
         return _netcheck(args)
     try:
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format, os.environ)
         quiet_webrtc_logs(settings.log_level)
         app = create_app(settings)
+        service = notifications(app, settings)  # READY/STATUS/WATCHDOG under systemd
     except ValidationError as exc:
         print(f"edge-agent: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        print=None,
+        print=service.listening,  # called once the API listens: READY may follow
         handler_cancellation=True,
         access_log=None,  # edge_agent.api.access_log writes one richer line per request
     )

@@ -3,8 +3,10 @@
 One line per probe, then a verdict: signaling (the WebSocket and its token), STUN over
 UDP (the address the world sees), NAT behaviour (one local socket, two STUN servers:
 the same mapping means an easy NAT where hole punching works, a different one a hard,
-symmetric NAT), and a TURN allocation over UDP and over TCP with this peer's
-credentials. The verdict names the path the edge will most likely use.
+symmetric NAT), and a TURN allocation over UDP, TCP and TLS with this peer's
+credentials, each on the URL signaling offers for it (a transport it does not offer is
+tried anyway and reported as not offered). The verdict names the path the edge will
+most likely use.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TypeVar
 
 from link import SignalingClient, SignalingUnavailable
 from link.probe import mappings, parse_host_port, stun_binding, turn_allocate
+from link.rtc import turn_transport_of
 from shared.messages import IceServer
 
 __all__ = ["NetcheckReport", "Probe", "run_netcheck"]
@@ -37,7 +40,7 @@ class NetcheckReport:
     probes: list[Probe] = field(default_factory=list)
     nat: str = "unknown"  # easy | hard | udp-blocked | unknown
     verdict: str = ""
-    expected_path: str = "unknown"  # direct | turn-udp | turn-tcp | relay | none
+    expected_path: str = "unknown"  # direct | turn-udp | turn-tcp | turn-tls | relay | none
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -60,8 +63,58 @@ async def _timed(coro: Awaitable[T]) -> tuple[T, float]:
 
 def _split(servers: tuple[IceServer, ...]) -> tuple[list[tuple[str, int]], tuple[IceServer, ...]]:
     stun = [parse_host_port(u) for s in servers for u in s.urls if u.startswith("stun:")]
-    turn = tuple(s for s in servers if s.username and any(u.startswith("turn:") for u in s.urls))
+    turn = tuple(s for s in servers if s.username and any(u.startswith("turn") for u in s.urls))
     return stun, turn
+
+
+async def _probe_turn(
+    turn: tuple[IceServer, ...], report: NetcheckReport
+) -> tuple[dict[str, bool], bool]:
+    """A TURN allocation per transport, on the URL signaling offers for it (named in the
+    report, so that an operator sees what was tried). A transport signaling does not
+    offer (UDP or TCP) is tried anyway on the first ``turn:`` server and reported as not
+    offered: peers cannot use it, whatever the network allows. Returns which transports
+    peers can use here, and whether TCP works although it is not offered."""
+    usable = {"udp": False, "tcp": False, "tls": False}
+    unoffered_tcp_works = False
+    if not turn:
+        report.probes.append(Probe("turn", False, "signaling hands out no TURN server"))
+        return usable, unoffered_tcp_works
+    server = turn[0]
+    offers: dict[str, str] = {}
+    for offered in server.urls:
+        if offered.startswith("turn"):
+            offers.setdefault(turn_transport_of(offered), offered)
+    plain = next((u for u in server.urls if u.startswith("turn:")), None)
+    for transport in ("udp", "tcp", "tls"):
+        url = offers.get(transport)
+        target = url or (plain if transport != "tls" else None)
+        if target is None:
+            report.probes.append(
+                Probe("turn-tls", False, "not offered by signaling (no turns: URL)")
+            )
+            continue
+        host, port = parse_host_port(target)
+        relay, ms = await _timed(
+            turn_allocate(
+                host,
+                port,
+                username=server.username or "",
+                password=server.credential or "",
+                transport=transport,
+            )
+        )
+        got = f"relay allocated at {relay[0]}:{relay[1]}" if relay else "allocation failed"
+        if url is not None:
+            usable[transport] = relay is not None
+            detail = f"{url}: {got}"
+        else:
+            unoffered_tcp_works |= transport == "tcp" and relay is not None
+            detail = f"not offered by signaling (tried {host}:{port} over {transport}: {got})"
+        report.probes.append(
+            Probe(f"turn-{transport}", usable[transport], detail, ms if relay else None)
+        )
+    return usable, unoffered_tcp_works
 
 
 async def run_netcheck(
@@ -125,30 +178,7 @@ async def run_netcheck(
     else:
         report.probes.append(Probe("stun-udp", False, "signaling hands out no STUN server"))
 
-    turn_ok = {"udp": False, "tcp": False}
-    for server in turn[:1]:
-        host, port = parse_host_port(next(u for u in server.urls if u.startswith("turn:")))
-        for transport in ("udp", "tcp"):
-            relay, ms = await _timed(
-                turn_allocate(
-                    host,
-                    port,
-                    username=server.username or "",
-                    password=server.credential or "",
-                    transport=transport,
-                )
-            )
-            turn_ok[transport] = relay is not None
-            report.probes.append(
-                Probe(
-                    f"turn-{transport}",
-                    relay is not None,
-                    f"relay allocated at {relay[0]}:{relay[1]}" if relay else "allocation failed",
-                    ms if relay else None,
-                )
-            )
-    if not turn:
-        report.probes.append(Probe("turn", False, "signaling hands out no TURN server"))
+    turn_ok, unoffered_tcp_works = await _probe_turn(turn, report)
 
     if report.nat == "easy":
         report.verdict, report.expected_path = (
@@ -160,9 +190,21 @@ async def run_netcheck(
     elif not udp_open and turn_ok["tcp"]:
         report.nat = "udp-blocked"
         report.verdict, report.expected_path = "UDP blocked: expect TURN over TCP", "turn-tcp"
-    elif not udp_open and not turn_ok["tcp"]:
+    elif not udp_open and turn_ok["tls"]:
+        report.nat = "udp-blocked"
         report.verdict, report.expected_path = (
-            "only signaling is reachable: expect the relay through signaling",
+            "UDP and TURN's TCP port blocked, TLS passes: expect TURN over TLS",
+            "turn-tls",
+        )
+    elif not udp_open:
+        hint = (
+            "; TURN over TCP works here but signaling does not offer it (give it a turn: URL "
+            "without ?transport=, or one with ?transport=tcp)"
+            if unoffered_tcp_works
+            else ""
+        )
+        report.verdict, report.expected_path = (
+            f"only signaling is reachable: expect the relay through signaling{hint}",
             "relay",
         )
     elif turn_ok["udp"]:

@@ -52,7 +52,10 @@ class EdgeSettings(PeerSettings):
     signaling: str | None = Field(
         default=None,
         description="Signaling server URL, e.g. wss://signal.example.com:8765/v1/signal (ws:// "
-        "on loopback only, unless --insecure-signaling). Unset: local only.",
+        "on loopback only, unless --insecure-signaling). Several instances of one signaling "
+        "cluster: repeat the flag or separate URLs with commas; the edge moves to the next "
+        "when its connection is lost. Unset: local only.",
+        json_schema_extra={"repeatable": True},
     )
     cloud_model: str = Field(
         default="",
@@ -71,6 +74,11 @@ class EdgeSettings(PeerSettings):
         default=512,
         ge=0,
         description="auto route: requests asking for more output go to the cloud.",
+    )
+    structured_to_cloud: bool = Field(
+        default=True,
+        description="auto route: requests constrained to JSON (response_format, Ollama "
+        "format, tools) go to the cloud (reason structured-output).",
     )
     router_model: Path | None = Field(
         default=None,
@@ -155,6 +163,36 @@ class EdgeSettings(PeerSettings):
         description="Longest prompt accepted on any route, in estimated tokens (400 "
         "prompt_too_long above; the local model's own context is --n-ctx).",
     )
+    embedding_model: Path | None = Field(
+        default=None,
+        description="GGUF serving /v1/embeddings and /api/embed (a dedicated embedding "
+        "model, e.g. nomic-embed-text or bge); default: the local chat model's file, "
+        "mean-pooled. Loaded on the first embedding request.",
+    )
+    embedding_max_inputs: int = Field(
+        default=64,
+        ge=1,
+        le=2048,
+        description="Inputs one embedding request may carry (400 above).",
+    )
+    embedding_max_input_tokens: int = Field(
+        default=512,
+        ge=8,
+        le=32_768,
+        description="Tokens per embedding input: longer ones get 400 (OpenAI; Ollama "
+        "with truncate=false) or are cut (Ollama's default). It sizes the embedding "
+        "context: the bundled model needs about 230 MB at 512, 120 MB at 256.",
+    )
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        description="CPU threads for embeddings, beside the chat model's --n-threads.",
+    )
+    embedding_max_queue: int = Field(
+        default=4,
+        ge=0,
+        description="Embedding requests allowed to wait while one runs; more get 429.",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="Ping interval on every cloud link.")
     dead_after_s: float = Field(
         default=6.0,
@@ -164,19 +202,39 @@ class EdgeSettings(PeerSettings):
     ice_deadline_s: float = Field(
         default=8.0,
         gt=0,
-        description="How long WebRTC (direct, then TURN) may take before the relay through "
-        "signaling is used instead.",
+        description="With --no-relay-first: how long WebRTC (direct, then TURN) may take "
+        "before the relay through signaling is used instead (also the standby's deadline).",
     )
     force_relay: bool = Field(
         default=False,
         description="Skip WebRTC and relay every frame through signaling (networks that allow "
         "only outbound TCP; diagnosis).",
     )
+    relay_first: bool = Field(
+        default=True,
+        description="Serve the first cloud requests over the end-to-end encrypted relay "
+        "through signaling as soon as a worker is matched, and negotiate WebRTC beside it; "
+        "new requests move to WebRTC once it is up. --no-relay-first: try WebRTC for "
+        "--ice-deadline-s first (less relay bandwidth on signaling, a slower first answer).",
+    )
     relay_upgrade_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Wait before retrying a failed upgrade (relay to WebRTC, TURN to "
+        "direct); doubles after each failure, up to 16x. New requests move to the better link.",
+    )
+    upgrade_timeout_s: float = Field(
         default=30.0,
         gt=0,
-        description="While on the relay, try WebRTC again this often (on TURN, a direct "
-        "path); new requests move to the better link. Doubles after each failure, up to 16x.",
+        description="How long one background WebRTC attempt may take (nobody waits on it: "
+        "TURN over TCP gets the time it needs).",
+    )
+    address_poll_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Check this host's IP addresses this often; when one goes away (Wi-Fi "
+        "to LTE, a DHCP renewal) the edge reconnects to signaling and opens a new cloud link "
+        "at once instead of waiting for the old one to time out. 0: off.",
     )
     warm_standby: bool = Field(
         default=True,

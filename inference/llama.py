@@ -30,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.confidence import ConfidenceProbe, token_confidence
+from inference.constraints import grammar_for, sampler_kwargs, token_logprob
 from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
 from inference.handoff import Handoff
 from inference.models import model_name
 from inference.stops import StopScanner
-from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+from shared.messages import GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
 __all__ = ["LlamaRunner", "RunnerConfig"]
 
@@ -206,6 +207,7 @@ class LlamaRunner:
                         request_id=item.request_id,
                         text=item.text + nxt.text,
                         n_tokens=item.n_tokens + nxt.n_tokens,
+                        logprobs=item.logprobs + nxt.logprobs,
                     )
                 yield item
                 if isinstance(item, StreamEnd):
@@ -260,19 +262,41 @@ class LlamaRunner:
         tokens = self._prompt_tokens(request)
         if not tokens:  # "" or "\x04" with a tokenizer that adds no BOS: llama.cpp asserts
             raise InferenceError("the prompt has no tokens for this model")
-        room = self.config.n_ctx - len(tokens)
+        n_ctx = self.config.n_ctx
+        if params.num_ctx is not None:
+            if params.num_ctx > n_ctx:
+                raise InferenceError(
+                    f"num_ctx {params.num_ctx} is more than model {self.name}'s context "
+                    f"window here ({n_ctx} tokens)"
+                )
+            n_ctx = params.num_ctx
+        room = n_ctx - len(tokens)
         if room <= 0:
-            raise ContextTooLong(len(tokens), self.config.n_ctx)
+            raise ContextTooLong(len(tokens), n_ctx)
+        if request.output is not None and request.continuation:
+            # The grammar would start over at the resumed position: the answer would be
+            # two documents run together. Refuse rather than return JSON that won't parse.
+            raise InferenceError("a constrained (JSON) answer cannot be resumed mid-way")
+        knobs = sampler_kwargs(params, n_vocab=llm.n_vocab())
+        grammar = grammar_for(request.output)
         max_tokens = min(params.max_tokens or room, room)
         if params.seed is not None:
             llm.set_seed(params.seed)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         rid = request.request_id
         scanner = StopScanner(params.stop)
+        scored: list[TokenLogprob] = []  # tokens' logprobs not yet sent, when asked for
         unsent = 0
         generated = 0
         eog = False
-        for token in llm.generate(tokens, temp=params.temperature, top_p=params.top_p, reset=True):
+        for token in llm.generate(
+            tokens,
+            temp=params.temperature,
+            top_p=params.top_p,
+            reset=True,
+            grammar=grammar,
+            **knobs,
+        ):
             if handoff.cancelled:
                 return False
             if probe is not None and probe.wants():
@@ -283,15 +307,18 @@ class LlamaRunner:
             generated += 1
             self.generated_tokens += 1  # one writer: the runner's only thread
             unsent += 1
+            if params.logprobs is not None:
+                scored.append(token_logprob(llm, self._last_logits(), token, params.logprobs))
             text = scanner.feed(decoder.decode(llm.detokenize([token])))
             if text:
-                emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+                emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent, logprobs=tuple(scored)))
                 unsent = 0
+                scored = []
             if scanner.stopped or generated >= max_tokens:
                 break
         text = scanner.finish(decoder.decode(b"", final=True))
         if text or unsent:  # chunks' n_tokens always add up to completion_tokens
-            emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent))
+            emit(TokenChunk(request_id=rid, text=text, n_tokens=unsent, logprobs=tuple(scored)))
         stopped = eog or scanner.stopped
         emit(
             StreamEnd(

@@ -17,6 +17,8 @@ class PathKind(StrEnum):
     DIRECT = "direct"
     TURN_UDP = "turn-udp"
     TURN_TCP = "turn-tcp"
+    TURN_TLS = "turn-tls"
+    """TURN over TLS (``turns:``, e.g. on 443): networks that pass only HTTPS."""
     RELAY = "relay"
     UNKNOWN = "unknown"
     """A WebRTC link whose candidate pair could not be read (see ``link.rtc.path_of``)."""

@@ -12,12 +12,35 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import ifaddr
 from aioice import stun, turn
 from aioice.stun import TransactionFailed, TransactionTimeout
 
 from shared.messages import IceServer
 
-__all__ = ["choose_turn_transport", "mappings", "parse_host_port", "stun_binding", "turn_allocate"]
+__all__ = [
+    "choose_turn_transport",
+    "local_addresses",
+    "mappings",
+    "parse_host_port",
+    "stun_binding",
+    "tcp_reachable",
+    "turn_allocate",
+]
+
+
+def local_addresses() -> frozenset[str]:
+    """This host's IP addresses, loopback and IPv6 link-local ones left out (the set
+    ICE gathers host candidates from)."""
+    found: set[str] = set()
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                if not ip.ip.startswith("127."):
+                    found.add(ip.ip)
+            elif ip.ip[0] != "::1" and not ip.ip[0].lower().startswith("fe80"):
+                found.add(ip.ip[0])
+    return frozenset(found)
 
 
 def parse_host_port(url: str, default_port: int = 3478) -> tuple[str, int]:
@@ -94,7 +117,10 @@ async def mappings(
 async def turn_allocate(
     host: str, port: int, *, username: str, password: str, transport: str, timeout_s: float = 3.0
 ) -> tuple[str, int] | None:
-    """Allocate (then release) a TURN relay; its address, or ``None`` if refused/unreachable."""
+    """Allocate (then release) a TURN relay; its address, or ``None`` if refused/unreachable.
+
+    ``transport`` is ``udp``, ``tcp`` or ``tls`` (TCP with the TLS aiortc uses for
+    ``turns:``: the system's trusted CAs, the server's name or address verified)."""
     try:
         async with asyncio.timeout(timeout_s):
             relay, _ = await turn.create_turn_endpoint(
@@ -102,7 +128,8 @@ async def turn_allocate(
                 server_addr=(host, port),
                 username=username,
                 password=password,
-                transport=transport,
+                transport="tcp" if transport == "tls" else transport,
+                ssl=transport == "tls",
             )
     except (OSError, TimeoutError, ValueError, TransactionFailed, TransactionTimeout):
         return None
@@ -143,12 +170,35 @@ async def stun_binding(
         transport.close()
 
 
+async def tcp_reachable(host: str, port: int, *, timeout_s: float = 1.5) -> bool:
+    """Whether a TCP connection to ``host:port`` opens (then closed at once)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
 async def choose_turn_transport(ice_servers: Sequence[IceServer], preference: str) -> str:
-    """``udp`` or ``tcp``: ``preference`` unless it is ``auto``, then what the network allows."""
+    """``udp``, ``tcp`` or ``tls``: ``preference`` unless it is ``auto``, then what the
+    network allows: UDP if a STUN request to the TURN server is answered, else TCP if its
+    TCP port opens (or no ``turns:`` URL is offered), else TLS (networks that pass only
+    HTTPS: a ``turns:`` URL on 443)."""
     if preference != "auto":
         return preference
-    turn = [u for s in ice_servers for u in s.urls if u.startswith("turn:")]
+    urls = [u for s in ice_servers for u in s.urls]
+    turn = [u for u in urls if u.lower().startswith("turn:")]
+    tls = [u for u in urls if u.lower().startswith("turns:")]
     if not turn:
-        return "udp"
+        return "tls" if tls else "udp"
     host, port = parse_host_port(turn[0])
-    return "udp" if await stun_binding(host, port) is not None else "tcp"
+    if await stun_binding(host, port) is not None:
+        return "udp"
+    tcp = [u for u in turn if "transport=tcp" in u.lower()]
+    if not tls or (tcp and await tcp_reachable(*parse_host_port(tcp[0]))):
+        return "tcp"
+    return "tls"

@@ -101,12 +101,15 @@ def quiet_webrtc_logs(level: str) -> None:
 
 
 def turn_transport_of(url: str) -> str:
-    """``udp`` or ``tcp`` for a ``turn:``/``turns:`` URL (RFC 7065 defaults)."""
+    """``udp`` or ``tcp`` for a ``turn:`` URL (RFC 7065: UDP unless ``?transport=``);
+    ``tls`` for a ``turns:`` one over TCP (its default); ``dtls`` for one over UDP, which
+    aiortc does not support (it skips the URL)."""
     scheme, _, rest = url.partition(":")
     _, _, query = rest.partition("?")
     params = dict(p.partition("=")[::2] for p in query.split("&") if p)
-    default = "tcp" if scheme == "turns" else "udp"
-    return params.get("transport", default).lower()
+    if scheme.lower() == "turns":
+        return "tls" if params.get("transport", "tcp").lower() == "tcp" else "dtls"
+    return params.get("transport", "udp").lower()
 
 
 def rtc_configuration(
@@ -115,7 +118,8 @@ def rtc_configuration(
     """An explicit ``RTCConfiguration`` (never ``None``: see the module docstring).
 
     aiortc uses only the first TURN URL it is given, so URLs of the preferred
-    ``turn_transport`` go first (TCP when the network blocks UDP).
+    ``turn_transport`` go first (TCP when the network blocks UDP, TLS when it passes
+    only HTTPS).
     """
 
     def order(urls: tuple[str, ...]) -> list[str]:
@@ -132,7 +136,8 @@ def rtc_configuration(
 
 
 def allocation_transport(config: RTCConfiguration) -> str | None:
-    """``udp`` or ``tcp``: how aiortc reaches the TURN server of ``config`` (``None``: none).
+    """``udp``, ``tcp`` or ``tls``: how aiortc reaches the TURN server of ``config``
+    (``None``: none).
 
     aiortc allocates on one TURN server only, the first usable URL in order (``turn:``
     over UDP or TCP, ``turns:`` over TCP), so our own configuration says which.
@@ -143,7 +148,7 @@ def allocation_transport(config: RTCConfiguration) -> str | None:
             if not url.startswith("turn"):
                 continue
             transport = turn_transport_of(url)
-            if transport == "tcp" or (transport == "udp" and url.startswith("turn:")):
+            if transport in ("udp", "tcp", "tls"):
                 return transport
     return None
 
@@ -176,6 +181,8 @@ def path_of(pc: Any, turn_transport: str | None) -> PathKind:
     if local_type == "relay":  # our allocation
         if turn_transport == "tcp":
             return PathKind.TURN_TCP
+        if turn_transport == "tls":
+            return PathKind.TURN_TLS
         if turn_transport == "udp":
             return PathKind.TURN_UDP
         _warn_unknown_path("a relayed pair without a configured TURN server")

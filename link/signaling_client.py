@@ -11,6 +11,11 @@ answer through ``request_answer``; everything else goes to ``on_message``.
 Data channels already open keep working while signaling is down: nothing here touches
 them.
 
+Several URLs (a list, or one comma-separated string: instances of one signaling cluster
+sharing Redis) are tried in turn: the client stays on the one that works and, when its
+connection is lost or an attempt fails, moves to the next; the backoff grows only after
+a whole round of URLs failed. Logs name the URL in use.
+
 Across a network the URL is ``wss://``, verified against the system CAs or ``ca_file``;
 plaintext ``ws://`` is refused at construction unless it names this host or
 ``insecure_signaling`` is set (``link.tls``). A certificate that fails verification is
@@ -59,7 +64,13 @@ from shared.messages import (
     Welcome,
 )
 
-__all__ = ["SignalingClient", "SignalingRefused", "SignalingState", "SignalingUnavailable"]
+__all__ = [
+    "SignalingClient",
+    "SignalingRefused",
+    "SignalingState",
+    "SignalingUnavailable",
+    "signaling_urls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +105,7 @@ class SignalingClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str | Callable[[], str],
         *,
         on_message: Callable[[Message], Awaitable[None]] | None = None,
@@ -108,8 +119,12 @@ class SignalingClient:
         insecure_signaling: bool = False,
     ) -> None:
         """``InsecureSignaling`` (a ``ValueError``) for a URL that may not be used."""
-        self._ssl = client_ssl_context(url, ca_file=ca_file, insecure=insecure_signaling)
-        self._url = url
+        self._urls = signaling_urls(url)
+        self._ssl = {
+            u: client_ssl_context(u, ca_file=ca_file, insecure=insecure_signaling)
+            for u in self._urls
+        }
+        self._index = 0  # the URL in use (or tried next)
         self._token = token
         self._on_message = on_message
         self._hello = hello
@@ -129,6 +144,16 @@ class SignalingClient:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._last_error: str | None = None
+        self._welcomes = 0  # connections welcomed so far (a lost one is not a failed one)
+
+    @property
+    def url(self) -> str:
+        """The signaling URL in use, or tried next."""
+        return self._urls[self._index]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self._urls
 
     @property
     def last_error(self) -> str | None:
@@ -174,7 +199,7 @@ class SignalingClient:
                 while self._state is not SignalingState.CONNECTED:
                     await self._changed.wait()
         except TimeoutError as exc:
-            raise SignalingUnavailable(f"not connected to signaling at {self._url}") from exc
+            raise SignalingUnavailable(f"not connected to signaling at {self.url}") from exc
 
     async def send(self, message: Message) -> None:
         ws = self._ws
@@ -299,19 +324,48 @@ class SignalingClient:
         link.rename(accept.peer_id)
         return link, accept
 
+    def _new_session(self) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
+        return aiohttp.ClientSession(timeout=timeout)
+
+    async def reconnect(self) -> None:
+        """Drop the connection now and open a new one: the local address it was made
+        from is gone (Wi-Fi to LTE, a DHCP renewal), so it is dead, though TCP and the
+        heartbeat would take tens of seconds to tell. Relayed sessions on it end."""
+        old = self._session
+        if self._task is None or old is None:
+            return
+        self._session = self._new_session()  # the connect loop's next attempt uses it
+        log.info("dropping the signaling connection: the network changed")
+        if old.connector is not None:
+            await old.connector.close(abort_ssl=True)  # no TLS goodbye on a dead path
+        await old.close()
+
     async def _run(self) -> None:
         delay = self._reconnect_min_s
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._session = self._new_session()
         try:
+            failed_in_round = 0
             while True:
                 self._set_state(SignalingState.CONNECTING)
+                before = self._welcomes
                 delay = await self._attempt(delay)
                 self._disconnected()
+                failed_in_round = 0 if self._welcomes > before else failed_in_round + 1
+                if len(self._urls) > 1:
+                    lost = self.url
+                    self._index = (self._index + 1) % len(self._urls)
+                    if failed_in_round < len(self._urls):
+                        # Another instance may be up: try it soon, back off only once
+                        # every URL has failed in a row.
+                        log.info("signaling at %s lost; trying %s next", lost, self.url)
+                        await asyncio.sleep(random.uniform(0, self._reconnect_min_s))
+                        continue
+                    failed_in_round = 0
                 wait = random.uniform(
                     delay / 2, delay
                 )  # jitter: peers must not reconnect in lockstep
-                log.info("reconnecting to signaling in %.1f s", wait)
+                log.info("reconnecting to signaling at %s in %.1f s", self.url, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self._reconnect_max_s)
         finally:
@@ -343,12 +397,12 @@ class SignalingClient:
         except aiohttp.ClientSSLError as exc:
             # Never a fallback to plaintext: the token is only ever sent over a verified
             # connection. Retried slowly, in case the certificate is fixed.
-            self._last_error = _tls_failure(self._url, exc)
+            self._last_error = _tls_failure(self.url, exc)
             log.error("%s", self._last_error)
             return self._reconnect_max_s
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._last_error = f"cannot reach signaling: {exc.__class__.__name__}"
-            log.warning("cannot reach signaling at %s: %s", self._url, exc.__class__.__name__)
+            log.warning("cannot reach signaling at %s: %s", self.url, exc.__class__.__name__)
             return delay
         if code == CloseCode.TOKEN_EXPIRED:
             log.warning("signaling closed the connection: this peer's token expired")
@@ -365,12 +419,14 @@ class SignalingClient:
         """One connection's life: whether it got as far as ``Welcome``, and the close code."""
         assert self._session is not None
         headers = {"Authorization": f"Bearer {token}"}
+        url = self.url
+        context = self._ssl[url]
         async with self._session.ws_connect(
-            self._url,
+            url,
             headers=headers,
             heartbeat=self._heartbeat_s,
             max_msg_size=self._max_frame_bytes,
-            ssl=self._ssl if self._ssl is not None else True,
+            ssl=context if context is not None else True,
         ) as ws:
             self._ws = ws
             try:
@@ -396,14 +452,20 @@ class SignalingClient:
                 self._welcome = message  # later ones refresh the ICE credentials
                 if not welcomed:
                     welcomed = True
+                    self._welcomes += 1
                     self._last_error = None
                     for hello in self._hello():
                         await ws.send_bytes(encode(hello))
                     self._set_state(SignalingState.CONNECTED)
-                    log.info("connected to signaling as %s %s", message.role.value, message.peer_id)
+                    log.info(
+                        "connected to signaling at %s as %s %s",
+                        self.url,
+                        message.role.value,
+                        message.peer_id,
+                    )
                 continue
             await self._dispatch(message)
-        log.warning("signaling connection closed (code %s)", ws.close_code)
+        log.warning("signaling connection to %s closed (code %s)", self.url, ws.close_code)
         return welcomed
 
     async def _dispatch(self, message: Message) -> None:
@@ -458,6 +520,20 @@ class SignalingClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def signaling_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
+    """The URLs of ``--signaling`` (one, a comma-separated list, or a list of either), in
+    order, without repeats; ``ValueError`` if there are none."""
+    parts = [urls] if isinstance(urls, str) else list(urls)
+    found: list[str] = []
+    for part in parts:
+        for url in part.split(","):
+            if url.strip() and url.strip() not in found:
+                found.append(url.strip())
+    if not found:
+        raise ValueError("no signaling URL given")
+    return tuple(found)
 
 
 def _tls_failure(url: str, exc: aiohttp.ClientSSLError) -> str:

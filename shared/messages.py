@@ -19,7 +19,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "MAX_STOPS",
@@ -37,6 +45,7 @@ __all__ = [
     "LoadReport",
     "Message",
     "Offer",
+    "OutputFormat",
     "Ping",
     "Pong",
     "Register",
@@ -51,6 +60,7 @@ __all__ = [
     "StreamFailed",
     "Text",
     "TokenChunk",
+    "TokenLogprob",
     "Welcome",
 ]
 
@@ -133,8 +143,22 @@ accepts; a peer that sends more breaks the protocol and loses its link."""
 _Stop = Annotated[Text, Field(max_length=MAX_STOP_CHARS)]
 
 
+MAX_LOGIT_BIAS = 1024
+"""Token biases one request may carry (each is applied to every sampled token)."""
+MAX_TOP_LOGPROBS = 20
+"""Alternatives per token a request may ask for (OpenAI's own limit)."""
+MAX_SCHEMA_CHARS = 65536
+"""Longest JSON schema (as JSON text) a request may constrain its answer with."""
+
+_Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+
+
 class SamplingParams(BaseModel):
-    """How to sample; the subset of OpenAI's knobs both engines honour."""
+    """How to sample; the subset of OpenAI's (and llama.cpp's) knobs both engines honour.
+
+    ``None`` keeps the serving engine's default: the knobs added after the first
+    protocol version are all optional, so an older peer's requests mean what they meant.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
@@ -142,6 +166,45 @@ class SamplingParams(BaseModel):
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     stop: tuple[_Stop, ...] = Field(default=(), max_length=MAX_STOPS)
     seed: Int64 | None = None
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    """0 disables it (llama.cpp's meaning)."""
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    presence_penalty: _Penalty | None = None
+    frequency_penalty: _Penalty | None = None
+    logit_bias: tuple[tuple[Annotated[int, Field(ge=0, le=2**31 - 1)], float], ...] = Field(
+        default=(), max_length=MAX_LOGIT_BIAS
+    )
+    """(token id, bias in [-100, 100]) pairs; token ids are the serving model's own."""
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    """Report each generated token's log-probability and its ``logprobs`` most likely
+    alternatives (``TokenChunk.logprobs``); ``None``: report none."""
+    num_ctx: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    """Context window to use (Ollama's ``num_ctx``): prompt and answer must fit in it;
+    more than the serving model's own window is refused, not silently shrunk."""
+
+    @model_validator(mode="after")
+    def _bias_range(self) -> SamplingParams:
+        if any(not -100.0 <= bias <= 100.0 for _, bias in self.logit_bias):
+            raise ValueError("logit_bias values must be within [-100, 100]")
+        return self
+
+
+class OutputFormat(BaseModel):
+    """A constraint on the answer: JSON, matching ``schema_text`` when set.
+
+    The schema travels as JSON text (not a nested structure): it is opaque to the wire,
+    bounded by one length check, and hashes as is for the engines' grammar caches. Tool
+    calls use it too: the edge turns ``tools``/``tool_choice`` into the schema of a call
+    (``edge_agent.api.tools``), so a worker needs nothing tool-specific.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    schema_text: Text | None = Field(default=None, max_length=MAX_SCHEMA_CHARS)
+    """A JSON schema as JSON text; ``None``: any JSON object (``json_object`` mode)."""
+    name: Text = Field(default="output", max_length=64)
+    """The schema's name, for engines that want one (OpenAI's ``json_schema.name``)."""
+    strict: bool = True
 
 
 class GenerateRequest(Message):
@@ -155,6 +218,8 @@ class GenerateRequest(Message):
     continuation: Text = ""
     """Text already delivered to the client by an earlier attempt (a failed worker):
     generation resumes after it, as if the model had written it."""
+    output: OutputFormat | None = None
+    """Constrain the answer to JSON (structured output, tool calls); ``None``: free text."""
 
     @model_validator(mode="after")
     def _one_input(self) -> GenerateRequest:
@@ -163,12 +228,33 @@ class GenerateRequest(Message):
         return self
 
 
+class TokenLogprob(BaseModel):
+    """One generated token's log-probability under the model (before sampling knobs),
+    with the most likely alternatives when asked for."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    token: Text
+    logprob: float
+    top: tuple[tuple[Text, float], ...] = Field(default=(), max_length=MAX_TOP_LOGPROBS)
+
+
 class TokenChunk(Message):
     """Text generated since the previous chunk: ``n_tokens`` tokens coalesced."""
 
     request_id: _ID
     text: Text
     n_tokens: Count
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Set only when the request asked (``SamplingParams.logprobs``): one per token.
+    Left out of the frame when empty: chunks are the hot path, and a frame without it
+    is exactly what a peer that predates it sends."""
+
+    @model_serializer(mode="wrap")
+    def _logprobs_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.logprobs:
+            data.pop("logprobs", None)
+        return data
 
 
 class StreamEnd(Message):

@@ -86,10 +86,11 @@ class PeerSettings(TandemSettings):
         "(default: every interface but loopback; 'none': no host candidates, only TURN or "
         "the relay). The quickstart uses 127.0.0.1.",
     )
-    turn_transport: Literal["auto", "udp", "tcp"] = Field(
+    turn_transport: Literal["auto", "udp", "tcp", "tls"] = Field(
         default="auto",
-        description="Which TURN URL to use when signaling offers both (aiortc takes one): "
-        "auto probes UDP to the TURN server before each attempt and uses TCP if it is blocked.",
+        description="Which TURN URL to use when signaling offers several (aiortc takes one): "
+        "auto probes UDP to the TURN server before each attempt, then TCP if UDP is blocked, "
+        "then TLS (a turns: URL) if TCP to the turn: port is blocked too.",
     )
     reconnect_max_s: float = Field(
         default=30.0,
@@ -246,13 +247,32 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[TandemSett
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
+        elif _repeatable(field):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=name.upper(),
+                help=help_text + " (repeatable)",
+            )
         else:
             parser.add_argument(
                 flag, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
             )
 
 
+def _repeatable(field: Any) -> bool:
+    """A text field whose flag may be given several times (joined with commas)."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("repeatable"))
+
+
 def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
     """The counterpart of ``add_settings_arguments``: load ``cls`` from parsed flags."""
-    overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields}
+    overrides = {
+        k: ",".join(v) if isinstance(v, list) else v
+        for k, v in vars(args).items()
+        if k in cls.model_fields
+    }
     return load_settings(cls, config_file=args.config, overrides=overrides)

@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+from daemon.install_cli import COMMANDS, add_install_commands, run_install_command
 from shared.logs import configure_logging
 from shared.messages import Role
 from shared.settings import (
@@ -27,6 +28,8 @@ from shared.settings import (
 )
 from shared.tokens import mint_token
 from signaling.app import create_app
+from signaling.install import SPEC
+from signaling.service import notifications
 from signaling.settings import SignalingSettings
 from signaling.tls import is_loopback, server_ssl_context
 
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--config", type=Path, default=None, metavar="FILE", help="TOML file holding the secret"
     )
+    add_install_commands(commands, SPEC)
     return parser
 
 
@@ -128,14 +132,22 @@ def _serve(args: argparse.Namespace) -> int:
             "serve wss:// natively)",
             settings.host,
         )
-    logger.info("signaling listening on %s://%s:%d/v1/signal", scheme, host, settings.port)
+    url = f"{scheme}://{host}:{settings.port}/v1/signal"
+    service = notifications(app, url)  # READY/STATUS/WATCHDOG under systemd
+    logger.info("signaling listening on %s", url)
     if not settings.metrics_on_main and settings.metrics_host is None:
         logger.warning(
             "/metrics is not served on %s (not loopback); set --metrics-host 127.0.0.1 "
             "to scrape it",
             settings.host,
         )
-    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        print=service.listening,  # called once it listens: READY
+    )
     return 0
 
 
@@ -157,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``signaling-server``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command in COMMANDS:
+            return run_install_command(args, SPEC)
         if args.command == "serve":
             return _serve(args)
         return _token(args)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -27,6 +28,9 @@ from signaling.registry.base import Registry
 from signaling.registry.memory import MemoryRegistry
 from signaling.relay_table import RelayTable
 from signaling.settings import SignalingSettings
+
+if TYPE_CHECKING:
+    from signaling.redis_cluster import RedisCluster
 
 __all__ = ["METRICS_LISTENER_KEY", "MetricsListener", "create_app"]
 
@@ -70,6 +74,25 @@ async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
         await runner.cleanup()
 
 
+def _joined(
+    cluster: RedisCluster, broker: Broker
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Join the cluster at startup (failing it if Redis is unreachable); leave at cleanup,
+    after ``on_shutdown`` closed the peers (so their presence is released first)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from signaling.cluster_broker import ClusterBroker
+
+        assert isinstance(broker, ClusterBroker)
+        await cluster.start(broker)
+        try:
+            yield
+        finally:
+            await cluster.aclose()
+
+    return ctx
+
+
 def create_app(
     settings: SignalingSettings,
     *,
@@ -83,19 +106,51 @@ def create_app(
     """
     settings.require_secret()  # fail at startup, not on the first peer that connects
     app_metrics = SignalingMetrics()
-    broker = Broker(
-        registry=registry if registry is not None else MemoryRegistry(),
-        offers=OfferTable(timeout_s=settings.offer_timeout_s, clock=clock),
-        metrics=app_metrics,
-        relays=RelayTable(
+    common = {
+        "offers": OfferTable(timeout_s=settings.offer_timeout_s, clock=clock),
+        "metrics": app_metrics,
+        "relays": RelayTable(
             bytes_per_s=settings.relay_bytes_per_s,
             max_per_edge=settings.relay_max_sessions_per_edge,
             buffer_bytes=settings.relay_buffer_bytes,
         ),
-        takeover_probe_s=settings.takeover_probe_s,
-        max_model_name_chars=settings.max_model_name_chars,
-        max_pending_offers_per_edge=settings.max_pending_offers_per_edge,
-    )
+        "takeover_probe_s": settings.takeover_probe_s,
+        "max_model_name_chars": settings.max_model_name_chars,
+        "max_pending_offers_per_edge": settings.max_pending_offers_per_edge,
+    }
+    limiter: FailureLimiter
+    cluster: RedisCluster | None = None
+    broker: Broker
+    if settings.redis_url is not None:
+        # Imported here: the redis client costs ~7 MB of RSS that one instance never uses.
+        from signaling.cluster_broker import ClusterBroker
+        from signaling.redis_cluster import RedisCluster
+        from signaling.shared_limits import SharedFailureLimiter
+
+        cluster = RedisCluster(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            presence_ttl_s=settings.redis_presence_ttl_s,
+            max_frame_bytes=settings.max_frame_bytes,
+        )
+        broker = ClusterBroker(
+            cluster=cluster,
+            registry=cluster.registry,
+            offer_timeout_s=settings.offer_timeout_s,
+            relay_bytes_per_s=settings.relay_bytes_per_s,
+            **common,
+        )
+        limiter = SharedFailureLimiter(
+            cluster, max_failures=settings.auth_max_failures, window_s=settings.auth_window_s
+        )
+    else:
+        broker = Broker(
+            registry=registry if registry is not None else MemoryRegistry(),
+            **common,  # type: ignore[arg-type]
+        )
+        limiter = FailureLimiter(
+            max_failures=settings.auth_max_failures, window_s=settings.auth_window_s
+        )
     app_metrics.track_peers(broker.count)
 
     app = web.Application()
@@ -103,14 +158,14 @@ def create_app(
     app[BROKER_KEY] = broker
     app[METRICS_KEY] = app_metrics
     app[CLOCK_KEY] = clock
-    app[LIMITER_KEY] = FailureLimiter(
-        max_failures=settings.auth_max_failures, window_s=settings.auth_window_s
-    )
+    app[LIMITER_KEY] = limiter
     app[METRICS_LISTENER_KEY] = MetricsListener()
     app.router.add_get("/v1/signal", signal)
     app.router.add_get("/healthz", healthz)
     if settings.metrics_on_main:
         app.router.add_get("/metrics", metrics)
+    if cluster is not None:
+        app.cleanup_ctx.append(_joined(cluster, broker))
     if settings.metrics_host is not None:
         app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_close_peers)

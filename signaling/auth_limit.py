@@ -36,6 +36,10 @@ class FailureLimiter:
             return 0.0
         return max(0.0, times[0] + self._window_s - now)
 
+    def block(self, source: str, now: float) -> None:
+        """Count ``source`` as at the limit from ``now`` (other instances saw its failures)."""
+        self._failures[source] = deque([now] * self._max_failures)
+
     def failed(self, source: str, now: float) -> None:
         if source not in self._failures and len(self._failures) >= self._max_sources:
             # Bounded memory under a spray of sources: forget the stalest first.

@@ -152,27 +152,46 @@ class Broker:
 
     async def _forget(self, conn: PeerConnection) -> None:
         del self._conns[(conn.role, conn.peer_id)]
-        for relay in self._relays.of_peer(conn.role, conn.peer_id):
-            close = RelayClose(session_id=relay.session_id, reason=f"{conn.role.value} went away")
+        if conn.role is Role.WORKER:
+            await self._registry.remove(conn.peer_id)
+        await self._end_sessions_of(conn.role, conn.peer_id)
+
+    async def _peer(self, role: Role, peer_id: str) -> PeerConnection | None:
+        """The connection to send ``peer_id`` messages through, if it is connected."""
+        return self._conns.get((role, peer_id))
+
+    def _matchable(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
+        """The registered workers an offer may be sent to from here."""
+        # Only workers connected to this server; a shared registry may also list one
+        # whose removal is in flight.
+        return [w for w in workers if (Role.WORKER, w.peer_id) in self._conns]
+
+    def _paces(self, sender: PeerConnection) -> bool:
+        """Whether relayed frames from ``sender`` are paced here (where it is read)."""
+        return True
+
+    async def _end_sessions_of(self, role: Role, peer_id: str) -> None:
+        """End the relayed sessions and pending offers of a peer that went away."""
+        for relay in self._relays.of_peer(role, peer_id):
+            close = RelayClose(session_id=relay.session_id, reason=f"{role.value} went away")
             if relay.pipes:
-                self._end_relay(relay, closer=conn.role, close=close)
+                self._end_relay(relay, closer=role, close=close)
                 continue
             self._relays.close(relay.session_id)
-            other = self._conns.get(relay.other(conn.role))
+            other = await self._peer(*relay.other(role))
             if other is not None:
                 await other.send(close)
-        if conn.role is Role.EDGE:
-            self._offers.drop_edge(conn.peer_id)
-            self._offers_of.pop(conn.peer_id, None)
+        if role is Role.EDGE:
+            self._offers.drop_edge(peer_id)
+            self._offers_of.pop(peer_id, None)
             return
-        await self._registry.remove(conn.peer_id)
-        for pending in self._offers.drop_worker(conn.peer_id):
-            edge = self._conns.get((Role.EDGE, pending.edge_id))
+        for pending in self._offers.drop_worker(peer_id):
+            edge = await self._peer(Role.EDGE, pending.edge_id)
             if edge is not None:
                 await edge.send(
                     SignalError(
                         code=ErrorCode.NO_WORKER,
-                        message=f"worker {conn.peer_id} went away before answering",
+                        message=f"worker {peer_id} went away before answering",
                         session_id=pending.session_id,
                     )
                 )
@@ -181,6 +200,9 @@ class Broker:
         """Act on one message from ``conn``; refusals go back to the sender as ``SignalError``."""
         if not self.is_current(conn):
             return  # a replaced connection's last words; its successor speaks for it now
+        await self._dispatch(conn, message)
+
+    async def _dispatch(self, conn: PeerConnection, message: Message) -> None:
         problem = self._bad_model_name(message)
         if problem is not None:
             await _refuse(conn, problem, getattr(message, "session_id", None))
@@ -288,7 +310,7 @@ class Broker:
     async def _worker_for(self, model: str, avoid: tuple[str, ...] = ()) -> PeerConnection | None:
         """The connected worker to send a new session for ``model`` to, if any."""
         chosen = await self._choose(model, avoid)
-        return self._conns.get((Role.WORKER, chosen.peer_id)) if chosen is not None else None
+        return await self._peer(Role.WORKER, chosen.peer_id) if chosen is not None else None
 
     async def _no_worker(self, edge: PeerConnection, model: str, session_id: str) -> None:
         self._metrics.offers.labels(result="no_worker").inc()
@@ -301,11 +323,7 @@ class Broker:
         )
 
     async def _choose(self, model: str, avoid: tuple[str, ...]) -> WorkerInfo | None:
-        # Only workers connected to this server can be sent the offer; a shared registry
-        # may also list workers of other servers, or one whose removal is in flight.
-        workers = await self._registry.workers()
-        here = [w for w in workers if (Role.WORKER, w.peer_id) in self._conns]
-        return choose_worker(here, model, avoid)
+        return choose_worker(self._matchable(await self._registry.workers()), model, avoid)
 
     async def _answer(self, worker: PeerConnection, answer: Answer) -> None:
         pending = self._offers.get(answer.session_id)
@@ -315,7 +333,7 @@ class Broker:
             )
             return
         self._offers.close(answer.session_id)
-        edge = self._conns.get((Role.EDGE, pending.edge_id))
+        edge = await self._peer(Role.EDGE, pending.edge_id)
         forwarded = answer.model_copy(update={"peer_id": worker.peer_id})
         if edge is None or not await edge.send(forwarded):
             logger.info(
@@ -353,7 +371,7 @@ class Broker:
                 worker, "no relay request with this id for this worker", accept.session_id
             )
             return
-        edge = self._conns.get((Role.EDGE, relay.edge_id))
+        edge = await self._peer(Role.EDGE, relay.edge_id)
         if edge is None:
             self._relays.close(accept.session_id)
             await worker.send(RelayClose(session_id=accept.session_id, reason="edge went away"))
@@ -376,10 +394,11 @@ class Broker:
                 RelayClose(session_id=data.session_id, reason="no such relayed session")
             )
             return
-        async with relay.lock:  # pace this session only; other peers are not held up
-            wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
-            if wait > 0:
-                await asyncio.sleep(wait)
+        if self._paces(sender):
+            async with relay.lock:  # pace this session only; other peers are not held up
+                wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
+                if wait > 0:
+                    await asyncio.sleep(wait)
         if self._relays.get(data.session_id) is not relay:
             return  # it ended while this frame waited for its pace
         receiver, _ = relay.other(sender.role)
@@ -409,7 +428,7 @@ class Broker:
             self._end_relay(relay, closer=sender.role, close=close)
             return
         self._relays.close(close.session_id)
-        other = self._conns.get(relay.other(sender.role))
+        other = await self._peer(*relay.other(sender.role))
         if other is not None:
             await other.send(close)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -30,6 +29,7 @@ from shared.tokens import PeerClaims
 from signaling.auth import authenticate
 from signaling.broker import Broker
 from signaling.keys import BROKER_KEY, CLOCK_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
+from signaling.peer_timers import PeerTimers
 from signaling.settings import SignalingSettings
 from signaling.turn_credentials import ice_servers
 
@@ -102,36 +102,29 @@ def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Wel
     return Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=servers)
 
 
-async def _refresh_ice(
-    conn: WebSocketConnection,
-    settings: SignalingSettings,
-    claims: PeerClaims,
-    clock: Callable[[], float],
-) -> None:
-    """TURN credentials expire; a peer connected for days must still hold valid ones."""
-    while True:
-        await asyncio.sleep(settings.turn_ttl_s / 2)
-        if not await conn.send(_welcome(settings, claims, clock())):
-            return
+def _peer_timers(conn: WebSocketConnection, request: web.Request, claims: PeerClaims) -> PeerTimers:
+    """Close ``conn`` when its token expires (a token must not outlive its ``exp`` by
+    keeping a socket open, and minting TURN credentials on it); with TURN, push fresh
+    credentials at half their lifetime (a peer connected for days must still hold valid
+    ones). On timers, not a task per peer (``signaling.peer_timers``)."""
+    settings, clock = request.app[SETTINGS_KEY], request.app[CLOCK_KEY]
 
+    async def expire() -> None:
+        logger.info("closing %s %s: its token expired", conn.role.value, conn.peer_id)
+        request.app[METRICS_KEY].closes.labels(reason="token_expired").inc()
+        await conn.close(CloseCode.TOKEN_EXPIRED, "token expired: reconnect with a renewed token")
 
-async def _close_at_expiry(
-    conn: WebSocketConnection, request: web.Request, claims: PeerClaims
-) -> None:
-    """Close ``conn`` when its token expires: a token must not outlive its ``exp`` by
-    keeping a socket open (and minting TURN credentials on it)."""
-    clock = request.app[CLOCK_KEY]
-    check_s = request.app[SETTINGS_KEY].expiry_check_s
-    while True:
-        left = claims.expires_at - clock()
-        if left <= 0:
-            break
-        # Sleep to the expiry, but wake now and then: the token's clock is the wall
-        # clock, which can step while we sleep on the monotonic one.
-        await asyncio.sleep(min(left, check_s))
-    logger.info("closing %s %s: its token expired", conn.role.value, conn.peer_id)
-    request.app[METRICS_KEY].closes.labels(reason="token_expired").inc()
-    await conn.close(CloseCode.TOKEN_EXPIRED, "token expired: reconnect with a renewed token")
+    async def refresh() -> bool:
+        return await conn.send(_welcome(settings, claims, clock()))
+
+    return PeerTimers(
+        clock=clock,
+        expires_at=claims.expires_at,
+        check_s=settings.expiry_check_s,
+        on_expiry=expire,
+        refresh_s=settings.turn_ttl_s / 2 if settings.turn_urls else None,
+        on_refresh=refresh,
+    )
 
 
 async def signal(request: web.Request) -> web.StreamResponse:
@@ -153,23 +146,16 @@ async def signal(request: web.Request) -> web.StreamResponse:
         return ws
     request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
     clock = request.app[CLOCK_KEY]
-    loop = asyncio.get_running_loop()
-    tasks = [
-        loop.create_task(_close_at_expiry(conn, request, claims), name=f"expiry-{claims.peer_id}")
-    ]
+    timers = _peer_timers(conn, request, claims)
     try:
         await conn.send(_welcome(settings, claims, clock()))
-        if settings.turn_urls:
-            refresh = _refresh_ice(conn, settings, claims, clock)
-            tasks.append(loop.create_task(refresh, name=f"ice-refresh-{claims.peer_id}"))
         await _serve_peer(conn, ws, broker, settings.max_frame_bytes)
     finally:
         # Detach before awaiting anything else: the handler may itself be cancelled
         # (the client went away), and a peer must never stay listed after its socket.
-        for task in tasks:
-            task.cancel()
+        timers.stop()
         await broker.detach(conn)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await timers.wait()
     return ws
 
 

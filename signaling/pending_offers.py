@@ -64,6 +64,11 @@ class OfferTable:
         self._expire()
         return self._offers.pop(session_id, None)
 
+    def workers(self) -> set[str]:
+        """The workers that pending offers wait on."""
+        self._expire()
+        return {o.worker_id for o in self._offers.values()}
+
     def drop_edge(self, edge_id: str) -> list[PendingOffer]:
         """Remove the offers of an edge that went away."""
         return self._drop(lambda o: o.edge_id == edge_id)

@@ -107,8 +107,9 @@ class SignalingSettings(TandemSettings):
     turn_url: str | None = Field(
         default=None,
         description="TURN server(s) handed to peers, comma-separated, e.g. "
-        "'turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp'. "
-        "Needs --turn-secret.",
+        "'turn:turn.example.org:3478,turns:turn.example.org:443'. A turn: URL without "
+        "?transport= is offered over UDP and TCP both; turns: is TURN over TLS (networks "
+        "that pass only HTTPS). Needs --turn-secret.",
     )
     turn_secret: SecretStr | None = Field(
         default=None,
@@ -189,6 +190,30 @@ class SignalingSettings(TandemSettings):
         description="Seconds a brokered offer waits for its answer before it is forgotten.",
     )
 
+    redis_url: str | None = Field(
+        default=None,
+        description="Share presence, worker load, matchmaking, offers/answers and the relay "
+        "with every other signaling instance on this Redis (redis://HOST:PORT/DB, or "
+        "rediss:// across a network). Unset: this process alone, in memory. See "
+        "docs/signaling.md for what is global and what stays per instance.",
+    )
+    redis_prefix: str = Field(
+        default="tandem",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key and channel: two clusters may share one Redis "
+        "under different prefixes.",
+    )
+    redis_presence_ttl_s: float = Field(
+        default=15.0,
+        ge=0.3,
+        le=3600,
+        description="With --redis-url: presence (which instance holds a peer, the workers it "
+        "registered) expires this long after the instance's last heartbeat; heartbeats run "
+        "at a third of it. A dead instance's peers are free to reconnect elsewhere after it.",
+    )
+
     @field_validator("secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -221,6 +246,13 @@ class SignalingSettings(TandemSettings):
         if self.turn_url and self.turn_secret is None:
             raise ValueError("--turn-url needs --turn-secret (coturn's static-auth-secret)")
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://HOST:PORT/DB (or rediss://, unix://) URL")
+        return value
 
     @model_validator(mode="after")
     def _rotation_is_consistent(self) -> SignalingSettings:

@@ -12,6 +12,14 @@ or 503 is *unavailable* (retryable elsewhere), a 4xx is the request's fault (not
 retried; a prompt past the context says so), a 5xx or a stream that breaks is a failed
 generation (retried elsewhere from the text delivered so far).
 
+Structured output (``GenerateRequest.output``: JSON schemas and tool calls) is the
+engine's own guided decoding, asked for with ``response_format``: ``json_schema`` for vLLM,
+SGLang and llama-server, the older ``json_object`` + ``schema`` form for other engines
+(``llama_cpp.server`` knows only that one; ``StructuredStyle``). An engine that refuses
+it says so in a 4xx, passed on as the request's fault; one that ignores it is caught
+here: a constrained answer that is not JSON fails the stream, naming the cause, rather
+than reach a client that relies on it parsing.
+
 A resumed stream (``GenerateRequest.continuation``) must go on exactly where the text
 stopped. How depends on the engine (``Continuation``); with none that works, the worker
 refuses such a request as unavailable, and the edge resumes it elsewhere, rather than
@@ -26,39 +34,28 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
 import aiohttp
 
 from cloud_worker.backends.base import Backend, BackendEvent
 from cloud_worker.backends.health import UpstreamHealth
+from cloud_worker.backends.openai_body import Continuation, StructuredStyle, request_body
 from cloud_worker.errors import BackendError, BackendUnavailable, UpstreamContextTooLong
 from inference import InferenceError
 from inference.templates import ChatTemplate
-from shared.messages import GenerateRequest, StreamEnd, TokenChunk
+from shared.messages import MAX_TOP_LOGPROBS, GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
-__all__ = ["Continuation", "OpenAIBackend", "UpstreamConfig", "refusal", "request_body"]
+__all__ = [
+    "Continuation",
+    "OpenAIBackend",
+    "StructuredStyle",
+    "UpstreamConfig",
+    "refusal",
+    "request_body",
+]
 
 log = logging.getLogger(__name__)
-
-
-class Continuation(StrEnum):
-    """How an engine resumes an assistant turn that another engine started."""
-
-    AUTO = "auto"
-    """Ask the engine what it is (vLLM, SGLang, llama-server); else ``completions`` when a
-    chat template is configured, else ``refuse``."""
-    CHAT = "chat"
-    """vLLM, SGLang: the delivered text as a final assistant message, with
-    ``continue_final_message: true`` and ``add_generation_prompt: false``."""
-    PREFILL = "prefill"
-    """llama-server: a final assistant message is continued as is."""
-    COMPLETIONS = "completions"
-    """Any engine: the conversation rendered by the model's chat template plus the
-    delivered text, sent to ``/completions`` (needs ``--upstream-chat-template``)."""
-    REFUSE = "refuse"
-    """No resumption here: the edge continues the stream elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,7 @@ class OpenAIBackend(Backend):
         self._session: aiohttp.ClientSession | None = None
         self._models: tuple[str, ...] = ()
         self._continuation = config.continuation
+        self._structured = StructuredStyle.JSON_SCHEMA
         self._running = 0
         self._waiting = 0
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -144,8 +142,13 @@ class OpenAIBackend(Backend):
             self._models = tuple(listed)
         if not self._models:
             raise BackendUnavailable(f"the engine at {cfg.url} serves no model")
+        detected = await self._detect_continuation(self._session)
         if self._continuation is Continuation.AUTO:
-            self._continuation = await self._detect_continuation(self._session)
+            self._continuation = detected
+        if detected not in (Continuation.CHAT, Continuation.PREFILL):
+            # Not vLLM, SGLang nor llama-server: maybe llama-cpp-python's server, which
+            # takes only the older form of response_format.
+            self._structured = StructuredStyle.JSON_OBJECT
         log.info(
             "engine at %s serves %s; streams resumed by %s",
             cfg.url,
@@ -206,6 +209,7 @@ class OpenAIBackend(Backend):
             models=self._models,
             continuation=self._continuation,
             template=self._config.chat_template,
+            structured=self._structured,
         )
 
     async def _generate(
@@ -230,6 +234,7 @@ class OpenAIBackend(Backend):
             chunks = 0
             finish: Literal["stop", "length"] = "stop"
             usage: dict[str, Any] = {}
+            answer: list[str] = []
             async for data in _sse(resp, cfg.first_token_timeout_s, cfg.token_timeout_s):
                 if "error" in data:
                     raise BackendError(f"the engine failed mid-stream: {_message(data)}")
@@ -237,10 +242,15 @@ class OpenAIBackend(Backend):
                     usage = data["usage"]
                 for choice in data.get("choices") or []:
                     text = _choice_text(choice)
-                    if text:
+                    scored = _choice_logprobs(choice) if request.params.logprobs is not None else ()
+                    if text or scored:
                         chunks += 1
-                        yield TokenChunk(request_id=rid, text=text, n_tokens=1)
+                        if request.output is not None:
+                            answer.append(text)
+                        yield TokenChunk(request_id=rid, text=text, n_tokens=1, logprobs=scored)
                     finish = _finish(choice.get("finish_reason")) or finish
+            if request.output is not None and finish == "stop":
+                _check_json("".join(answer))
             completion = int(usage.get("completion_tokens") or chunks)
             if completion > chunks:  # the engine packed several tokens into a chunk
                 yield TokenChunk(request_id=rid, text="", n_tokens=completion - chunks)
@@ -261,49 +271,15 @@ class OpenAIBackend(Backend):
             await self._session.close()
 
 
-def request_body(
-    request: GenerateRequest,
-    *,
-    models: tuple[str, ...],
-    continuation: Continuation,
-    template: ChatTemplate | None,
-) -> tuple[str, dict[str, Any]]:
-    """The endpoint and JSON body that ask an engine serving ``models`` for ``request``;
-    ``BackendUnavailable`` for a resumption this engine cannot do exactly."""
-    params = request.params
-    body: dict[str, Any] = {
-        "model": request.model if request.model in models else models[0],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-    }
-    if params.max_tokens is not None:
-        body["max_tokens"] = params.max_tokens
-    if params.stop:
-        body["stop"] = list(params.stop)
-    if params.seed is not None:
-        body["seed"] = params.seed
-    if request.prompt is not None:
-        return "/completions", {**body, "prompt": request.prompt + request.continuation}
-    assert request.messages is not None
-    messages = [m.model_dump() for m in request.messages]
-    if not request.continuation:
-        return "/chat/completions", {**body, "messages": messages}
-    turn = {"role": "assistant", "content": request.continuation}
-    if continuation is Continuation.CHAT:
-        return "/chat/completions", {
-            **body,
-            "messages": [*messages, turn],
-            "continue_final_message": True,
-            "add_generation_prompt": False,
-        }
-    if continuation is Continuation.PREFILL:
-        return "/chat/completions", {**body, "messages": [*messages, turn]}
-    if continuation is Continuation.COMPLETIONS and template is not None:
-        rendered = template.render(request.messages, add_generation_prompt=True)
-        return "/completions", {**body, "prompt": rendered + request.continuation}
-    raise BackendUnavailable("this worker's engine cannot resume a stream another started")
+def _check_json(text: str) -> None:
+    """A constrained answer that does not parse: the engine ignored ``response_format``."""
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InferenceError(
+            "the worker's engine did not honour response_format (its answer is not JSON); "
+            "it needs guided decoding (vLLM, SGLang, llama.cpp)"
+        ) from exc
 
 
 async def _sse(
@@ -345,6 +321,42 @@ def _choice_text(choice: dict[str, Any]) -> str:
     if isinstance(delta, dict):
         return str(delta.get("content") or "")
     return str(choice.get("text") or "")
+
+
+def _choice_logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    """A chunk's token logprobs, in chat's shape or the completions' legacy one; entries
+    an engine leaves without a number (some give none for the first token) are skipped."""
+    found = choice.get("logprobs")
+    if not isinstance(found, dict):
+        return ()
+    scored: list[TokenLogprob] = []
+    if isinstance(found.get("content"), list):
+        for entry in found["content"]:
+            if isinstance(entry, dict) and isinstance(entry.get("logprob"), int | float):
+                top = [
+                    (str(t.get("token", "")), float(t["logprob"]))
+                    for t in entry.get("top_logprobs") or []
+                    if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)
+                ]
+                scored.append(_scored(str(entry.get("token", "")), entry["logprob"], top))
+        return tuple(scored)
+    tokens, values = found.get("tokens") or [], found.get("token_logprobs") or []
+    tops = found.get("top_logprobs") or [None] * len(tokens)
+    for token, value, top in zip(tokens, values, tops, strict=False):
+        if isinstance(value, int | float):
+            pairs = [
+                (str(t), float(v)) for t, v in (top or {}).items() if isinstance(v, int | float)
+            ]
+            scored.append(_scored(str(token), value, pairs))
+    return tuple(scored)
+
+
+def _scored(token: str, logprob: float, top: list[tuple[str, float]]) -> TokenLogprob:
+    def clean(text: str) -> str:  # an engine's token text may hold a lone surrogate
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+    pairs = tuple((clean(t), v) for t, v in top[:MAX_TOP_LOGPROBS])
+    return TokenLogprob(token=clean(token), logprob=float(logprob), top=pairs)
 
 
 def _finish(reason: object) -> Literal["stop", "length"] | None:

@@ -18,9 +18,9 @@ SDKs, Open WebUI's server) do not, so three checks refuse the browser and nothin
 * A POST must declare ``Content-Type: application/json`` (415 otherwise): the types a page
   may send without a preflight are exactly the ones this refuses.
 
-``/healthz`` is exempt from all three: local probes (systemd, Docker, Kubernetes) reach it
-under any name, and it says nothing worth stealing (ready or not, the local model's name,
-whether a cloud is linked).
+``/healthz`` (and llama-server's ``/health``) is exempt from all three: local probes
+(systemd, Docker, Kubernetes) reach it under any name, and it says nothing worth
+stealing (ready or not, the local model's name, whether a cloud is linked).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from edge_agent.settings import LOOPBACK_HOSTS, EdgeSettings, split_host
 
 __all__ = ["GUARD_EXEMPT_PATHS", "BrowserPolicy", "browser_guard", "cors_headers"]
 
-GUARD_EXEMPT_PATHS = frozenset({"/healthz"})
+GUARD_EXEMPT_PATHS = frozenset({"/healthz", "/health"})
 """Answered whatever the Host and Origin (see the module's docstring)."""
 
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})

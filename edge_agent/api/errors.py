@@ -144,7 +144,9 @@ class ApiError:
         )
 
     def ollama_body(self) -> OllamaErrorBody:
-        """The Ollama-shaped body."""
+        """The Ollama-shaped body. It has no ``param``: the message names the field."""
+        if self.param and self.param not in self.message:
+            return OllamaErrorBody(error=f"{self.param}: {self.message}")
         return OllamaErrorBody(error=self.message)
 
     def response(self, *, ollama: bool = False) -> web.Response:

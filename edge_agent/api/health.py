@@ -3,6 +3,8 @@
 ``/healthz`` answers 503 until the local model is loaded, so that systemd, a load
 balancer or a test can wait for readiness instead of guessing; the cloud is reported but
 never makes the agent unhealthy, because the agent still answers locally without it.
+The 503 says where the cloud stands too: escalated requests are served while the local
+model loads (the cloud link opens at once, over the relay at first).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ __all__ = ["Health", "HealthRoutes", "Loading"]
 
 class Loading(BaseModel):
     status: Literal["loading"] = "loading"
+    cloud: Literal["ready", "unavailable", "disabled"] = "disabled"
+    """The cloud needs no local model: escalated requests are served while it loads."""
+    cloud_path: str | None = None
 
 
 class Health(BaseModel):
@@ -46,13 +51,13 @@ class HealthRoutes:
         router.add_get("/metrics", self.metrics)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        if not self._local.ready:
-            return json_response(Loading(), status=503)
         if self._cloud is None:
             cloud: Literal["ready", "unavailable", "disabled"] = "disabled"
         else:
             cloud = "ready" if self._cloud.ready else "unavailable"
         path = self._cloud.path if self._cloud is not None and cloud == "ready" else None
+        if not self._local.ready:
+            return json_response(Loading(cloud=cloud, cloud_path=path), status=503)
         return json_response(Health(local_model=self._local.model, cloud=cloud, cloud_path=path))
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -26,11 +26,24 @@ __all__ = ["AUTH_EXEMPT_PATHS", "OLLAMA_PREFIX", "api_key_middleware", "outcome_
 log = logging.getLogger(__name__)
 
 AUTH_EXEMPT_PATHS = frozenset(
-    {"/healthz", "/openapi.json", "/status", "/status/app.js", "/status/app.css"}
+    {
+        "/healthz",
+        "/health",
+        "/",
+        "/api/version",
+        "/openapi.json",
+        "/status",
+        "/status/app.js",
+        "/status/app.css",
+    }
 )
-"""Paths served without the API key: liveness probes (systemd, k8s) carry no secrets, and
-the OpenAPI document holds none either; clients read it to learn how to authenticate. The
-status page's files hold no data (it asks for the key to read ``/status.json``)."""
+"""Paths served without the API key: liveness probes (systemd, k8s; llama-server's
+``/health``, Ollama's ``/`` and ``/api/version``, which clients call to find the server,
+as Ollama and llama-server answer them without a key) carry no secrets, and the OpenAPI
+document holds none either; clients read it to learn how to authenticate. The status
+page's files hold no data (it asks for the key to read ``/status.json``). Anything that
+runs or describes the model (``/api/tags``, ``/api/show``, ``/props``, ``/tokenize``...)
+needs the key."""
 
 OLLAMA_PREFIX = "/api/"
 """Paths under this prefix answer errors in Ollama's shape."""

@@ -1,24 +1,44 @@
 """OpenAI's request and response bodies, as pydantic models.
 
-Requests are lenient where OpenAI clients are sloppy and strict where we would otherwise
-answer wrongly: unknown fields (``presence_penalty``, ``logit_bias``, ``tools``...) are
-ignored, because SDKs and UIs send them by default and refusing them breaks those
-clients for knobs that only nudge sampling; but anything we cannot honour and that
-changes the shape of the answer (``n`` > 1, image parts) is a 400.
+Every field Tandem honours is parsed (sampling knobs, ``logprobs``, ``response_format``,
+``tools``...); fields it knows and cannot honour (``n`` > 1, image or audio parts,
+``audio``, legacy ``functions``...) and fields it does not know are a 400 naming the
+field (``refuse_unsupported``): a silently ignored field is a setting the client believes
+in. Fields that change nothing in the answer (``user``, ``metadata``, ``store``,
+``service_tier``) are accepted. docs/clients.md has the table.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
+from edge_agent.api.logprobs import ChatLogprobs, CompletionLogprobs
+from edge_agent.api.request_fields import (
+    NO_EFFECT_FIELDS,
+    ChatMessageIn,
+    ContentPart,
+    RequestBody,
+    logit_bias_pairs,
+    refuse_set,
+)
+from edge_agent.api.structured import ResponseFormat
+from edge_agent.api.tools import ToolSpec
 from edge_agent.errors import RequestInvalid
-from shared.messages import ChatMessage, SamplingParams, StreamEnd, Text
+from shared.messages import MAX_TOP_LOGPROBS, ChatMessage, SamplingParams, StreamEnd, Text
 
 __all__ = [
     "COMPLETIONS_DEFAULT_MAX_TOKENS",
     "MAX_TOKENS_LIMIT",
+    "NO_EFFECT_FIELDS",
     "ChatChoice",
     "ChatChunkChoice",
     "ChatCompletion",
@@ -31,10 +51,15 @@ __all__ = [
     "CompletionRequest",
     "ContentPart",
     "FinishReason",
+    "FunctionCallOut",
     "ModelCard",
     "ModelList",
     "StreamOptions",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
+    "logit_bias_pairs",
+    "refuse_set",
 ]
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
@@ -56,9 +81,11 @@ def sampling_params(
     seed: int | None,
     temperature: float | None,
     top_p: float | None,
+    **extra: object,
 ) -> SamplingParams:
     """Wire sampling knobs from an HTTP body's (OpenAI's or Ollama's); unset ones keep
-    the protocol's defaults."""
+    the protocol's defaults. ``extra`` are further ``SamplingParams`` fields (``top_k``,
+    ``min_p``, penalties, ``logit_bias`` pairs, ``num_ctx``), passed when set."""
     stops = [stop] if isinstance(stop, str) else (stop or [])
     knobs: dict[str, object] = {
         "max_tokens": max_tokens,
@@ -69,55 +96,24 @@ def sampling_params(
         knobs["temperature"] = temperature
     if top_p is not None:
         knobs["top_p"] = top_p
+    knobs.update({k: v for k, v in extra.items() if v is not None})
     return SamplingParams.model_validate(knobs)
 
 
 """llama.cpp seeds are 32-bit; larger (or negative) OpenAI seeds are folded into range."""
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-# ------------------------------------------------------------------------------ requests
-
-
-class ContentPart(_Lenient):
-    """One element of a list-valued ``content``; only ``text`` parts are served."""
-
-    type: Text
-    """Echoed in the refusal of non-text parts: must be encodable."""
-    text: Text | None = None
-
-
-class ChatMessageIn(_Lenient):
-    """A chat turn as clients send it."""
-
-    role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: Text | list[ContentPart] | None = None
-
-    def flattened(self, index: int) -> ChatMessage:
-        """This turn with its content as one string; non-text parts are refused."""
-        if self.content is None or isinstance(self.content, str):
-            return ChatMessage(role=self.role, content=self.content or "")
-        texts: list[str] = []
-        for part in self.content:
-            if part.type != "text" or part.text is None:
-                raise RequestInvalid(
-                    f"Content parts of type '{part.type}' are not supported; send text only.",
-                    param=f"messages[{index}].content",
-                )
-            texts.append(part.text)
-        return ChatMessage(role=self.role, content="\n".join(texts))
-
-
 class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
-class _GenerationRequest(_Lenient):
+class _GenerationRequest(RequestBody):
     """Fields shared by chat and text completions."""
 
     model: Text | None = None
@@ -131,6 +127,17 @@ class _GenerationRequest(_Lenient):
     stream_options: StreamOptions | None = None
     n: int = 1
     user: str | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    # Known fields Tandem cannot honour: parsed only to be refused by name.
+    audio: object | None = None
+    prediction: object | None = None
+    web_search_options: object | None = None
+    modalities: list[str] | None = None
 
     @field_validator("n")
     @classmethod
@@ -146,6 +153,19 @@ class _GenerationRequest(_Lenient):
     def _max_tokens(self) -> int | None:
         return self.max_tokens
 
+    def refuse_unsupported(self) -> None:
+        """A 400 naming the first field set that Tandem cannot honour."""
+        self.refuse_unknown()
+        refuse_set(
+            {
+                "audio": self.audio,
+                "prediction": self.prediction,
+                "web_search_options": self.web_search_options,
+            }
+        )
+        if self.modalities is not None and set(self.modalities) - {"text"}:
+            raise RequestInvalid("Only the text modality is supported.", param="modalities")
+
     def sampling(self) -> SamplingParams:
         """The request's sampling knobs; unset ones keep the protocol's defaults."""
         return sampling_params(
@@ -154,7 +174,18 @@ class _GenerationRequest(_Lenient):
             seed=self.seed,
             temperature=self.temperature,
             top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=logit_bias_pairs(self.logit_bias, param="logit_bias") or None,
+            logprobs=self._logprobs(),
         )
+
+    def _logprobs(self) -> int | None:
+        """Alternatives per token to report; ``None``: no logprobs."""
+        return None
 
 
 class ChatCompletionRequest(_GenerationRequest):
@@ -162,9 +193,37 @@ class ChatCompletionRequest(_GenerationRequest):
 
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: TokenLimit | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: object | None = None
+    parallel_tool_calls: bool | None = None
+    """Accepted: it allows several calls per answer; Tandem makes at most one."""
+    functions: object | None = None
+    function_call: object | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    def _logprobs(self) -> int | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise RequestInvalid("top_logprobs needs logprobs: true.", param="top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def refuse_unsupported(self) -> None:
+        super().refuse_unsupported()
+        refuse_set(
+            {"functions": self.functions, "function_call": self.function_call},
+            "(the legacy function-calling API) is not supported; use tools",
+        )
+        if self.tools and self.logprobs:
+            raise RequestInvalid("logprobs cannot be combined with tools.", param="logprobs")
+        if self.tools and self.response_format is not None and self.response_format.type != "text":
+            raise RequestInvalid(
+                "response_format cannot be combined with tools; use one or the other.",
+                param="response_format",
+            )
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
         return tuple(m.flattened(i) for i, m in enumerate(self.messages))
@@ -179,6 +238,20 @@ class CompletionRequest(_GenerationRequest):
 
     prompt: Prompt | list[Prompt]
     max_tokens: TokenLimit | None = COMPLETIONS_DEFAULT_MAX_TOKENS
+    echo: bool | None = None
+    best_of: int | None = None
+    suffix: str | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    """The legacy form: alternatives per token (0: the chosen token's only)."""
+
+    def _logprobs(self) -> int | None:
+        return self.logprobs
+
+    def refuse_unsupported(self) -> None:
+        super().refuse_unsupported()
+        refuse_set({"echo": self.echo, "suffix": self.suffix})
+        if self.best_of is not None and self.best_of != 1:
+            raise RequestInvalid("only best_of=1 is supported.", param="best_of")
 
     @field_validator("prompt")
     @classmethod
@@ -208,15 +281,44 @@ class Usage(BaseModel):
         )
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+    """JSON text, as OpenAI sends it."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed call: Tandem sends each call whole, in one delta."""
+
+    index: int
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _calls_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if self.tool_calls is None:
+            data.pop("tool_calls", None)
+        return data
 
 
 class ChatChoice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: FinishReason
 
 
@@ -235,16 +337,18 @@ class ChatDelta(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
-    @model_serializer
-    def _set_fields_only(self) -> dict[str, str]:
-        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class ChatChunkChoice(BaseModel):
     index: int = 0
     delta: ChatDelta
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 
@@ -261,7 +365,7 @@ class ChatCompletionChunk(BaseModel):
 class CompletionChoice(BaseModel):
     text: str
     index: int = 0
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 

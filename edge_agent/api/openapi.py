@@ -19,6 +19,7 @@ it to learn how to authenticate in the first place.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -37,13 +38,31 @@ from edge_agent.api.context import (
     ROUTE_REASON_HEADER,
     SERVED_BY_HEADER,
 )
+from edge_agent.api.embeddings import (
+    EmbeddingList,
+    EmbeddingRequest,
+    OllamaEmbeddingsRequest,
+    OllamaEmbeddingsResponse,
+    OllamaEmbedRequest,
+    OllamaEmbedResponse,
+)
 from edge_agent.api.errors import ErrorBody, OllamaErrorBody
 from edge_agent.api.health import Health, Loading
+from edge_agent.api.llama_server import (
+    Detokenized,
+    DetokenizeRequest,
+    LlamaHealth,
+    LlamaLoading,
+    Props,
+    Tokenized,
+    TokenizeRequest,
+)
 from edge_agent.api.middleware import AUTH_EXEMPT_PATHS, OLLAMA_PREFIX
-from edge_agent.api.ollama_compat import (
-    OllamaChatRequest,
-    OllamaChunk,
-    OllamaGenerateRequest,
+from edge_agent.api.ollama_compat import OllamaChatRequest, OllamaChunk, OllamaGenerateRequest
+from edge_agent.api.ollama_probe import (
+    OllamaRunning,
+    OllamaShowRequest,
+    OllamaShowResponse,
     OllamaTags,
     OllamaVersion,
 )
@@ -53,12 +72,20 @@ from edge_agent.api.openai_models import (
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
+    ModelCard,
     ModelList,
 )
 from edge_agent.api.status import StatusDoc
 from edge_agent.router import Reason, Route
 
-__all__ = ["OPENAPI_PATH", "OPERATIONS", "OpenApiRoute", "Operation", "build_openapi"]
+__all__ = [
+    "OPENAPI_PATH",
+    "OPERATIONS",
+    "OpenApiRoute",
+    "Operation",
+    "app_version",
+    "build_openapi",
+]
 
 OPENAPI_PATH = "/openapi.json"
 
@@ -88,6 +115,9 @@ class Operation:
     """One event of a ``stream: true`` answer (SSE under ``/v1``, NDJSON under ``/api``)."""
     other: Mapping[int, type[BaseModel]] = field(default_factory=dict)
     """Non-error answers besides 200 (``/healthz``'s 503 while loading)."""
+    routed: bool = True
+    """Whether a route with a body reads ``X-Tandem-Route`` (generations and embeddings
+    do; ``/api/show`` and ``/tokenize`` do not)."""
 
 
 _JS = "text/javascript"
@@ -104,6 +134,42 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = MappingProxyType(
             "OpenAI text completion", Completion, request=CompletionRequest, chunk=Completion
         ),
         ("GET", "/v1/models"): Operation("Model names a request may use", ModelList),
+        ("GET", "/v1/models/{model}"): Operation("One model name (404 if unknown)", ModelCard),
+        ("POST", "/v1/embeddings"): Operation(
+            "OpenAI embeddings (local model)", EmbeddingList, request=EmbeddingRequest
+        ),
+        ("POST", "/api/embed"): Operation(
+            "Ollama embeddings (local model)", OllamaEmbedResponse, request=OllamaEmbedRequest
+        ),
+        ("POST", "/api/embeddings"): Operation(
+            "Ollama legacy embedding (local model)",
+            OllamaEmbeddingsResponse,
+            request=OllamaEmbeddingsRequest,
+        ),
+        ("GET", "/"): Operation("Liveness text, as Ollama's", None, ok_media="text/plain"),
+        ("POST", "/api/show"): Operation(
+            "Ollama model description (from the GGUF)",
+            OllamaShowResponse,
+            request=OllamaShowRequest,
+            routed=False,
+        ),
+        ("GET", "/api/ps"): Operation("Ollama loaded models", OllamaRunning),
+        ("GET", "/health"): Operation(
+            "llama-server readiness", LlamaHealth, other={503: LlamaLoading}
+        ),
+        ("GET", "/props"): Operation("llama-server properties (n_ctx)", Props),
+        ("POST", "/tokenize"): Operation(
+            "llama-server tokenize (local model)",
+            Tokenized,
+            request=TokenizeRequest,
+            routed=False,
+        ),
+        ("POST", "/detokenize"): Operation(
+            "llama-server detokenize (local model)",
+            Detokenized,
+            request=DetokenizeRequest,
+            routed=False,
+        ),
         ("POST", "/api/chat"): Operation(
             "Ollama chat", OllamaChunk, request=OllamaChatRequest, chunk=OllamaChunk
         ),
@@ -251,13 +317,13 @@ def _operation(
     responses["default"] = error("Any other failure, in this dialect's error shape.")
 
     described: dict[str, Any] = {
-        "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_').replace('.', '_')}",
+        "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}",
         "summary": op.summary,
         "responses": responses,
     }
     if exempt:
         described["security"] = []
-    if generation:
+    if generation and op.routed:
         routes = ["local", "auto", "cloud"] if cloud else ["local", "auto"]
         described["parameters"] = [
             {
@@ -269,6 +335,11 @@ def _operation(
                 "schema": {"type": "string", "enum": routes},
             }
         ]
+    for name in re.findall(r"{(\w+)}", path):
+        described.setdefault("parameters", []).append(
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        )
+    if generation:
         assert op.request is not None
         described["requestBody"] = {
             "required": True,
@@ -277,7 +348,7 @@ def _operation(
     return described
 
 
-def _version() -> str:
+def app_version() -> str:
     try:
         return version("tandem")
     except PackageNotFoundError:  # running from a checkout that was never installed
@@ -310,7 +381,7 @@ def build_openapi(
         "openapi": "3.1.0",
         "info": {
             "title": "Tandem edge agent",
-            "version": _version(),
+            "version": app_version(),
             "description": "OpenAI- and Ollama-compatible API of a Tandem edge agent.",
         },
         "paths": paths,

@@ -28,7 +28,7 @@ from edge_agent.api.context import CLIENT_CLOSED, RequestContext
 from edge_agent.api.errors import ApiError, api_error
 from edge_agent.errors import EdgeError, GenerationFailed
 from edge_agent.serving import Failover, Served
-from shared.messages import StreamEnd, TokenChunk
+from shared.messages import StreamEnd, TokenChunk, TokenLogprob
 
 __all__ = ["EventWriter", "NdjsonWriter", "SseWriter", "StreamShape", "respond"]
 
@@ -41,8 +41,10 @@ class StreamShape(Protocol):
     def opening(self) -> Sequence[BaseModel]:
         """Events sent before the first token (OpenAI chat: the role delta)."""
 
-    def delta(self, text: str) -> BaseModel:
-        """The event carrying newly generated ``text``."""
+    def delta(self, text: str, logprobs: Sequence[TokenLogprob] = ()) -> BaseModel | None:
+        """The event carrying newly generated ``text`` (and its tokens' ``logprobs``, when
+        the request asked); ``None`` to send nothing yet (a tool call is held back until
+        it is complete, then sent by ``closing``)."""
 
     def closing(self, end: StreamEnd) -> Sequence[BaseModel]:
         """Events sent once the engine is done (finish reason, usage)."""
@@ -50,7 +52,9 @@ class StreamShape(Protocol):
     def error(self, error: ApiError) -> BaseModel:
         """The event reporting a failure mid-stream."""
 
-    def complete(self, text: str, end: StreamEnd) -> BaseModel:
+    def complete(
+        self, text: str, end: StreamEnd, logprobs: Sequence[TokenLogprob] = ()
+    ) -> BaseModel:
         """The whole answer as one body, for a non-streaming request."""
 
 
@@ -121,11 +125,16 @@ class NdjsonWriter(EventWriter):
         return data + b"\n"
 
 
-async def _collect(served: Served) -> tuple[str, StreamEnd]:
-    parts = [event.text async for event in served if isinstance(event, TokenChunk)]
+async def _collect(served: Served) -> tuple[str, StreamEnd, list[TokenLogprob]]:
+    parts: list[str] = []
+    scored: list[TokenLogprob] = []
+    async for event in served:
+        if isinstance(event, TokenChunk):
+            parts.append(event.text)
+            scored.extend(event.logprobs)
     if served.end is None:  # pragma: no cover - Served raises before this
         raise GenerationFailed("the engine stream ended without a StreamEnd")
-    return "".join(parts), served.end
+    return "".join(parts), served.end, scored
 
 
 async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None:
@@ -135,8 +144,9 @@ async def _pump(served: Served, shape: StreamShape, writer: EventWriter) -> None
         if isinstance(event, Failover):
             await writer.failover(event)
         elif isinstance(event, TokenChunk):
-            if event.text:
-                await writer.send(shape.delta(event.text))
+            held = shape.delta(event.text, event.logprobs) if event.text or event.logprobs else None
+            if held is not None:
+                await writer.send(held)
         else:
             for payload in shape.closing(event):
                 await writer.send(payload)
@@ -153,8 +163,8 @@ async def respond(
 ) -> web.StreamResponse:
     """Answer ``request`` from ``served``: one JSON body, or a stream of events."""
     if not stream:
-        text, end = await _collect(served)
-        return json_response(shape.complete(text, end))
+        text, end, scored = await _collect(served)
+        return json_response(shape.complete(text, end, scored))
     writer = await writer_class.start(request, ctx)
     try:
         try:

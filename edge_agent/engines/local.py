@@ -39,6 +39,11 @@ class LocalEngine(Engine):
         return self._runner.name
 
     @property
+    def model_path(self) -> Path:
+        """The GGUF file the local model is loaded from."""
+        return self._runner.config.model_path
+
+    @property
     def n_ctx(self) -> int:
         return self._runner.n_ctx
 
@@ -51,11 +56,6 @@ class LocalEngine(Engine):
     def busy(self) -> int:
         """Requests generating or queued locally (the router's overload signal)."""
         return self._runner.busy
-
-    @property
-    def model_path(self) -> Path:
-        """The GGUF this engine serves (the router's token head is tied to its hash)."""
-        return self._runner.config.model_path
 
     def tokenize(self, text: str) -> list[int] | None:
         """``text``'s token ids in the local vocabulary; ``None`` before the model loads."""

@@ -123,6 +123,7 @@ class StreamInbox:
                 request_id=last.request_id,
                 text=last.text + item.text,
                 n_tokens=last.n_tokens + item.n_tokens,
+                logprobs=last.logprobs + item.logprobs,
             )
         self._ready.set()
 

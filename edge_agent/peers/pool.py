@@ -1,13 +1,17 @@
 """``PeerPool``: keeps a link to a worker open before anyone needs it, on the best path.
 
-A WebRTC handshake costs signaling round trips, ICE checks and DTLS; paying that on a
-user's request would double its latency. The pool opens a link as soon as signaling is
-up, re-opens it (jittered exponential backoff) when it drops, and hands the live peer
-to requests. When only the relay through signaling worked, it keeps trying WebRTC in
-the background, and on a TURN-relayed link a direct one, and moves new requests to the
-better path as soon as it opens; streams already on the old link finish there, then it
-closes (Tailscale's DERP upgrade, without dropping a stream); a draining worker is left
-the same way.
+A WebRTC handshake costs signaling round trips, ICE checks and DTLS (seconds; over TURN
+on TCP, or when only the relay will do, many); a user should never wait for it. So, with
+``relay_first`` (the default), the pool's first link is the end-to-end encrypted relay
+through signaling, which opens in one round trip wherever signaling is reachable, and
+WebRTC is negotiated beside it, with no user-facing deadline (``upgrade_timeout_s``, time
+enough for TURN over TCP), retried with bounded backoff. On a TURN-relayed link it keeps
+trying a direct one. New requests move to the better path as soon as it opens; streams
+already on the old link finish there, then it closes (Tailscale's DERP upgrade, without
+dropping or repeating a stream); a draining worker is left the same way. Without
+``relay_first`` WebRTC is tried first, for ``ice_deadline_s``, and the relay only after.
+The pool re-opens a link (jittered exponential backoff) whenever it drops: after a
+network change too, when the old path dies with the old address.
 
 With ``warm_standby``, the pool also keeps a second link open, to another worker serving
 the same model (signaling is asked to avoid the primary's). When the primary closes or
@@ -22,56 +26,21 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
-from edge_agent.errors import EdgeError, NoPeerAvailable
+from edge_agent.errors import EdgeError, NoPeerAvailable, PathFailed
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.peers.guard import StreamBounds
+from edge_agent.peers.config import PoolConfig
+from edge_agent.peers.netwatch import AddressWatch
 from edge_agent.peers.peer import Peer, PeerState
-from edge_agent.transport import Connected, connect_webrtc, connect_worker
-from link import DEFAULT_QUEUED_FRAMES, IcePolicy, PathKind, SignalingClient
+from edge_agent.peers.upgrade import Upgrade, backoff, better_path_to_try, is_upgrade
+from edge_agent.transport import Connected, connect_relay, connect_webrtc, connect_worker
+from link import SignalingClient
 
 __all__ = ["PeerPool", "PoolConfig", "Upgrade"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """Deadlines and intervals of the pool, all from edge settings."""
-
-    model: str = ""
-    connect_timeout_s: float = 15.0
-    ice_deadline_s: float = 8.0
-    first_token_timeout_s: float = 60.0
-    token_timeout_s: float = 30.0
-    max_frame_bytes: int = 16_384
-    max_queued_frames: int = DEFAULT_QUEUED_FRAMES
-    heartbeat_s: float = 2.0
-    dead_after_s: float = 6.0
-    policy: IcePolicy = field(default_factory=IcePolicy)
-    force_relay: bool = False
-    upgrade_interval_s: float = 30.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    max_queued_chunks: int = 64
-    """Token chunks one cloud stream may hold for a slow reader (then they merge)."""
-    warm_standby: bool = True
-    """Keep a second link, to another worker, ready to take over."""
-    bounds: StreamBounds = field(default_factory=StreamBounds)
-    """What a worker may send on one stream (``--max-stream-tokens``,
-    ``--max-chars-per-token``)."""
-
-
-class Upgrade(StrEnum):
-    """The better path a link may be lifted to."""
-
-    WEBRTC = "webrtc"
-    """Any WebRTC path (direct or TURN), from the relay through signaling."""
-    DIRECT = "direct"
-    """A direct path, from a TURN-relayed one."""
 
 
 class PeerPool:
@@ -89,6 +58,7 @@ class PeerPool:
         self._standby_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._network_changed = asyncio.Event()
 
     @property
     def peer(self) -> Peer | None:
@@ -107,6 +77,15 @@ class PeerPool:
             self._task = asyncio.get_running_loop().create_task(self._maintain(), name="peer-pool")
             if self._config.warm_standby:
                 self._spawn(self._keep_standby(), "peer-pool-standby")
+            if self._config.address_poll_s > 0:
+                watch = AddressWatch(self._config.address_poll_s, self._on_addresses_lost)
+                self._spawn(watch.run(), "peer-pool-addresses")
+
+    async def _on_addresses_lost(self, lost: frozenset[str]) -> None:
+        """The network changed under the links: a new signaling connection, then a new
+        link for new requests (streams on the old one fail over when it dies)."""
+        await self._signaling.reconnect()
+        self._network_changed.set()
 
     async def acquire(self, timeout_s: float) -> Peer:
         """The live peer, waiting up to ``timeout_s`` for one; else ``NoPeerAvailable``."""
@@ -202,7 +181,7 @@ class PeerPool:
                 log.warning("cloud link closed; reconnecting")
                 continue
             try:
-                connected = await self._connect()
+                connected = await self._connect_primary()
             except EdgeError as exc:
                 self._metrics.cloud_connects.labels("failed").inc()
                 log.info("no cloud link yet: %s", exc)
@@ -211,23 +190,57 @@ class PeerPool:
                 log.exception("opening a cloud link failed unexpectedly")
             else:
                 delay = cfg.reconnect_min_s
-                await self._hold(self._adopt(connected))
+                await self._hold(self._adopt(connected), upgrade_now=self._relay_first)
                 log.warning("cloud link closed; reconnecting")
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, cfg.reconnect_max_s)
 
-    async def _hold(self, peer: Peer) -> None:
+    @property
+    def _relay_first(self) -> bool:
+        return self._config.relay_first and not self._config.force_relay
+
+    async def _connect_primary(self) -> Connected:
+        """The link requests will wait for: the relay at once with ``relay_first`` (it
+        opens wherever signaling is reachable), else WebRTC within ``ice_deadline_s``,
+        then the relay. When the relay is refused or not accepted in time (a signaling
+        server or a worker without it), WebRTC first."""
+        cfg = self._config
+        if self._relay_first:
+            try:
+                return await connect_relay(
+                    self._signaling,
+                    model=cfg.model,
+                    timeout_s=cfg.connect_timeout_s,
+                    max_frame_bytes=cfg.max_frame_bytes,
+                    max_queued_frames=cfg.max_queued_frames,
+                )
+            except PathFailed as exc:
+                log.info("no relay through signaling (%s); trying WebRTC first", exc)
+        return await self._connect()
+
+    async def _hold(self, peer: Peer, *, upgrade_now: bool = False) -> None:
         """Until the current link closes. Meanwhile: leave a draining worker for another
         one, and lift a worse link to a better one when that becomes possible: a relay
-        through signaling to any WebRTC path, a TURN-relayed one to a direct one. A
+        through signaling to any WebRTC path, a TURN-relayed one to a direct one
+        (``upgrade_now``: the first attempt at once, as after a relay-first link). A
         failed attempt doubles the wait before the next (up to 16 intervals), so an edge
         behind a NAT that never allows better does not keep a worker busy with offers."""
         cfg = self._config
-        wait_s = cfg.upgrade_interval_s
+        wait_s = 0.0 if upgrade_now else cfg.upgrade_interval_s
         while True:
-            better = _better_path_to_try(peer.path, cfg.force_relay)
-            state = await peer.wait_left_open(wait_s if better is not None else None)
-            if state is PeerState.CLOSED:
+            better = better_path_to_try(peer.path, cfg.force_relay)
+            state = await self._wait_on(peer, wait_s if better is not None else None)
+            if state is None:  # the network changed: the link is likely dead already
+                self._network_changed.clear()
+                try:
+                    connected = await self._connect_primary()
+                except EdgeError as exc:
+                    log.warning("no new link after the network change yet: %s", exc)
+                    wait_s = cfg.reconnect_min_s
+                    continue
+                log.info("new %s link after the network change", connected.link.path.value)
+                wait_s = 0.0 if self._relay_first else cfg.upgrade_interval_s
+            elif state is PeerState.CLOSED:
                 return
             if state is PeerState.DRAINING:
                 self._ready.clear()
@@ -244,9 +257,9 @@ class PeerPool:
                     )
                     await peer.wait_closed()
                     return
-            else:  # still open after the interval: time to try a better path
+            elif state is PeerState.OPEN:  # still open after the interval: try a better path
                 standby = self.standby
-                if standby is not None and _is_upgrade(better, standby.path):
+                if standby is not None and is_upgrade(better, standby.path):
                     log.info(
                         "the standby's %s link beats the primary's %s: swapping",
                         standby.path.value,
@@ -258,23 +271,67 @@ class PeerPool:
                     self._spawn(self._retire(old), f"retire-{old.worker_id}")
                     wait_s = cfg.upgrade_interval_s
                     continue
-                try:
-                    connected = await connect_webrtc(
-                        self._signaling,
-                        model=cfg.model,
-                        timeout_s=cfg.ice_deadline_s,
-                        max_frame_bytes=cfg.max_frame_bytes,
-                        max_queued_frames=cfg.max_queued_frames,
-                        policy=replace(cfg.policy, direct_only=better is Upgrade.DIRECT),
-                    )
-                except EdgeError as exc:
-                    log.debug("no %s path yet: %s", better, exc)
-                    wait_s = min(wait_s * 2, cfg.upgrade_interval_s * 16)
+                assert better is not None
+                upgraded = await self._try_upgrade(peer, better)
+                if upgraded is None:
+                    wait_s = backoff(wait_s, cfg.upgrade_interval_s)
                     continue
+                connected = upgraded
                 log.info("upgraded from %s to %s", peer.path.value, connected.link.path.value)
                 wait_s = cfg.upgrade_interval_s
             old, peer = peer, self._adopt(connected)
             self._spawn(self._retire(old), f"retire-{old.worker_id}")
+
+    async def _wait_on(self, peer: Peer, timeout_s: float | None) -> PeerState | None:
+        """Until ``peer`` leaves ``OPEN`` or ``timeout_s`` passes (its state then), or
+        the network changes (``None``; the caller clears the event once it acts)."""
+        changed = asyncio.ensure_future(self._network_changed.wait())
+        left = asyncio.ensure_future(peer.wait_left_open(timeout_s))
+        try:
+            await asyncio.wait({changed, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            left.cancel()
+            await asyncio.gather(changed, left, return_exceptions=True)
+        if peer.state is not PeerState.OPEN or not self._network_changed.is_set():
+            return peer.state
+        return None
+
+    async def _try_upgrade(self, peer: Peer, better: Upgrade) -> Connected | None:
+        """One WebRTC attempt beside the live link ``peer``; ``None`` if it failed, or was
+        given up because ``peer`` closed or drains meanwhile (the caller handles that).
+        Nobody waits on it, so it gets ``upgrade_timeout_s``: TURN over TCP needs more
+        than a user-facing deadline allows."""
+        cfg = self._config
+        attempt = asyncio.ensure_future(
+            connect_webrtc(
+                self._signaling,
+                model=cfg.model,
+                timeout_s=max(cfg.upgrade_timeout_s, cfg.ice_deadline_s),
+                max_frame_bytes=cfg.max_frame_bytes,
+                max_queued_frames=cfg.max_queued_frames,
+                policy=replace(cfg.policy, direct_only=better is Upgrade.DIRECT),
+            )
+        )
+        left = asyncio.ensure_future(peer.wait_left_open())
+        try:
+            await asyncio.wait({attempt, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+            if not attempt.done():
+                attempt.cancel()  # connect_webrtc closes its half-open connection
+            await asyncio.gather(attempt, left, return_exceptions=True)
+        if attempt.cancelled():
+            log.debug("upgrade attempt given up: the %s link left", peer.path.value)
+            return None
+        exc = attempt.exception()
+        if isinstance(exc, EdgeError):
+            log.info("no %s path yet: %s", better.value, exc)
+            return None
+        if exc is not None:  # a bug: keep the link we have, try again later
+            log.error("upgrade attempt failed unexpectedly", exc_info=exc)
+            return None
+        return attempt.result()
 
     async def _keep_standby(self) -> None:
         """Keep a second link open, to another worker than the primary's."""
@@ -332,23 +389,3 @@ class PeerPool:
         for peer in (self._peer, self._standby):
             if peer is not None:
                 await peer.aclose()
-
-
-def _better_path_to_try(path: PathKind, force_relay: bool) -> Upgrade | None:
-    """What a link on ``path`` may be lifted to: any WebRTC path from the relay, a direct
-    one from TURN; nothing from direct, from a path that could not be told (trying would
-    replace it with another such link every interval), or when the relay is forced."""
-    if force_relay:
-        return None
-    if path is PathKind.RELAY:
-        return Upgrade.WEBRTC
-    if path in (PathKind.TURN_UDP, PathKind.TURN_TCP):
-        return Upgrade.DIRECT
-    return None
-
-
-def _is_upgrade(wanted: Upgrade | None, path: PathKind) -> bool:
-    """Whether a link on ``path`` is the upgrade ``wanted``."""
-    if wanted is Upgrade.WEBRTC:
-        return path in (PathKind.DIRECT, PathKind.TURN_UDP, PathKind.TURN_TCP)
-    return wanted is Upgrade.DIRECT and path is PathKind.DIRECT

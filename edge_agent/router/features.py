@@ -138,6 +138,9 @@ class PromptFeatures:
     """Digits of the longest number in the last user message (391 is prime? 17 x 23?)."""
     terms: frozenset[int] = frozenset()
     """Hashed words of the request (``terms.term_buckets``), for the learned word evidence."""
+    structured: bool = False
+    """The answer is constrained to JSON (a schema, ``json_object`` mode or a tool call):
+    the structured-output policy's signal (``structured.py``), not a model feature."""
     other_script_share: float = 0.0
     elaboration: bool = False
     """The last user turn asks more about a substantive previous answer (see
@@ -237,6 +240,7 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         elaboration=turns > 1 and _elaboration(request, last, lex.follow_up.found(words, low, low)),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
+        structured=request.output is not None,
         terms=term_buckets(last_words, _focus(low), history_list),
     )
 

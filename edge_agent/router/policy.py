@@ -29,6 +29,7 @@ from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
+from edge_agent.router.structured import wants_cloud_for_structure
 from edge_agent.router.table import TokenHead, blend, load_token_head
 from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
@@ -73,6 +74,8 @@ class Reason(StrEnum):
     HARD = "hard"
     """The learned score, with no single feature dominating it."""
     SIMPLE = "simple"
+    STRUCTURED_OUTPUT = "structured-output"
+    """The answer must match a JSON schema or be a tool call (``structured.py``)."""
 
 
 _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
@@ -150,6 +153,8 @@ class RouterConfig:
     cloud_threshold: float | None = None
     """Learned score at or above which a prompt goes to the cloud; ``None`` = the
     threshold the weights were trained with."""
+    structured_to_cloud: bool = True
+    """Send requests constrained to JSON (schemas, tool calls) to the cloud (``structured.py``)."""
 
     def __post_init__(self) -> None:
         if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
@@ -170,6 +175,7 @@ class RouterConfig:
             local_n_ctx=settings.n_ctx,
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
+            structured_to_cloud=settings.structured_to_cloud,
         )
 
 
@@ -229,6 +235,8 @@ class _PolicyRouter(ABC):
             return Decision(Route.CLOUD, Reason.CONTEXT_TOO_LONG)
         if config.local_overload_queue is not None and local_busy > config.local_overload_queue:
             return Decision(Route.CLOUD, Reason.LOCAL_OVERLOADED)
+        if wants_cloud_for_structure(features, enabled=config.structured_to_cloud):
+            return Decision(Route.CLOUD, Reason.STRUCTURED_OUTPUT)
         if features.prompt_tokens > config.auto_local_max_prompt_tokens:
             return Decision(Route.CLOUD, Reason.LONG_PROMPT)
         if features.max_tokens is not None and features.max_tokens > config.auto_local_max_tokens:

@@ -55,6 +55,11 @@ class ModelNames:
             ids.append(self._local)
         return ids
 
+    def known(self, model: str) -> bool:
+        """Whether ``model`` names something this agent serves: one of ``ids()`` or the
+        workers' model name (``cloud`` only with a cloud)."""
+        return model in self.ids() or (self._cloud is not None and model == self._cloud())
+
     def requested_route(self, model: str | None, header: str | None) -> RequestedRoute:
         """The route a request asks for: ``model``'s, unless ``X-Tandem-Route`` overrides."""
         route = self._route_for_model((model or "").strip())

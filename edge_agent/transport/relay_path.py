@@ -29,6 +29,9 @@ async def connect_relay(
     session_id = uuid.uuid4().hex
     try:
         await signaling.wait_connected(timeout_s)
+    except SignalingUnavailable as exc:
+        raise NoPeerAvailable(str(exc)) from exc
+    try:
         link, accept = await signaling.open_relay(
             session_id,
             model=model,
@@ -41,7 +44,7 @@ async def connect_relay(
         if exc.code is ErrorCode.NO_WORKER:
             raise NoPeerAvailable(str(exc)) from exc
         raise PathFailed(f"signaling refused the relay: {exc}") from exc
-    except SignalingUnavailable as exc:
-        raise NoPeerAvailable(str(exc)) from exc
+    except SignalingUnavailable as exc:  # no accept in time (a worker without relays?)
+        raise PathFailed(f"relay through signaling failed: {exc}") from exc
     log.info("relayed session to worker %s open through signaling", accept.peer_id)
     return Connected(link=link, worker_id=accept.peer_id, model=accept.model)

@@ -7,6 +7,7 @@ knows aiortc exists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -64,6 +65,9 @@ async def connect_webrtc(
     except SignalingUnavailable as exc:
         await rtc.aclose()
         raise NoPeerAvailable(str(exc)) from exc
+    except asyncio.CancelledError:  # a background upgrade given up: leave nothing open
+        await rtc.aclose()
+        raise
     except TimeoutError as exc:
         raise ConnectTimeout(f"no data channel within {timeout_s:.0f} s") from exc
     except (LinkClosed, ValueError, OSError) as exc:  # aiortc: bad SDP, ICE/DTLS failure

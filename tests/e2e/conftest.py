@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Stack, StackConfig, free_port
+from tests.support.redis import redis_server
+
+__all__ = ["redis_server", "running_stack", "stack"]  # redis_server: a session fixture
 
 
 @contextmanager

@@ -53,7 +53,9 @@ async def test_offer_gathers_only_the_chosen_host_addresses() -> None:
 def test_turn_transport_of() -> None:
     assert turn_transport_of("turn:t:3478") == "udp"
     assert turn_transport_of("turn:t:3478?transport=tcp") == "tcp"
-    assert turn_transport_of("turns:t:5349") == "tcp"
+    assert turn_transport_of("turns:t:5349") == "tls"
+    assert turn_transport_of("turns:t:443?transport=tcp") == "tls"
+    assert turn_transport_of("turns:t:443?transport=udp") == "dtls"  # aiortc: unsupported
 
 
 def test_the_preferred_turn_transport_goes_first() -> None:
@@ -161,6 +163,8 @@ def test_the_allocation_transport_is_the_first_usable_turn_url() -> None:
     udp_tcp = config("turn:t:3478?transport=udp", "turn:t:3478?transport=tcp")
     assert allocation_transport(rtc_configuration((udp_tcp,), turn_transport="udp")) == "udp"
     assert allocation_transport(rtc_configuration((udp_tcp,), turn_transport="tcp")) == "tcp"
-    assert allocation_transport(rtc_configuration((config("turns:t:5349"),))) == "tcp"
+    assert allocation_transport(rtc_configuration((config("turns:t:5349"),))) == "tls"
+    tls_last = config("turn:t:3478?transport=tcp", "turns:t:443?transport=tcp")
+    assert allocation_transport(rtc_configuration((tls_last,), turn_transport="tls")) == "tls"
     skipped = config("turns:t:5349?transport=udp", "turn:t:3478")  # aiortc skips the first
     assert allocation_transport(rtc_configuration((skipped,))) == "udp"

@@ -11,10 +11,12 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from link import SignalingClient, SignalingState, SignalingUnavailable
-from shared.messages import Role
+from shared.codec import decode
+from shared.messages import Role, Welcome
 from signaling.app import create_app
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, token
+from tests.support.onpath import on_path
 from tests.support.wait import eventually
 
 
@@ -66,3 +68,36 @@ async def test_the_state_follows_the_connection() -> None:
     finally:
         await client.aclose()
     assert state_of(client) is SignalingState.CLOSED and not client.connected
+
+
+async def test_reconnect_drops_a_silently_dead_connection_and_opens_a_new_one() -> None:
+    """After a network change the old connection hears nothing and says nothing (its
+    address is gone); ``reconnect`` must not wait for TCP or the heartbeat to tell."""
+    dead = False
+    welcomes = 0
+
+    def silence_when_dead(payload: bytes) -> list[bytes]:
+        nonlocal welcomes
+        if dead:
+            return []
+        welcomes += isinstance(decode(payload, max_frame_bytes=1 << 20), Welcome)
+        return [payload]
+
+    port = free_port()
+    async with signaling_on(port), on_path(port, tamper=silence_when_dead) as proxy:
+        client = SignalingClient(
+            f"ws://127.0.0.1:{proxy.port}/v1/signal",
+            token(Role.EDGE, "edge-1"),
+            reconnect_min_s=0.05,
+            heartbeat_s=3600,  # only reconnect() can notice: no heartbeat will
+        )
+        client.start()
+        try:
+            await client.wait_connected(30)
+            assert welcomes == 1
+            dead = True  # signaling's frames no longer arrive
+            await client.reconnect()
+            dead = False  # the new connection's path works
+            await eventually(lambda: welcomes == 2 and client.connected, what="a new connection")
+        finally:
+            await client.aclose()

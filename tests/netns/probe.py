@@ -16,12 +16,16 @@ import urllib.error
 import urllib.request
 
 
-def completion(url: str, route: str) -> dict[str, object]:
+def completion(
+    url: str, route: str, max_tokens: int = 16, announce: bool = False
+) -> dict[str, object]:
+    """One streamed completion; with ``announce``, "first-token" on stderr when it comes
+    (the test acts on the network while the stream is under way)."""
     body = {
         "model": "auto",
         "stream": True,
         "stream_options": {"include_usage": True},
-        "max_tokens": 16,
+        "max_tokens": max_tokens,
         "temperature": 0,
         "messages": [{"role": "user", "content": "Name three rivers."}],
     }
@@ -32,7 +36,10 @@ def completion(url: str, route: str) -> dict[str, object]:
     )
     start = time.monotonic()
     first: float | None = None
+    first_at: float | None = None  # wall clock: compared with when the edge was started
     chunks: list[str] = []
+    failovers: list[str] = []
+    failover_at: list[float] = []  # wall clock of each failover note
     usage = None
     with urllib.request.urlopen(request, timeout=120) as resp:
         headers = {
@@ -40,6 +47,9 @@ def completion(url: str, route: str) -> dict[str, object]:
         }
         for raw in resp:
             line = raw.decode().strip()
+            if line.startswith(": x-tandem-failover"):
+                failovers.append(line[2:])
+                failover_at.append(time.time())
             if not line.startswith("data: {"):
                 continue
             event = json.loads(line[6:])
@@ -47,7 +57,11 @@ def completion(url: str, route: str) -> dict[str, object]:
             for choice in event.get("choices", []):
                 text = choice.get("delta", {}).get("content")
                 if text:
-                    first = first if first is not None else time.monotonic() - start
+                    if first is None:
+                        first = time.monotonic() - start
+                        first_at = time.time()
+                        if announce:
+                            print("first-token", file=sys.stderr, flush=True)
                     chunks.append(text)
         status = resp.status
     return {
@@ -56,7 +70,10 @@ def completion(url: str, route: str) -> dict[str, object]:
         "chunks": len(chunks),
         "text": "".join(chunks),
         "ttft_s": first,
+        "first_token_at": first_at,
         "usage": usage,
+        "failovers": failovers,
+        "failover_at": failover_at,
     }
 
 
@@ -65,6 +82,9 @@ def health(url: str) -> dict[str, object]:
         with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
             body: dict[str, object] = json.loads(resp.read())
             return body
+    except urllib.error.HTTPError as exc:  # 503 while the local model loads: cloud told too
+        loading: dict[str, object] = json.loads(exc.read())
+        return loading
     except (urllib.error.URLError, OSError) as exc:
         return {"error": str(exc)}
 
@@ -74,8 +94,13 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("route", nargs="?", default="cloud")
     parser.add_argument("--health", action="store_true")
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--announce", action="store_true")
     args = parser.parse_args()
-    result = health(args.url) if args.health else completion(args.url, args.route)
+    if args.health:
+        result = health(args.url)
+    else:
+        result = completion(args.url, args.route, args.max_tokens, args.announce)
     json.dump(result, sys.stdout)
 
 

@@ -38,9 +38,14 @@ class NetStack:
         self.secret = secrets.token_urlsafe(32)
         self.turn_secret = secrets.token_urlsafe(24)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        """Wall-clock time each process was started (the probe reports wall times too)."""
         self._logs: list[IO[bytes]] = []
         self.signaling_url = ""
         self.ca = CertAuthority.make(log_dir / "ca")
+        # TURN over TLS is verified with the system's CAs (aiortc gives aioice no context
+        # of ours), so the peers trust this stack's CA the way OpenSSL lets a host add one.
+        self.trust_env = {"SSL_CERT_FILE": str(self.ca.ca_file)}
 
     def _spawn(
         self, name: str, ns: str, argv: list[str], env: dict[str, str] | None = None
@@ -53,6 +58,7 @@ class NetStack:
             "PYTHONUNBUFFERED": "1",
             "TANDEM_LOG_LEVEL": "DEBUG",
         }
+        self.started[name] = time.time()
         self.procs[name] = subprocess.Popen(
             ["ip", "netns", "exec", ns, *argv],
             env=full_env,
@@ -61,8 +67,15 @@ class NetStack:
             stderr=log,
         )
 
-    def coturn(self, ns: str, ip: str, ip2: str) -> None:
+    def coturn(self, ns: str, ip: str, ip2: str, *, tls_port: int | None = None) -> None:
+        """coturn on ``ip`` and ``ip2`` (3478, UDP and TCP); with ``tls_port``, TURN over
+        TLS there too, with a certificate for ``ip`` from this stack's CA."""
         shipped = SHIPPED_COTURN.read_text().replace("PUBLIC_IP", ip)
+        if tls_port is None:
+            tls = ["no-tls"]
+        else:
+            cert = self.ca.issue((ip,))
+            tls = [f"tls-listening-port={tls_port}", f"cert={cert.cert}", f"pkey={cert.key}"]
         shipped = shipped.replace("THE_TURN_SECRET", self.turn_secret)
         conf = self.log_dir / "turnserver.conf"
         conf.write_text(
@@ -74,7 +87,7 @@ class NetStack:
                     f"allowed-peer-ip={INTERNET_PREFIX}.0-{INTERNET_PREFIX}.255",
                     "min-port=49152",
                     "max-port=49999",
-                    "no-tls",
+                    *tls,
                     "no-dtls",
                     f"pidfile={self.log_dir / 'turnserver.pid'}",
                     "log-file=stdout",
@@ -85,11 +98,25 @@ class NetStack:
         )
         self._spawn("coturn", ns, ["turnserver", "-c", str(conf)])
 
-    def signaling(self, ns: str, ip: str, ip2: str) -> None:
-        """Signaling on ``ip``, over TLS (wss://) with a certificate for that address."""
+    def signaling(
+        self,
+        ns: str,
+        ip: str,
+        ip2: str,
+        *,
+        host: str | None = None,
+        port: int = SIGNALING_PORT,
+        turns_port: int | None = None,
+    ) -> None:
+        """Signaling on ``host`` (default ``ip``):``port``, over TLS (wss://) with a
+        certificate for that address, handing out coturn on ``ip`` as one bare ``turn:``
+        URL (signaling offers it over UDP and TCP), plus ``turns:`` on ``turns_port``."""
         stun = f"stun:{ip}:{TURN_PORT},stun:{ip2}:{TURN_PORT}"
-        turn = f"turn:{ip}:{TURN_PORT}?transport=udp,turn:{ip}:{TURN_PORT}?transport=tcp"
-        cert = self.ca.issue((ip,))
+        turn = f"turn:{ip}:{TURN_PORT}"
+        if turns_port is not None:
+            turn += f",turns:{ip}:{turns_port}?transport=tcp"
+        host = host or ip
+        cert = self.ca.issue((host,))
         self._spawn(
             "signaling",
             ns,
@@ -99,9 +126,9 @@ class NetStack:
                 "signaling",
                 "serve",
                 "--host",
-                ip,
+                host,
                 "--port",
-                str(SIGNALING_PORT),
+                str(port),
                 "--stun-url",
                 stun,
                 "--turn-url",
@@ -113,7 +140,7 @@ class NetStack:
             ],
             {"TANDEM_SECRET": self.secret, "TANDEM_TURN_SECRET": self.turn_secret},
         )
-        self.signaling_url = f"wss://{ip}:{SIGNALING_PORT}/v1/signal"
+        self.signaling_url = f"wss://{host}:{port}/v1/signal"
 
     def token(self, role: Role, peer_id: str) -> str:
         return mint_token(self.secret, role=role, peer_id=peer_id, ttl_s=3600, now=time.time())
@@ -125,7 +152,8 @@ class NetStack:
         argv = [sys.executable, "-m", module, "serve", "--signaling", self.signaling_url]
         argv += ["--ca-file", str(self.ca.ca_file)]
         argv += ["--host", "127.0.0.1", "--port", str(port), *args]
-        self._spawn(name, ns, argv, {"TANDEM_TOKEN": self.token(role, f"{name}-1")})
+        env = {"TANDEM_TOKEN": self.token(role, f"{name}-1"), **self.trust_env}
+        self._spawn(name, ns, argv, env)
 
     def worker(self, ns: str, *args: str) -> None:
         self._peer("worker", "cloud_worker", ns, 8766, Role.WORKER, ("--n-ctx", "1024", *args))
@@ -165,8 +193,20 @@ class NetStack:
         """``edge-agent netcheck --json`` run on the edge's host (exit 1 = no cloud)."""
         argv = ["-m", "edge_agent", "netcheck", "--json", "--signaling", self.signaling_url]
         argv += ["--ca-file", str(self.ca.ca_file)]
-        token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck")}
+        token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck"), **self.trust_env}
         return self._json_from(ns, argv, timeout_s=60, ok=(0, 1), env=token)
+
+    def wait_api_up(self, ns: str, timeout_s: float = 90) -> float:
+        """Wall-clock time at which the edge in ``ns`` first answered ``/healthz`` at all."""
+
+        def up() -> bool:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}")
+            return "error" not in self.probe(ns, "--health", timeout_s=10)
+
+        wait_until(up, timeout_s=timeout_s, poll_s=0.1, what="the edge's API answering")
+        return time.time()
 
     def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
         """Seconds until the edge in ``ns`` holds a cloud link."""

@@ -109,11 +109,13 @@ class Network:
         *,
         udp_blocked: bool = False,
         tcp_only_to: tuple[str, int] | None = None,
+        tcp_only_port: int | None = None,
     ) -> Site:
         """A router with NAT and filters; add hosts with ``add_host``.
 
         ``udp_blocked``: the LAN may not send UDP out (TURN must go over TCP).
         ``tcp_only_to``: the LAN may reach only this (address, TCP port) on the internet.
+        ``tcp_only_port``: the LAN may reach only this TCP port, anywhere (443: HTTPS only).
         """
         router = self._ns(f"{role}-r")
         wan_ip = self._wan(router)
@@ -150,6 +152,9 @@ class Network:
                 "-j",
                 "ACCEPT",
             )
+        elif tcp_only_port is not None:
+            sh(*ipt, "-A", "FORWARD", "-i", "lan", "-p", "tcp", "--dport", str(tcp_only_port),
+               "-j", "ACCEPT")  # fmt: skip
         else:
             if udp_blocked:
                 sh(*ipt, "-A", "FORWARD", "-i", "lan", "-p", "udp", "-j", "DROP")
@@ -215,6 +220,19 @@ class Network:
         )
         site.hosts[ns] = ip
         return ns, ip
+
+    def readdress(self, site: Site, ns: str) -> str:
+        """Give host ``ns`` a new address on its LAN and take the old one away, as a DHCP
+        renewal or a move to another network does; the new address."""
+        old = site.hosts[ns]
+        new = f"{site.lan_prefix}.{100 + len(site.hosts)}"
+        ex = ("ip", "netns", "exec", ns)
+        sh(*ex, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.promote_secondaries=1")
+        sh(*ex, "ip", "addr", "add", f"{new}/24", "dev", "eth0")
+        sh(*ex, "ip", "addr", "del", f"{old}/24", "dev", "eth0")
+        sh(*ex, "ip", "route", "replace", "default", "via", f"{site.lan_prefix}.1")
+        site.hosts[ns] = new
+        return new
 
     def close(self) -> None:
         for ns in reversed(self.namespaces):

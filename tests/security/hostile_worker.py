@@ -106,6 +106,7 @@ async def hostile_cloud(
             connect_timeout_s=10,
             policy=LOOPBACK,
             warm_standby=False,
+            relay_first=False,  # this worker speaks WebRTC only
             reconnect_min_s=0.1,
             bounds=bounds or StreamBounds(),
         )

@@ -14,9 +14,12 @@ from signaling.app import create_app
 from signaling.registry.memory import MemoryRegistry
 from signaling.settings import SignalingSettings
 from tests.signaling.support import SECRET, FakeClock, Peer, token_for
+from tests.support.redis import redis_server
 
 AppClient = TestClient[web.Request, web.Application]
 Connect = Callable[[Role, str], Awaitable[Peer]]
+
+__all__ = ["redis_server"]  # the session-wide real Redis, for tests/signaling/test_cluster.py
 
 
 @pytest.fixture

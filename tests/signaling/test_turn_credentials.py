@@ -13,7 +13,7 @@ from shared.codec import decode
 from shared.messages import Role, Welcome
 from signaling.app import create_app
 from signaling.settings import SignalingSettings
-from signaling.turn_credentials import ice_servers, turn_credentials
+from signaling.turn_credentials import expand_turn_urls, ice_servers, turn_credentials
 from tests.signaling.support import SECRET, FakeClock, token_for
 
 # Computed independently: printf '%s' "1700003600:edge-1" |
@@ -45,6 +45,30 @@ def test_ice_servers_hold_stun_and_turn_with_credentials() -> None:
     assert servers[0].urls == ("stun:10.0.0.1:3478",) and servers[0].username is None
     assert servers[1].urls[1].endswith("transport=tcp")
     assert (servers[1].username, servers[1].credential) == GOLDEN
+
+
+def test_a_turn_url_without_a_transport_is_offered_over_udp_and_tcp() -> None:
+    servers = ice_servers(
+        stun_urls=(),
+        turn_urls=("turn:10.0.0.1:3478", "turns:10.0.0.1:443"),
+        turn_secret="coturn-shared-secret",
+        peer_id="edge-1",
+        now=1_700_000_000,
+        ttl_s=3600,
+    )
+    assert servers[0].urls == (
+        "turn:10.0.0.1:3478?transport=udp",
+        "turn:10.0.0.1:3478?transport=tcp",
+        "turns:10.0.0.1:443",  # TLS: TCP already
+    )
+    # Explicit transports are kept as written, and nothing is offered twice.
+    assert expand_turn_urls(
+        ("turn:h:3478?transport=tcp", "turn:h:3478", "TURN:h:3478?Transport=UDP")
+    ) == (
+        "turn:h:3478?transport=tcp",
+        "turn:h:3478?transport=udp",
+        "TURN:h:3478?Transport=UDP",
+    )
 
 
 def test_no_turn_without_a_secret() -> None:

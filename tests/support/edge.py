@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +23,10 @@ from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
 from tests.support.wait import eventually
 
-LOOPBACK_POOL = PoolConfig(policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1)
+# WebRTC first (no relay-first) unless a test asks: most tests here are about one path.
+LOOPBACK_POOL = PoolConfig(
+    policy=IcePolicy(host_addresses=("127.0.0.1",)), reconnect_min_s=0.1, relay_first=False
+)
 
 
 @dataclass
@@ -55,6 +59,7 @@ def worker_app(
     ice_host_addresses: str = "127.0.0.1",
     drain_grace_s: float = 1.0,
     n_ctx: int = 512,
+    **more: Any,
 ) -> web.Application:
     """A real worker (real model) that registers with ``signaling_url``."""
     settings = WorkerSettings(
@@ -64,6 +69,7 @@ def worker_app(
         drain_grace_s=drain_grace_s,
         n_ctx=n_ctx,
         port=0,
+        **more,
     )
     return create_worker(settings)
 

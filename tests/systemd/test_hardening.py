@@ -67,3 +67,18 @@ def test_systemd_rates_the_units_well_exposed_little(name: str, tmp_path: Path) 
     found = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
     assert found is not None, result.stdout + result.stderr
     assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_units_wait_for_readiness_and_watch_the_loop(name: str) -> None:
+    """``Type=notify`` (the program says when it can serve: tests/systemd/test_notify.py),
+    a watchdog, and a start timeout long enough for a model to load before READY."""
+    lines = directives(name)
+    assert "Type=notify" in lines and "NotifyAccess=main" in lines
+    watchdog = [line for line in lines if line.startswith("WatchdogSec=")]
+    assert watchdog in (["WatchdogSec=30s"], ["WatchdogSec=60s"]), watchdog
+    timeout = [
+        line.removeprefix("TimeoutStartSec=") for line in lines if "TimeoutStartSec=" in line
+    ]
+    assert len(timeout) == 1 and timeout[0].endswith("min"), timeout
+    assert not any(line.startswith("ExecReload=") for line in lines)  # no reload: restart

@@ -72,6 +72,7 @@ class Agent:
     local: LocalEngine
     metrics: EdgeMetrics
     settings: EdgeSettings
+    app: web.Application | None = None
 
     @property
     def v1(self) -> str:
@@ -97,13 +98,14 @@ async def running_agent(
         edge_settings, local=local, cloud=cloud, metrics=metrics
     )
     deps = ApiDeps(settings=edge_settings, pipeline=pipeline, metrics=metrics)
-    runner = web.AppRunner(build_api(deps), handler_cancellation=handler_cancellation)
+    app = build_api(deps)
+    runner = web.AppRunner(app, handler_cancellation=handler_cancellation)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Agent(f"http://127.0.0.1:{port}", local, metrics, edge_settings)
+        yield Agent(f"http://127.0.0.1:{port}", local, metrics, edge_settings, app)
     finally:
         await runner.cleanup()
 
@@ -144,7 +146,12 @@ async def cloud_engine(timeout_s: float = 60) -> AsyncIterator[RemoteEngine]:
             signaling.start()
             engine.start()
             try:
-                await eventually(lambda: engine.ready, timeout_s=timeout_s, what="a warm link")
+                # Relay first, then WebRTC beside it: wait for the path the link settles on.
+                await eventually(
+                    lambda: engine.ready and engine.path == "direct",
+                    timeout_s=timeout_s,
+                    what="a warm direct link",
+                )
                 yield engine
             finally:
                 await engine.aclose()

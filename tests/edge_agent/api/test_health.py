@@ -18,7 +18,11 @@ async def test_healthz_is_503_until_the_model_is_loaded(http: ClientSession) -> 
         async with running_agent(engine) as agent:
             async with http.get(f"{agent.url}/healthz") as response:
                 assert response.status == 503
-                assert await response.json() == {"status": "loading"}
+                assert await response.json() == {
+                    "status": "loading",
+                    "cloud": "disabled",
+                    "cloud_path": None,
+                }
             chat = {"messages": [{"role": "user", "content": "Hi"}]}
             async with http.post(f"{agent.v1}/chat/completions", json=chat) as response:
                 assert response.status == 503

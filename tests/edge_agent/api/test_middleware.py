@@ -95,11 +95,11 @@ async def test_text_that_cannot_be_utf8_is_a_400(http: ClientSession, agent: Age
 
 
 async def test_unknown_route(http: ClientSession, agent: Agent) -> None:
-    async with http.post(f"{agent.v1}/embeddings", json={}) as response:
+    async with http.post(f"{agent.v1}/images/generations", json={}) as response:
         assert response.status == 404
         body = await response.json()
     assert_openai_error(body, "not_found")
-    assert "/v1/embeddings" in body["error"]["message"]
+    assert "/v1/images/generations" in body["error"]["message"]
 
 
 async def test_wrong_method(http: ClientSession, agent: Agent) -> None:

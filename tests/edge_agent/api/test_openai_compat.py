@@ -189,7 +189,7 @@ async def test_content_parts_and_unknown_fields(http: ClientSession, agent: Agen
         "max_tokens": 4,
         "presence_penalty": 0.5,
         "frequency_penalty": 0.1,
-        "logit_bias": {"50256": -100},
+        "logit_bias": {"1": -100},
         "user": "someone",
         "n": 1,
     }

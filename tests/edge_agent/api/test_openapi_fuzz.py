@@ -53,6 +53,9 @@ MAX_NEW_TOKENS = 4
 """Tokens a fuzzed request may generate: enough to go through streaming and finish
 reasons, few enough that hundreds of generations fit in well under a minute."""
 REQUEST_TIMEOUT_S = 60.0
+GENERATIONS = frozenset({"/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"})
+"""The operations that generate text (others, embeddings and probes, take no token
+limit: adding one would be an unknown field, which they refuse)."""
 
 CHECKS = [
     not_a_server_error,
@@ -130,9 +133,9 @@ def _cap(body: dict[str, Any], key: str, *, below_one_is_unlimited: bool = False
 def cap_generation(case: Case) -> None:
     """Keep the real model's work per request small, whatever the fuzzer asked for."""
     body = case.body
-    if not isinstance(body, dict):
-        return
     path = case.operation.path
+    if not isinstance(body, dict) or path not in GENERATIONS:
+        return
     if path.startswith("/v1/"):
         # Chat reads max_completion_tokens first, then max_tokens; both are capped.
         if body.get("max_completion_tokens") is not None:

@@ -163,18 +163,20 @@ async def test_a_relayed_primary_ends_on_the_direct_worker_with_the_relay_as_sta
 
 
 def test_which_links_are_worth_lifting() -> None:
-    from edge_agent.peers.pool import Upgrade, _better_path_to_try
+    from edge_agent.peers.upgrade import Upgrade, better_path_to_try
     from link import PathKind
 
-    assert _better_path_to_try(PathKind.RELAY, force_relay=False) is Upgrade.WEBRTC
-    assert _better_path_to_try(PathKind.TURN_UDP, force_relay=False) is Upgrade.DIRECT
-    assert _better_path_to_try(PathKind.TURN_TCP, force_relay=False) is Upgrade.DIRECT
-    assert _better_path_to_try(PathKind.DIRECT, force_relay=False) is None
-    assert _better_path_to_try(PathKind.RELAY, force_relay=True) is None
+    assert better_path_to_try(PathKind.RELAY, force_relay=False) is Upgrade.WEBRTC
+    assert better_path_to_try(PathKind.TURN_UDP, force_relay=False) is Upgrade.DIRECT
+    assert better_path_to_try(PathKind.TURN_TCP, force_relay=False) is Upgrade.DIRECT
+    assert better_path_to_try(PathKind.TURN_TLS, force_relay=False) is Upgrade.DIRECT
+    assert better_path_to_try(PathKind.DIRECT, force_relay=False) is None
+    assert better_path_to_try(PathKind.RELAY, force_relay=True) is None
     # A path that could not be told is left alone: lifting would replace it every interval.
-    assert _better_path_to_try(PathKind.UNKNOWN, force_relay=False) is None
-    assert {p for p in PathKind if _better_path_to_try(p, force_relay=False)} == {
+    assert better_path_to_try(PathKind.UNKNOWN, force_relay=False) is None
+    assert {p for p in PathKind if better_path_to_try(p, force_relay=False)} == {
         PathKind.RELAY,
         PathKind.TURN_UDP,
         PathKind.TURN_TCP,
+        PathKind.TURN_TLS,
     }

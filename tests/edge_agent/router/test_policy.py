@@ -99,7 +99,7 @@ def test_most_certain_reason_first() -> None:
 
 def test_reasons_are_a_small_kebab_set() -> None:
     values = {r.value for r in Reason}
-    assert len(values) == 15  # 17 until the cascade (confident, low-confidence) was removed
+    assert len(values) == 16  # 18 until the cascade (confident, low-confidence) was removed
     assert all(v == v.lower() and " " not in v and "_" not in v for v in values)
 
 
