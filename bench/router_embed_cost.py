@@ -8,7 +8,10 @@ of the bundled model's vocabulary), times on the calling thread:
   token-embedding rows and a dot product with a head (``router_lab.embed``);
 - ``model``: the transformer's mean-pooled embedding through llama.cpp, one thread
   (``--model-rounds`` times only: seconds each; 0 skips it);
-- ``tokenize``: the tokeniser pass alone (most of ``table``).
+- ``tokenize``: the tokeniser pass alone (most of ``table``);
+- ``edge``: what the edge runs with the shipped token head (``edge_agent.router.table``):
+  feature extraction, tokenising the routing text, the folded head (one weight per
+  token) blended with the trees.
 
 Pin it to one core to measure what the issue asks: ``taskset -c 0 python bench/...``.
 Prints p50/p99 per representation and their ratios to ``features``.
@@ -18,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.router import Router, RouterConfig
 from edge_agent.router.features import extract_features
+from edge_agent.router.table import load_token_head, routing_text
+from inference.models import bundled_model_path
 from router_lab.dataset import read_dataset
 from router_lab.embed import model_embedder, token_table
 from router_lab.evaluate import percentile
@@ -65,12 +71,28 @@ def main() -> None:
         assert embed is not None
         float(np.asarray(embed(text)) @ head)
 
+    edge_router = Router(RouterConfig(), token_head=load_token_head(bundled_model_path()))
+    if edge_router.token_head is None:
+        raise SystemExit("the shipped token head does not match the bundled GGUF")
+
+    def edge() -> None:
+        ids = tokenizer.tokenize(routing_text(request).encode("utf-8"), add_bos=False)
+        features = replace(extract_features(request), ask_tokens=tuple(ids))
+        edge_router.decide(features, requested="auto", cloud_available=True)
+
     def tokenize_only() -> None:
         tokenizer.tokenize(text.encode("utf-8"), add_bos=False)
 
-    times: dict[str, list[float]] = {"features": [], "table": [], "tokenize": [], "model": []}
+    times: dict[str, list[float]] = {
+        "features": [],
+        "edge": [],
+        "table": [],
+        "tokenize": [],
+        "model": [],
+    }
     for name, call, rounds in (
         ("features", features, args.rounds),
+        ("edge", edge, args.rounds),
         ("table", by_table, args.rounds),
         ("tokenize", tokenize_only, args.rounds),
         ("model", by_model, args.model_rounds),

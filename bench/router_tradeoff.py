@@ -4,8 +4,7 @@ Every dev prompt's score comes from 10-fold cross-validation
 (``router_lab.train.cross_validate``, the training script's defaults), so each point is
 what a router that never saw the prompt would do. One threshold is swept over all of
 them; the curves are accuracy, cloud share (what escalation costs), cloud recall and
-local kept. The dotted line is the shipped weights' threshold, the shaded span the
-cascade band under it.
+local kept. The dotted line is the shipped weights' threshold.
 
     .venv/bin/python bench/router_tradeoff.py [--out docs/router_tradeoff.png]
 
@@ -24,7 +23,6 @@ import matplotlib.pyplot as plt
 
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Route
-from edge_agent.settings import EdgeSettings
 from router_lab.dataset import read_dataset
 from router_lab.evaluate import figures
 from router_lab.train import L2, TARGET_RECALL, cross_validate, rows_of
@@ -54,15 +52,11 @@ def main() -> None:
         curves["cloud recall"].append(f.cloud_recall)
         curves["local kept"].append(f.local_kept)
     threshold = model.threshold
-    band = EdgeSettings().cascade_band
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     styles = {"accuracy": "-", "cloud share": "-", "cloud recall": "--", "local kept": "--"}
     for name, values in curves.items():
         ax.plot(steps, values, styles[name], label=name, linewidth=2 if styles[name] == "-" else 1)
     ax.axvline(threshold, color="grey", linestyle=":", label=f"shipped threshold {threshold:.2f}")
-    ax.axvspan(
-        max(0.0, threshold - band), threshold, color="grey", alpha=0.12, label="cascade band"
-    )
     ax.set_xlabel("cloud threshold on the learned score")
     ax.set_ylabel("share")
     ax.set_ylim(0, 1.02)

@@ -100,35 +100,6 @@ class EdgeSettings(PeerSettings):
         description="auto route: learned score at or above which a prompt goes to the cloud "
         "(default: the threshold stored with the weights).",
     )
-    cascade: bool = Field(
-        default=False,
-        description="auto route: for prompts the router scores just under its threshold, start "
-        "locally, hold back the first --cascade-tokens tokens and escalate to the cloud if the "
-        "local model was unsure of them (reasons confident / low-confidence). Off by default: "
-        "with the bundled model its confidence does not predict a wrong answer (AUROC 0.32-0.52 "
-        "on outcome-labelled prompts, docs/router.md), so it only delays band prompts.",
-    )
-    cascade_band: float = Field(
-        default=0.3,
-        ge=0,
-        lt=1,
-        description="auto route: router scores in [threshold - band, threshold) go through the "
-        "confidence cascade (0: none do).",
-    )
-    cascade_tokens: int = Field(
-        default=8,
-        ge=1,
-        le=64,
-        description="Confidence cascade: local tokens generated, and held back from the client, "
-        "before deciding.",
-    )
-    cascade_threshold: float = Field(
-        default=0.15,
-        ge=0,
-        le=1,
-        description="Confidence cascade: mean top-2 probability margin of the first tokens "
-        "below which the local start is discarded and the cloud answers.",
-    )
     cloud_daily_token_budget: int | None = Field(
         default=None,
         ge=1,

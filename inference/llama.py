@@ -115,6 +115,16 @@ class LlamaRunner:
         """The generating thread waits for a slow reader (``max_queued_chunks`` waiting)."""
         return any(h.stalled for h in list(self._active))
 
+    def tokenize(self, text: str) -> list[int] | None:
+        """``text``'s token ids in the model's vocabulary (no BOS, specials as text), or
+        ``None`` before the model is loaded. Reads only the vocabulary, so it is safe
+        beside a generation on the runner's thread; the router's token-embedding head
+        reads these (``edge_agent.router.table``)."""
+        llm = self._llm
+        if llm is None or self._closed:
+            return None
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=False))
+
     async def load(self) -> None:
         """Load the model on the runner's thread (seconds for a big GGUF)."""
         loop = asyncio.get_running_loop()

@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.router.table import ASK_CHARS, CONTEXT_CHARS, routing_text
 from router_lab.dataset import LabelledPrompt, read_dataset
-from shared.messages import GenerateRequest
 
 __all__ = [
+    "ASK_CHARS",
     "ASK_TOKENS",
     "CACHE_DIR",
+    "CONTEXT_CHARS",
     "CONTEXT_TOKENS",
     "EmbeddingCache",
     "model_embedder",
@@ -47,23 +49,6 @@ __all__ = [
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 ASK_TOKENS = 128
 CONTEXT_TOKENS = 24
-CONTEXT_CHARS = 4 * CONTEXT_TOKENS
-ASK_CHARS = 6 * ASK_TOKENS
-
-
-def routing_text(request: GenerateRequest) -> str:
-    """The text whose embedding stands for ``request``: the last ask, its history's tail."""
-    if request.prompt is not None:
-        return request.prompt[-ASK_CHARS:]
-    messages = [m for m in request.messages or () if m.role != "system"]
-    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    if last < 0:
-        return ""
-    ask = str(messages[last].content or "")[-ASK_CHARS:]
-    if last == 0:
-        return ask
-    before = str(messages[last - 1].content or "")[-CONTEXT_CHARS:]
-    return f"{before}\n\n{ask}"
 
 
 def _key(text: str) -> str:

@@ -4,7 +4,7 @@ Prints accuracy, recall on ``cloud`` items (hard prompts escalated), the share o
 ``local`` items kept local, the confusion table and the decision time (feature
 extraction plus decision, p50/p99). ``--json FILE`` writes the same figures. Decisions
 are taken as for an ``auto`` request with a reachable cloud and an idle local model, so
-only the prompt decides. A cascade decision counts as local: it starts locally.
+only the prompt decides.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import HeuristicRouter, Route, Router, RouterConfig
+from edge_agent.router.table import load_token_head, routing_text
+from inference.models import bundled_model_path
 from router_lab.dataset import LabelledPrompt, read_dataset
 
 __all__ = ["Figures", "figures", "main", "percentile", "route_all"]
@@ -52,16 +55,19 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def route_all(
-    router: AnyRouter, items: Sequence[LabelledPrompt]
+    router: AnyRouter, items: Sequence[LabelledPrompt], tokenizer: Any = None
 ) -> tuple[list[Route], list[float]]:
-    """Each item's route and decision time in ms (features and decision, as served)."""
+    """Each item's route and decision time in ms (features, with ``tokenizer`` the routing
+    text's token ids, and decision: as served)."""
     routes: list[Route] = []
     times_ms: list[float] = []
     for item in items:
         start = time.perf_counter_ns()
-        decision = router.decide(
-            extract_features(item.request), requested="auto", cloud_available=True
-        )
+        features = extract_features(item.request)
+        if tokenizer is not None:
+            text = routing_text(item.request).encode("utf-8")
+            features = replace(features, ask_tokens=tuple(tokenizer.tokenize(text, add_bos=False)))
+        decision = router.decide(features, requested="auto", cloud_available=True)
         times_ms.append((time.perf_counter_ns() - start) / 1e6)
         routes.append(decision.route)
     return routes, times_ms
@@ -124,20 +130,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, help="weights file (default: the bundled one)")
     parser.add_argument("--threshold", type=float, help="override the model's cloud threshold")
+    parser.add_argument(
+        "--features-only",
+        action="store_true",
+        help="without the token-embedding head (as an edge whose local model is not the "
+        "bundled GGUF); by default the bundled weights route as an edge over the bundled model",
+    )
     args = parser.parse_args(argv)
+    tokenizer = None
     try:
         items = read_dataset(args.dataset)
         config = RouterConfig(cloud_threshold=args.threshold)
+        head = None
+        if args.router == "learned" and args.model is None and not args.features_only:
+            head = load_token_head(bundled_model_path())
         router: AnyRouter = (
-            Router(config, load_model(args.model))
+            Router(config, load_model(args.model), head)
             if args.router == "learned"
             else HeuristicRouter(config)
         )
+        if head is not None:
+            from router_lab.embed import token_table
+
+            tokenizer = token_table()[0]
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
-    route_all(router, items[:20])  # warm up regex caches and the interpreter
-    routes, times_ms = route_all(router, items)
+    route_all(router, items[:20], tokenizer)  # warm up regex caches and the interpreter
+    routes, times_ms = route_all(router, items, tokenizer)
     result = figures([i.label for i in items], routes, times_ms)
     sys.stdout.write(render(result, title=f"{args.router} router on {args.dataset}") + "\n")
     if args.json is not None:

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.router.features import extract_features
 from edge_agent.router.policy import Route
+from edge_agent.router.table import TOKEN_HEAD_FILE, blend
 from router_lab.dataset import LabelledPrompt, read_dataset
 from router_lab.evaluate import Figures, figures
 from router_lab.train import choose_threshold, fit, rows_of, train
@@ -108,12 +110,16 @@ def embedding_scorer(kind: str, *, l2: float = EMBED_L2) -> Scorer:
 
 
 def blended_scorer(first: Scorer, second: Scorer) -> Scorer:
-    """The mean of two scorers' log-odds."""
+    """The mean of two scorers' log-odds, with the elaboration rule on top (as the edge
+    blends, ``policy.Router``)."""
 
     def score(training: Sequence[LabelledPrompt], test: Sequence[LabelledPrompt]) -> list[float]:
         a = first(training, test)
         b = second(training, test)
-        return [_sigmoid((_logit(x) + _logit(y)) / 2) for x, y in zip(a, b, strict=True)]
+        return [
+            blend(x, _logit(y), extract_features(i.request).elaboration)
+            for x, y, i in zip(a, b, test, strict=True)
+        ]
 
     return score
 
@@ -121,10 +127,6 @@ def blended_scorer(first: Scorer, second: Scorer) -> Scorer:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-9), 1 - 1e-9)
     return math.log(p / (1 - p))
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
 
 
 def scorer_named(name: str) -> Scorer:
@@ -341,11 +343,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
     if args.write_weights is not None:
-        if args.scorer != "features":
-            print("lowo: --write-weights ships the features recipe only", file=sys.stderr)
+        if args.scorer not in ("features", "features+table"):
+            print("lowo: --write-weights ships features or features+table", file=sys.stderr)
             return 2
-        write_weights(args.write_weights, groups, result, [str(p) for p in paths])
+        features_result = result
+        if args.scorer == "features+table":
+            # The features-only threshold, for a request without token ids (another GGUF,
+            # the model not loaded yet): chosen on the features' own LOWO scores.
+            features_result = leave_one_writer_out(groups, "features", rule=args.rule)
+            sys.stdout.write(render(features_result) + "\n")
+        write_weights(args.write_weights, groups, features_result, [str(p) for p in paths])
+        if args.scorer == "features+table":
+            write_token_head(args.write_weights.with_name(TOKEN_HEAD_FILE), groups, result)
     return 0
+
+
+def _lowo_metadata(result: LowoResult) -> dict[str, object]:
+    return {
+        "writers": len(result.folds),
+        "mean": {k: round(v, 4) for k, v in result.mean.items()},
+        "worst": {k: round(v, 4) for k, v in result.worst.items()},
+    }
+
+
+def write_token_head(
+    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult
+) -> None:
+    """The token-embedding head fitted on every writer, folded for the bundled GGUF, at
+    the blended scores' shipped threshold (``edge_agent.router.table``)."""
+    from router_lab.tokenhead import fit_token_head
+
+    head = fit_token_head(
+        [i for items in groups.values() for i in items],
+        threshold=result.shipped_threshold,
+        l2=EMBED_L2,
+        metadata={
+            "scorer": result.scorer,
+            "threshold_rule": f"leave-one-writer-out, {result.rule}",
+            "lowo": _lowo_metadata(result),
+        },
+    )
+    head.write(out)
+    sys.stdout.write(f"token head written to {out} (threshold {head.threshold:.4f})\n")
 
 
 def write_weights(
@@ -358,11 +397,7 @@ def write_weights(
         "rows": sum(len(items) for items in groups.values()),
         "trees": True,
         "threshold_rule": f"leave-one-writer-out, {result.rule}",
-        "lowo": {
-            "writers": len(result.folds),
-            "mean": {k: round(v, 4) for k, v in result.mean.items()},
-            "worst": {k: round(v, 4) for k, v in result.worst.items()},
-        },
+        "lowo": _lowo_metadata(result),
     }
     model = replace(model, threshold=result.shipped_threshold, metadata=metadata)
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ prompts whose answers can be checked (arithmetic, counting, unit conversion, ext
 from given text, yes/no facts) that is measurable rather than guessed. ``generate``
 writes a seeded set of such prompts with their answers; ``run`` answers each with the
 bundled local model through the edge's own runner (greedy, ``MAX_TOKENS`` tokens,
-reading the confidence cascade's signal, ``inference.confidence``, on the first
+reading the (removed) confidence cascade's signal, ``inference.confidence``, on the first
 ``PROBE_TOKENS`` tokens), labels a prompt ``local`` when the answer is right and
 ``cloud`` when it is wrong, and writes the labelled file (the dev set's format, so
 ``python -m router_lab.evaluate`` measures the router against outcomes) with the

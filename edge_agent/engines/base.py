@@ -2,10 +2,9 @@
 
 Every engine speaks the protocol's own event types (``TokenChunk``s then one
 ``StreamEnd``), so a response is built the same way whether it was served here or by a
-worker across the world. Engines that wrap others (failover, the confidence cascade) add
-two events of their own, so that who serves a stream is part of the stream and not a
-side channel: ``Failover`` when the stream moves after a failure, ``Decided`` when a
-wrapper settles a provisional route before the first token. Failures are raised as
+worker across the world. An engine that wraps others (failover) adds an event of its
+own, so that who serves a stream is part of the stream and not a side channel:
+``Failover`` when the stream moves after a failure. Failures are raised as
 ``EdgeError`` subclasses.
 """
 
@@ -15,10 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from edge_agent.router import Decision, Route
+from edge_agent.router import Route
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["Decided", "Engine", "EngineEvent", "Failover", "LinkedWorker"]
+__all__ = ["Engine", "EngineEvent", "Failover", "LinkedWorker"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,7 @@ class Failover:
     cause: str
 
 
-@dataclass(frozen=True)
-class Decided:
-    """A wrapper settled the route before any token was yielded (the cascade's verdict):
-    it replaces the plan's provisional route and reason."""
-
-    decision: Decision
-
-
-EngineEvent = TokenChunk | StreamEnd | Failover | Decided
+EngineEvent = TokenChunk | StreamEnd | Failover
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from edge_agent.errors import (
     RequestInvalid,
 )
 from edge_agent.router import Route
-from inference import ConfidenceProbe, InferenceError, LlamaRunner, ModelLoadError, RunnerOverloaded
 from inference import ContextTooLong as InferenceContextTooLong
+from inference import InferenceError, LlamaRunner, ModelLoadError, RunnerOverloaded
 from shared.messages import GenerateRequest
 
 __all__ = ["LocalEngine"]
@@ -57,6 +57,10 @@ class LocalEngine(Engine):
         """Requests generating or queued locally (the router's overload signal)."""
         return self._runner.busy
 
+    def tokenize(self, text: str) -> list[int] | None:
+        """``text``'s token ids in the local vocabulary; ``None`` before the model loads."""
+        return self._runner.tokenize(text)
+
     async def load(self) -> None:
         """Load the model (seconds); ``ready`` turns true when done."""
         try:
@@ -66,13 +70,10 @@ class LocalEngine(Engine):
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"could not load {self._runner.config.model_path}: {exc}") from exc
 
-    async def stream(
-        self, request: GenerateRequest, *, probe: ConfidenceProbe | None = None
-    ) -> AsyncGenerator[EngineEvent, None]:
-        """``Engine.stream``; ``probe`` collects the first tokens' confidence for the
-        cascade (a side channel: the events are the same with or without it)."""
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
+        """``Engine.stream``."""
         try:
-            async with aclosing(self._runner.stream(request, probe=probe)) as events:
+            async with aclosing(self._runner.stream(request)) as events:
                 async for event in events:
                     yield event
         except ModelLoadError as exc:

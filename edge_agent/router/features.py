@@ -142,6 +142,13 @@ class PromptFeatures:
     """The answer is constrained to JSON (a schema, ``json_object`` mode or a tool call):
     the structured-output policy's signal (``structured.py``), not a model feature."""
     other_script_share: float = 0.0
+    elaboration: bool = False
+    """The last user turn asks more about a substantive previous answer (see
+    ``_elaboration``)."""
+    ask_tokens: tuple[int, ...] | None = None
+    """The routing text's token ids in the local model's vocabulary (``table.routing_text``),
+    when the inference side supplied them: what the token-embedding head reads. Never
+    extracted here (the router has no tokeniser); ``None`` = features only."""
     """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
     is weakest in these scripts)."""
 
@@ -230,6 +237,7 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         and any(m.found(history_words, history_low, history_low) for m in _hard(lex)),
         follow_up=turns > 1 and lex.follow_up.found(words, low, low),
         previous_answer_tokens=_previous_answer_tokens(request),
+        elaboration=turns > 1 and _elaboration(request, last, lex.follow_up.found(words, low, low)),
         max_number_digits=max((len(n) for n in _DIGIT_RUN.findall(last)), default=0),
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
         structured=request.output is not None,
@@ -278,6 +286,41 @@ def _history(messages: Sequence[ChatMessage], last_index: int) -> str:
     """The user and assistant turns before the last user message (``last_index``),
     windowed. With no user message (-1) that is every turn but the last."""
     return "\n".join(_window(m.content) for m in messages[:last_index] if m.role in _FLAG_ROLES)
+
+
+SUBSTANTIVE_ANSWER_TOKENS = 25
+"""A previous answer this long (estimated tokens) explained something; shorter ones
+("Blue!", "The capital of Italy is Rome.") did not."""
+
+_QUESTION_MARKS = ("?", "\uff1f", "\u061f")
+_CLOSING = re.compile(
+    r"\b(?:thanks?|thank\s+you|thx|ty|bye|good\s*night|cheers|merci|danke|gracias|grazie|"
+    r"obrigad[oa])\b|спасибо|谢谢|ありがとう|감사|고마워",
+    re.IGNORECASE,
+)
+"""Thanks and goodbyes: "thanks, that fixed it!!" points back ("that") and asks nothing."""
+
+
+def _elaboration(request: GenerateRequest, last: str, pointing: bool) -> bool:
+    """The last ask continues a substantive answer: the previous assistant turn explained
+    something (``SUBSTANTIVE_ANSWER_TOKENS``, or wrote code, and was not itself a
+    question to the user)
+    and the last user message asks again (a question, or a pointing follow-up that is
+    not a thank-you or goodbye).
+
+    A conversation's difficulty is its last ask with the history as context: "why
+    though?" after an explanation asks for more of it; "and grass?" after "Blue!" does
+    not, nor does "thanks!" after anything."""
+    if request.messages is None:
+        return False
+    answer = next((m.content for m in reversed(request.messages) if m.role == "assistant"), "")
+    answer = answer.strip()
+    substantive = estimate_tokens(answer) >= SUBSTANTIVE_ANSWER_TOKENS or "```" in answer
+    if not substantive or answer.endswith(_QUESTION_MARKS):
+        return False
+    if any(q in last for q in _QUESTION_MARKS):
+        return True
+    return pointing and _CLOSING.search(last) is None
 
 
 def _previous_answer_tokens(request: GenerateRequest) -> int:

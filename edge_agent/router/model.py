@@ -33,12 +33,29 @@ from edge_agent.router.terms import TermTable
 from edge_agent.router.trees import Trees
 from edge_agent.router.vector import FEATURE_NAMES, feature_vector
 
-__all__ = ["BUNDLED_MODEL_FILE", "Logistic", "RouterModel", "load_model", "sigmoid"]
+__all__ = [
+    "BUNDLED_MODEL_FILE",
+    "ELABORATION_FLOOR",
+    "Logistic",
+    "RouterModel",
+    "floor_elaboration",
+    "load_model",
+    "sigmoid",
+]
 
 BUNDLED_MODEL_FILE = "router_model.json"
 """The weights shipped in the ``edge_agent.router`` package."""
 
 FORMAT_VERSION = 1
+
+ELABORATION_FLOOR = 0.9
+"""The score of a prompt whose last ask elaborates on a substantive answer
+(``features._elaboration``): at least this, whatever the trees say. A rule, not a
+weight: the writers who are not the one that wrote such follow-ups ask them at length,
+so the trees learn "long" and never this feature (leave-one-writer-out, docs/router.md);
+a short "why though?" after an explanation is the question continued, and hard."""
+
+_ELABORATION = FEATURE_NAMES.index("elaboration")
 
 RETRAIN = "retrain them with python -m router_lab.train (from a Tandem checkout)"
 
@@ -105,8 +122,10 @@ class RouterModel:
     def probability(self, x: Sequence[float]) -> float:
         """Probability that the request needs the cloud model."""
         if self.trees is not None:
-            return sigmoid(self.trees.log_odds(x))
-        return sigmoid(self.logistic.log_odds(x))
+            p = sigmoid(self.trees.log_odds(x))
+        else:
+            p = sigmoid(self.logistic.log_odds(x))
+        return floor_elaboration(p, x)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +183,11 @@ def load_model(path: Path | None = None) -> RouterModel:
     else:
         text = path.read_text(encoding="utf-8")
     return RouterModel.from_dict(json.loads(text))
+
+
+def floor_elaboration(p: float, x: Sequence[float]) -> float:
+    """``p``, raised to ``ELABORATION_FLOOR`` for an elaborating follow-up."""
+    return max(p, ELABORATION_FLOOR) if x[_ELABORATION] > 0 else p
 
 
 def sigmoid(z: float) -> float:

@@ -4,9 +4,11 @@ Two layers. First the policies, fixed rules that always win because they are abo
 is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
 the day's cloud budget spent, a prompt the local context cannot hold, the local queue too
 long, a prompt or requested answer past the configured limits. Then difficulty: the
-learned ``Router`` scores the prompt with boosted trees (``model.py``) and sends it to
-the cloud at or above a threshold, keeps it local well below, and in a band just below the
-threshold starts locally under the confidence cascade (``cascade.py``).
+learned ``Router`` scores the prompt with boosted trees (``model.py``), blended with the
+local model's token-embedding head when the request carries its token ids (``table.py``),
+and sends it to the cloud at or above a threshold. (A confidence cascade, starting band
+prompts locally and escalating on low confidence, was removed on 2026-12-06: the small
+model's confidence did not predict a wrong answer, docs/router.md.)
 ``HeuristicRouter`` is the hand-written rule list it replaced, kept as the named baseline
 for ``bench/router.py`` and ``python -m router_lab.evaluate --router heuristic``.
 
@@ -21,12 +23,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
 from edge_agent.router.structured import wants_cloud_for_structure
+from edge_agent.router.table import TokenHead, blend, load_token_head
 from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 
@@ -70,10 +74,6 @@ class Reason(StrEnum):
     HARD = "hard"
     """The learned score, with no single feature dominating it."""
     SIMPLE = "simple"
-    CONFIDENT = "confident"
-    """Unsure router, local model confident over its first tokens: kept local."""
-    LOW_CONFIDENCE = "low-confidence"
-    """Unsure router, local model unsure over its first tokens: escalated."""
     STRUCTURED_OUTPUT = "structured-output"
     """The answer must match a JSON schema or be a tool call (``structured.py``)."""
 
@@ -124,14 +124,11 @@ class Decision:
 
     ``fallback`` is where the request goes if ``route`` fails before its first token
     (``None``: nowhere, the client gets the error: a forced route means what it says).
-    ``cascade`` asks the caller to start locally and escalate if the local model's first
-    tokens are unsure (``reason`` is then provisional: ``confident`` or ``low-confidence``
-    replaces it). ``p_cloud`` is the learned score, when one was computed.
+    ``p_cloud`` is the learned score, when one was computed.
     """
 
     route: Route
     reason: Reason
-    cascade: bool = False
     p_cloud: float | None = None
     fallback: Route | None = None
 
@@ -156,10 +153,6 @@ class RouterConfig:
     cloud_threshold: float | None = None
     """Learned score at or above which a prompt goes to the cloud; ``None`` = the
     threshold the weights were trained with."""
-    cascade_band: float = 0.0
-    """Scores in ``[threshold - band, threshold)`` are marked ``Decision.cascade`` (start
-    locally, escalate on low confidence); 0 marks none. The agent sets it from
-    ``--cascade-band`` (0 when ``--cascade`` is off)."""
     structured_to_cloud: bool = True
     """Send requests constrained to JSON (schemas, tool calls) to the cloud (``structured.py``)."""
 
@@ -172,8 +165,6 @@ class RouterConfig:
             raise ValueError("local_overload_queue must be >= 0")
         if self.cloud_threshold is not None and not 0.0 < self.cloud_threshold < 1.0:
             raise ValueError("cloud_threshold must be within (0, 1)")
-        if not 0.0 <= self.cascade_band < 1.0:
-            raise ValueError("cascade_band must be within [0, 1)")
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> RouterConfig:
@@ -184,7 +175,6 @@ class RouterConfig:
             local_n_ctx=settings.n_ctx,
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
-            cascade_band=settings.cascade_band if settings.cascade else 0.0,
             structured_to_cloud=settings.structured_to_cloud,
         )
 
@@ -274,19 +264,35 @@ class HeuristicRouter(_PolicyRouter):
 class Router(_PolicyRouter):
     """The learned router: pure, synchronous, no I/O once built (weights load in ``__init__``)."""
 
-    def __init__(self, config: RouterConfig, model: RouterModel | None = None) -> None:
-        """``model`` defaults to the bundled weights (read once, here)."""
+    def __init__(
+        self,
+        config: RouterConfig,
+        model: RouterModel | None = None,
+        token_head: TokenHead | None = None,
+    ) -> None:
+        """``model`` defaults to the bundled weights (read once, here). With ``token_head``
+        a request whose features carry ``ask_tokens`` is scored by the blend of both
+        (``table.blend``) against the head's threshold; without, by the features alone."""
         super().__init__(config)
         self.model: RouterModel = model if model is not None else load_model()
+        self.token_head = token_head
         self.threshold = (
             config.cloud_threshold if config.cloud_threshold is not None else self.model.threshold
         )
-        self.cascade_floor = self.threshold - config.cascade_band
+        self.blend_threshold = self.threshold
+        """The threshold of the blended score (the head's, unless the setting overrides)."""
+        if token_head is not None and config.cloud_threshold is None:
+            self.blend_threshold = token_head.threshold
 
     @classmethod
-    def from_settings(cls, settings: EdgeSettings) -> Router:
-        """The router an edge agent runs with: its limits and its weights file."""
-        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model))
+    def from_settings(cls, settings: EdgeSettings, model_path: Path | None = None) -> Router:
+        """The router an edge agent runs with: its limits, its weights file and, for the
+        bundled weights and the GGUF ``model_path`` they were fitted with, the
+        token-embedding head."""
+        head = None
+        if settings.router_model is None:
+            head = load_token_head(model_path)
+        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model), head)
 
     def score(self, features: PromptFeatures) -> float:
         """The learned probability that ``features`` needs the cloud model."""
@@ -295,10 +301,13 @@ class Router(_PolicyRouter):
     def _judge(self, features: PromptFeatures) -> Decision:
         x = self.model.vector(features)
         p = self.model.probability(x)
-        if p >= self.threshold:
+        threshold = self.threshold
+        if self.token_head is not None and features.ask_tokens is not None:
+            head = self.token_head.log_odds(features.ask_tokens)
+            p = blend(p, head, features.elaboration)
+            threshold = self.blend_threshold
+        if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
-        if self.config.cascade_band > 0 and p >= self.cascade_floor:
-            return Decision(Route.LOCAL, Reason.SIMPLE, cascade=True, p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
 
     def _explain(self, features: PromptFeatures, x: tuple[float, ...]) -> Reason:
@@ -316,6 +325,8 @@ class Router(_PolicyRouter):
         for flag, content in _REASON_OF_FLAG:
             if getattr(features, flag):
                 return content
+        if features.elaboration:  # the rule that sent it (model.ELABORATION_FLOOR)
+            return Reason.REASONING
         totals: dict[Reason, float] = {}
         contributions = self.model.logistic.contributions(x)
         for name, contribution, value, mean in zip(

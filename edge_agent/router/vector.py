@@ -57,6 +57,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("log_previous_answer_tokens", lambda f, _: math.log1p(f.previous_answer_tokens)),
     Feature("max_number_digits", lambda f, _: float(min(f.max_number_digits, 6))),
     Feature("other_script_share", lambda f, _: f.other_script_share),
+    Feature("elaboration", lambda f, _: float(f.elaboration)),
     # Interactions, from when a linear model scored: a long text with a trivial ask is
     # easy (length alone says the opposite); a pointing follow-up in a hard conversation
     # is hard (either alone says little). The trees could form them, the logistic model

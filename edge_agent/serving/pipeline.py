@@ -5,9 +5,9 @@ Both HTTP dialects hand a ``GenerateRequest`` and the route the client asked for
 
 1. refuses a prompt past ``--max-prompt-tokens`` (stop strings included) and a request
    that would not fit the link to a worker (``wire.py``), whatever the route,
-2. asks the router once for a plan (route, reason, fallback, cascade),
-3. builds the engine that carries the plan out: the local engine, a ``FailoverEngine``
-   (the one owner of cloud retries and fallbacks), or a ``CascadeEngine`` around both,
+2. asks the router once for a plan (route, reason, fallback),
+3. builds the engine that carries the plan out: the local engine, or a ``FailoverEngine``
+   (the one owner of cloud retries and fallbacks),
 4. reads that engine's stream up to its first token, so that the HTTP layer sends its
    headers (and a 200) only once something has been generated, with the truth in them,
 5. hands back ``Served``: the events from there on, under the request's deadline.
@@ -25,10 +25,9 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from edge_agent.engines.base import Decided, Engine, EngineEvent, Failover
-from edge_agent.engines.cascade import CascadeEngine
+from edge_agent.engines.base import Engine, EngineEvent, Failover
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
 from edge_agent.errors import GenerationFailed, NoPeerAvailable, PromptTooLong, RequestTimeout
@@ -43,7 +42,8 @@ from edge_agent.router import (
     estimate_tokens,
     extract_features,
 )
-from edge_agent.router.cascade import CascadeConfig
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.table import routing_text
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
 from edge_agent.serving.report import ServingReport
@@ -91,18 +91,16 @@ class ServingPipeline:
         router: Router | HeuristicRouter,
         metrics: EdgeMetrics,
         budget: CloudBudget,
-        cascade: CascadeConfig | None = None,
         limits: ServingLimits | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``cloud`` is the single-attempt engine on the pool's warm worker (``None``:
-        this agent has no cloud); ``cascade`` ``None`` means no cascade."""
+        this agent has no cloud)."""
         self.local = local
         self.cloud = cloud
         self._router = router
         self._metrics = metrics
         self._budget = budget
-        self._cascade = cascade if cascade is not None and cascade.enabled else None
         self._limits = limits or ServingLimits()
         self._clock = clock
         if cloud is not None:
@@ -128,14 +126,13 @@ class ServingPipeline:
         metrics: EdgeMetrics,
         clock: Clock = SYSTEM_CLOCK,
     ) -> ServingPipeline:
-        """The pipeline an edge agent runs with: its router, limits, cascade and budget."""
+        """The pipeline an edge agent runs with: its router, limits and budget."""
         return cls(
             local=local,
             cloud=cloud,
-            router=Router.from_settings(settings),
+            router=Router.from_settings(settings, model_path=local.model_path),
             metrics=metrics,
             budget=CloudBudget(settings.cloud_daily_token_budget),
-            cascade=CascadeConfig.from_settings(settings),
             limits=ServingLimits.from_settings(settings),
             clock=clock,
         )
@@ -150,8 +147,7 @@ class ServingPipeline:
         started = self._clock.monotonic()
         plan = self._plan(request, requested)
         log.debug("request %s: plan %s", request.request_id, plan)
-        if not plan.cascade:
-            _decided(plan, report, self._metrics)
+        _decided(plan, report, self._metrics)
         engine = self._engine_for(plan)
         deadline = asyncio.get_running_loop().time() + self._limits.request_timeout_s
         served = Served(
@@ -186,6 +182,8 @@ class ServingPipeline:
                 param="messages" if request.messages is not None else "prompt",
             )
         check_fits(request)
+        if requested == "auto":
+            features = self._with_ask_tokens(request, features)
         return self._router.decide(
             features,
             requested=requested,
@@ -194,10 +192,19 @@ class ServingPipeline:
             local_busy=self.local.busy,
         )
 
+    def _with_ask_tokens(
+        self, request: GenerateRequest, features: PromptFeatures
+    ) -> PromptFeatures:
+        """``features`` with the routing text's local token ids, when the router has a
+        token-embedding head for the local model (the tokeniser is the inference side's;
+        the router stays pure). Before the model loads there are none: features only."""
+        router = self._router
+        if not isinstance(router, Router) or router.token_head is None:
+            return features
+        ids = self.local.tokenize(routing_text(request))
+        return features if ids is None else replace(features, ask_tokens=tuple(ids))
+
     def _engine_for(self, plan: Decision) -> Engine:
-        if plan.cascade and self._cascade is not None and self.cloud is not None:
-            escalation = self._failover(self.cloud, fallback=Route.LOCAL)
-            return CascadeEngine(self.local, escalation, self._cascade, blocked=self._blocked)
         if plan.route is Route.LOCAL:
             return self.local
         if self.cloud is None:
@@ -214,14 +221,6 @@ class ServingPipeline:
             wait_s=self._limits.failover_wait_s,
             fallback=fallback,
         )
-
-    def _blocked(self) -> Reason | None:
-        """Why the cloud cannot take an escalation now (``None``: it can)."""
-        if self.cloud is None or not self.cloud.ready:
-            return Reason.CLOUD_UNAVAILABLE
-        if not self._budget.has_room(self._clock.today()):
-            return Reason.BUDGET_EXHAUSTED
-        return None
 
     def _model_of(self, route: Route) -> str:
         if route is Route.CLOUD and self.cloud is not None:
@@ -289,9 +288,7 @@ class Served:
     async def open(self) -> None:
         """Read up to the first token (or the end): routing settles before any header."""
         while not self._buffer or isinstance(self._buffer[-1], Failover):
-            event = await self._pull()
-            if not isinstance(event, Decided):
-                self._buffer.append(event)
+            self._buffer.append(await self._pull())
         self._opened = True
         self.model = self._model_of(self._serving)
         if self._report.served_by is Route.CLOUD:
@@ -308,10 +305,8 @@ class Served:
     async def __anext__(self) -> ServedEvent:
         if self._buffer:
             return self._buffer.popleft()
-        while self.end is None:
-            event = await self._pull()
-            if not isinstance(event, Decided):
-                return event
+        if self.end is None:
+            return await self._pull()
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
@@ -333,10 +328,7 @@ class Served:
         return event
 
     def _observe(self, event: EngineEvent) -> None:
-        if isinstance(event, Decided):
-            self._serving = event.decision.route
-            _decided(event.decision, self._report, self._metrics)
-        elif isinstance(event, Failover):
+        if isinstance(event, Failover):
             self._serving = event.to
             self._report.failovers.append(event)
             self._metrics.failovers.labels(event.to.value).inc()

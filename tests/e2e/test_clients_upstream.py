@@ -27,7 +27,7 @@ def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("clients-upstream")
     with (
         upstream_server(logs) as engine,
-        running_stack(logs, worker_args=worker_args(engine), edge_args=["--no-cascade"]) as stack,
+        running_stack(logs, worker_args=worker_args(engine)) as stack,
     ):
         yield stack
 

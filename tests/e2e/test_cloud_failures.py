@@ -109,7 +109,7 @@ async def test_refused_attempts_are_bounded_then_auto_is_local_and_cloud_is_503(
 ) -> None:
     """The worker answers every attempt with an error frame (overloaded: the edge's one
     stream slot is held by a long stream)."""
-    edge_args = ["--max-failovers", "2", "--no-cascade"]
+    edge_args = ["--max-failovers", "2"]
     worker_args = ["--max-streams-per-peer", "1"]
     refused = "tandem_worker_streams_total"
     with running_stack(tmp_path, edge_args=edge_args, worker_args=worker_args) as stack:
@@ -156,7 +156,6 @@ async def test_a_stalled_worker_costs_a_bounded_wait_then_auto_answers_locally(
     allows a long silence here), it never sends a first token."""
     edge_args = [
         "--first-token-timeout-s", "1", "--dead-after-s", "600", "--max-failovers", "1",
-        "--no-cascade",
     ]  # fmt: skip
     with running_stack(tmp_path, edge_args=edge_args) as stack:
         worker = stack.procs["worker"]
@@ -180,7 +179,7 @@ async def test_a_dead_link_before_the_first_token_and_mid_stream(tmp_path: Path)
     second is answered locally from the start, and the metrics count every token where
     it was generated."""
     edge_args = ["--heartbeat-s", "0.5", "--dead-after-s", "3", "--failover-wait-s", "1"]
-    with running_stack(tmp_path, edge_args=[*edge_args, "--no-cascade"]) as stack:
+    with running_stack(tmp_path, edge_args=edge_args) as stack:
         completion = "tandem_edge_tokens_total"
         cloud_before = edge_metric(stack, completion, served_by="cloud", kind="completion")
         local_before = edge_metric(stack, completion, served_by="local", kind="completion")

@@ -82,7 +82,7 @@ def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, U
     logs = tmp_path_factory.mktemp("openai-upstream")
     with (
         upstream_server(logs) as engine,
-        running_stack(logs, worker_args=worker_args(engine), edge_args=["--no-cascade"]) as stack,
+        running_stack(logs, worker_args=worker_args(engine)) as stack,
     ):
         yield stack, engine
 
@@ -186,9 +186,7 @@ async def test_engine_killed_mid_stream_then_back(tmp_path: Path) -> None:
     down and takes no edges; when the engine is back, so is the cloud."""
     with (
         upstream_server(tmp_path) as engine,
-        running_stack(
-            tmp_path, worker_args=worker_args(engine), edge_args=["--no-cascade"]
-        ) as stack,
+        running_stack(tmp_path, worker_args=worker_args(engine)) as stack,
     ):
         async with aiohttp.ClientSession() as http:
             out, cutting = Streamed(), asyncio.Event()
@@ -232,7 +230,6 @@ async def test_engine_down_at_start_the_edge_answers_locally_until_it_is_up(
         running_stack(
             tmp_path,
             worker_args=worker_args(engine),
-            edge_args=["--no-cascade"],
             wait_for_cloud=False,
         ) as stack,
     ):
@@ -264,9 +261,7 @@ async def test_a_stream_resumes_on_the_engine_with_no_gap_and_no_repeat(
     on worker-2, which asks its engine to continue the delivered text."""
     with (
         upstream_server(tmp_path) as engine,
-        running_stack(
-            tmp_path, worker_args=["--drain-grace-s", "0"], edge_args=["--no-cascade"]
-        ) as stack,
+        running_stack(tmp_path, worker_args=["--drain-grace-s", "0"]) as stack,
     ):
         stack.start_worker("worker-2", "worker-2", free_port(), worker_args(engine))
         signaling = f"http://{stack.config.host}:{stack.config.signaling_port}/healthz"

@@ -22,7 +22,7 @@ def test_snapshot_records_every_prompt_and_repeats_itself(tmp_path: Path) -> Non
     assert [r["file"] for r in records] == ["a.jsonl"] * 12 + ["b.jsonl"] * 8
     record = records[0]
     assert record["route"] in ("local", "cloud") and float(record["p_cloud"]) >= 0
-    assert len(record["vector"]) == 29
+    assert len(record["vector"]) == 30
 
 
 def test_no_data_is_an_error(tmp_path: Path) -> None:

@@ -30,7 +30,6 @@ STREAMS = "tandem_worker_streams_total"
 async def test_a_retry_on_the_same_worker_is_not_a_duplicate(tmp_path: Path) -> None:
     edge_args = [
         "--first-token-timeout-s", "1", "--dead-after-s", "600", "--max-failovers", "1",
-        "--no-cascade",
     ]  # fmt: skip
     with running_stack(tmp_path, edge_args=edge_args) as stack:
         worker = stack.procs["worker"]

@@ -258,7 +258,6 @@ async def test_forced_cloud_requests_count_against_the_daily_budget() -> None:
     settings: dict[str, Any] = {
         "cloud_daily_token_budget": 1,
         "auto_local_max_prompt_tokens": 0,
-        "cascade": False,
     }
     async with loaded_engine() as local, cloud_engine() as cloud, ClientSession() as http:
         async with (

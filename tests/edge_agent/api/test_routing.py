@@ -113,90 +113,6 @@ async def test_router_heuristics_are_visible_only_with_a_cloud(
     assert (status, headers["X-Tandem-Route-Reason"]) == (200, "cloud-unavailable")
 
 
-# ------------------------------------------------------------------ confidence cascade
-# A real worker (same bundled model) behind real signaling and loopback WebRTC. A band of
-# 0.99 puts every auto prompt under the cascade; thresholds of 0 and 1 force each verdict.
-
-CASCADE_PROMPT = {
-    "model": "auto",
-    "messages": [{"role": "user", "content": "Tell me a fun fact about otters."}],
-    "max_tokens": 12,
-    "temperature": 0,
-}
-
-
-async def sse_text(http: ClientSession, url: str, body: dict[str, Any]) -> tuple[Any, str]:
-    """Headers and the concatenated content of a streamed chat completion."""
-    parts: list[str] = []
-    async with http.post(url, json={**body, "stream": True}) as response:
-        assert response.status == 200
-        async for raw in response.content:
-            line = raw.decode().strip()
-            if line.startswith("data: {"):
-                for choice in json.loads(line[6:])["choices"]:
-                    parts.append(choice["delta"].get("content") or "")
-        return response.headers, "".join(parts)
-
-
-async def test_cascade_confident_start_is_replayed_then_continued(
-    http: ClientSession, local: LocalEngine
-) -> None:
-    async with (
-        cloud_engine() as cloud,
-        running_agent(
-            local,
-            cloud=cloud,
-            cascade=True,
-            cascade_band=0.99,
-            cascade_threshold=0.0,
-            cascade_tokens=4,
-        ) as agent,
-    ):
-        headers, text = await sse_text(http, f"{agent.v1}/chat/completions", CASCADE_PROMPT)
-        # Headers go out with the first byte, and they already carry the verdict: the
-        # decision was taken before anything was sent.
-        assert headers["X-Tandem-Served-By"] == "local"
-        assert headers["X-Tandem-Route-Reason"] == "confident"
-        _, forced = await sse_text(
-            http, f"{agent.v1}/chat/completions", {**CASCADE_PROMPT, "model": "edge"}
-        )
-        assert text == forced and text  # held tokens replayed once, in order, then the rest
-        decisions = "tandem_edge_route_decisions_total"
-        assert metric_value(agent, decisions, route="local", reason="confident") == 1
-        assert metric_value(agent, decisions, route="local", reason="simple") == 0
-
-
-async def test_cascade_low_confidence_start_is_discarded_and_served_by_the_cloud(
-    http: ClientSession, local: LocalEngine
-) -> None:
-    async with (
-        cloud_engine() as cloud,
-        running_agent(
-            local,
-            cloud=cloud,
-            cascade=True,
-            cascade_band=0.99,
-            cascade_threshold=1.0,
-            cascade_tokens=4,
-        ) as agent,
-    ):
-        headers, text = await sse_text(http, f"{agent.v1}/chat/completions", CASCADE_PROMPT)
-        assert headers["X-Tandem-Served-By"] == "cloud"
-        assert headers["X-Tandem-Route-Reason"] == "low-confidence"
-        assert headers["X-Tandem-Path"] == "direct"
-        await wait_until_idle(local)  # the local start was cancelled, not left running
-        tokens = "tandem_edge_tokens_total"
-        # Not one local token reached the response; every one the client saw was the cloud's.
-        assert metric_value(agent, tokens, served_by="local", kind="completion") == 0
-        assert metric_value(agent, tokens, served_by="cloud", kind="completion") == 12
-        _, forced = await sse_text(
-            http, f"{agent.v1}/chat/completions", {**CASCADE_PROMPT, "model": "cloud"}
-        )
-        assert text == forced and text
-        decisions = "tandem_edge_route_decisions_total"
-        assert metric_value(agent, decisions, route="cloud", reason="low-confidence") == 1
-
-
 async def test_prompt_token_limit_refuses_before_routing(
     local: LocalEngine, http: ClientSession
 ) -> None:
@@ -258,7 +174,7 @@ async def test_spent_cloud_budget_answers_locally_and_says_so(
     }
     async with (
         cloud_engine() as cloud,
-        running_agent(local, cloud=cloud, cloud_daily_token_budget=10, cascade=False) as agent,
+        running_agent(local, cloud=cloud, cloud_daily_token_budget=10) as agent,
     ):
         status, headers, _ = await post(http, agent, hard)
         assert status == 200 and headers["X-Tandem-Served-By"] == "cloud"
@@ -283,7 +199,7 @@ async def test_busy_local_model_sends_easy_prompts_to_the_cloud(
     }
     async with (
         cloud_engine() as cloud,
-        running_agent(local, cloud=cloud, local_overload_queue=0, cascade=False) as agent,
+        running_agent(local, cloud=cloud, local_overload_queue=0) as agent,
         http.post(f"{agent.v1}/chat/completions", json=long) as busy,
     ):
         await busy.content.readline()  # the local model is generating now

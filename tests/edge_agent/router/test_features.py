@@ -197,3 +197,49 @@ def test_a_long_prompt_in_a_script_without_spaces_is_cut_to_its_ends() -> None:
     long = ask("请帮我总结这份文件" + document)
     assert term_buckets([], "请帮我总结这份文件", []) <= long.terms
     assert len(long.terms) < 3 * FOCUS_CHARS, "not one pair per character of the window"
+
+
+EXPLANATION = (
+    "Yes. Turing showed in 1936 that no general algorithm can decide, for every program "
+    "and input, whether the program halts: assume one did and build a program that does "
+    "the opposite of what it predicts about itself."
+)
+
+
+@pytest.mark.parametrize(
+    "answer, follow_up, expected",
+    [
+        # A short follow-up asking more about an explanation continues a hard question.
+        (EXPLANATION, "why though?", True),
+        (EXPLANATION, "¿Y por qué?", True),
+        (EXPLANATION, "\u0410 \u043f\u043e\u0447\u0435\u043c\u0443?", True),  # Russian "and why?"
+        (EXPLANATION, "\u90a3\u4e3a\u4ec0\u4e48\uff1f", True),  # full-width mark
+        ('```bash\nfor f in *.jpeg; do mv "$f" "${f%.jpeg}.jpg"; done\n```', "now recursive", True),
+        # Thanks and goodbyes ask nothing, even when they point back ("that").
+        (EXPLANATION, "thanks, that fixed it!!", False),
+        (EXPLANATION, "ok that went way over my head lol. thanks anyway!", False),
+        # A short answer explained nothing: "and grass?" is the easy question continued.
+        ("Blue!", "and grass?", False),
+        ("The capital of Italy is Rome.", "and greece?", False),
+        # The assistant asked the user something: the reply answers it.
+        (
+            "That sounds like a blast! Is it a day trip or are you staying over, and with whom?",
+            "just a day trip. what should i pack?",
+            False,
+        ),
+    ],
+)
+def test_elaboration_is_a_question_continuing_a_substantive_answer(
+    answer: str, follow_up: str, expected: bool
+) -> None:
+    features = chat(
+        ("user", "is the halting problem really unsolvable?"),
+        ("assistant", answer),
+        ("user", follow_up),
+    )
+    assert features.elaboration is expected
+
+
+def test_a_single_prompt_never_elaborates() -> None:
+    assert not ask("why though?").elaboration
+    assert not chat(("user", "why though?")).elaboration

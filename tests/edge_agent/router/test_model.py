@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.router.markers import bundled_lexicon
-from edge_agent.router.model import Logistic, RouterModel, load_model
+from edge_agent.router.model import ELABORATION_FLOOR, Logistic, RouterModel, load_model
 from edge_agent.router.vector import FEATURE_NAMES
 
 
@@ -36,7 +36,10 @@ def test_the_shipped_model_scores_with_trees_that_survive_a_round_trip() -> None
     assert model.trees is not None and len(model.trees.trees) > 0
     again = RouterModel.from_dict(json.loads(json.dumps(model.to_dict())))
     for i in range(5):
-        x = tuple(float((i + j) % 4) for j in range(len(FEATURE_NAMES)))
+        x = tuple(
+            0.0 if name == "elaboration" else float((i + j) % 4)
+            for j, name in enumerate(FEATURE_NAMES)
+        )
         assert abs(again.probability(x) - model.probability(x)) < 1e-6
         assert model.probability(x) == pytest.approx(
             1 / (1 + math.exp(-model.trees.log_odds(x)))
@@ -79,3 +82,12 @@ def test_inconsistent_weights_are_refused() -> None:
     logistic = load_model().logistic
     with pytest.raises(ValueError, match="threshold"):
         RouterModel(FEATURE_NAMES, logistic, 1.0, "")
+
+
+def test_an_elaborating_follow_up_scores_at_least_the_floor() -> None:
+    """The elaboration rule (``model.ELABORATION_FLOOR``) holds whatever the trees say."""
+    model = load_model()
+    low = tuple(0.0 for _ in FEATURE_NAMES)
+    flagged = tuple(1.0 if n == "elaboration" else 0.0 for n in FEATURE_NAMES)
+    assert model.probability(flagged) >= ELABORATION_FLOOR
+    assert model.probability(flagged) >= model.probability(low)

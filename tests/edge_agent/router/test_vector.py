@@ -36,6 +36,7 @@ EVERYTHING = PromptFeatures(
     max_number_digits=9,
     terms=frozenset({1, 2, 3}),
     other_script_share=0.5,
+    elaboration=True,
 )
 
 
@@ -73,6 +74,7 @@ def test_every_feature_reads_the_field_it_names() -> None:
         "log_previous_answer_tokens": math.log1p(300),
         "max_number_digits": 6.0,  # capped
         "other_script_share": 0.5,
+        "elaboration": 1.0,
         "trivial_ask_x_log_length": math.log1p(80),
         "history_hard_x_follow_up": 1.0,
         "term_evidence": 1.5,  # mean of the known terms 1 and 2

@@ -1,0 +1,55 @@
+"""Fold the lab's token-embedding head into the per-token weights the edge ships.
+
+The head (``router_lab.head``) scores the mean of the bundled GGUF's input token
+embeddings over the routing text's tokens. Mean and head are both linear, so
+``log_odds = bias' + mean(table[ids] @ (weights / scales))`` with
+``bias' = bias - means @ (weights / scales)``: one float per token id
+(``edge_agent.router.table.TokenHead``), exact, and 576 times smaller than the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.router.policy import Route
+from edge_agent.router.table import TokenHead, file_sha256
+from router_lab.dataset import LabelledPrompt
+
+__all__ = ["fit_token_head", "fold"]
+
+
+def fold(
+    table: np.ndarray, weights: np.ndarray, means: np.ndarray, scales: np.ndarray, bias: float
+) -> tuple[np.ndarray, float]:
+    """Per-token log-odds contributions and the folded bias (see the module docstring)."""
+    direction = np.asarray(weights, dtype=np.float64) / np.asarray(scales, dtype=np.float64)
+    per_token = np.asarray(table, dtype=np.float64) @ direction
+    return per_token, float(bias - np.asarray(means, dtype=np.float64) @ direction)
+
+
+def fit_token_head(
+    items: Sequence[LabelledPrompt],
+    *,
+    threshold: float,
+    l2: float,
+    metadata: Mapping[str, Any] | None = None,
+) -> TokenHead:
+    """The head fitted on every item's table embedding, folded for the bundled GGUF."""
+    from router_lab.embed import _model_path, embed_items, token_table
+    from router_lab.head import fit_head
+
+    labels = np.array([int(i.label is Route.CLOUD) for i in items])
+    head = fit_head(embed_items("table", items), labels, l2=l2)
+    _, table = token_table()
+    per_token, bias = fold(table, head.weights, head.means, head.scales, head.bias)
+    return TokenHead(
+        gguf_sha256=file_sha256(Path(_model_path())),
+        weights=[float(v) for v in per_token],
+        bias=bias,
+        threshold=threshold,
+        metadata=dict(metadata or {}),
+    )
