@@ -154,14 +154,9 @@ LEARNED = Router(CONFIG, load_model())
     [
         # also long-form writing ("write a"): the more specific content names the reason
         ("Write a Python function that merges overlapping intervals, with pytest tests.", "code"),
-        pytest.param(
+        (
             "My landlord kept my whole deposit for normal wear. Is that legal in Ohio?",
             "expert-domain",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="kept local (p 0.41, 0.25 blended) since the threshold is chosen "
-                "leave-one-writer-out (0.50 / 0.59, was 0.36): a known miss, docs/router.md",
-            ),
         ),
         (
             "My landlord kept my whole $2,400 deposit for normal carpet wear. Is that legal "
