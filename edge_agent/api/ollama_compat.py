@@ -24,7 +24,7 @@ from edge_agent.api.bodies import json_response, read_model
 from edge_agent.api.context import REQUEST_CONTEXT, RequestContext
 from edge_agent.api.errors import ApiError
 from edge_agent.api.limits import BodyLimits
-from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, sampling_params
+from edge_agent.api.openai_models import MAX_TOKENS_LIMIT, OmitsNoToolCalls, sampling_params
 from edge_agent.api.request_fields import ChatMessageIn, RequestBody, refuse_set
 from edge_agent.api.streaming import NdjsonWriter, respond
 from edge_agent.api.structured import ollama_format
@@ -132,17 +132,10 @@ class OllamaToolCall(BaseModel):
     function: OllamaFunctionCall
 
 
-class OllamaMessage(BaseModel):
+class OllamaMessage(OmitsNoToolCalls):
     role: Literal["assistant"] = "assistant"
     content: Text
     tool_calls: list[OllamaToolCall] | None = None
-
-    @model_serializer(mode="wrap")
-    def _calls_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        data: dict[str, object] = handler(self)
-        if self.tool_calls is None:
-            data.pop("tool_calls", None)
-        return data
 
 
 class OllamaChunk(BaseModel):

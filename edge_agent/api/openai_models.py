@@ -302,17 +302,22 @@ class ToolCallDelta(BaseModel):
     function: FunctionCallOut
 
 
-class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str | None
-    tool_calls: list[ToolCall] | None = None
+class OmitsNoToolCalls(BaseModel):
+    """An assistant message whose ``tool_calls`` key is absent, not ``null``, when it
+    made none: strict clients (and both APIs' own servers) treat a present key as a call."""
 
     @model_serializer(mode="wrap")
     def _calls_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
         data: dict[str, object] = handler(self)
-        if self.tool_calls is None:
+        if getattr(self, "tool_calls", None) is None:
             data.pop("tool_calls", None)
         return data
+
+
+class AssistantMessage(OmitsNoToolCalls):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(BaseModel):

@@ -72,26 +72,6 @@ class Budget(BaseModel):
     limit: int | None
 
 
-class Recent(BaseModel):
-    """One finished request (fields as in the access log line)."""
-
-    seq: int
-    at: float
-    request_id: str
-    method: str
-    endpoint: str
-    status: int
-    route: str | None
-    reason: str | None
-    served_by: str | None
-    path: str | None
-    failovers: int
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    ttft_ms: float | None
-    total_ms: float
-
-
 class StatusDoc(BaseModel):
     """What ``/status.json`` answers: this agent's state and its recent requests."""
 
@@ -103,7 +83,7 @@ class StatusDoc(BaseModel):
     cloud_path: str | None
     workers: list[Worker]
     budget: Budget
-    recent: list[Recent]
+    recent: list[RequestRecord]
     """Requests after ``?since=SEQ`` (all those kept when absent), oldest first."""
     recent_limit: int
     last_seq: int
@@ -112,10 +92,6 @@ class StatusDoc(BaseModel):
 
 def _asset(name: str) -> bytes:
     return resources.files("edge_agent.api").joinpath("status_page", name).read_bytes()
-
-
-def _recent(record: RequestRecord) -> Recent:
-    return Recent.model_validate(record, from_attributes=True)
 
 
 class StatusRoutes:
@@ -173,7 +149,7 @@ class StatusRoutes:
             budget=Budget(
                 day=today.isoformat(), spent=budget.spent(today), limit=budget.daily_tokens
             ),
-            recent=[_recent(r) for r in self._recent.since(since)],
+            recent=self._recent.since(since),
             recent_limit=self._size,
             last_seq=self._recent.last_seq,
         )
