@@ -27,6 +27,7 @@ import uuid
 from typing import Any
 
 from bench.common import bench_args, finish, median, model_or_exit, rounds_of
+from bench.edge_overhead import inproc_stream
 
 CONVERSATIONS = 4
 TURNS = 6
@@ -41,18 +42,8 @@ QUESTIONS = [
 
 
 def ttft(llm: Any, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, str]:
-    start = time.perf_counter()
-    first = None
-    parts: list[str] = []
-    for event in llm.create_chat_completion(
-        messages=messages, stream=True, max_tokens=max_tokens, temperature=0
-    ):
-        text = event["choices"][0]["delta"].get("content")
-        if text:
-            parts.append(text)
-            if first is None:
-                first = time.perf_counter() - start
-    return (first if first is not None else time.perf_counter() - start), "".join(parts)
+    timing = inproc_stream(llm, messages, max_tokens)
+    return timing.ttft_s, timing.text
 
 
 class EdgeRunner:
