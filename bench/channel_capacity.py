@@ -8,7 +8,11 @@ fast as the link takes them (``bench/fast_worker.py``); the edge's pool runs her
 raw rate: ``--raw-messages`` 16-byte messages (a token frame's size) sent on a fresh
 loopback channel pair, counted on arrival. Target: >= 20,000 tokens/s at 64 streams.
 
-    python -m bench.channel_capacity [--rounds 3] [--quick] [--json PATH]
+``--compare-tree DIR`` also runs the fast worker from another checkout (its own signaling
+and edge pool here, rounds interleaved): ``tokens_per_s_N_before`` and
+``ratio_tokens_N_vs_before``, the worker's sending path before/after in the same run.
+
+    python -m bench.channel_capacity [--rounds 3] [--quick] [--json PATH] [--compare-tree DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.common import bench_args, finish, median, rounds_of
@@ -55,6 +60,8 @@ async def raw_rate(messages: int) -> float:
 
     recv_channel.remove_all_listeners("message")
     recv_channel.on("message", on_message)
+    # Its own drain mark (the link sets 0 for its coalescing): wait only when far behind.
+    send_channel.bufferedAmountLowThreshold = 64 * 1024
     low = asyncio.Event()
     send_channel.on("bufferedamountlow", low.set)
     payload = b"x" * 16
@@ -84,18 +91,32 @@ async def phase(what: str, timeout_s: float = 180) -> AsyncIterator[None]:
         raise RuntimeError(f"channel_capacity: {what}: not done in {timeout_s:.0f} s") from None
 
 
-async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {f"tokens_per_s_{n}": [] for n in CONCURRENCY}
+async def run(
+    rounds: int, tokens_each: int, raw_messages: int, compare_tree: Path | None = None
+) -> dict[str, Any]:
+    variants: dict[str, Path | None] = {"": None}
+    if compare_tree is not None:
+        variants["_before"] = compare_tree
+    rates: dict[str, list[float]] = {
+        f"tokens_per_s_{n}{v}": [] for n in CONCURRENCY for v in variants
+    }
     rates["raw_messages_per_s"] = []
-    async with transport(capacity=max(CONCURRENCY)) as t, edge_pool(t) as pool:
-        await until(lambda: pool.peer is not None, 60, "the pool linked")
-        engine = RemoteEngine(pool, model="")
-        await streams_rate(engine, 4, 64)  # warm-up
+    async with AsyncExitStack() as stack:
+        engines: dict[str, RemoteEngine] = {}
+        for v, tree in variants.items():
+            t = await stack.enter_async_context(
+                transport(capacity=max(CONCURRENCY), tree=tree, name=f"fast{v or '_after'}")
+            )
+            pool = await stack.enter_async_context(edge_pool(t))
+            await until(lambda p=pool: p.peer is not None, 60, f"the pool{v} linked")
+            engines[v] = RemoteEngine(pool, model="")
+            await streams_rate(engines[v], 4, 64)  # warm-up
         for _ in range(rounds):
             for n in CONCURRENCY:
-                async with phase(f"{n} streams"):
-                    rate = await streams_rate(engine, n, tokens_each)
-                rates[f"tokens_per_s_{n}"].append(rate)
+                for v, engine in engines.items():
+                    async with phase(f"{n} streams{v}"):
+                        rate = await streams_rate(engine, n, tokens_each)
+                    rates[f"tokens_per_s_{n}{v}"].append(rate)
             async with phase("raw messages"):
                 rates["raw_messages_per_s"].append(await raw_rate(raw_messages))
     figures: dict[str, Any] = {key: median(values) for key, values in rates.items()}
@@ -103,6 +124,10 @@ async def run(rounds: int, tokens_each: int, raw_messages: int) -> dict[str, Any
         figures[f"ratio_tokens_{n}_vs_raw_messages"] = (
             figures[f"tokens_per_s_{n}"] / figures["raw_messages_per_s"]
         )
+        if compare_tree is not None:
+            figures[f"ratio_tokens_{n}_vs_before"] = (
+                figures[f"tokens_per_s_{n}"] / figures[f"tokens_per_s_{n}_before"]
+            )
     return figures
 
 
@@ -110,15 +135,19 @@ def main() -> None:
     parser = bench_args(__doc__ or "", rounds=3, quick_rounds=1)
     parser.add_argument("--tokens-per-stream", type=int, default=None, help="default 256")
     parser.add_argument("--raw-messages", type=int, default=None, help="default 5000")
+    parser.add_argument("--compare-tree", type=Path, default=None)
     args = parser.parse_args()
     tokens = args.tokens_per_stream or (64 if args.quick else 256)
     raw = args.raw_messages or (2000 if args.quick else 5000)
+    tree = args.compare_tree.resolve() if args.compare_tree else None
     figures = {
         "baseline": "raw aiortc messages/s on a loopback channel pair, same run",
         "rounds": rounds_of(args),
         "tokens_per_stream": tokens,
-        **asyncio.run(run(rounds_of(args), tokens, raw)),
+        **asyncio.run(run(rounds_of(args), tokens, raw, tree)),
     }
+    if args.compare_tree:
+        figures["compare_tree"] = str(args.compare_tree)
     finish("channel_capacity", figures, args.json)
 
 
