@@ -21,12 +21,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.common import bench_args, finish, median, rounds_of
 from bench.transport import LOOPBACK, edge_pool, one_stream, transport, until
 from edge_agent.engines.remote import RemoteEngine
+from edge_agent.peers import PeerPool
 from link.rtc import accept_offer, create_offer
 
 CONCURRENCY = (1, 16, 64)
@@ -38,6 +40,10 @@ async def streams_rate(engine: RemoteEngine, n: int, tokens_each: int) -> float:
     results = await asyncio.gather(*(one_stream(engine, tokens_each) for _ in range(n)))
     elapsed = time.perf_counter() - start
     return sum(t for _, t in results) / elapsed
+
+
+def linked(pool: PeerPool) -> bool:
+    return pool.peer is not None
 
 
 async def raw_rate(messages: int) -> float:
@@ -108,7 +114,7 @@ async def run(
                 transport(capacity=max(CONCURRENCY), tree=tree, name=f"fast{v or '_after'}")
             )
             pool = await stack.enter_async_context(edge_pool(t))
-            await until(lambda p=pool: p.peer is not None, 60, f"the pool{v} linked")
+            await until(partial(linked, pool), 60, f"the pool{v} linked")
             engines[v] = RemoteEngine(pool, model="")
             await streams_rate(engines[v], 4, 64)  # warm-up
         for _ in range(rounds):
