@@ -10,7 +10,9 @@ loopback channel pair, counted on arrival. Target: >= 20,000 tokens/s at 64 stre
 
 ``--compare-tree DIR`` also runs the fast worker from another checkout (its own signaling
 and edge pool here, rounds interleaved): ``tokens_per_s_N_before`` and
-``ratio_tokens_N_vs_before``, the worker's sending path before/after in the same run.
+``ratio_tokens_N_vs_before``, the worker's sending path before/after in the same run
+(the edge's side is this tree's in both). ``ttft_ms_1``: the first token on an idle
+channel, which coalescing must never delay.
 
     python -m bench.channel_capacity [--rounds 3] [--quick] [--json PATH] [--compare-tree DIR]
 """
@@ -36,10 +38,15 @@ CONCURRENCY = (1, 16, 64)
 
 async def streams_rate(engine: RemoteEngine, n: int, tokens_each: int) -> float:
     """Tokens per second with ``n`` streams of ``tokens_each`` at once."""
+    return (await streams_run(engine, n, tokens_each))[0]
+
+
+async def streams_run(engine: RemoteEngine, n: int, tokens_each: int) -> tuple[float, float]:
+    """(tokens per second, median seconds to the first token) with ``n`` streams."""
     start = time.perf_counter()
     results = await asyncio.gather(*(one_stream(engine, tokens_each) for _ in range(n)))
     elapsed = time.perf_counter() - start
-    return sum(t for _, t in results) / elapsed
+    return sum(t for _, t in results) / elapsed, median([first for first, _ in results])
 
 
 def linked(pool: PeerPool) -> bool:
@@ -106,6 +113,7 @@ async def run(
     rates: dict[str, list[float]] = {
         f"tokens_per_s_{n}{v}": [] for n in CONCURRENCY for v in variants
     }
+    rates.update({f"ttft_ms_1{v}": [] for v in variants})  # on an idle channel
     rates["raw_messages_per_s"] = []
     async with AsyncExitStack() as stack:
         engines: dict[str, RemoteEngine] = {}
@@ -121,8 +129,10 @@ async def run(
             for n in CONCURRENCY:
                 for v, engine in engines.items():
                     async with phase(f"{n} streams{v}"):
-                        rate = await streams_rate(engine, n, tokens_each)
+                        rate, ttft = await streams_run(engine, n, tokens_each)
                     rates[f"tokens_per_s_{n}{v}"].append(rate)
+                    if n == 1:
+                        rates[f"ttft_ms_1{v}"].append(ttft * 1000)
             async with phase("raw messages"):
                 rates["raw_messages_per_s"].append(await raw_rate(raw_messages))
     figures: dict[str, Any] = {key: median(values) for key, values in rates.items()}
