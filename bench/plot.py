@@ -212,6 +212,7 @@ HEADLINES = {
         "tokens_per_s_16_before",
         "tokens_per_s_64_before",
         "raw_messages_per_s",
+        "raw_messages_per_s_burst256",
         "ratio_tokens_64_vs_raw_messages",
         "ratio_tokens_64_vs_before",
         "ttft_ms_1",
