@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 
 from cloud_worker.backends.base import BackendEvent
@@ -26,6 +27,8 @@ from link import Link, LinkClosed
 from shared.messages import StreamFailed, TokenChunk
 
 __all__ = ["Outbox", "merge_chunks"]
+
+log = logging.getLogger(__name__)
 
 Frame = BackendEvent | StreamFailed
 
@@ -62,6 +65,10 @@ class Outbox:
         self._taken = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._failed: dict[str, Exception] = {}
+        """Streams whose queued frame the link refused (``FrameTooLarge``): their next
+        ``send`` or ``settle`` raises it, so the stream fails as it did when it sent
+        itself."""
         self.merged = 0
         """Chunks merged into another so far (observability and tests)."""
 
@@ -70,6 +77,8 @@ class Outbox:
 
     async def send(self, rid: str, frame: Frame) -> None:
         """Send ``frame`` of stream ``rid`` now if nothing waits, else queue (merging)."""
+        if (failed := self._failed.pop(rid, None)) is not None:
+            raise failed
         if self._closed or self._link.closed:
             raise LinkClosed("the edge's link is closed")
         if self._idle(rid) and self._link.backlog_bytes == 0:
@@ -114,12 +123,15 @@ class Outbox:
         while not self._idle(rid) and not self._closed:
             self._taken.clear()
             await self._taken.wait()
+        if (failed := self._failed.pop(rid, None)) is not None:
+            raise failed
         if self._closed and rid in self._queues:
             raise LinkClosed("the edge's link closed before the stream's frames were sent")
 
     def discard(self, rid: str) -> None:
         """Forget what ``rid`` still has waiting (its stream was cancelled)."""
         self._queues.pop(rid, None)
+        self._failed.pop(rid, None)
         self._taken.set()
 
     async def _write(self) -> None:
@@ -139,6 +151,12 @@ class Outbox:
                     self._sending.add(rid)
                     try:
                         await self._link.send(frame)
+                    except LinkClosed:
+                        raise
+                    except Exception as exc:  # FrameTooLarge: that stream fails, not all
+                        log.warning("stream %s: frame not sent: %s", rid, exc)
+                        self._queues.pop(rid, None)
+                        self._failed[rid] = exc
                     finally:
                         self._sending.discard(rid)
                     self._taken.set()

@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from cloud_worker.outbox import Outbox
 from edge_agent.peers.guard import StreamBounds, StreamGuard
 from link import DataChannelLink
+from shared.codec import MAX_MESSAGE_BYTES
+from shared.errors import FrameTooLarge
 from shared.messages import (
+    ErrorCode,
     GenerateRequest,
     Message,
     SamplingParams,
     StreamEnd,
+    StreamFailed,
     TokenChunk,
     TokenLogprob,
 )
@@ -123,4 +128,25 @@ async def test_a_frame_on_an_idle_channel_is_sent_at_once(
     await outbox.settle("r")
     assert outbox.merged == 0
     assert await asyncio.wait_for(edge.recv(), 30) == chunk("r", 0)
+    await outbox.aclose()
+
+
+async def test_a_queued_frame_the_link_refuses_fails_its_stream_only(
+    pair: tuple[DataChannelLink, DataChannelLink],
+) -> None:
+    edge, worker = pair
+    outbox = Outbox(worker)
+    await outbox.send("a", chunk("a", 0))  # the channel is now backed up
+    huge = TokenChunk(request_id="b", text="x" * (MAX_MESSAGE_BYTES + 1), n_tokens=1)
+    await outbox.send("b", huge)  # queued: refused only when the writer sends it
+    await outbox.send("a", chunk("a", 1))
+    with pytest.raises(FrameTooLarge):
+        await outbox.settle("b")
+    failed = StreamFailed(request_id="b", code=ErrorCode.BACKEND_ERROR, message="too large")
+    await outbox.send("b", failed)  # the stream's failure goes out as usual
+    await outbox.settle("b")
+    await outbox.settle("a")
+    got = [await asyncio.wait_for(edge.recv(), 30) for _ in range(3)]
+    assert chunk("a", 0) in got and chunk("a", 1) in got and failed in got
+    assert not worker.closed
     await outbox.aclose()
