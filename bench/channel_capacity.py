@@ -32,6 +32,7 @@ from bench.common import bench_args, finish, median, rounds_of
 from bench.transport import LOOPBACK, edge_pool, one_stream, transport, until
 from edge_agent.engines.remote import RemoteEngine
 from edge_agent.peers import PeerPool
+from link import PathKind
 from link.rtc import accept_offer, create_offer
 
 CONCURRENCY = (1, 16, 64)
@@ -51,7 +52,9 @@ async def streams_run(engine: RemoteEngine, n: int, tokens_each: int) -> tuple[f
 
 
 def linked(pool: PeerPool) -> bool:
-    return pool.peer is not None
+    """On the data channel itself: the pool's first link is the relay through signaling
+    (``relay_first``), upgraded to WebRTC in the background."""
+    return pool.peer is not None and pool.peer.path is PathKind.DIRECT
 
 
 async def raw_rate(messages: int, burst: int = 1) -> float:
@@ -125,12 +128,13 @@ async def run(
     rates["raw_messages_per_s_burst256"] = []
     async with AsyncExitStack() as stack:
         engines: dict[str, RemoteEngine] = {}
+        pools: dict[str, PeerPool] = {}
         for v, tree in variants.items():
             t = await stack.enter_async_context(
                 transport(capacity=max(CONCURRENCY), tree=tree, name=f"fast{v or '_after'}")
             )
-            pool = await stack.enter_async_context(edge_pool(t))
-            await until(partial(linked, pool), 60, f"the pool{v} linked")
+            pool = pools[v] = await stack.enter_async_context(edge_pool(t))
+            await until(partial(linked, pool), 60, f"the pool{v} on the data channel")
             engines[v] = RemoteEngine(pool, model="")
             await streams_rate(engines[v], 4, 64)  # warm-up
         for _ in range(rounds):
@@ -138,6 +142,8 @@ async def run(
                 for v, engine in engines.items():
                     async with phase(f"{n} streams{v}"):
                         rate, ttft = await streams_run(engine, n, tokens_each)
+                        if not linked(pools[v]):
+                            raise RuntimeError("channel_capacity: the link left the data channel")
                     rates[f"tokens_per_s_{n}{v}"].append(rate)
                     if n == 1:
                         rates[f"ttft_ms_1{v}"].append(ttft * 1000)
