@@ -102,6 +102,29 @@ def plot_ratios(fig: dict[str, Any], out: Path) -> None:
     plt.close(figure)
 
 
+def plot_channel(fig: dict[str, Any], out: Path) -> None:
+    counts = [1, 16, 64]
+    figure, ax = plt.subplots(figsize=(8, 4))
+    width = 0.38
+    series = [("_before", "before", "#777777"), ("", "after", "#3a7ca5")]
+    shown = [s for s in series if f"tokens_per_s_1{s[0]}" in fig]
+    for i, (suffix, label, colour) in enumerate(shown):
+        xs = [c + (i - (len(shown) - 1) / 2) * width for c in range(len(counts))]
+        values = [float(fig[f"tokens_per_s_{n}{suffix}"]) for n in counts]
+        ax.bar(xs, values, width, label=label, color=colour)
+    ax.axhline(float(fig["raw_messages_per_s"]), color="#c0392b", linestyle="--",
+               label="raw aiortc messages/s")  # fmt: skip
+    ax.axhline(20_000, color="#2e7d32", linestyle=":", label="target 20,000 tokens/s")
+    ax.set_xticks(range(len(counts)), [f"{n} stream{'s' if n > 1 else ''}" for n in counts])
+    ax.set_ylabel("tokens/s through one channel")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("channel capacity (fast worker, loopback)")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
 def plot_multiturn(fig: dict[str, Any], out: Path) -> None:
     turns = int(fig["turns"])
     figure, ax = plt.subplots(figsize=(7, 4))
@@ -145,6 +168,7 @@ PLOTTERS = {
     "edge_overhead": plot_edge_overhead,
     "escalation_overhead": plot_escalation,
     "footprint": plot_footprint,
+    "channel_capacity": plot_channel,
 }
 
 
@@ -184,8 +208,15 @@ HEADLINES = {
         "tokens_per_s_1",
         "tokens_per_s_16",
         "tokens_per_s_64",
+        "tokens_per_s_1_before",
+        "tokens_per_s_16_before",
+        "tokens_per_s_64_before",
         "raw_messages_per_s",
+        "raw_messages_per_s_burst256",
         "ratio_tokens_64_vs_raw_messages",
+        "ratio_tokens_64_vs_before",
+        "ttft_ms_1",
+        "ttft_ms_1_before",
     ],
     "connect": [
         "cold_ms_p50",

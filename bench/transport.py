@@ -46,8 +46,11 @@ class Transport:
 
 
 @asynccontextmanager
-async def transport(capacity: int = 64) -> AsyncIterator[Transport]:
-    """Signaling here, the fast worker registered with it."""
+async def transport(
+    capacity: int = 64, *, tree: Path | None = None, name: str = "fast-1"
+) -> AsyncIterator[Transport]:
+    """Signaling here, the fast worker registered with it; ``tree``: run the worker from
+    that checkout (a before/after in the same run)."""
     secret = secrets.token_urlsafe(32)
     runner = web.AppRunner(create_signaling(SignalingSettings(secret=SecretStr(secret))))
     await runner.setup()
@@ -57,12 +60,15 @@ async def transport(capacity: int = 64) -> AsyncIterator[Transport]:
     url = f"ws://127.0.0.1:{port}/v1/signal"
     with tempfile.TemporaryDirectory() as logs:
         wport = free_port()
-        token = mint_token(secret, role=Role.WORKER, peer_id="fast-1", ttl_s=3600, now=time.time())
+        token = mint_token(secret, role=Role.WORKER, peer_id=name, ttl_s=3600, now=time.time())
+        env = {"TANDEM_TOKEN": token}
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)  # absolute: the caller resolves it
         argv = [
             sys.executable, "-m", "bench.fast_worker", "--signaling", url,
             "--port", str(wport), "--capacity", str(capacity),
         ]  # fmt: skip
-        worker = spawn("fast_worker", argv, Path(logs), wport, env={"TANDEM_TOKEN": token})
+        worker = spawn(name, argv, Path(logs), wport, env=env, cwd=tree)
         try:
             wait_http(worker, f"{worker.url}/healthz", lambda b: True, 60)
             yield Transport(url, secret, worker)

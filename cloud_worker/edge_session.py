@@ -1,8 +1,9 @@
 """``EdgeSession``: one edge peer's link on this worker, many concurrent streams over it.
 
 Frames in: ``GenerateRequest`` starts a stream (a task of its own), ``Cancel`` stops one,
-``Ping`` is answered. Frames out: the backend's ``TokenChunk``s (already coalesced when
-the link is slower than the model) and one ``StreamEnd`` or ``StreamFailed`` per stream.
+``Ping`` is answered. Frames out: the backend's ``TokenChunk``s and one ``StreamEnd`` or
+``StreamFailed`` per stream, through an ``Outbox`` that coalesces a stream's chunks
+while the link has not drained (never the first token on an idle link).
 A peer that sends something it must not gets its link closed; other sessions carry on.
 Streams count against the edge's share of the worker (``shares.py``), across its links.
 """
@@ -17,6 +18,7 @@ from contextlib import aclosing
 
 from cloud_worker.backends import Backend
 from cloud_worker.errors import BackendUnavailable, Draining
+from cloud_worker.outbox import Outbox
 from cloud_worker.shares import EdgeShares
 from cloud_worker.stream_log import StreamStats
 from inference import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
@@ -63,6 +65,7 @@ class EdgeSession:
         self.peer_id = peer_id
         self._shares = shares or EdgeShares(max_streams=max_streams, max_links=1)
         self._link = link
+        self._outbox = Outbox(link)
         self._backend = backend
         self._max_streams = max_streams
         self._peer_timeout_s = peer_timeout_s
@@ -71,6 +74,11 @@ class EdgeSession:
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._stats: dict[str, StreamStats] = {}
         self._draining = False
+
+    @property
+    def merged_chunks(self) -> int:
+        """Token chunks merged into another before sending (the link was backed up)."""
+        return self._outbox.merged
 
     @property
     def active(self) -> int:
@@ -184,7 +192,11 @@ class EdgeSession:
                 async for event in events:
                     if (stats := self._stats.get(rid)) is not None:
                         stats.observe(event)
-                    await self._link.send(event)
+                    await self._outbox.send(rid, event)
+            await self._outbox.settle(rid)
+        except asyncio.CancelledError:
+            self._outbox.discard(rid)
+            raise
         except LinkClosed:
             self._ended(rid, "cancelled")
             return
@@ -202,7 +214,8 @@ class EdgeSession:
             request_id=rid, code=code, message=message[:1000], retryable=retryable
         )
         with contextlib.suppress(LinkClosed):
-            await self._link.send(failed)
+            await self._outbox.send(rid, failed)  # after the chunks already queued
+            await self._outbox.settle(rid)
 
     async def aclose(self) -> None:
         """Cancel every stream, wait for them, close the link. Safe to call twice."""
@@ -210,4 +223,5 @@ class EdgeSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._outbox.aclose()
         await self._link.aclose()

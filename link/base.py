@@ -52,3 +52,14 @@ class Link(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Close the link; safe to call twice."""
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes sent and still queued below us, not yet on the wire (0 where the
+        transport cannot tell). Senders coalesce while it is above zero."""
+        return 0
+
+    async def wait_drained(self) -> None:
+        """Return once ``backlog_bytes`` is 0 (at once where the transport cannot tell),
+        or the link is closed."""
+        return None

@@ -2,7 +2,10 @@
 
 aiortc's ``send`` never blocks: it appends to the SCTP queue and raises the channel's
 ``bufferedAmount``. ``_send_frame`` waits for ``bufferedamountlow`` above a high-water
-mark so that a slow peer slows the producer instead of growing memory.
+mark so that a slow peer slows the producer instead of growing memory. Each message
+costs aiortc a DTLS record, a UDP datagram and a SACK back, whatever its size, so the
+link also tells senders when it has not drained (``backlog_bytes``, ``wait_drained``):
+the worker coalesces token chunks meanwhile (``cloud_worker/outbox.py``).
 """
 
 from __future__ import annotations
@@ -43,11 +46,22 @@ class DataChannelLink(FramedLink):
         self._pc = pc
         self._high_water = high_water_bytes
         self._low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = high_water_bytes // 2
+        # The event fires when aiortc has handed everything to SCTP: both the
+        # high-water wait and ``wait_drained`` wake on it.
+        channel.bufferedAmountLowThreshold = 0
         channel.on("message", self._on_message)
         channel.on("close", self._mark_closed)
         channel.on("bufferedamountlow", self._low.set)
         pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def backlog_bytes(self) -> int:
+        return 0 if self._closed else int(self._channel.bufferedAmount)
+
+    async def wait_drained(self) -> None:
+        while not self._closed and self._channel.bufferedAmount > 0:
+            self._low.clear()
+            await self._low.wait()
 
     def _on_message(self, data: bytes | str) -> None:
         if isinstance(data, str):

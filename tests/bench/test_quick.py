@@ -33,8 +33,17 @@ CASES = {
         ],
     ),
     "channel_capacity": (
-        [],
-        ["tokens_per_s_1", "tokens_per_s_16", "tokens_per_s_64", "raw_messages_per_s"],
+        ["--compare-tree", str(ROOT)],  # this tree as its own "before": the option works
+        [
+            "tokens_per_s_1",
+            "tokens_per_s_16",
+            "tokens_per_s_64",
+            "tokens_per_s_64_before",
+            "ratio_tokens_64_vs_before",
+            "ttft_ms_1",
+            "raw_messages_per_s",
+            "raw_messages_per_s_burst256",
+        ],
     ),
     "connect": (
         [],
