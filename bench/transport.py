@@ -78,10 +78,19 @@ async def transport(
 
 
 @asynccontextmanager
-async def edge_pool(t: Transport, *, warm_standby: bool = False) -> AsyncIterator[PeerPool]:
-    """An edge's pool linked (or linking) to the fast worker; closed on exit."""
+async def edge_pool(
+    t: Transport, *, warm_standby: bool = False, relay_first: bool = True
+) -> AsyncIterator[PeerPool]:
+    """An edge's pool linked (or linking) to the fast worker; closed on exit.
+    ``relay_first`` as the edge's own default: the first link is the relay through
+    signaling, WebRTC comes up beside it."""
     signaling = SignalingClient(t.signaling_url, t.token(Role.EDGE, f"edge-{uuid.uuid4().hex[:8]}"))
-    config = PoolConfig(policy=LOOPBACK, reconnect_min_s=0.1, warm_standby=warm_standby)
+    config = PoolConfig(
+        policy=LOOPBACK,
+        reconnect_min_s=0.1,
+        warm_standby=warm_standby,
+        relay_first=relay_first,
+    )
     pool = PeerPool(signaling, EdgeMetrics(), config)
     signaling.start()
     pool.start()
