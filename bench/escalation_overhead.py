@@ -58,7 +58,7 @@ def stack(logs: Path, worker_args: list[str]) -> Iterator[Stack]:
         edge_port=free_port(),
         log_dir=logs,
         log_level="WARNING",
-        edge_args=["--no-cascade", "--insecure-no-api-key"],
+        edge_args=["--insecure-no-api-key"],
         worker_args=worker_args,
     )
     with Stack(config) as running:

@@ -9,13 +9,16 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cloud_worker.settings import WorkerSettings
+from daemon.install import HIDDEN_FROM_SERVICE
 from edge_agent.settings import EdgeSettings
 from inference import resolve_model
 from shared.messages import Role
@@ -33,6 +36,22 @@ SETTINGS: dict[str, type[TandemSettings]] = {
 }
 SECRET_FILES = {"edge": ["edge.env", "edge.token"], "worker": ["worker.env", "worker.token"]}
 SECRET_FILES["signaling"] = ["signaling.env"]
+
+
+@pytest.fixture(scope="module")
+def service_model() -> Iterator[Path]:
+    """The bundled GGUF where a sandboxed service could read it. ``install`` rightly refuses
+    a model under /tmp or /home, which is where the bundled one lies when this checkout
+    (and its venv) does, as in CI: then a copy under /var/lib, removed afterwards."""
+    bundled = resolve_model(None)
+    if not any(bundled.is_relative_to(hidden) for hidden in HIDDEN_FROM_SERVICE):
+        yield bundled
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tandem-test-model-", dir="/var/lib"))
+    try:
+        yield Path(shutil.copy2(bundled, folder / bundled.name))
+    finally:
+        shutil.rmtree(folder)
 
 
 def run(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,9 +106,11 @@ def mode(path: Path) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_install_writes_user_unit_config_and_secrets(name: str, tmp_path: Path) -> None:
+def test_install_writes_user_unit_config_and_secrets(
+    name: str, tmp_path: Path, service_model: Path
+) -> None:
     root = tmp_path / "root"
-    model = resolve_model(None) if name != "signaling" else None
+    model = service_model if name != "signaling" else None
     out = install(name, root, *(["--model", str(model)] if model else []))
     unit_name = f"tandem-{name}.service"
 
