@@ -136,6 +136,10 @@ async def test_refused_attempts_are_bounded_then_auto_is_local_and_cloud_is_503(
                 assert resp.headers["X-Tandem-Route-Reason"] == "cloud-unavailable"
                 assert resp.headers["X-Tandem-Failovers"] == "3"  # cloud, cloud, then local
             assert answer["choices"][0]["message"]["content"]
+            await eventually(  # counted as the refusal is handed to the channel
+                lambda: worker_metric(stack, refused, result="refused") - before >= 3,
+                what="3 refusals counted",
+            )
             assert worker_metric(stack, refused, result="refused") - before == 3
 
             body = {"model": "cloud", "max_tokens": 8, "messages": HARD}
@@ -144,6 +148,10 @@ async def test_refused_attempts_are_bounded_then_auto_is_local_and_cloud_is_503(
                 assert resp.status == 503 and error["code"] == "cloud_unavailable"
                 assert "3 cloud attempt(s) failed" in error["message"]
                 assert resp.headers["X-Tandem-Failovers"] == "2"  # between the 3 attempts
+            await eventually(  # counted as the refusal is handed to the channel
+                lambda: worker_metric(stack, refused, result="refused") - before >= 6,
+                what="6 refusals counted",
+            )
             assert worker_metric(stack, refused, result="refused") - before == 6
             holder.cancel()
             await asyncio.gather(holder, return_exceptions=True)

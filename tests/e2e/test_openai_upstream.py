@@ -132,8 +132,13 @@ async def test_eight_streams_at_once_through_one_worker_none_refused(
     for out in outs:
         assert out.status == 200 and out.error is None and out.text
         assert out.headers["X-Tandem-Served-By"] == "cloud" and not out.failovers
-    assert worker_streams(stack, "refused") == refused
+    # The worker counts a stream once its last frame is handed to the channel, which can
+    # be just after the client read it: wait for the count, then check it is exact.
+    await eventually(
+        lambda: worker_streams(stack, "completed") >= completed + 8, what="8 streams counted"
+    )
     assert worker_streams(stack, "completed") == completed + 8
+    assert worker_streams(stack, "refused") == refused
 
 
 async def test_a_cancelled_stream_stops_the_engine(fronted: tuple[Stack, Upstream]) -> None:
@@ -178,7 +183,12 @@ async def test_a_stream_the_engine_breaks_is_a_failure_never_an_empty_answer(
         async with http.post(chat_url(stack), json=body) as resp:
             error = (await resp.json())["error"]
             assert resp.status == 503 and "3 cloud attempt(s) failed" in error["message"]
-        assert worker_streams(stack, "failed") == failed + 3
+    # The worker counts the third failure once its StreamFailed frame is handed to the
+    # channel, which can be just after the edge answered: wait for it, then check exactness.
+    await eventually(
+        lambda: worker_streams(stack, "failed") >= failed + 3, what="3 failed streams counted"
+    )
+    assert worker_streams(stack, "failed") == failed + 3
 
 
 async def test_engine_killed_mid_stream_then_back(tmp_path: Path) -> None:
