@@ -8,10 +8,8 @@ channel not drained (no timing involved)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from cloud_worker.outbox import Outbox
 from edge_agent.peers.guard import StreamBounds, StreamGuard
@@ -28,17 +26,6 @@ from shared.messages import (
     TokenChunk,
     TokenLogprob,
 )
-from tests.support.rtc import open_pair
-
-
-@pytest_asyncio.fixture
-async def pair() -> AsyncIterator[tuple[DataChannelLink, DataChannelLink]]:
-    edge, worker = await open_pair()
-    try:
-        yield edge, worker
-    finally:
-        await edge.aclose()
-        await worker.aclose()
 
 
 def chunk(rid: str, i: int, logprobs: bool = False) -> TokenChunk:
