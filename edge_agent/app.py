@@ -3,7 +3,9 @@ the serving pipeline (router, budget, metrics), HTTP API. Only wiring: behaviour
 in the modules it connects.
 
 The model loads in the background so that ``/healthz`` can say 503 "loading" meanwhile,
-and the peer pool starts at once so that the first escalation finds a warm channel.
+and the peer pool starts at once so that the first escalation finds a warm channel: an
+escalated request is served while the local model still loads (docs/operations.md,
+"Start-up").
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class EdgeParts:
     local: LocalEngine
     signaling: SignalingClient | None
     cloud: RemoteEngine | None
+    pipeline: ServingPipeline
 
 
 PARTS = web.AppKey("edge_parts", EdgeParts)
@@ -101,14 +104,14 @@ def create_app(settings: EdgeSettings) -> web.Application:
         cloud = RemoteEngine(pool, model=settings.cloud_model)
     pipeline = ServingPipeline.from_settings(settings, local=local, cloud=cloud, metrics=metrics)
     app = build_api(ApiDeps(settings=settings, pipeline=pipeline, metrics=metrics))
-    app[PARTS] = EdgeParts(local=local, signaling=signaling, cloud=cloud)
+    app[PARTS] = EdgeParts(local=local, signaling=signaling, cloud=cloud, pipeline=pipeline)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     parts = app[PARTS]
-    loading = asyncio.get_running_loop().create_task(parts.local.load(), name="load-local-model")
+    loading = asyncio.get_running_loop().create_task(_load_local(parts), name="load-local-model")
     loading.add_done_callback(_report_load)
     if parts.signaling is not None and parts.cloud is not None:
         parts.signaling.start()
@@ -123,6 +126,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if parts.signaling is not None:
             await parts.signaling.aclose()
         await parts.local.aclose()
+
+
+async def _load_local(parts: EdgeParts) -> None:
+    """The local model, then the router's token head for it (which checks the GGUF's
+    SHA-256): both off the event loop, neither awaited by the API or the cloud link."""
+    await parts.local.load()
+    await parts.pipeline.load_token_head()
 
 
 def _report_load(task: asyncio.Task[None]) -> None:

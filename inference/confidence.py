@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy itself is imported where logits are read: not at start-up
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["ConfidenceProbe", "TokenConfidence", "token_confidence"]
 
@@ -66,6 +68,8 @@ def token_confidence(logits: npt.NDArray[np.float32], token: int) -> TokenConfid
     One ``max``, one ``exp``-and-sum and one partial sort over the vocabulary, in numpy
     (already a llama-cpp-python dependency), in float64 to keep the log-sum-exp exact.
     """
+    import numpy as np
+
     values = logits.astype(np.float64, copy=False)
     top = float(values.max())
     log_z = top + math.log(float(np.exp(values - top).sum()))

@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy itself only where logits are read (not at an edge's start-up)
+    import numpy as np
+    import numpy.typing as npt
+
+    Processor = Callable[[npt.NDArray[np.intc], npt.NDArray[np.single]], npt.NDArray[np.single]]
 
 from inference.errors import InferenceError
 from shared.messages import OutputFormat, SamplingParams, TokenLogprob
@@ -50,10 +53,9 @@ def grammar_for(output: OutputFormat | None) -> Any:
     return _grammar(output.schema_text)
 
 
-Processor = Callable[[npt.NDArray[np.intc], npt.NDArray[np.single]], npt.NDArray[np.single]]
-
-
 def _bias_processor(bias: tuple[tuple[int, float], ...], n_vocab: int) -> Processor:
+    import numpy as np
+
     ids = np.array([t for t, _ in bias], dtype=np.intp)
     values = np.array([b for _, b in bias], dtype=np.single)
 
@@ -86,6 +88,8 @@ def sampler_kwargs(params: SamplingParams, *, n_vocab: int) -> dict[str, Any]:
 def token_logprob(llm: Any, logits: npt.NDArray[np.float32], token: int, top: int) -> TokenLogprob:
     """``token``'s log-probability under ``logits`` (the raw model distribution, as
     OpenAI reports it) and the ``top`` most likely tokens'."""
+    import numpy as np
+
     row = logits.astype(np.float64)
     peak = float(row.max())
     log_total = peak + float(np.log(np.exp(row - peak).sum()))

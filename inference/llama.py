@@ -24,10 +24,11 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy itself comes with llama_cpp, imported by ``load``
+    import numpy as np
+    import numpy.typing as npt
 
 from inference.confidence import ConfidenceProbe, token_confidence
 from inference.constraints import grammar_for, sampler_kwargs, token_logprob
@@ -349,6 +350,7 @@ class LlamaRunner:
         """The logits the last token was sampled from, read in place (no copy): the
         context keeps the last position's row until the next decode."""
         import llama_cpp
+        import numpy as np
 
         llm = self._llm
         row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)

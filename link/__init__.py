@@ -12,6 +12,7 @@ peers' signaling WebSockets) implements the same ``Link``. ``SignalingClient``
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,20 @@ _RTC_NAMES = frozenset(
 )
 """Imported from ``link.rtc`` on first use: it imports aiortc (and PyAV, ~25 MB of RSS),
 which a process that never opens a WebRTC link need not pay for."""
+
+
+_rtc_loaded = False
+
+
+async def load_rtc() -> None:
+    """Import ``link.rtc`` on a worker thread, once: aiortc and PyAV take half a second
+    of imports (more on a busy Pi), which on the event loop would stall every stream and
+    request meanwhile; an edge's first WebRTC attempt runs beside its first requests
+    (relay first). The GIL is shared, so the loop slows down rather than stops."""
+    global _rtc_loaded
+    if not _rtc_loaded:  # import_module on the thread also waits out an import under way
+        await asyncio.to_thread(importlib.import_module, "link.rtc")
+        _rtc_loaded = True
 
 
 def __getattr__(name: str) -> Any:
@@ -61,6 +76,7 @@ __all__ = [
     "SignalingUnavailable",
     "accept_offer",
     "create_offer",
+    "load_rtc",
     "parse_addresses",
     "quiet_webrtc_logs",
     "rtc_configuration",

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-import ifaddr
 from aioice import stun, turn
 from aioice.stun import TransactionFailed, TransactionTimeout
 
+from link.addresses import local_addresses
 from shared.messages import IceServer
 
 __all__ = [
@@ -27,20 +27,6 @@ __all__ = [
     "tcp_reachable",
     "turn_allocate",
 ]
-
-
-def local_addresses() -> frozenset[str]:
-    """This host's IP addresses, loopback and IPv6 link-local ones left out (the set
-    ICE gathers host candidates from)."""
-    found: set[str] = set()
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str):
-                if not ip.ip.startswith("127."):
-                    found.add(ip.ip)
-            elif ip.ip[0] != "::1" and not ip.ip[0].lower().startswith("fe80"):
-                found.add(ip.ip[0])
-    return frozenset(found)
 
 
 def parse_host_port(url: str, default_port: int = 3478) -> tuple[str, int]:

@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from shared.errors import TokenExpired, TokenInvalid, UnknownSigningKey
 from shared.messages import Role
 
 __all__ = ["MIN_SECRET_BYTES", "PeerClaims", "key_id", "mint_token", "verify_token"]
 
 _ISSUER = "tandem"
+# PyJWT is imported where a token is minted or verified, not at the top: it pulls in
+# cryptography.x509 (tens of ms), which a peer that only presents its token never needs,
+# and an edge's start-up is on the path to its first answer (docs/operations.md).
 _ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 _KID_DOMAIN = b"tandem-token-kid:"  # so the key id is no hash of the secret used elsewhere
@@ -69,6 +70,8 @@ def mint_token(secret: str, *, role: Role, peer_id: str, ttl_s: int, now: float)
         "iat": int(now),
         "exp": int(now) + ttl_s,
     }
+    import jwt  # on use: see _ISSUER
+
     return jwt.encode(
         claims, _check_secret(secret), algorithm=_ALGORITHM, headers={"kid": key_id(secret)}
     )
@@ -77,6 +80,8 @@ def mint_token(secret: str, *, role: Role, peer_id: str, ttl_s: int, now: float)
 def _candidates(secrets: Sequence[str], token: str) -> list[str]:
     """The secrets to try, in order: the one the token's ``kid`` names, or (a token
     minted before key ids) every secret, current first."""
+    import jwt  # on use: see _ISSUER
+
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
@@ -107,6 +112,8 @@ def verify_token(
         raise ValueError("no secret to verify tokens with")
     if not token.isascii():  # a JWT is base64url and dots; anything else is not one
         raise TokenInvalid("token is malformed or its signature is wrong")
+    import jwt  # on use: see _ISSUER
+
     claims: dict[str, Any] | None = None
     signed_by = ""
     for secret in _candidates(keyring, token):

@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any, Literal
 
-import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -310,5 +309,7 @@ class EmbeddingRoutes:
 
 def _encode(vector: list[float], encoding: str) -> list[float] | str:
     if encoding == "base64":
+        import numpy as np  # here: an edge starts without numpy (llama_cpp brings it)
+
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     return vector

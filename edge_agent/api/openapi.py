@@ -362,6 +362,12 @@ def build_openapi(
 
     Raises ``LookupError`` for a route ``OPERATIONS`` does not describe.
     """
+    return _document(_described(routes), cloud=cloud, api_key=api_key)
+
+
+def _described(routes: Iterable[web.AbstractRoute]) -> list[tuple[str, str, Operation]]:
+    """(method, path, operation) of each route; ``LookupError`` for one ``OPERATIONS``
+    does not describe."""
     found: list[tuple[str, str, Operation]] = []
     for route in routes:
         if route.method == "HEAD" or route.resource is None:
@@ -371,6 +377,12 @@ def build_openapi(
         if op is None:
             raise LookupError(f"no OpenAPI description for {key[0]} {key[1]}: add it to OPERATIONS")
         found.append((*key, op))
+    return found
+
+
+def _document(
+    found: list[tuple[str, str, Operation]], *, cloud: bool, api_key: bool
+) -> dict[str, Any]:
     refs, defs = _schemas(op for _, _, op in found)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in found:
@@ -406,18 +418,23 @@ class OpenApiRoute:
     """Serves the document of the app it is added to.
 
     Add it last: it documents the routes registered before it (itself included) and
-    refuses, at build time, any it has no description for.
+    refuses, at build time, any it has no description for. The document itself (JSON
+    schemas of every body: tens of milliseconds) is built on the first request for it,
+    not before the agent's API listens.
     """
 
     def __init__(self, *, cloud: bool, api_key: bool) -> None:
         self._cloud = cloud
         self._api_key = api_key
-        self._body = b""
+        self._found: list[tuple[str, str, Operation]] = []
+        self._body: bytes | None = None
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_get(OPENAPI_PATH, self.openapi)
-        document = build_openapi(router.routes(), cloud=self._cloud, api_key=self._api_key)
-        self._body = json.dumps(document).encode()
+        self._found = _described(router.routes())
 
     async def openapi(self, request: web.Request) -> web.Response:
+        if self._body is None:
+            document = _document(self._found, cloud=self._cloud, api_key=self._api_key)
+            self._body = json.dumps(document).encode()
         return web.Response(body=self._body, content_type=_JSON)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from link.probe import local_addresses
+from link.addresses import local_addresses
 
 __all__ = ["AddressWatch"]
 

@@ -2,8 +2,9 @@
 
 Two layers. First the policies, fixed rules that always win because they are about what
 is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
-the day's cloud budget spent, a prompt the local context cannot hold, the local queue too
-long, a prompt or requested answer past the configured limits. Then difficulty: the
+the day's cloud budget spent, the local model still loading, a prompt the local context
+cannot hold, the local queue too long, a prompt or requested answer past the configured
+limits. Then difficulty: the
 learned ``Router`` scores the prompt with boosted trees (``model.py``), blended with the
 local model's token-embedding head when the request carries its token ids (``table.py``),
 and sends it to the cloud at or above a threshold. (A confidence cascade, starting band
@@ -30,7 +31,7 @@ from typing import Literal
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
 from edge_agent.router.structured import wants_cloud_for_structure
-from edge_agent.router.table import TokenHead, blend, load_token_head
+from edge_agent.router.table import TokenHead, blend
 from edge_agent.router.vector import FEATURE_NAMES
 from edge_agent.settings import EdgeSettings
 
@@ -64,6 +65,8 @@ class Reason(StrEnum):
     BUDGET_EXHAUSTED = "budget-exhausted"
     CONTEXT_TOO_LONG = "context-too-long"
     LOCAL_OVERLOADED = "local-overloaded"
+    LOCAL_LOADING = "local-loading"
+    """The local model has not loaded yet (an agent just started): the cloud serves."""
     LONG_PROMPT = "long-prompt"
     LONG_OUTPUT = "long-output"
     CODE = "code"
@@ -193,6 +196,7 @@ class _PolicyRouter(ABC):
         cloud_available: bool,
         cloud_budget_left: bool = True,
         local_busy: int = 0,
+        local_ready: bool = True,
     ) -> Decision:
         """The route for a request with ``features``.
 
@@ -200,7 +204,8 @@ class _PolicyRouter(ABC):
         503 for an unreachable cloud: the client asked for it explicitly). ``auto`` never
         picks an unavailable cloud, nor one whose daily budget is spent, and when it picks
         the cloud it falls back to the local model. ``local_busy`` is the local engine's
-        queue (generating plus waiting).
+        queue (generating plus waiting); ``local_ready`` false while the local model
+        still loads, when ``auto`` sends everything it may to the cloud.
         """
         decision = self._route(
             features,
@@ -208,6 +213,7 @@ class _PolicyRouter(ABC):
             cloud_available=cloud_available,
             cloud_budget_left=cloud_budget_left,
             local_busy=local_busy,
+            local_ready=local_ready,
         )
         if requested == "auto" and decision.route is Route.CLOUD:
             return replace(decision, fallback=Route.LOCAL)
@@ -221,6 +227,7 @@ class _PolicyRouter(ABC):
         cloud_available: bool,
         cloud_budget_left: bool,
         local_busy: int,
+        local_ready: bool,
     ) -> Decision:
         if requested == "local":
             return Decision(Route.LOCAL, Reason.FORCED_LOCAL)
@@ -230,6 +237,8 @@ class _PolicyRouter(ABC):
             return Decision(Route.LOCAL, Reason.CLOUD_UNAVAILABLE)
         if not cloud_budget_left:
             return Decision(Route.LOCAL, Reason.BUDGET_EXHAUSTED)
+        if not local_ready:
+            return Decision(Route.CLOUD, Reason.LOCAL_LOADING)
         config = self.config
         if features.prompt_tokens >= config.local_n_ctx:
             return Decision(Route.CLOUD, Reason.CONTEXT_TOO_LONG)
@@ -281,18 +290,30 @@ class Router(_PolicyRouter):
         )
         self.blend_threshold = self.threshold
         """The threshold of the blended score (the head's, unless the setting overrides)."""
-        if token_head is not None and config.cloud_threshold is None:
-            self.blend_threshold = token_head.threshold
+        self.head_for: Path | None = None
+        """The GGUF whose token head ``load_token_head`` should look for, if any."""
+        self.attach_token_head(token_head)
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings, model_path: Path | None = None) -> Router:
-        """The router an edge agent runs with: its limits, its weights file and, for the
-        bundled weights and the GGUF ``model_path`` they were fitted with, the
-        token-embedding head."""
-        head = None
+        """The router an edge agent runs with: its limits and its weights file. With the
+        bundled weights, the token-embedding head for the GGUF ``model_path`` (if it is
+        the one they were fitted with) is attached later (``head_for``; the serving
+        pipeline's ``load_token_head``): checking it takes a SHA-256 of the whole GGUF,
+        which an edge does once its model has loaded rather than before its API listens;
+        the head needs the loaded model's token ids anyway."""
+        router = cls(RouterConfig.from_settings(settings), load_model(settings.router_model))
         if settings.router_model is None:
-            head = load_token_head(model_path)
-        return cls(RouterConfig.from_settings(settings), load_model(settings.router_model), head)
+            router.head_for = model_path
+        return router
+
+    def attach_token_head(self, head: TokenHead | None) -> None:
+        """Score with ``head`` from now on (``None``: features alone)."""
+        if head is not None and self.config.cloud_threshold is None:
+            self.blend_threshold = head.threshold
+        else:
+            self.blend_threshold = self.threshold
+        self.token_head = head
 
     def score(self, features: PromptFeatures) -> float:
         """The learned probability that ``features`` needs the cloud model."""

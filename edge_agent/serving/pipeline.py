@@ -43,7 +43,7 @@ from edge_agent.router import (
     extract_features,
 )
 from edge_agent.router.features import PromptFeatures
-from edge_agent.router.table import routing_text
+from edge_agent.router.table import load_token_head, routing_text
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
 from edge_agent.serving.report import ServingReport
@@ -106,6 +106,18 @@ class ServingPipeline:
         if cloud is not None:
             metrics.track_cloud(lambda: len(cloud.links()))
         metrics.track_budget(spent=lambda: budget.spent(clock.today()), limit=budget.daily_tokens)
+
+    async def load_token_head(self) -> None:
+        """Attach the router's token-embedding head for the local GGUF, if the router
+        has one for it (``Router.head_for``). The SHA-256 that checks the GGUF reads the
+        whole file, so it runs on a thread, once the model has loaded (an edge's start-up
+        does not wait for it); until then ``auto`` requests are routed on features alone,
+        as they are anyway before the model can tokenise."""
+        router = self._router
+        if not isinstance(router, Router) or router.token_head is not None:
+            return
+        if router.head_for is not None:
+            router.attach_token_head(await asyncio.to_thread(load_token_head, router.head_for))
 
     @property
     def budget(self) -> CloudBudget:
@@ -190,6 +202,7 @@ class ServingPipeline:
             cloud_available=self.cloud is not None and self.cloud.ready,
             cloud_budget_left=self._budget.has_room(self._clock.today()),
             local_busy=self.local.busy,
+            local_ready=self.local.ready,
         )
 
     def _with_ask_tokens(

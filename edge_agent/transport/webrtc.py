@@ -19,6 +19,7 @@ from link import (
     SignalingClient,
     SignalingRefused,
     SignalingUnavailable,
+    load_rtc,
 )
 from shared.messages import ErrorCode, Offer
 
@@ -43,7 +44,9 @@ async def connect_webrtc(
     try:
         await signaling.wait_connected(timeout_s)
         # Imported here, not at the top: link.rtc imports aiortc (~25 MB of RSS with
-        # PyAV), which an edge pays for only once it opens its first WebRTC link.
+        # PyAV), which an edge pays for only once it opens its first WebRTC link; and on
+        # a thread (load_rtc), because that first link is tried beside the first requests.
+        await load_rtc()
         from link.rtc import create_offer
 
         rtc = await create_offer(signaling.ice_servers, policy)

@@ -97,6 +97,8 @@ async def running_agent(
     pipeline = ServingPipeline.from_settings(
         edge_settings, local=local, cloud=cloud, metrics=metrics
     )
+    if local.ready:
+        await pipeline.load_token_head()  # as the agent does once its model has loaded
     deps = ApiDeps(settings=edge_settings, pipeline=pipeline, metrics=metrics)
     app = build_api(deps)
     runner = web.AppRunner(app, handler_cancellation=handler_cancellation)

@@ -99,7 +99,8 @@ def test_most_certain_reason_first() -> None:
 
 def test_reasons_are_a_small_kebab_set() -> None:
     values = {r.value for r in Reason}
-    assert len(values) == 16  # 18 until the cascade (confident, low-confidence) was removed
+    # 18 until the cascade (confident, low-confidence) was removed; 17 with local-loading
+    assert len(values) == 17
     assert all(v == v.lower() and " " not in v and "_" not in v for v in values)
 
 
@@ -132,6 +133,24 @@ def test_budget_and_overload_policies(router: HeuristicRouter | Router) -> None:
     assert router.decide(SIMPLE, requested="auto", cloud_available=True, local_busy=4).route is (
         Route.LOCAL
     )
+
+
+@pytest.mark.parametrize("router", [HeuristicRouter(CONFIG), Router(CONFIG, load_model())])
+def test_auto_goes_to_the_cloud_while_the_local_model_loads(
+    router: HeuristicRouter | Router,
+) -> None:
+    loading = router.decide(SIMPLE, requested="auto", cloud_available=True, local_ready=False)
+    assert loading == Decision(Route.CLOUD, Reason.LOCAL_LOADING, fallback=Route.LOCAL)
+    # Only what the cloud may take: no cloud, a spent budget or a forced route still decide.
+    for decision, reason in (
+        (router.decide(SIMPLE, requested="auto", cloud_available=False, local_ready=False),
+         Reason.CLOUD_UNAVAILABLE),
+        (router.decide(SIMPLE, requested="auto", cloud_available=True, cloud_budget_left=False,
+                       local_ready=False), Reason.BUDGET_EXHAUSTED),
+        (router.decide(SIMPLE, requested="local", cloud_available=True, local_ready=False),
+         Reason.FORCED_LOCAL),
+    ):  # fmt: skip
+        assert decision == Decision(Route.LOCAL, reason)
 
 
 def test_overload_can_be_turned_off() -> None:

@@ -49,7 +49,9 @@ async def test_auto_requests_carry_the_local_tokenisers_ids_and_are_scored_blend
     async with loaded_engine() as local:
         pipeline = _pipeline(local)
         router = pipeline._router
-        assert isinstance(router, Router) and router.token_head is not None
+        assert isinstance(router, Router) and router.token_head is None  # not yet checked
+        await pipeline.load_token_head()  # as the agent does once its model has loaded
+        assert router.token_head is not None
         ids = local.tokenize(routing_text(REQUEST))
         assert ids  # the runner's vocabulary, no BOS
         features = pipeline._with_ask_tokens(REQUEST, extract_features(REQUEST))
@@ -68,6 +70,7 @@ async def test_features_alone_before_the_model_loads_and_with_other_weights() ->
 
     weights = Path(package.__file__).with_name(BUNDLED_MODEL_FILE)
     other = _pipeline(local, router_model=weights)
+    await other.load_token_head()
     router = other._router
     assert isinstance(router, Router) and router.token_head is None
     plain = replace(extract_features(REQUEST), ask_tokens=None)
