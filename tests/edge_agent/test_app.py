@@ -124,6 +124,7 @@ async def test_an_escalated_request_is_served_while_the_local_model_loads(
         status, body = await _chat(http, url, "local")
         assert status == 503, body
         assert body["error"]["code"] == "model_loading"
+        assert body["headers"]["retry-after"] == "1"
         assert (await health())["status"] == "loading"
 
         held.release()

@@ -2,8 +2,10 @@
 
 ``python -m tests.netns.probe URL ROUTE`` prints one JSON line: status, the Tandem
 headers, the number of content chunks, the text, time to first token and usage. Also
-``--health URL`` prints the /healthz body. Stdlib only: it runs with the test's Python
-inside ``ip netns exec``.
+``--health URL`` prints the /healthz body, and ``--first`` is a client started with the
+edge: it waits for the API to answer at all, then asks at once (what a user who starts
+an app with the edge waits; no probe process starts in between). Stdlib only: it runs
+with the test's Python inside ``ip netns exec``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,30 @@ def health(url: str) -> dict[str, object]:
         return {"error": str(exc)}
 
 
+def first_answer(url: str, route: str, deadline_s: float = 90) -> dict[str, object]:
+    """The completion a client gets that asks as soon as the API answers: polled every
+    20 ms (connection refused until the edge listens), then asked at once, and asked
+    again on a 503 (no cloud link yet, after the edge's own wait for one). Adds
+    ``api_up_at`` (wall clock of the API's first answer) and ``refused`` (503s before)."""
+    give_up = time.monotonic() + deadline_s
+    while "error" in health(url):
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"the API at {url} did not answer within {deadline_s} s")
+        time.sleep(0.02)
+    api_up_at = time.time()
+    refused = 0
+    while True:
+        try:
+            result = completion(url, route)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > give_up:
+                raise
+            refused += 1
+            time.sleep(0.05)
+            continue
+        return {**result, "api_up_at": api_up_at, "refused": refused}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -96,9 +122,12 @@ def main() -> None:
     parser.add_argument("--health", action="store_true")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--announce", action="store_true")
+    parser.add_argument("--first", action="store_true")
     args = parser.parse_args()
     if args.health:
         result = health(args.url)
+    elif args.first:
+        result = first_answer(args.url, args.route)
     else:
         result = completion(args.url, args.route, args.max_tokens, args.announce)
     json.dump(result, sys.stdout)

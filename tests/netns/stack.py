@@ -196,18 +196,6 @@ class NetStack:
         token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck"), **self.trust_env}
         return self._json_from(ns, argv, timeout_s=60, ok=(0, 1), env=token)
 
-    def wait_api_up(self, ns: str, timeout_s: float = 90) -> float:
-        """Wall-clock time at which the edge in ``ns`` first answered ``/healthz`` at all."""
-
-        def up() -> bool:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}")
-            return "error" not in self.probe(ns, "--health", timeout_s=10)
-
-        wait_until(up, timeout_s=timeout_s, poll_s=0.1, what="the edge's API answering")
-        return time.time()
-
     def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
         """Seconds until the edge in ``ns`` holds a cloud link."""
         start = time.monotonic()

@@ -123,11 +123,11 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         edge_ns, _ = network.add_host(edge_site, "edge")
         stack.worker(worker_ns)
         # The edge serves over the relay as soon as it is linked and upgrades beside it;
-        # upgrades retried every 2 s (doubling on failure) instead of every 5 s.
+        # upgrades retried every 2 s (doubling on failure) instead of every 5 s. A client
+        # started with it asks as soon as its API answers (no probe process in between).
         stack.edge(edge_ns, "--relay-upgrade-interval-s", "2", *scenario.edge_args)
-        api_up = stack.wait_api_up(edge_ns)
-        stack.wait_cloud_ready(edge_ns)
-        first = stack.probe(edge_ns, "cloud")
+        first = stack.probe(edge_ns, "cloud", "--first")
+        api_up = first["api_up_at"]
         assert first["status"] == 200
         assert first["headers"]["x-tandem-served-by"] == "cloud"
         # The best path: WebRTC (direct, TURN) where the network allows it, reached by
