@@ -27,6 +27,7 @@ __all__ = ["NetStack"]
 
 SIGNALING_PORT = 8765
 TURN_PORT = 3478
+WORKER_PORT = 8766
 SHIPPED_COTURN = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
 
 
@@ -156,7 +157,8 @@ class NetStack:
         self._spawn(name, ns, argv, env)
 
     def worker(self, ns: str, *args: str) -> None:
-        self._peer("worker", "cloud_worker", ns, 8766, Role.WORKER, ("--n-ctx", "1024", *args))
+        args = ("--n-ctx", "1024", *args)
+        self._peer("worker", "cloud_worker", ns, WORKER_PORT, Role.WORKER, args)
 
     def edge(self, ns: str, *args: str) -> None:
         self._peer("edge", "edge_agent", ns, 8080, Role.EDGE, args)
@@ -195,6 +197,20 @@ class NetStack:
         argv += ["--ca-file", str(self.ca.ca_file)]
         token = {"TANDEM_TOKEN": self.token(Role.EDGE, "netcheck"), **self.trust_env}
         return self._json_from(ns, argv, timeout_s=60, ok=(0, 1), env=token)
+
+    def wait_worker_ready(self, ns: str, timeout_s: float = 90) -> None:
+        """Until the worker in ``ns`` has loaded its model and is connected to signaling
+        (it registers as it connects): a fleet's workers are up before an edge starts."""
+
+        def ready() -> bool:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}")
+            argv = ["-m", "tests.netns.probe", f"http://127.0.0.1:{WORKER_PORT}", "--health"]
+            health = self._json_from(ns, argv, timeout_s=10)
+            return health.get("status") == "ok" and health.get("signaling") == "connected"
+
+        wait_until(ready, timeout_s=timeout_s, poll_s=0.3, what="the worker registered")
 
     def wait_cloud_ready(self, ns: str, timeout_s: float = 90) -> float:
         """Seconds until the edge in ``ns`` holds a cloud link."""

@@ -122,6 +122,8 @@ def test_scenario(name: str, network: Network, tmp_path: Path) -> None:
         worker_ns, _ = network.add_host(worker_site, "worker")
         edge_ns, _ = network.add_host(edge_site, "edge")
         stack.worker(worker_ns)
+        # What a user waits for from the edge's start: the worker is already serving.
+        stack.wait_worker_ready(worker_ns)
         # The edge serves over the relay as soon as it is linked and upgrades beside it;
         # upgrades retried every 2 s (doubling on failure) instead of every 5 s. A client
         # started with it asks as soon as its API answers (no probe process in between).
