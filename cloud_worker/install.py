@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cloud_worker.settings import WorkerSettings
-from daemon.install import InstallSpec
+from daemon.spec import InstallSpec
 
 __all__ = ["SPEC"]
 

@@ -37,9 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from daemon.envfile import render_env_file
+from daemon.spec import InstallSpec
 from daemon.units import SHIPPED_BIN_DIR, shipped_dir
 
 __all__ = ["InstallError", "InstallSpec", "Installer", "Plan"]
@@ -52,23 +51,6 @@ HIDDEN_FROM_SERVICE = ("/home", "/root", "/run/user", "/tmp", "/var/tmp")
 
 class InstallError(Exception):
     """Something the operator must fix; the message says what."""
-
-
-@dataclass(frozen=True)
-class InstallSpec:
-    """What one program installs."""
-
-    name: str  # edge, worker, signaling: tandem-<name>.service, /etc/tandem/<name>.*
-    program: str  # the console script in ExecStart=
-    settings: type[BaseModel]
-    credentials: tuple[str, ...] = ()  # LoadCredential= ids, as /etc/tandem/<name>.<id>
-    takes_model: bool = False
-    generated_secrets: tuple[str, ...] = ()  # TANDEM_* written with a random value
-    next_steps: tuple[str, ...] = ()  # what to edit before starting
-
-    @property
-    def unit(self) -> str:
-        return f"tandem-{self.name}.service"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.install import Installer, InstallError, InstallSpec
+from daemon.spec import InstallSpec
 
 __all__ = ["add_install_commands", "run_install_command"]
 
@@ -71,6 +71,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def run_install_command(args: argparse.Namespace, spec: InstallSpec) -> int:
     """Run ``install`` or ``uninstall``; the exit status."""
+    from daemon.install import Installer, InstallError  # here: see daemon.spec
+
     prog = spec.program
     try:
         installer = Installer(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.install import InstallSpec
+from daemon.spec import InstallSpec
 from edge_agent.settings import EdgeSettings
 
 __all__ = ["SPEC"]

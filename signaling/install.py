@@ -3,7 +3,7 @@ fresh random ``TANDEM_SECRET``, the key that signs every peer token."""
 
 from __future__ import annotations
 
-from daemon.install import InstallSpec
+from daemon.spec import InstallSpec
 from signaling.settings import SignalingSettings
 
 __all__ = ["SPEC"]
