@@ -226,6 +226,16 @@ HEADLINES = {
         "warm_ms_p99",
         "ratio_cold_vs_bare_handshake",
     ],
+    "edge_start": [
+        "bare_aiohttp_ms_p50",
+        "api_ms_p50",
+        "first_token_ms_p50",
+        "local_ready_ms_p50",
+        "api_before_ms_p50",
+        "first_token_before_ms_p50",
+        "ratio_first_token_vs_bare_aiohttp",
+        "ratio_first_token_vs_before",
+    ],
     "multiturn": [
         "ttft_ms_turn6_cold",
         "ttft_ms_turn6_cached",

@@ -49,6 +49,18 @@ CASES = {
         [],
         ["cold_ms_p50", "cold_ms_p99", "bare_handshake_ms_p50", "warm_ms_p50", "warm_ms_p99"],
     ),
+    "edge_start": (
+        ["--compare-tree", str(ROOT)],  # this tree as its own "before": the option works
+        [
+            "bare_aiohttp_ms_p50",
+            "api_ms_p50",
+            "first_token_ms_p50",
+            "local_ready_ms_p50",
+            "first_token_before_ms_p50",
+            "ratio_first_token_vs_bare_aiohttp",
+            "ratio_first_token_vs_before",
+        ],
+    ),
     "escalation_overhead": (
         [],
         [
