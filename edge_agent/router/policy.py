@@ -4,12 +4,12 @@ Two layers. First the policies, fixed rules that always win because they are abo
 is possible or allowed rather than about difficulty: a forced route, no reachable cloud,
 the day's cloud budget spent, the local model still loading, a prompt the local context
 cannot hold, the local queue too long, a prompt or requested answer past the configured
-limits. Then difficulty: the
-learned ``Router`` scores the prompt with boosted trees (``model.py``), blended with the
-local model's token-embedding head when the request carries its token ids (``table.py``),
-and sends it to the cloud at or above a threshold. (A confidence cascade, starting band
-prompts locally and escalating on low confidence, was removed on 2026-12-06: the small
-model's confidence did not predict a wrong answer, docs/router.md.)
+limits. Then difficulty: the learned ``Router`` scores the prompt with boosted trees
+(``model.py``), blended with the local model's token-embedding head when the request
+carries its token ids (``table.py``), and sends it to the cloud at or above a threshold.
+(A confidence cascade, starting band prompts locally and escalating on low confidence,
+was removed on 2026-12-06: the small model's confidence did not predict a wrong answer,
+docs/router.md.)
 ``HeuristicRouter`` is the hand-written rule list it replaced, kept as the named baseline
 for ``bench/router.py`` and ``python -m router_lab.evaluate --router heuristic``.
 
