@@ -2,8 +2,9 @@
 
 The real bundled GGUF, loaded by a real runner: the pipeline's router gets the shipped
 token head (its SHA-256 matches), the runner's tokeniser supplies the routing text's and
-the focus text's ids, and the decision's score is the blend of both. Before the model loads, and for a router
-without a head (another weights file), the features decide alone.
+the focus text's ids, and the decision's score is the blend of both. Before the model
+loads, and for a router without a head (another weights file), the features decide
+alone.
 """
 
 from __future__ import annotations
