@@ -351,6 +351,13 @@ class SignalingClient:
             await old.connector.close(abort_ssl=True)  # no TLS goodbye on a dead path
         await old.close()
 
+    def retry_now(self) -> None:
+        """The network changed without taking the connection's address away (one was
+        added, a route came back): if waiting to reconnect, try at once. Nothing changes
+        while connected."""
+        if self._task is not None and self._state is SignalingState.CONNECTING:
+            self._now.set()
+
     async def _run(self) -> None:
         delay = self._reconnect_min_s
         self._session = self._new_session()
@@ -488,6 +495,7 @@ class SignalingClient:
                     self._resume = message.resume  # this connection's, for the next one
                 if not welcomed:
                     welcomed = True
+                    self._now.clear()  # a retry_now() during this attempt is spent
                     self._welcomes += 1
                     self._last_error = None
                     for hello in self._hello():
