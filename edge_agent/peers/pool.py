@@ -195,6 +195,9 @@ class PeerPool:
                 await self._hold(promoted)
                 log.warning("cloud link closed; reconnecting")
                 continue
+            # The link opened now starts from the network as it is: a change seen before
+            # this point needs no second new link (it would only replace this one).
+            self._network_changed.clear()
             try:
                 connected = await self._connect_primary()
             except EdgeError as exc:
