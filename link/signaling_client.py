@@ -352,9 +352,9 @@ class SignalingClient:
         await old.close()
 
     def retry_now(self) -> None:
-        """The network changed without taking the connection's address away (one was
-        added, a route came back): if waiting to reconnect, try at once. Nothing changes
-        while connected."""
+        """The network changed without taking the connection's address away (an address
+        was added): if waiting to reconnect, try at once. Nothing changes while
+        connected."""
         if self._task is not None and self._state is SignalingState.CONNECTING:
             self._now.set()
 

@@ -9,10 +9,12 @@ right away (a new session: the relay first, then WebRTC) instead of waiting for 
 one to be declared dead.
 
 It lists them every ``poll_s``, and on Linux also as soon as the kernel announces an
-address or route change (a netlink socket subscribed to those groups: no privilege
+address change (a netlink socket subscribed to the address groups: no privilege
 needed), so a change is seen within milliseconds rather than half a poll on average.
-Any other change (an address or a route added) is reported to ``on_change``: a
-reconnect that failed because the new network was not ready yet may succeed now.
+An address gained without one lost is reported to ``on_gained``: a reconnect that
+failed because the new network was not ready yet may succeed now. (Only a new address:
+routes and address lifetimes are refreshed all the time, by every router advertisement,
+and must not turn a backoff into a retry storm.)
 """
 
 from __future__ import annotations
@@ -31,25 +33,23 @@ log = logging.getLogger(__name__)
 
 # <linux/rtnetlink.h>: multicast groups of NETLINK_ROUTE (bitmask form, for bind()).
 _RTMGRP_IPV4_IFADDR = 0x10
-_RTMGRP_IPV4_ROUTE = 0x40
 _RTMGRP_IPV6_IFADDR = 0x100
-_RTMGRP_IPV6_ROUTE = 0x400
 _NETLINK_ROUTE = 0
 
 SETTLE_S = 0.05
-"""After an announcement, wait this long for the rest of its burst (an address added,
-the old one removed, the route replaced come as several messages) before listing."""
+"""After an announcement, wait this long for the rest of its burst (an address added
+and the old one removed come as several messages) before listing."""
 
 
 @contextlib.contextmanager
 def kernel_announcements() -> Iterator[asyncio.Event | None]:
-    """An event set whenever the kernel announces an address or route change, while
-    the context is open; ``None`` where there is no netlink (not Linux, or refused)."""
+    """An event set whenever the kernel announces an address change, while the context
+    is open; ``None`` where there is no netlink (not Linux, or refused)."""
     family = getattr(socket, "AF_NETLINK", None)
     if family is None:
         yield None
         return
-    groups = _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV4_ROUTE | _RTMGRP_IPV6_ROUTE
+    groups = _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV6_IFADDR
     try:
         sock = socket.socket(family, socket.SOCK_RAW, _NETLINK_ROUTE)
         sock.setblocking(False)
@@ -81,8 +81,8 @@ def kernel_announcements() -> Iterator[asyncio.Event | None]:
 
 
 class AddressWatch:
-    """Calls ``on_lost`` with the addresses that disappeared since the last look, and
-    ``on_change`` (if given) after any other change the kernel announced."""
+    """Calls ``on_lost`` with the addresses that disappeared since the last look, else
+    ``on_gained`` (if given) when some appeared."""
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class AddressWatch:
         on_lost: Callable[[frozenset[str]], Awaitable[None]],
         addresses: Callable[[], frozenset[str]] = local_addresses,
         *,
-        on_change: Callable[[], None] | None = None,
+        on_gained: Callable[[], None] | None = None,
         announcements: Callable[
             [], contextlib.AbstractContextManager[asyncio.Event | None]
         ] = kernel_announcements,
@@ -100,7 +100,7 @@ class AddressWatch:
         self._poll_s = poll_s
         self._on_lost = on_lost
         self._addresses = addresses
-        self._on_change = on_change
+        self._on_gained = on_gained
         self._announcements = announcements
 
     async def run(self) -> None:
@@ -108,13 +108,13 @@ class AddressWatch:
         with self._announcements() as announced:
             known = self._addresses()
             while True:
-                heard = await self._next_look(announced)
+                await self._next_look(announced)
                 try:
                     now = self._addresses()
                 except OSError as exc:  # getifaddrs can fail while interfaces change
                     log.debug("cannot list local addresses: %s", exc)
                     continue
-                lost, known = known - now, now
+                lost, gained, known = known - now, now - known, now
                 if lost:
                     log.warning(
                         "local address %s gone (network change): relinking from %s",
@@ -125,20 +125,19 @@ class AddressWatch:
                         await self._on_lost(lost)
                     except Exception:  # a bug must not stop the watch for good
                         log.exception("reacting to a network change failed")
-                elif heard and self._on_change is not None:
-                    self._on_change()
+                elif gained and self._on_gained is not None:
+                    self._on_gained()
 
-    async def _next_look(self, announced: asyncio.Event | None) -> bool:
+    async def _next_look(self, announced: asyncio.Event | None) -> None:
         """Until the next look: ``poll_s``, or sooner when the kernel announces a change
-        (then ``True``, once its burst has settled)."""
+        (once its burst has settled)."""
         if announced is None:
             await asyncio.sleep(self._poll_s)
-            return False
+            return
         try:
             async with asyncio.timeout(self._poll_s):
                 await announced.wait()
         except TimeoutError:
-            return False
+            return
         await asyncio.sleep(SETTLE_S)
         announced.clear()
-        return True

@@ -82,7 +82,7 @@ class PeerPool:
                 watch = AddressWatch(
                     self._config.address_poll_s,
                     self._on_addresses_lost,
-                    on_change=self._signaling.retry_now,
+                    on_gained=self._signaling.retry_now,
                 )
                 self._spawn(watch.run(), "peer-pool-addresses")
 

@@ -177,3 +177,24 @@ async def test_a_network_change_cuts_a_backoff_short() -> None:
             await client.wait_connected(30)
     finally:
         await client.aclose()
+
+
+async def test_a_new_address_cuts_a_backoff_short_and_leaves_a_connection_alone() -> None:
+    port = free_port()
+    client = SignalingClient(
+        f"ws://127.0.0.1:{port}/v1/signal",
+        token(Role.EDGE, "edge-1"),
+        reconnect_min_s=3600,
+        reconnect_max_s=3600,
+    )
+    client.start()
+    try:
+        await eventually(lambda: client.last_error is not None, what="a failed first attempt")
+        async with signaling_on(port):
+            client.retry_now()  # waiting out an hour-long backoff: try now instead
+            await client.wait_connected(30)
+            welcomed_as = client.peer_id
+            client.retry_now()  # connected: nothing to do
+            assert client.connected and client.peer_id == welcomed_as
+    finally:
+        await client.aclose()

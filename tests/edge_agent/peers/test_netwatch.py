@@ -51,7 +51,7 @@ def test_local_addresses_leave_out_loopback() -> None:
 async def test_an_announced_change_is_looked_at_without_waiting_for_the_poll() -> None:
     """The kernel's announcement (scripted here) makes the watch look at once: with an
     hour-long poll, only the announcement explains the loss being reported. A change
-    that loses nothing (an address or a route added) goes to ``on_change``."""
+    that loses nothing but adds an address goes to ``on_gained``."""
     current = {"10.0.0.2"}
     announced = asyncio.Event()
     lost_seen: list[frozenset[str]] = []
@@ -64,7 +64,7 @@ async def test_an_announced_change_is_looked_at_without_waiting_for_the_poll() -
     async def on_lost(lost: frozenset[str]) -> None:
         lost_seen.append(lost)
 
-    def on_change() -> None:
+    def on_gained() -> None:
         nonlocal changes
         changes += 1
 
@@ -79,7 +79,7 @@ async def test_an_announced_change_is_looked_at_without_waiting_for_the_poll() -
         3600,
         on_lost,
         addresses,
-        on_change=on_change,
+        on_gained=on_gained,
         announcements=announcements,
     )
     task = asyncio.ensure_future(watch.run())
