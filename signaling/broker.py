@@ -96,7 +96,9 @@ class Broker:
         self._takeover_probe_s = takeover_probe_s
         self._max_model_name_chars = max_model_name_chars
         self._probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
-        self._resuming: set[tuple[Role, str]] = set()  # peer ids being handed to a resumer
+        # Peer ids whose holder is being forgotten for a newcomer (``_replace`` awaits):
+        # no third connection may slip in meanwhile.
+        self._handing_over: set[tuple[Role, str]] = set()
         # ``is None``, not ``or``: a RelayTable has a length, so an empty one (every table,
         # at construction) is falsy, and ``or`` silently replaced the configured table
         # (--relay-max-sessions-per-edge, --relay-bytes-per-s, ...) with this default.
@@ -132,8 +134,8 @@ class Broker:
         holder that does not answer within ``takeover_probe_s`` is closed and replaced.
         """
         key = (conn.role, conn.peer_id)
-        if key in self._resuming:
-            return False  # its holder is moving to a newer connection right now
+        if key in self._handing_over:
+            return False  # its holder is being replaced by another newcomer right now
         old = self._conns.get(key)
         if old is not None and old.resumed_by(resume):
             logger.info(
@@ -141,11 +143,7 @@ class Broker:
                 conn.role.value,
                 conn.peer_id,
             )
-            self._resuming.add(key)  # no other newcomer slips in while ``old`` is forgotten
-            try:
-                await self._replace(old, CloseCode.RESUMED, "resumed on a newer connection")
-            finally:
-                self._resuming.discard(key)
+            await self._replace(old, CloseCode.RESUMED, "resumed on a newer connection")
         elif old is not None:
             if key in self._probing:
                 return False
@@ -155,7 +153,7 @@ class Broker:
             finally:
                 self._probing.discard(key)
             current = self._conns.get(key)
-            if key in self._resuming or (current is not None and (current is not old or alive)):
+            if key in self._handing_over or (current is not None and (current is not old or alive)):
                 return False
             if current is not None:
                 logger.info(
@@ -170,8 +168,15 @@ class Broker:
 
     async def _replace(self, old: PeerConnection, code: int, reason: str) -> None:
         """Forget ``old`` now and close it in the background: closing waits for a close
-        handshake that a dead peer never sends, and the newcomer must not wait for it."""
-        await self._forget(old)
+        handshake that a dead peer never sends, and the newcomer must not wait for it.
+        Until ``old`` is forgotten, other newcomers for its id are refused; the caller
+        attaches its own at once after (nothing awaited in between)."""
+        key = (old.role, old.peer_id)
+        self._handing_over.add(key)
+        try:
+            await self._forget(old)
+        finally:
+            self._handing_over.discard(key)
         task = asyncio.create_task(old.close(code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
