@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +18,7 @@ from shared.messages import Role, Welcome
 from signaling.app import create_app
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, token
-from tests.support.onpath import on_path
+from tests.support.onpath import close_code, on_path
 from tests.support.wait import eventually
 
 
@@ -142,21 +141,6 @@ async def test_after_a_network_change_the_client_resumes_its_id_at_once() -> Non
             assert code == CloseCode.RESUMED
         finally:
             await client.aclose()
-
-
-def close_code(server_bytes: bytes | bytearray) -> int | None:
-    """The code of the close frame among unmasked server-to-client WebSocket frames."""
-    data = bytes(server_bytes)
-    while len(data) >= 2:
-        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
-        if length == 126:
-            (length,), offset = struct.unpack(">H", data[2:4]), 4
-        elif length == 127:
-            (length,), offset = struct.unpack(">Q", data[2:10]), 10
-        if opcode == 0x8 and length >= 2:
-            return int(struct.unpack(">H", data[offset : offset + 2])[0])
-        data = data[offset + length :]
-    return None
 
 
 async def test_a_network_change_cuts_a_backoff_short() -> None:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-__all__ = ["OnPathProxy", "Tamper", "on_path", "threaded_proxy"]
+__all__ = ["OnPathProxy", "Tamper", "close_code", "on_path", "threaded_proxy"]
 
 Tamper = Callable[[bytes], list[bytes]]
 """One server-to-client WebSocket payload in; the payloads to forward instead out."""
@@ -112,6 +112,11 @@ class OnPathProxy:
         for stranded in self._open:
             stranded.set()
 
+    def stop_listening(self) -> None:
+        """New connections are refused from now on; the open ones stay as they are."""
+        if self._server is not None:
+            self._server.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
         rewrite = _FrameRewriter(self._tamper).feed if self._tamper else None
@@ -191,3 +196,19 @@ def threaded_proxy(upstream_port: int) -> Iterator[OnPathProxy]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+def close_code(server_bytes: bytes | bytearray) -> int | None:
+    """The code of the close frame among server-to-client WebSocket frames (unmasked),
+    e.g. what signaling sent on a stranded connection; ``None`` if there is none yet."""
+    data = bytes(server_bytes)
+    while len(data) >= 2:
+        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            (length,), offset = struct.unpack(">H", data[2:4]), 4
+        elif length == 127:
+            (length,), offset = struct.unpack(">Q", data[2:10]), 10
+        if opcode == 0x8 and length >= 2:
+            return int(struct.unpack(">H", data[offset : offset + 2])[0])
+        data = data[offset + length :]
+    return None
