@@ -10,7 +10,8 @@ anything else is closed with 1008 (policy violation); that closes its connection
 A connection lives no longer than its token: at expiry it is closed with 4001, and the
 peer comes back with a renewed token. Pings are answered here rather than by aiohttp so
 that a pong is seen: the broker pings a connected peer to learn whether it is alive when
-a second connection claims its id.
+a second connection claims its id, unless the newcomer presents the holder's resume
+secret (``X-Tandem-Resume``, from the holder's ``Welcome``: ``signaling.resume``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from shared.close_codes import CloseCode
 from shared.codec import decode, encode
 from shared.errors import ProtocolError
-from shared.messages import ErrorCode, Message, Role, SignalError, Welcome
+from shared.messages import RESUME_HEADER, ErrorCode, Message, Role, SignalError, Welcome
 from shared.tokens import PeerClaims
 from signaling.auth import authenticate
 from signaling.broker import Broker
 from signaling.keys import BROKER_KEY, CLOCK_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
 from signaling.peer_timers import PeerTimers
+from signaling.resume import digest, new_secret, presented_digest, same
 from signaling.settings import SignalingSettings
 from signaling.turn_credentials import ice_servers
 
@@ -53,11 +55,22 @@ CLOSE_POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
 class WebSocketConnection:
     """A ``broker.PeerConnection`` over an aiohttp server WebSocket."""
 
-    def __init__(self, peer_id: str, role: Role, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, peer_id: str, role: Role, ws: web.WebSocketResponse, resume_secret: str
+    ) -> None:
         self.peer_id = peer_id
         self.role = role
         self._ws = ws
         self._heard = asyncio.Event()
+        self.resume_secret = resume_secret
+        """Sent to this peer in every ``Welcome``; never logged."""
+        self._resume_digest = digest(resume_secret)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<WebSocketConnection {self.role.value} {self.peer_id}>"
+
+    def resumed_by(self, presented: bytes | None) -> bool:
+        return same(self._resume_digest, presented)
 
     async def send(self, message: Message) -> bool:
         if self._ws.closed:
@@ -89,7 +102,7 @@ class WebSocketConnection:
         return not self._ws.closed
 
 
-def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Welcome:
+def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float, resume: str) -> Welcome:
     secret = settings.turn_secret.get_secret_value() if settings.turn_secret else None
     servers = ice_servers(
         stun_urls=settings.stun_urls,
@@ -99,7 +112,7 @@ def _welcome(settings: SignalingSettings, claims: PeerClaims, now: float) -> Wel
         now=now,
         ttl_s=settings.turn_ttl_s,
     )
-    return Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=servers)
+    return Welcome(peer_id=claims.peer_id, role=claims.role, ice_servers=servers, resume=resume)
 
 
 def _peer_timers(conn: WebSocketConnection, request: web.Request, claims: PeerClaims) -> PeerTimers:
@@ -115,7 +128,7 @@ def _peer_timers(conn: WebSocketConnection, request: web.Request, claims: PeerCl
         await conn.close(CloseCode.TOKEN_EXPIRED, "token expired: reconnect with a renewed token")
 
     async def refresh() -> bool:
-        return await conn.send(_welcome(settings, claims, clock()))
+        return await conn.send(_welcome(settings, claims, clock(), conn.resume_secret))
 
     return PeerTimers(
         clock=clock,
@@ -140,15 +153,16 @@ async def signal(request: web.Request) -> web.StreamResponse:
         heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes, autoping=False
     )
     await ws.prepare(request)
-    conn = WebSocketConnection(claims.peer_id, claims.role, ws)
-    if not await broker.attach(conn):
+    conn = WebSocketConnection(claims.peer_id, claims.role, ws, new_secret())
+    resume = presented_digest(request.headers.get(RESUME_HEADER))
+    if not await broker.attach(conn, resume):
         await _refuse_duplicate(request, conn)
         return ws
     request.app[METRICS_KEY].connections.labels(role=claims.role.value).inc()
     clock = request.app[CLOCK_KEY]
     timers = _peer_timers(conn, request, claims)
     try:
-        await conn.send(_welcome(settings, claims, clock()))
+        await conn.send(_welcome(settings, claims, clock(), conn.resume_secret))
         await _serve_peer(conn, ws, broker, settings.max_frame_bytes)
     finally:
         # Detach before awaiting anything else: the handler may itself be cancelled
