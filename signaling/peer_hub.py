@@ -8,9 +8,9 @@ clock is the app clock, which can step, so it is re-read at least every
 aiohttp's heartbeat keeps a timer per connection, and per-peer timers or sleeping tasks
 cost memory for every idle peer (a task and its frames ~2 KB, a timer handle with its
 context ~300 B). Here one timer walks all peers every ``tick_s`` (a quarter of the
-shortest interval, so each duty runs at most a quarter late): at 10,000 peers a pass
-takes a few milliseconds, and a peer that keeps pinging us, as Tandem's peers do every
-15 s, is never pinged back.
+shortest interval, so each duty runs at most a quarter late), a slice at a time: at
+10,000 peers a pass costs a few milliseconds in all, and a peer that keeps pinging us,
+as Tandem's peers do every 15 s, is never pinged back.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ from signaling.ws_peer import CLOSE_TIMEOUT_S, PeerSocket
 __all__ = ["PeerHub", "welcome"]
 
 logger = logging.getLogger(__name__)
+
+# A pass over many peers is cut into slices (at most _MAX_SLICES, of at least
+# _SLICE_PEERS peers) spread over the tick: pinging 10,000 silent peers at once would
+# hold the loop for tens of milliseconds, and every offer waiting behind it.
+_SLICE_PEERS = 500
+_MAX_SLICES = 20
 
 
 def welcome(settings: SignalingSettings, peer_id: str, role: Role, now: float) -> Welcome:
@@ -75,6 +81,9 @@ class PeerHub:
         self._peers: set[PeerSocket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._pass: tuple[PeerSocket, ...] = ()  # the peers of the pass under way
+        self._pass_at = 0
+        self._slices = 1
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -153,10 +162,24 @@ class PeerHub:
     # -- the sweep -------------------------------------------------------------------
 
     def _sweep(self) -> None:
+        """Visit the next slice of the current pass over all peers."""
         self._timer = None
+        if not self._pass:
+            self._pass, self._pass_at = tuple(self._peers), 0
+            self._slices = max(1, min(_MAX_SLICES, len(self._pass) // _SLICE_PEERS))
+        size = -(-len(self._pass) // self._slices)
+        chunk = self._pass[self._pass_at : self._pass_at + size]
+        self._pass_at += size
+        if self._pass_at >= len(self._pass):
+            self._pass = ()
+        self._visit(chunk)
+        if self._peers or self._pass:
+            self._timer = self.loop.call_later(self.tick_s / self._slices, self._sweep)
+
+    def _visit(self, peers: tuple[PeerSocket, ...]) -> None:
         now, wall = self.loop.time(), self._clock()
         silence_s, pong_wait_s = self._heartbeat_s, self._heartbeat_s / 2
-        for peer in tuple(self._peers):
+        for peer in peers:
             if peer.closed:
                 continue
             if wall >= peer.expires_at:
@@ -177,8 +200,6 @@ class PeerHub:
             if peer.refresh_at and now >= peer.refresh_at and self.refresh_s is not None:
                 peer.refresh_at = now + self.refresh_s
                 self.spawn(self._refresh(peer))
-        if self._peers:
-            self._timer = self.loop.call_later(self.tick_s, self._sweep)
 
     def _expire(self, peer: PeerSocket) -> None:
         logger.info("closing %s %s: its token expired", peer.role.value, peer.peer_id)
@@ -196,6 +217,7 @@ class PeerHub:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._pass = ()
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT_S)
             for task in pending:

@@ -385,7 +385,10 @@ class PeerSocket(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the TCP connection now, with no close handshake (a peer that went silent)."""
+        self._discard = True
         if self._transport is not None:
+            if self._state == _OPEN:
+                self._state = _CLOSING  # nothing more is written to it
             self._transport.abort()
 
     async def close(self, code: int, reason: str) -> None:
