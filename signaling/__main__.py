@@ -140,8 +140,6 @@ def _raise_open_files_limit() -> int:
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
     configure_logging(settings.log_level, settings.log_format, os.environ)
-    open_files = _raise_open_files_limit()
-    logger.info("open files limit %d: about as many peers can connect", open_files)
     ssl_context = server_ssl_context(settings)
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -162,6 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
             "to scrape it",
             settings.host,
         )
+    open_files = _raise_open_files_limit()  # after every check that may refuse to start
+    logger.info("open files limit %d: about as many peers can connect", open_files)
     web.run_app(
         app,
         host=settings.host,

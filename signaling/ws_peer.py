@@ -207,6 +207,9 @@ class PeerSocket(asyncio.Protocol):
                     break
                 fin, opcode, payload, pos = frame
                 self._frame(fin, opcode, payload)
+                if self._skip:  # the peer's close: nothing may follow it
+                    self._buf = None
+                    return
             except FrameError as exc:
                 self._fail(exc.code, exc.reason)
                 self._frag = None
@@ -290,7 +293,7 @@ class PeerSocket(asyncio.Protocol):
                 # Echo the peer's code (RFC 6455 §5.5.1), then the server drops TCP.
                 echo = b"" if code == 1005 else payload[:2]
                 transport.write(build_frame(OP_CLOSE, echo))
-            self._state = _CLOSING
+            self._state, self._skip = _CLOSING, -1
             if transport is not None:
                 transport.close()
         # OP_PONG: the peer is alive, which data_received has noted already
@@ -341,6 +344,8 @@ class PeerSocket(asyncio.Protocol):
                 await self._hub.gone(self)
 
     def _fail(self, code: int, reason: str) -> None:
+        if self._state != _OPEN:
+            return  # closing already; one reason is enough
         logger.info("closing %s %s: %s", self.role.value, self.peer_id, reason)
         self.start_close(code, reason)
 
