@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.router import Router, RouterConfig
 from edge_agent.router.features import extract_features
-from edge_agent.router.table import load_token_head, routing_text
+from edge_agent.router.table import load_token_head, with_head_tokens
 from inference.models import bundled_model_path
 from router_lab.dataset import read_dataset
 from router_lab.embed import model_embedder, token_table
@@ -72,12 +71,15 @@ def main() -> None:
         float(np.asarray(embed(text)) @ head)
 
     edge_router = Router(RouterConfig(), token_head=load_token_head(bundled_model_path()))
-    if edge_router.token_head is None:
+    token_head = edge_router.token_head
+    if token_head is None:
         raise SystemExit("the shipped token head does not match the bundled GGUF")
 
+    def local_ids(text: str) -> list[int]:
+        return list(tokenizer.tokenize(text.encode("utf-8"), add_bos=False))
+
     def edge() -> None:
-        ids = tokenizer.tokenize(routing_text(request).encode("utf-8"), add_bos=False)
-        features = replace(extract_features(request), ask_tokens=tuple(ids))
+        features = with_head_tokens(extract_features(request), request, local_ids, token_head)
         edge_router.decide(features, requested="auto", cloud_available=True)
 
     def tokenize_only() -> None:

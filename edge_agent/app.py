@@ -89,6 +89,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
                 upgrade_interval_s=settings.relay_upgrade_interval_s,
                 upgrade_timeout_s=settings.upgrade_timeout_s,
                 address_poll_s=settings.address_poll_s,
+                network_change_check_s=settings.network_change_check_s,
                 reconnect_max_s=settings.reconnect_max_s,
                 max_queued_chunks=settings.max_queued_chunks,
                 warm_standby=settings.warm_standby,

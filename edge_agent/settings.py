@@ -244,6 +244,14 @@ class EdgeSettings(PeerSettings):
         "to LTE, a DHCP renewal) the edge reconnects to signaling and opens a new cloud link "
         "at once instead of waiting for the old one to time out. 0: off.",
     )
+    network_change_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="After a network change (see --address-poll-s), a cloud link whose "
+        "worker answers nothing for this long is closed at once, so that its streams fail "
+        "over now instead of after --dead-after-s.",
+    )
     warm_standby: bool = Field(
         default=True,
         description="Keep a second link open to another worker serving the cloud model, "

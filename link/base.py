@@ -54,6 +54,12 @@ class Link(ABC):
         """Close the link; safe to call twice."""
 
     @property
+    def local_address(self) -> str | None:
+        """The address of this host the link's packets leave from, where the transport
+        can tell (``None`` elsewhere): when that address goes away, the link is dead."""
+        return None
+
+    @property
     def backlog_bytes(self) -> int:
         """Bytes sent and still queued below us, not yet on the wire (0 where the
         transport cannot tell). Senders coalesce while it is above zero."""

@@ -55,6 +55,17 @@ class DataChannelLink(FramedLink):
         pc.on("connectionstatechange", self._on_state)
 
     @property
+    def local_address(self) -> str | None:
+        """The host address of the nominated ICE pair; ``None`` for a TURN allocation
+        (its socket's address is not on the candidate) or where aioice's internals cannot
+        be read (private, like ``link.rtc.path_of``'s lookup)."""
+        try:
+            candidate = self._pc.sctp.transport.transport._connection._nominated[1].local_candidate
+            return str(candidate.host) if candidate.type == "host" else None
+        except (AttributeError, KeyError, TypeError):
+            return None
+
+    @property
     def backlog_bytes(self) -> int:
         return 0 if self._closed else int(self._channel.bufferedAmount)
 

@@ -23,6 +23,12 @@ an error, retried at the longest backoff, never a fallback to plaintext. Relayed
 sessions are keyed here (``link.relay_crypto``): the edge's key goes in ``RelayOpen``,
 the worker's in ``RelayAccept``.
 
+A network change (``reconnect``) drops the connection and reconnects at once, to the
+same URL, skipping any backoff. Every reconnect presents the resume secret of the last
+``Welcome`` (``X-Tandem-Resume``; held in memory, never logged): signaling then replaces
+this peer's old connection, if it still lists one, at once instead of first probing it
+for seconds (``signaling.resume``).
+
 Its state is one ``SignalingState``, changed only by ``_set_state``: ``CLOSED`` until
 ``start``, ``CONNECTING`` while it (re)connects or waits to, ``CONNECTED`` from this
 connection's ``Welcome`` until the connection is lost, ``CLOSED`` again after ``aclose``.
@@ -50,6 +56,7 @@ from shared.close_codes import CloseCode
 from shared.codec import decode, encode
 from shared.errors import ProtocolError, TandemError
 from shared.messages import (
+    RESUME_HEADER,
     Answer,
     ErrorCode,
     IceServer,
@@ -145,6 +152,8 @@ class SignalingClient:
         self._session: aiohttp.ClientSession | None = None
         self._last_error: str | None = None
         self._welcomes = 0  # connections welcomed so far (a lost one is not a failed one)
+        self._resume: str | None = None  # the last Welcome's resume secret
+        self._now = asyncio.Event()  # reconnect(): the next attempt without a backoff
 
     @property
     def url(self) -> str:
@@ -336,10 +345,18 @@ class SignalingClient:
         if self._task is None or old is None:
             return
         self._session = self._new_session()  # the connect loop's next attempt uses it
+        self._now.set()
         log.info("dropping the signaling connection: the network changed")
         if old.connector is not None:
             await old.connector.close(abort_ssl=True)  # no TLS goodbye on a dead path
         await old.close()
+
+    def retry_now(self) -> None:
+        """The network changed without taking the connection's address away (an address
+        was added): if waiting to reconnect, try at once. Nothing changes while
+        connected."""
+        if self._task is not None and self._state is SignalingState.CONNECTING:
+            self._now.set()
 
     async def _run(self) -> None:
         delay = self._reconnect_min_s
@@ -352,6 +369,12 @@ class SignalingClient:
                 delay = await self._attempt(delay)
                 self._disconnected()
                 failed_in_round = 0 if self._welcomes > before else failed_in_round + 1
+                if self._now.is_set():
+                    # A network change: this URL was fine, the path to it is new. One
+                    # host reconnecting is no stampede: no jitter, no backoff.
+                    self._now.clear()
+                    delay = self._reconnect_min_s
+                    continue
                 if len(self._urls) > 1:
                     lost = self.url
                     self._index = (self._index + 1) % len(self._urls)
@@ -359,19 +382,32 @@ class SignalingClient:
                         # Another instance may be up: try it soon, back off only once
                         # every URL has failed in a row.
                         log.info("signaling at %s lost; trying %s next", lost, self.url)
-                        await asyncio.sleep(random.uniform(0, self._reconnect_min_s))
+                        await self._pause(random.uniform(0, self._reconnect_min_s))
                         continue
                     failed_in_round = 0
                 wait = random.uniform(
                     delay / 2, delay
                 )  # jitter: peers must not reconnect in lockstep
                 log.info("reconnecting to signaling at %s in %.1f s", self.url, wait)
-                await asyncio.sleep(wait)
+                if await self._pause(wait):
+                    delay = self._reconnect_min_s
+                    continue
                 delay = min(delay * 2, self._reconnect_max_s)
         finally:
             self._set_state(SignalingState.CLOSED)
             self._disconnected()
             await self._session.close()
+
+    async def _pause(self, wait_s: float) -> bool:
+        """Wait out a backoff; cut short (``True``) by ``reconnect``: a new network may
+        reach signaling where the old one could not."""
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._now.wait()
+        except TimeoutError:
+            return False
+        self._now.clear()
+        return True
 
     async def _attempt(self, delay: float) -> float:
         """One connection, from reading the token to its end; the next backoff delay."""
@@ -407,6 +443,9 @@ class SignalingClient:
         if code == CloseCode.TOKEN_EXPIRED:
             log.warning("signaling closed the connection: this peer's token expired")
             return self._reconnect_min_s  # a --token-file may hold a renewed one already
+        if code == CloseCode.RESUMED:
+            log.warning("signaling closed this connection: a newer one presented its resume secret")
+            return self._reconnect_min_s
         if code == CloseCode.PEER_ID_IN_USE:
             log.error(
                 "signaling refused this peer: its peer id is connected from elsewhere "
@@ -419,6 +458,8 @@ class SignalingClient:
         """One connection's life: whether it got as far as ``Welcome``, and the close code."""
         assert self._session is not None
         headers = {"Authorization": f"Bearer {token}"}
+        if self._resume is not None:
+            headers[RESUME_HEADER] = self._resume
         url = self.url
         context = self._ssl[url]
         async with self._session.ws_connect(
@@ -450,8 +491,11 @@ class SignalingClient:
                 break
             if isinstance(message, Welcome):
                 self._welcome = message  # later ones refresh the ICE credentials
+                if message.resume is not None:
+                    self._resume = message.resume  # this connection's, for the next one
                 if not welcomed:
                     welcomed = True
+                    self._now.clear()  # a retry_now() during this attempt is spent
                     self._welcomes += 1
                     self._last_error = None
                     for hello in self._hello():

@@ -9,6 +9,7 @@ tokens:
   what it costs on one core (``router_lab.lowo`` reports both).
 - ``table``: the model's *input* token-embedding table (``token_embd`` in the GGUF), read
   with the ``gguf`` package: a tokenizer pass and a table look-up, no transformer.
+- ``split``: the same table, the ask read apart from the rest (``embed_items``).
 
 What is embedded is the conversation's last ask with a little of its history as
 context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end of
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.router.table import ASK_CHARS, CONTEXT_CHARS, routing_text
+from edge_agent.router.table import ASK_CHARS, CONTEXT_CHARS, focus_text, routing_text
 from router_lab.dataset import LabelledPrompt, read_dataset
 
 __all__ = [
@@ -149,8 +150,19 @@ def table_embedder() -> Any:
 
 
 def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
-    """Each item's cached ``kind`` embedding (rows in ``items`` order)."""
-    return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
+    """Each item's cached ``kind`` embedding (rows in ``items`` order). ``split`` is the
+    token table read twice: the focus text's mean (``table.focus_text``) in the first
+    block for a short message or the second for a long one (zeros in the other), then
+    the routing text's mean; all linear, so it folds as ``table`` does
+    (``router_lab.tokenhead``)."""
+    if kind != "split":
+        return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
+    cache = EmbeddingCache("table")
+    routing = cache.get([routing_text(i.request) for i in items])
+    focus = [focus_text(i.request) for i in items]
+    means = cache.get([text for text, _ in focus])
+    long = np.array([[float(is_long)] for _, is_long in focus], dtype=np.float32)
+    return np.hstack([means * (1 - long), means * long, routing])
 
 
 def main(argv: list[str] | None = None) -> int:

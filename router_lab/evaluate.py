@@ -14,14 +14,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import HeuristicRouter, Route, Router, RouterConfig
-from edge_agent.router.table import load_token_head, routing_text
+from edge_agent.router.table import load_token_head, with_head_tokens
 from inference.models import bundled_model_path
 from router_lab.dataset import LabelledPrompt, read_dataset
 
@@ -57,16 +57,21 @@ def percentile(values: Sequence[float], q: float) -> float:
 def route_all(
     router: AnyRouter, items: Sequence[LabelledPrompt], tokenizer: Any = None
 ) -> tuple[list[Route], list[float]]:
-    """Each item's route and decision time in ms (features, with ``tokenizer`` the routing
-    text's token ids, and decision: as served)."""
+    """Each item's route and decision time in ms (features, with ``tokenizer`` the token
+    ids the router's head reads, and decision: as served)."""
     routes: list[Route] = []
     times_ms: list[float] = []
     for item in items:
         start = time.perf_counter_ns()
         features = extract_features(item.request)
-        if tokenizer is not None:
-            text = routing_text(item.request).encode("utf-8")
-            features = replace(features, ask_tokens=tuple(tokenizer.tokenize(text, add_bos=False)))
+        head = getattr(router, "token_head", None)
+        if tokenizer is not None and head is not None:
+            features = with_head_tokens(
+                features,
+                item.request,
+                lambda text: tokenizer.tokenize(text.encode("utf-8"), add_bos=False),
+                head,
+            )
         decision = router.decide(features, requested="auto", cloud_available=True)
         times_ms.append((time.perf_counter_ns() - start) / 1e6)
         routes.append(decision.route)

@@ -17,8 +17,10 @@ CV over the training writers, target 0.96).
 
 ``--scorer`` picks the representation: ``features`` (today's features, word evidence and
 boosted trees), ``table`` / ``model`` (a logistic head on the bundled model's mean-pooled
-input-token / transformer embeddings, ``router_lab.embed``), or ``features+table`` /
-``features+model`` (the two scores' log-odds averaged).
+input-token / transformer embeddings, ``router_lab.embed``), ``split`` (the token table
+with the ask read apart from pasted material, ``table.focus_text``), or
+``features+table`` / ``features+split`` / ``features+model`` (the two scores' log-odds
+averaged).
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ EMBED_L2 = 30.0
 
 METRICS = ("accuracy", "cloud_recall", "local_kept")
 
+EMBEDDINGS = ("table", "split", "model")
+"""``router_lab.embed``'s kinds: ``split`` reads the ask apart from pasted material."""
+
+SHIPPABLE = ("features", "features+table", "features+split")
+
 
 def group_by_writer(paths: Sequence[Path]) -> dict[str, list[LabelledPrompt]]:
     """Writer -> prompts: a row's ``source`` if it has one, else its file's stem."""
@@ -132,10 +139,10 @@ def _logit(p: float) -> float:
 def scorer_named(name: str) -> Scorer:
     if name == "features":
         return features_scorer
-    if name in ("table", "model"):
+    if name in EMBEDDINGS:
         return embedding_scorer(name)
     first, _, second = name.partition("+")
-    if first == "features" and second in ("table", "model"):
+    if first == "features" and second in EMBEDDINGS:
         return blended_scorer(features_scorer, embedding_scorer(second))
     raise ValueError(f"unknown scorer {name!r}")
 
@@ -343,18 +350,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
     if args.write_weights is not None:
-        if args.scorer not in ("features", "features+table"):
-            print("lowo: --write-weights ships features or features+table", file=sys.stderr)
+        if args.scorer not in SHIPPABLE:
+            print(f"lowo: --write-weights ships one of {', '.join(SHIPPABLE)}", file=sys.stderr)
             return 2
         features_result = result
-        if args.scorer == "features+table":
+        if args.scorer != "features":
             # The features-only threshold, for a request without token ids (another GGUF,
-            # the model not loaded yet): chosen on the features' own LOWO scores.
-            features_result = leave_one_writer_out(groups, "features", rule=args.rule)
+            # the model not loaded yet): chosen on the features' own LOWO scores, by the
+            # same rule and target.
+            features_result = leave_one_writer_out(
+                groups, "features", rule=args.rule, target_recall=args.target_recall
+            )
             sys.stdout.write(render(features_result) + "\n")
         write_weights(args.write_weights, groups, features_result, [str(p) for p in paths])
-        if args.scorer == "features+table":
-            write_token_head(args.write_weights.with_name(TOKEN_HEAD_FILE), groups, result)
+        if args.scorer != "features":
+            kind = args.scorer.partition("+")[2]
+            write_token_head(args.write_weights.with_name(TOKEN_HEAD_FILE), groups, result, kind)
     return 0
 
 
@@ -367,7 +378,7 @@ def _lowo_metadata(result: LowoResult) -> dict[str, object]:
 
 
 def write_token_head(
-    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult
+    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult, kind: str = "table"
 ) -> None:
     """The token-embedding head fitted on every writer, folded for the bundled GGUF, at
     the blended scores' shipped threshold (``edge_agent.router.table``)."""
@@ -377,6 +388,7 @@ def write_token_head(
         [i for items in groups.values() for i in items],
         threshold=result.shipped_threshold,
         l2=EMBED_L2,
+        kind=kind,
         metadata={
             "scorer": result.scorer,
             "threshold_rule": f"leave-one-writer-out, {result.rule}",

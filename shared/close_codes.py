@@ -25,3 +25,6 @@ class CloseCode(IntEnum):
     """The token the connection was opened with has expired: reconnect with a renewed one."""
     PEER_ID_IN_USE = 4009
     """Another live connection holds this peer id: two devices share one token."""
+    RESUMED = 4010
+    """This peer reconnected and presented this connection's resume secret: its newer
+    connection replaces this one (a network change left this one dead)."""

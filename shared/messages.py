@@ -34,6 +34,7 @@ __all__ = [
     "MAX_STOP_CHARS",
     "MESSAGE_TYPES",
     "RELAY_KEY_BYTES",
+    "RESUME_HEADER",
     "Answer",
     "Cancel",
     "ChatMessage",
@@ -321,12 +322,20 @@ class IceServer(BaseModel):
     credential: Text | None = None
 
 
+RESUME_HEADER = "X-Tandem-Resume"
+"""Upgrade-request header in which a reconnecting peer presents its last ``Welcome.resume``."""
+
+
 class Welcome(Message):
     """Signaling's first word to an authenticated peer."""
 
     peer_id: _ID
     role: Role
     ice_servers: tuple[IceServer, ...] = ()
+    resume: str | None = Field(default=None, max_length=128, repr=False)
+    """This connection's resume secret: presented in ``RESUME_HEADER`` when the peer
+    reconnects, it lets the new connection replace this one at once instead of after a
+    liveness probe (``signaling.resume``). Sent only to its own peer; never logged."""
 
 
 class Register(Message):

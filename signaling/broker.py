@@ -7,9 +7,11 @@ hands each message here.
 
 Peers are keyed by ``(role, peer_id)``: a host may run an edge and a worker under one
 name. A peer id belongs to one live connection: a second connection claiming it takes
-over only if the first no longer answers a ping (a peer that reconnected before its old
-socket was noticed dead); otherwise the newcomer is refused, so that two devices sharing
-one token do not knock each other off in turns.
+over at once if it presents the first one's resume secret (the same peer process,
+reconnected after a network change: ``signaling.resume``), else only if the first no
+longer answers a ping (a peer that reconnected before its old socket was noticed dead);
+otherwise the newcomer is refused, so that two devices sharing one token do not knock
+each other off in turns.
 
 Each offer costs the chosen worker a peer connection (and a TURN allocation), so one edge
 may have at most ``max_pending_offers_per_edge`` offers waiting for answers at once
@@ -23,6 +25,7 @@ import asyncio
 import logging
 from typing import Protocol
 
+from shared.close_codes import CloseCode
 from shared.messages import (
     Answer,
     ErrorCode,
@@ -70,6 +73,11 @@ class PeerConnection(Protocol):
         """Whether the peer answers a ping within ``timeout_s`` (never raises)."""
         ...
 
+    def resumed_by(self, presented: bytes | None) -> bool:
+        """Whether ``presented`` is the digest of this connection's resume secret
+        (constant time; ``False`` for ``None``, and where the secret is not known here)."""
+        ...
+
 
 class Broker:
     """Routes signaling messages between the connected edges and workers."""
@@ -88,7 +96,15 @@ class Broker:
         self._takeover_probe_s = takeover_probe_s
         self._max_model_name_chars = max_model_name_chars
         self._probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
-        self._relays = relays or RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
+        # Peer ids whose holder is being forgotten for a newcomer (``_replace`` awaits):
+        # no third connection may slip in meanwhile.
+        self._handing_over: set[tuple[Role, str]] = set()
+        # ``is None``, not ``or``: a RelayTable has a length, so an empty one (every table,
+        # at construction) is falsy, and ``or`` silently replaced the configured table
+        # (--relay-max-sessions-per-edge, --relay-bytes-per-s, ...) with this default.
+        self._relays = (
+            relays if relays is not None else RelayTable(bytes_per_s=1_000_000, max_per_edge=4)
+        )
         self._registry = registry
         self._offers = offers
         self._max_pending = max_pending_offers_per_edge
@@ -109,15 +125,26 @@ class Broker:
         """Whether ``conn`` is the live connection of its peer (not replaced, not gone)."""
         return self._conns.get((conn.role, conn.peer_id)) is conn
 
-    async def attach(self, conn: PeerConnection) -> bool:
+    async def attach(self, conn: PeerConnection, resume: bytes | None = None) -> bool:
         """Make ``conn`` reachable; ``False`` (and nothing changed) if its peer id is held
         by a connection that still answers, or is being probed for another newcomer.
 
-        A holder that does not answer within ``takeover_probe_s`` is closed and replaced.
+        ``resume``: the digest of the resume secret ``conn`` presented. If it is the
+        holder's, the holder is closed (4010) and replaced at once, with no probe. Else a
+        holder that does not answer within ``takeover_probe_s`` is closed and replaced.
         """
         key = (conn.role, conn.peer_id)
+        if key in self._handing_over:
+            return False  # its holder is being replaced by another newcomer right now
         old = self._conns.get(key)
-        if old is not None:
+        if old is not None and old.resumed_by(resume):
+            logger.info(
+                "%s %s resumed on a new connection: closing its older one at once",
+                conn.role.value,
+                conn.peer_id,
+            )
+            await self._replace(old, CloseCode.RESUMED, "resumed on a newer connection")
+        elif old is not None:
             if key in self._probing:
                 return False
             self._probing.add(key)
@@ -126,7 +153,7 @@ class Broker:
             finally:
                 self._probing.discard(key)
             current = self._conns.get(key)
-            if current is not None and (current is not old or alive):
+            if key in self._handing_over or (current is not None and (current is not old or alive)):
                 return False
             if current is not None:
                 logger.info(
@@ -134,15 +161,25 @@ class Broker:
                     conn.role.value,
                     conn.peer_id,
                 )
-                await self._forget(current)
-                task = asyncio.create_task(
-                    current.close(CLOSE_NORMAL, "replaced by a newer connection")
-                )
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                await self._replace(current, CLOSE_NORMAL, "replaced by a newer connection")
         self._conns[key] = conn
         logger.debug("%s %s attached", conn.role.value, conn.peer_id)
         return True
+
+    async def _replace(self, old: PeerConnection, code: int, reason: str) -> None:
+        """Forget ``old`` now and close it in the background: closing waits for a close
+        handshake that a dead peer never sends, and the newcomer must not wait for it.
+        Until ``old`` is forgotten, other newcomers for its id are refused; the caller
+        attaches its own at once after (nothing awaited in between)."""
+        key = (old.role, old.peer_id)
+        self._handing_over.add(key)
+        try:
+            await self._forget(old)
+        finally:
+            self._handing_over.discard(key)
+        task = asyncio.create_task(old.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def detach(self, conn: PeerConnection) -> None:
         """Forget ``conn`` after its connection ended; a no-op if it was replaced."""
@@ -347,7 +384,16 @@ class Broker:
             await _refuse(edge, "session_id is already in use", request.session_id)
             return
         if not self._relays.can_open(edge.peer_id):
-            await _refuse(edge, "too many relayed sessions for this edge", request.session_id)
+            limit = self._relays.max_per_edge
+            why = (
+                "relaying through signaling is off here (--relay-max-sessions-per-edge 0)"
+                if limit == 0
+                else f"this edge already holds {limit} relayed sessions (at most {limit}: "
+                "--relay-max-sessions-per-edge)"
+            )
+            await edge.send(
+                SignalError(code=ErrorCode.OVERLOADED, message=why, session_id=request.session_id)
+            )
             return
         worker = await self._worker_for(request.model, request.avoid)
         if worker is not None:

@@ -37,8 +37,10 @@ class ClusterInbox(Protocol):
         """The peer left ``origin``: end what this instance holds for it."""
         ...
 
-    async def cluster_probe(self, role: Role, peer_id: str) -> bool:
-        """Whether the local peer answers a ping (a newcomer elsewhere claims its id)."""
+    async def cluster_probe(self, role: Role, peer_id: str, resume: bytes | None = None) -> bool:
+        """Whether the local peer keeps its id against a newcomer elsewhere: ``False`` at
+        once (its connection closed) if ``resume`` is the digest of its resume secret,
+        else whether it answers a ping."""
         ...
 
     async def cluster_sweep(self) -> None:
@@ -84,8 +86,17 @@ class Cluster(ABC):
         """Tell ``instance`` our local peer left."""
 
     @abstractmethod
-    async def probe(self, instance: str, role: Role, peer_id: str, timeout_s: float) -> bool:
-        """Whether ``instance``'s connection of the peer is alive (``False`` on no reply)."""
+    async def probe(
+        self,
+        instance: str,
+        role: Role,
+        peer_id: str,
+        timeout_s: float,
+        resume: bytes | None = None,
+    ) -> bool:
+        """Whether ``instance``'s connection of the peer keeps its id (``ClusterInbox.
+        cluster_probe`` there, with the newcomer's ``resume`` digest); ``False`` on no
+        reply."""
 
     @abstractmethod
     async def count_auth_failure(self, source: str, window_s: float) -> int:
@@ -113,3 +124,7 @@ class RemotePeer:
 
     async def alive(self, timeout_s: float) -> bool:
         return await self.cluster.probe(self.instance, self.role, self.peer_id, timeout_s)
+
+    def resumed_by(self, presented: bytes | None) -> bool:
+        """Only its own instance knows its secret (``Cluster.probe`` asks there)."""
+        return False

@@ -5,7 +5,9 @@ Same rules as ``Broker``, with peers possibly on other instances:
 - A peer id is held by one live connection in the whole cluster. A newcomer whose id is
   held on another instance makes that instance ping its connection (``probe``): alive,
   the newcomer is refused (4009) as on one server; silent, it is closed there and the
-  newcomer takes the id. An instance that died holds nothing once its presence expired.
+  newcomer takes the id. A newcomer that presented a resume secret has its digest sent
+  along: if it is the holder's, the holder is closed there at once (4010), no ping. An
+  instance that died holds nothing once its presence expired.
 - Matchmaking sees every worker of every instance (the shared registry). An offer or a
   relay request is kept on the *edge's* instance (so per-edge limits hold globally) and
   forwarded to the worker's instance, which remembers where the session came from
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
+from shared.close_codes import CloseCode
 from shared.messages import (
     Answer,
     Message,
@@ -57,32 +61,44 @@ class ClusterBroker(Broker):
         self._remote = RemoteSessions(
             offer_timeout_s=offer_timeout_s, relay_bytes_per_s=relay_bytes_per_s
         )
+        # Connections closed because their peer resumed elsewhere; weak: only a probe
+        # under way when that happened asks (``cluster_probe``).
+        self._resumed_away: weakref.WeakSet[PeerConnection] = weakref.WeakSet()
 
     # -- peers of this instance ------------------------------------------------------
 
-    async def attach(self, conn: PeerConnection) -> bool:
+    async def attach(self, conn: PeerConnection, resume: bytes | None = None) -> bool:
         key = (conn.role, conn.peer_id)
         if key not in self._conns:
             holder = await self.cluster.holder(*key)
             if holder is not None and holder != self.cluster.instance_id:
-                if key in self._probing:
-                    return False
-                self._probing.add(key)
-                try:
-                    alive = await self.cluster.probe(
-                        holder, conn.role, conn.peer_id, self._takeover_probe_s
-                    )
-                finally:
-                    self._probing.discard(key)
-                if alive:
+                if await self._held_elsewhere(holder, conn, resume):
                     return False
                 logger.info(
                     "%s %s moved here from instance %s", conn.role.value, conn.peer_id, holder
                 )
-        if not await super().attach(conn):
+        if not await super().attach(conn, resume):
             return False
         await self.cluster.claim(*key)
         return True
+
+    async def _held_elsewhere(
+        self, holder: str, conn: PeerConnection, resume: bytes | None
+    ) -> bool:
+        """Whether ``holder``'s connection keeps the id against ``conn`` (also while a
+        probe for another newcomer is under way: this one is refused). A resume digest
+        goes ahead regardless: the holder's instance settles it without a ping."""
+        key = (conn.role, conn.peer_id)
+        timeout_s = self._takeover_probe_s
+        if resume is not None:
+            return await self.cluster.probe(holder, *key, timeout_s, resume)
+        if key in self._probing:
+            return True
+        self._probing.add(key)
+        try:
+            return await self.cluster.probe(holder, *key, timeout_s)
+        finally:
+            self._probing.discard(key)
 
     async def _forget(self, conn: PeerConnection) -> None:
         await super()._forget(conn)
@@ -203,9 +219,19 @@ class ClusterBroker(Broker):
             return  # it has reconnected here since: nothing of its is stale
         await self._end_sessions_of(role, peer_id)
 
-    async def cluster_probe(self, role: Role, peer_id: str) -> bool:
-        conn = self._conns.get((role, peer_id))
+    async def cluster_probe(self, role: Role, peer_id: str, resume: bytes | None = None) -> bool:
+        key = (role, peer_id)
+        conn = self._conns.get(key)
         if conn is None:
+            return False
+        if conn.resumed_by(resume):
+            logger.info(
+                "%s %s resumed on another instance: closing its connection here at once",
+                role.value,
+                peer_id,
+            )
+            self._resumed_away.add(conn)
+            await self._replace(conn, CloseCode.RESUMED, "resumed on a newer connection")
             return False
         if await conn.alive(self._takeover_probe_s):
             return True
@@ -215,11 +241,11 @@ class ClusterBroker(Broker):
                 role.value,
                 peer_id,
             )
-            await self._forget(conn)
-            task = asyncio.create_task(conn.close(CLOSE_NORMAL, "replaced by a newer connection"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return False
+            await self._replace(conn, CLOSE_NORMAL, "replaced by a newer connection")
+            return False
+        # Replaced while the ping was out: if by its own process resuming (here or
+        # elsewhere), the id is held again and this newcomer must not take it.
+        return conn in self._resumed_away or self._conns.get(key) is not None
 
     async def cluster_sweep(self) -> None:
         """End the relayed sessions and pending offers whose worker's instance died

@@ -11,6 +11,9 @@ frame is binary msgpack (``shared.codec``), handed to the ``Broker`` by
 ``signaling.peer_hub``. A peer that sends anything else is closed with 1008 (policy
 violation); that closes its connection only. A connection lives no longer than its
 token: at expiry it is closed with 4001, and the peer comes back with a renewed token.
+A second connection claiming a connected peer id takes it over at once if it presents
+the holder's resume secret (``X-Tandem-Resume``, from the holder's ``Welcome``:
+``signaling.resume``), else only if the holder no longer answers a ping.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared.messages import Role
+from shared.messages import RESUME_HEADER, Role
 from signaling.auth import authenticate
 from signaling.keys import (
     BROKER_KEY,
@@ -30,6 +33,7 @@ from signaling.keys import (
     METRICS_KEY,
     SETTINGS_KEY,
 )
+from signaling.resume import new_secret, presented_digest
 from signaling.ws_peer import PeerSocket, check_upgrade, take_over
 
 __all__ = [
@@ -57,13 +61,14 @@ async def signal(request: web.Request) -> web.StreamResponse:
         return claims
     key = check_upgrade(request)
     hub = request.app[HUB_KEY]
-    peer = PeerSocket(hub, claims.peer_id, claims.role, claims.expires_at)
+    peer = PeerSocket(hub, claims.peer_id, claims.role, claims.expires_at, new_secret())
+    resume = presented_digest(request.headers.get(RESUME_HEADER))
     try:
         take_over(request, key, peer)
     except ConnectionResetError:
         pass  # the client has gone already
     else:
-        hub.spawn(hub.admit(peer, request.remote))
+        hub.spawn(hub.admit(peer, request.remote, resume))
     return web.StreamResponse(status=101)  # for the access log: aiohttp writes nothing more
 
 

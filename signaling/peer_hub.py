@@ -23,7 +23,7 @@ from typing import Any
 from shared.close_codes import CloseCode
 from shared.codec import decode
 from shared.errors import ProtocolError
-from shared.messages import ErrorCode, Role, SignalError, Welcome
+from shared.messages import ErrorCode, SignalError, Welcome
 from signaling.broker import Broker
 from signaling.metrics import SignalingMetrics
 from signaling.settings import SignalingSettings
@@ -41,18 +41,21 @@ _SLICE_PEERS = 500
 _MAX_SLICES = 20
 
 
-def welcome(settings: SignalingSettings, peer_id: str, role: Role, now: float) -> Welcome:
-    """The ``Welcome`` for a peer, with TURN credentials minted ``now`` (if TURN is set)."""
+def welcome(settings: SignalingSettings, peer: PeerSocket, now: float) -> Welcome:
+    """The ``Welcome`` for ``peer``, with TURN credentials minted ``now`` (if TURN is
+    set) and its connection's resume secret."""
     secret = settings.turn_secret.get_secret_value() if settings.turn_secret else None
     servers = ice_servers(
         stun_urls=settings.stun_urls,
         turn_urls=settings.turn_urls,
         turn_secret=secret,
-        peer_id=peer_id,
+        peer_id=peer.peer_id,
         now=now,
         ttl_s=settings.turn_ttl_s,
     )
-    return Welcome(peer_id=peer_id, role=role, ice_servers=servers)
+    return Welcome(
+        peer_id=peer.peer_id, role=peer.role, ice_servers=servers, resume=peer.resume_secret
+    )
 
 
 class PeerHub:
@@ -98,10 +101,11 @@ class PeerHub:
 
     # -- peers -----------------------------------------------------------------------
 
-    async def admit(self, peer: PeerSocket, remote: str | None) -> None:
+    async def admit(self, peer: PeerSocket, remote: str | None, resume: bytes | None) -> None:
         """Attach a newly upgraded ``peer`` to the broker and welcome it; refuse it
-        (4009) if its peer id is held by a live connection."""
-        if not await self._broker.attach(peer):
+        (4009) if its peer id is held by a live connection. ``resume``: the digest of
+        the resume secret it presented (``signaling.resume``)."""
+        if not await self._broker.attach(peer, resume):
             logger.warning(
                 "refused a second %s connection as %s from %s: that peer id is held by a "
                 "live connection (two devices sharing one token?)",
@@ -119,7 +123,7 @@ class PeerHub:
             return
         self._metrics.connections.labels(role=peer.role.value).inc()
         self.add(peer)
-        await peer.send(welcome(self._settings, peer.peer_id, peer.role, self._clock()))
+        await peer.send(welcome(self._settings, peer, self._clock()))
         peer.serve()
 
     def add(self, peer: PeerSocket) -> None:
@@ -207,7 +211,7 @@ class PeerHub:
         peer.start_close(CloseCode.TOKEN_EXPIRED, "token expired: reconnect with a renewed token")
 
     async def _refresh(self, peer: PeerSocket) -> None:
-        fresh = welcome(self._settings, peer.peer_id, peer.role, self._clock())
+        fresh = welcome(self._settings, peer, self._clock())
         if not await peer.send(fresh):
             peer.refresh_at = 0.0
 

@@ -43,6 +43,9 @@ return 0
 """
 
 _DELIVER, _HANDLE, _GONE, _PROBE, _PROBED = "deliver", "handle", "gone", "probe", "probed"
+# A probe carrying the newcomer's resume digest: [nonce, digest]. A kind of its own, so
+# that a plain probe's payload stays what older instances expect.
+_RESUME = "resume"
 
 
 class RedisCluster(Cluster):
@@ -169,10 +172,12 @@ class RedisCluster(Cluster):
             if future is not None and not future.done():
                 future.set_result(bool(payload))
             return
-        if kind == _PROBE:
+        if kind in (_PROBE, _RESUME):
+            nonce, resume = (payload, None) if kind == _PROBE else (payload[0], payload[1])
+            resume = resume if isinstance(resume, bytes) else None
             # A ping waits up to the takeover probe time: off the inbox loop.
             task = asyncio.get_running_loop().create_task(
-                self._answer_probe(origin, role, peer_id, payload)
+                self._answer_probe(origin, role, peer_id, nonce, resume)
             )
             self._side.add(task)
             task.add_done_callback(self._side.discard)
@@ -186,9 +191,11 @@ class RedisCluster(Cluster):
         elif kind == _HANDLE:
             await inbox.cluster_handle(origin, role, peer_id, message)
 
-    async def _answer_probe(self, origin: str, role: Role, peer_id: str, nonce: bytes) -> None:
+    async def _answer_probe(
+        self, origin: str, role: Role, peer_id: str, nonce: bytes, resume: bytes | None
+    ) -> None:
         assert self._inbox is not None
-        alive = await self._inbox.cluster_probe(role, peer_id)
+        alive = await self._inbox.cluster_probe(role, peer_id, resume)
         await self._publish(origin, _PROBED, role, nonce.decode(), alive)
 
     async def _publish(
@@ -227,12 +234,22 @@ class RedisCluster(Cluster):
         with contextlib.suppress(RedisError, OSError):
             await self._publish(instance, _GONE, role, peer_id, None)
 
-    async def probe(self, instance: str, role: Role, peer_id: str, timeout_s: float) -> bool:
+    async def probe(
+        self,
+        instance: str,
+        role: Role,
+        peer_id: str,
+        timeout_s: float,
+        resume: bytes | None = None,
+    ) -> bool:
         nonce = secrets.token_hex(8)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._probes[nonce] = future
+        kind, payload = (
+            (_PROBE, nonce.encode()) if resume is None else (_RESUME, [nonce.encode(), resume])
+        )
         try:
-            heard = await self._publish(instance, _PROBE, role, peer_id, nonce.encode())
+            heard = await self._publish(instance, kind, role, peer_id, payload)
             if heard == 0:
                 return False  # that instance is not listening: it is gone
             async with asyncio.timeout(timeout_s + 1.0):

@@ -64,8 +64,11 @@ class RelayTable:
         self, *, bytes_per_s: int, max_per_edge: int, buffer_bytes: int = 1024 * 1024
     ) -> None:
         self._sessions: dict[str, RelaySession] = {}
+        if max_per_edge < 0:
+            raise ValueError("max_per_edge must be 0 (no relayed sessions) or more")
         self._bytes_per_s = bytes_per_s
-        self._max_per_edge = max_per_edge
+        self.max_per_edge = max_per_edge
+        """Relayed sessions one edge may hold at once; 0: none at all."""
         self.buffer_bytes = buffer_bytes
         """Bound of each pipe (``--relay-buffer-bytes``)."""
 
@@ -76,7 +79,8 @@ class RelayTable:
         return self._sessions.get(session_id)
 
     def can_open(self, edge_id: str) -> bool:
-        return sum(1 for s in self._sessions.values() if s.edge_id == edge_id) < self._max_per_edge
+        held = sum(1 for s in self._sessions.values() if s.edge_id == edge_id)
+        return held < self.max_per_edge
 
     def open(self, session_id: str, *, edge_id: str, worker_id: str, now: float) -> RelaySession:
         bucket = TokenBucket(

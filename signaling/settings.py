@@ -162,7 +162,8 @@ class SignalingSettings(TandemSettings):
         le=60,
         description="When a second connection claims a connected peer id, the first is "
         "pinged: if it answers within this many seconds the newcomer is refused (close "
-        "4009), else the newcomer takes the id.",
+        "4009), else the newcomer takes the id. A newcomer presenting the first one's "
+        "resume secret (the same peer after a network change) takes it at once, no ping.",
     )
     max_model_name_chars: int = Field(
         default=256,

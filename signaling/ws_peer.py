@@ -30,6 +30,7 @@ from aiohttp import web
 
 from shared.codec import encode
 from shared.messages import Message, Role
+from signaling.resume import digest, same
 from signaling.ws_frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -116,6 +117,7 @@ class PeerSocket(asyncio.Protocol):
     """One peer's WebSocket, server side; a ``broker.PeerConnection``."""
 
     __slots__ = (
+        "__weakref__",  # the cluster broker keeps weak sets of connections
         "_buf",
         "_close_timer",
         "_closed_waiter",
@@ -128,6 +130,7 @@ class PeerSocket(asyncio.Protocol):
         "_inbox_bytes",
         "_probe",
         "_pump",
+        "_resume_digest",
         "_serving",
         "_skip",
         "_state",
@@ -139,13 +142,19 @@ class PeerSocket(asyncio.Protocol):
         "peer_id",
         "ping_at",
         "refresh_at",
+        "resume_secret",
         "role",
     )
 
-    def __init__(self, hub: PeerHub, peer_id: str, role: Role, expires_at: float) -> None:
+    def __init__(
+        self, hub: PeerHub, peer_id: str, role: Role, expires_at: float, resume_secret: str
+    ) -> None:
         self._hub = hub
         self.peer_id = peer_id
         self.role = role
+        self.resume_secret = resume_secret
+        """Sent to this peer in every ``Welcome``; never logged."""
+        self._resume_digest = digest(resume_secret)
         self.expires_at = expires_at
         """When the token expires (the app clock): the sweep closes the peer then."""
         self.heard_at = hub.loop.time()
@@ -172,6 +181,13 @@ class PeerSocket(asyncio.Protocol):
         self._probe: asyncio.Future[None] | None = None
         self._closed_waiter: asyncio.Future[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:  # never the resume secret
+        return f"<PeerSocket {self.role.value} {self.peer_id}>"
+
+    def resumed_by(self, presented: bytes | None) -> bool:
+        """Whether ``presented`` is the digest of this connection's resume secret."""
+        return same(self._resume_digest, presented)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from inference.model_file import ModelFacts, ModelFile
 from shared.messages import Text
 
 __all__ = [
-    "LOCAL_CAPABILITIES",
+    "CHAT_CAPABILITIES",
     "OLLAMA_VERSION",
     "ROOT_TEXT",
     "OllamaModel",
@@ -54,9 +54,11 @@ ROOT_TEXT = "Tandem is running (Ollama-compatible API)"
 """``GET /``: Ollama answers "Ollama is running"; clients check for a 200, and this is not
 Ollama."""
 
-LOCAL_CAPABILITIES: tuple[str, ...] = ("completion",)
-"""What the local model does beyond embeddings (``embedding`` is added when the chat
-model's own file serves them)."""
+CHAT_CAPABILITIES: tuple[str, ...] = ("completion", "tools")
+"""What every chat model name does, local or cloud (``embedding`` is added when the chat
+model's own file serves them). ``tools`` matters: Ollama itself refuses tool calls to a
+model that does not list it, and clients (Open WebUI, the ``ollama`` CLI) read it to
+decide whether to offer them; ``/api/chat`` honours ``tools`` on every chat name."""
 
 
 class OllamaModelDetails(BaseModel):
@@ -183,7 +185,7 @@ class OllamaProbeRoutes:
     def _capabilities(self, file: ModelFile) -> list[str]:
         caps: list[str] = []
         if file is self._model.file:
-            caps += LOCAL_CAPABILITIES
+            caps += CHAT_CAPABILITIES
         if file is self._model.embedding_file:
             caps.append("embedding")
         return caps
@@ -230,7 +232,7 @@ class OllamaProbeRoutes:
                 OllamaShowResponse(
                     details=OllamaModelDetails(format=""),
                     model_info={},
-                    capabilities=["completion"],
+                    capabilities=list(CHAT_CAPABILITIES),
                     modified_at="1970-01-01T00:00:00Z",
                 )
             )

@@ -34,6 +34,9 @@ class PoolConfig:
     address_poll_s: float = 0.0
     """Check this host's addresses this often; one that vanished means a new link at
     once (and a new signaling connection). 0: off."""
+    network_change_check_s: float = 1.0
+    """After a network change, a link whose worker says nothing (not even a ``Pong``) for
+    this long is closed at once: its streams fail over without waiting ``dead_after_s``."""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     max_queued_chunks: int = 64

@@ -184,6 +184,7 @@ class Peer:
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._last_heard = 0.0
+        self._heard = asyncio.Event()  # set by the reader on every message (``recheck``)
 
     @property
     def path(self) -> PathKind:
@@ -243,6 +244,40 @@ class Peer:
             except LinkClosed:
                 return
 
+    async def recheck(self, within_s: float, lost: frozenset[str] = frozenset()) -> bool:
+        """The network changed under the link (``lost``: the addresses that went away).
+        If the link left from one of them it is dead: closed now. Else it is pinged, and
+        closed unless the worker says something within ``within_s``. Either way its
+        streams fail over at once rather than after ``dead_after_s`` of silence. Whether
+        the link is still up."""
+        if self.closed:
+            return False
+        local = self._link.local_address
+        if local is not None and local in lost:
+            log.warning(
+                "link to worker %s left from %s, which is gone; closing it",
+                self.worker_id,
+                local,
+            )
+            await self._link.aclose()
+            return False
+        self._heard.clear()
+        try:
+            await self._link.send(Ping(nonce=0))
+            async with asyncio.timeout(within_s):
+                await self._heard.wait()
+        except LinkClosed:
+            return False
+        except TimeoutError:
+            log.warning(
+                "worker %s silent on path %s since the network changed; closing the link",
+                self.worker_id,
+                self.path.value,
+            )
+            await self._link.aclose()
+            return False
+        return not self.closed
+
     @property
     def draining(self) -> bool:
         """The worker said it is going away: streams finish here, new ones go elsewhere."""
@@ -271,6 +306,7 @@ class Peer:
             while True:
                 message = await self._link.recv()
                 self._last_heard = asyncio.get_running_loop().time()
+                self._heard.set()
                 if isinstance(message, TokenChunk | StreamEnd | StreamFailed):
                     inbox = self._streams.get(message.request_id)
                     if inbox is not None:

@@ -59,6 +59,7 @@ class PeerPool:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._network_changed = asyncio.Event()
+        self._linked: set[Peer] = set()  # every peer not yet closed: primary, standby, retiring
 
     @property
     def peer(self) -> Peer | None:
@@ -78,14 +79,26 @@ class PeerPool:
             if self._config.warm_standby:
                 self._spawn(self._keep_standby(), "peer-pool-standby")
             if self._config.address_poll_s > 0:
-                watch = AddressWatch(self._config.address_poll_s, self._on_addresses_lost)
+                watch = AddressWatch(
+                    self._config.address_poll_s,
+                    self._on_addresses_lost,
+                    on_gained=self._signaling.retry_now,
+                )
                 self._spawn(watch.run(), "peer-pool-addresses")
 
     async def _on_addresses_lost(self, lost: frozenset[str]) -> None:
         """The network changed under the links: a new signaling connection, then a new
-        link for new requests (streams on the old one fail over when it dies)."""
+        link for new requests. Meanwhile each link still open is checked (``Peer.recheck``:
+        closed at once if it left from a lost address, else if its worker stays silent for
+        ``network_change_check_s``), so that its streams fail over now rather than after
+        ``dead_after_s``. (A relayed link ended with the old signaling connection.)"""
         await self._signaling.reconnect()
         self._network_changed.set()
+        for peer in list(self._linked):
+            self._spawn(self._recheck(peer, lost), f"recheck-{peer.worker_id}")
+
+    async def _recheck(self, peer: Peer, lost: frozenset[str]) -> None:
+        await peer.recheck(self._config.network_change_check_s, lost)
 
     async def acquire(self, timeout_s: float) -> Peer:
         """The live peer, waiting up to ``timeout_s`` for one; else ``NoPeerAvailable``."""
@@ -125,6 +138,7 @@ class PeerPool:
             bounds=cfg.bounds,
         )
         peer.start()
+        self._linked.add(peer)
         self._metrics.cloud_connects.labels(connected.link.path.value).inc()
         self._spawn(self._watch(peer), f"watch-{peer.worker_id}")
         if standby:
@@ -155,6 +169,7 @@ class PeerPool:
         try:
             await peer.wait_closed()
         finally:
+            self._linked.discard(peer)
             gauge.dec()
             if self._peer is peer:
                 self._peer = None
@@ -180,6 +195,9 @@ class PeerPool:
                 await self._hold(promoted)
                 log.warning("cloud link closed; reconnecting")
                 continue
+            # The link opened now starts from the network as it is: a change seen before
+            # this point needs no second new link (it would only replace this one).
+            self._network_changed.clear()
             try:
                 connected = await self._connect_primary()
             except EdgeError as exc:

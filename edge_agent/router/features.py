@@ -149,6 +149,11 @@ class PromptFeatures:
     """The routing text's token ids in the local model's vocabulary (``table.routing_text``),
     when the inference side supplied them: what the token-embedding head reads. Never
     extracted here (the router has no tokeniser); ``None`` = features only."""
+    focus_tokens: tuple[int, ...] | None = None
+    """The focus text's token ids (``table.focus_text``: the ask apart from pasted
+    material), supplied with ``ask_tokens`` for a head that reads it."""
+    focus_long: bool = False
+    """The focus came from a long message (its first and last paragraphs)."""
     """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
     is weakest in these scripts)."""
 

@@ -303,7 +303,9 @@ class Router(_PolicyRouter):
         p = self.model.probability(x)
         threshold = self.threshold
         if self.token_head is not None and features.ask_tokens is not None:
-            head = self.token_head.log_odds(features.ask_tokens)
+            head = self.token_head.log_odds(
+                features.ask_tokens, features.focus_tokens, features.focus_long
+            )
             p = blend(p, head, features.elaboration)
             threshold = self.blend_threshold
         if p >= threshold:

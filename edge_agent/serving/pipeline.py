@@ -25,7 +25,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from edge_agent.engines.base import Engine, EngineEvent, Failover
 from edge_agent.engines.failover import FailoverEngine
@@ -43,7 +43,7 @@ from edge_agent.router import (
     extract_features,
 )
 from edge_agent.router.features import PromptFeatures
-from edge_agent.router.table import routing_text
+from edge_agent.router.table import with_head_tokens
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
 from edge_agent.serving.report import ServingReport
@@ -195,14 +195,14 @@ class ServingPipeline:
     def _with_ask_tokens(
         self, request: GenerateRequest, features: PromptFeatures
     ) -> PromptFeatures:
-        """``features`` with the routing text's local token ids, when the router has a
-        token-embedding head for the local model (the tokeniser is the inference side's;
-        the router stays pure). Before the model loads there are none: features only."""
+        """``features`` with the local token ids the router's token-embedding head reads
+        (``table.with_head_tokens``), when it has one for the local model (the tokeniser
+        is the inference side's; the router stays pure). Before the model loads there
+        are none: features only."""
         router = self._router
         if not isinstance(router, Router) or router.token_head is None:
             return features
-        ids = self.local.tokenize(routing_text(request))
-        return features if ids is None else replace(features, ask_tokens=tuple(ids))
+        return with_head_tokens(features, request, self.local.tokenize, router.token_head)
 
     def _engine_for(self, plan: Decision) -> Engine:
         if plan.route is Route.LOCAL:

@@ -107,6 +107,7 @@ SAMPLES: dict[str, Message] = {
                 credential="q2V9pW+f7uK1Hc0=",
             ),
         ),
+        resume="m1Yc4V0x9bQyT3o6hV2c8sJ1aZ7kL5eN0pR2tU4wX6y",
     ),
     "register": Register(models=("llama-3.1-8b-instruct", "qwen2.5-7b"), capacity=4),
     "load_report": LoadReport(active=2, draining=True),

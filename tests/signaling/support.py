@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from shared.codec import decode, encode
-from shared.messages import Message, Role
+from shared.messages import Message, Role, Welcome
 from shared.tokens import mint_token
 
 SECRET = "s" * 32
@@ -27,6 +27,8 @@ class Peer:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
+        self.welcome: Welcome | None = None
+        """The connection's Welcome, where the helper that opened it kept it."""
 
     async def send(self, message: Message) -> None:
         await self.ws.send_bytes(encode(message))

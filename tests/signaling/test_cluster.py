@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from shared.close_codes import CloseCode
 from shared.codec import decode
 from shared.messages import (
+    RESUME_HEADER,
     Answer,
     ErrorCode,
     Offer,
@@ -47,7 +48,9 @@ class Cluster:
     async def connect(self, index: int, role: Role, peer_id: str) -> Peer:
         headers = {"Authorization": f"Bearer {token_for(role, peer_id, now=self.clock())}"}
         peer = Peer(await self.clients[index].ws_connect("/v1/signal", headers=headers))
-        assert isinstance(await _welcome(peer), Welcome)
+        welcome = await _welcome(peer)
+        assert isinstance(welcome, Welcome)
+        peer.welcome = welcome
         return peer
 
     async def worker(self, index: int, peer_id: str, model: str = "m") -> Peer:
@@ -168,3 +171,46 @@ async def _welcome(peer: Peer) -> object:
     """The first frame, however long a takeover probe before it took (a loaded machine)."""
     frame = await peer.ws.receive(timeout=30)
     return decode(frame.data)
+
+
+async def test_a_peer_resumes_on_another_instance_at_once(cluster: Cluster) -> None:
+    """The same process, reconnected to instance B with its resume secret, takes its id
+    from its connection on instance A at once, though that one is alive (and would keep
+    the id against any other newcomer)."""
+    first = await cluster.connect(0, Role.EDGE, "e1")
+    old = first.welcome
+    assert old is not None and old.resume
+    closed = asyncio.create_task(first.closed_with())  # reading: it answers pings
+    headers = {
+        "Authorization": f"Bearer {token_for(Role.EDGE, 'e1', now=cluster.clock())}",
+        RESUME_HEADER: old.resume,
+    }
+    moved = Peer(await cluster.clients[1].ws_connect("/v1/signal", headers=headers))
+    welcome = await _welcome(moved)
+    assert isinstance(welcome, Welcome) and welcome.resume not in (None, old.resume)
+    assert await closed == CloseCode.RESUMED
+    # Instance B holds the id now, for the whole cluster: a plain newcomer on A is refused
+    # while the resumed connection is alive.
+    answering = asyncio.create_task(moved.ws.receive(timeout=120))
+    headers.pop(RESUME_HEADER)
+    stranger = Peer(await cluster.clients[0].ws_connect("/v1/signal", headers=headers))
+    assert await stranger.closed_with() == CloseCode.PEER_ID_IN_USE
+    await moved.send(Offer(session_id="s1", sdp="x", model="none"))
+    reply = decode((await answering).data)
+    assert isinstance(reply, SignalError) and reply.code is ErrorCode.NO_WORKER
+
+
+async def test_a_wrong_secret_does_not_take_a_live_id_from_another_instance(
+    cluster: Cluster,
+) -> None:
+    first = await cluster.connect(0, Role.EDGE, "e1")
+    reading = asyncio.create_task(first.ws.receive(timeout=120))
+    headers = {
+        "Authorization": f"Bearer {token_for(Role.EDGE, 'e1', now=cluster.clock())}",
+        RESUME_HEADER: "not-the-secret",
+    }
+    second = Peer(await cluster.clients[1].ws_connect("/v1/signal", headers=headers))
+    assert await second.closed_with() == CloseCode.PEER_ID_IN_USE
+    await first.send(Offer(session_id="s1", sdp="x", model="none"))
+    still = decode((await reading).data)
+    assert isinstance(still, SignalError) and still.code is ErrorCode.NO_WORKER

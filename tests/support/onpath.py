@@ -3,8 +3,11 @@
 It stands where a network observer, a TLS-terminating proxy or signaling's own operator
 stands: it records what crosses in each direction (``to_server``, ``to_client``), and,
 on a plaintext WebSocket, may rewrite the frames signaling sends to the peer
-(``tamper``: one payload in, the payloads to send instead out). Nothing of Tandem's is
-replaced: the peer and signaling are the real ones, talking through it.
+(``tamper``: one payload in, the payloads to send instead out). ``strand`` plays a
+vanished client address: the connections open then carry nothing more either way, and
+signaling's side stays open (as it does for a peer whose address is gone) while what it
+still sends is recorded in ``stranded``. Nothing of Tandem's is replaced: the peer and
+signaling are the real ones, talking through it.
 
 ``OnPathProxy`` runs in the caller's event loop; ``threaded_proxy`` runs one in a
 thread of its own, for tests that block their loop (subprocess stacks).
@@ -19,7 +22,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-__all__ = ["OnPathProxy", "Tamper", "on_path", "threaded_proxy"]
+__all__ = ["OnPathProxy", "Tamper", "close_code", "on_path", "threaded_proxy"]
 
 Tamper = Callable[[bytes], list[bytes]]
 """One server-to-client WebSocket payload in; the payloads to forward instead out."""
@@ -92,6 +95,9 @@ class OnPathProxy:
         self._tamper = tamper
         self.to_server = bytearray()
         self.to_client = bytearray()
+        self.stranded = bytearray()
+        """What signaling sent on stranded connections (never delivered)."""
+        self._open: list[asyncio.Event] = []  # per open connection: set once stranded
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -101,17 +107,34 @@ class OnPathProxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    def strand(self) -> None:
+        """The client's address vanished: see the module docstring."""
+        for stranded in self._open:
+            stranded.set()
+
+    def stop_listening(self) -> None:
+        """New connections are refused from now on; the open ones stay as they are."""
+        if self._server is not None:
+            self._server.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
         rewrite = _FrameRewriter(self._tamper).feed if self._tamper else None
+        stranded = asyncio.Event()
+        self._open.append(stranded)
         pumps = [
-            asyncio.ensure_future(self._pump(reader, up_writer, self.to_server, None)),
-            asyncio.ensure_future(self._pump(up_reader, writer, self.to_client, rewrite)),
+            asyncio.ensure_future(self._pump(reader, up_writer, self.to_server, None, stranded)),
+            asyncio.ensure_future(
+                self._pump(up_reader, writer, self.to_client, rewrite, stranded, self.stranded)
+            ),
         ]
         self._tasks.update(pumps)
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            if stranded.is_set():  # the client left; signaling's side lingers, unanswered
+                await pumps[1]
         finally:
+            self._open.remove(stranded)
             for task in pumps:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
@@ -125,9 +148,15 @@ class OnPathProxy:
         writer: asyncio.StreamWriter,
         record: bytearray,
         rewrite: Callable[[bytes], bytes] | None,
+        stranded: asyncio.Event,
+        stranded_record: bytearray | None = None,
     ) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await reader.read(65536):
+                if stranded.is_set():
+                    if stranded_record is not None:
+                        stranded_record += data
+                    continue
                 record += data
                 writer.write(rewrite(data) if rewrite else data)
                 await writer.drain()
@@ -167,3 +196,19 @@ def threaded_proxy(upstream_port: int) -> Iterator[OnPathProxy]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+def close_code(server_bytes: bytes | bytearray) -> int | None:
+    """The code of the close frame among server-to-client WebSocket frames (unmasked),
+    e.g. what signaling sent on a stranded connection; ``None`` if there is none yet."""
+    data = bytes(server_bytes)
+    while len(data) >= 2:
+        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            (length,), offset = struct.unpack(">H", data[2:4]), 4
+        elif length == 127:
+            (length,), offset = struct.unpack(">Q", data[2:10]), 10
+        if opcode == 0x8 and length >= 2:
+            return int(struct.unpack(">H", data[offset : offset + 2])[0])
+        data = data[offset + length :]
+    return None

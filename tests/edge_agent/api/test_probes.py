@@ -67,7 +67,7 @@ async def test_ollama_show_reads_the_gguf(agent: Agent) -> None:
     parsed = [re.match(r'^(\S+)\s+((?:".*")|\S+)$', line) for line in lines]
     assert all(parsed)
     assert [json.loads(m[2]) for m in parsed if m and m[1] == "stop"] == ["<|im_end|>"]
-    assert shown.capabilities == ["completion", "embedding"]
+    assert shown.capabilities == ["completion", "tools", "embedding"]
     assert shown.license == "apache-2.0"
     # auto describes the local file too; the file's own name and ':latest' resolve.
     for name in ("auto", f"{agent.local.model}:latest"):
@@ -226,7 +226,7 @@ async def test_cloud_names_are_consistent_across_endpoints(
         assert set(tags) == {"auto", "edge", "cloud", linked.local.model}
         assert tags["cloud"].size == 0 and not tags["cloud"].digest
         shown = await ollama_client.show("cloud")
-        assert shown.modelinfo == {} and shown.capabilities == ["completion"]
+        assert shown.modelinfo == {} and shown.capabilities == ["completion", "tools"]
         async with AsyncOpenAI(base_url=linked.v1, api_key="x", max_retries=0) as sdk:
             listed = {m.id async for m in sdk.models.list()}
             assert listed == set(tags)
@@ -251,7 +251,7 @@ async def test_a_separate_embedding_model_is_listed_and_described(
         names = [m.model for m in (await client.list()).models]
         assert names == ["auto", "edge", separate.local.model, "embedder"]
         assert (await client.show("embedder")).capabilities == ["embedding"]
-        assert (await client.show("edge")).capabilities == ["completion"]
+        assert (await client.show("edge")).capabilities == ["completion", "tools"]
         assert [m.model for m in (await client.ps()).models] == [separate.local.model]
         async with AsyncOpenAI(base_url=separate.v1, api_key="x", max_retries=0) as sdk:
             result = await sdk.embeddings.create(model="embedder", input="hello")

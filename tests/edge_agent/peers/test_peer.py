@@ -13,6 +13,8 @@ import pytest_asyncio
 from cloud_worker.edge_session import EdgeSession
 from edge_agent.errors import ContextTooLong, TransportClosed
 from edge_agent.peers import Peer, PeerState, StreamInbox
+from link import DataChannelLink
+from link.probe import local_addresses
 from shared.messages import (
     ChatMessage,
     ErrorCode,
@@ -184,3 +186,59 @@ async def test_a_slow_reader_keeps_its_stream_within_the_bound(connected: Connec
     assert "".join(c.text for c in chunks) == "".join(
         e.text for e in fast if isinstance(e, TokenChunk)
     )
+
+
+# ----------------------------------------------------------- after a network change
+
+
+async def test_a_recheck_keeps_a_link_whose_worker_answers(connected: Connected) -> None:
+    assert await connected.peer.recheck(within_s=30)
+    assert connected.peer.state is PeerState.OPEN
+    events = [e async for e in connected.peer.stream(chat("p5", "Name a colour.", 3))]
+    assert isinstance(events[-1], StreamEnd)
+
+
+async def test_a_recheck_unanswered_closes_the_link_and_fails_its_streams_now(
+    pair: tuple[DataChannelLink, DataChannelLink],
+) -> None:
+    """The far end reads nothing and answers nothing, as over a path whose address is
+    gone. With a heartbeat that would take an hour to call it dead, only the recheck
+    explains the stream failing (it then fails over, in the engine above)."""
+    edge_link, _silent = pair
+    peer = Peer(
+        edge_link,
+        worker_id="w",
+        first_token_timeout_s=3600,
+        token_timeout_s=3600,
+        heartbeat_s=3600,
+        dead_after_s=3600,
+    )
+    peer.start()
+    try:
+        stream = asyncio.get_running_loop().create_task(
+            anext(peer.stream(chat("p6", "Write a long story.", 900)))
+        )
+        await eventually(lambda: peer.inbox("p6") is not None, what="the stream under way")
+        assert not await peer.recheck(within_s=0.2)
+        assert peer.closed
+        with pytest.raises(TransportClosed):
+            await asyncio.wait_for(stream, 30)
+    finally:
+        await peer.aclose()
+
+
+async def test_a_link_that_left_from_a_lost_address_is_closed_without_waiting(
+    pair: tuple[DataChannelLink, DataChannelLink],
+) -> None:
+    """The link knows the address it leaves from (the nominated ICE pair's host): once
+    that address is gone there is nothing to wait for, however long the ping window."""
+    edge_link, _silent = pair
+    local = edge_link.local_address
+    assert local is not None and local in local_addresses() | {"127.0.0.1", "::1"}
+    peer = Peer(edge_link, worker_id="w", first_token_timeout_s=3600, token_timeout_s=3600)
+    peer.start()
+    try:
+        assert not await asyncio.wait_for(peer.recheck(within_s=3600, lost=frozenset({local})), 30)
+        assert peer.closed
+    finally:
+        await peer.aclose()

@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.router.features import extract_features
 from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
 from edge_agent.router.table import (
     ASK_CHARS,
     CONTEXT_CHARS,
+    FOCUS_LONG_CHARS,
+    FOCUS_PART_CHARS,
     TokenHead,
     blend,
     file_sha256,
+    focus_text,
     load_token_head,
     routing_text,
+    with_head_tokens,
 )
 from inference.models import bundled_model_path
 from shared.messages import ChatMessage, GenerateRequest
@@ -97,3 +102,92 @@ def test_bundled_head_is_for_the_bundled_gguf() -> None:
     assert head is not None
     assert len(head.weights) == 49152
     assert 0.0 < head.threshold < 1.0
+
+
+def test_a_short_message_is_its_own_focus() -> None:
+    assert focus_text(_chat(("user", "who signed this letter?"))) == (
+        "who signed this letter?",
+        False,
+    )
+    assert focus_text(GenerateRequest(request_id="r", prompt="hi")) == ("hi", False)
+    assert focus_text(_chat(("system", "only a system prompt"))) == ("", False)
+
+
+def test_a_long_message_is_read_as_its_first_and_last_paragraphs() -> None:
+    """The ask sits around the pasted material: the focus keeps the first paragraph's
+    start and the last's end, and never the code in between."""
+    letter = "\n\n".join(
+        f"Paragraph {n} of the letter, about the stairwell. " * 3 for n in range(8)
+    )
+    message = f"I'm filing this email.\n\n{letter}\n\n```\nrm -rf /tmp/x\n```\n\nWho signed it?"
+    assert len(message) > FOCUS_LONG_CHARS
+    text, long = focus_text(_chat(("user", message)))
+    assert long
+    assert text == "I'm filing this email.\n\nWho signed it?"
+    one_block = "word " * 400
+    text, long = focus_text(_chat(("user", one_block)))
+    assert long and text == one_block.strip()[:FOCUS_PART_CHARS]
+    fenced = "```\n" + "x = 1\n" * 200 + "```"
+    assert focus_text(_chat(("user", fenced))) == ("", True)
+
+
+def _focus_head(sha: str = "0" * 64) -> TokenHead:
+    return TokenHead(
+        gguf_sha256=sha,
+        weights=[0.0, 2.0, 4.0],
+        bias=-1.0,
+        threshold=0.4,
+        focus_short=[1.0, 0.0, 0.0],
+        focus_long=[-3.0, 0.0, 5.0],
+    )
+
+
+def test_a_focus_head_adds_the_long_or_short_focus_weights() -> None:
+    head = _focus_head()
+    assert head.reads_focus and not _head([0.0]).reads_focus
+    assert head.log_odds([1], [0], long=False) == -1.0 + 2.0 + 1.0
+    assert head.log_odds([1], [0, 2], long=True) == -1.0 + 2.0 + 1.0
+    assert head.log_odds([1], [], long=True) == -1.0 + 2.0  # an empty focus adds nothing
+    assert head.log_odds([1]) == -1.0 + 2.0  # no focus ids: the routing text alone
+    with pytest.raises(ValueError, match="both focus weight sets"):
+        TokenHead(gguf_sha256="0" * 64, weights=[0.0], bias=0.0, threshold=0.5, focus_short=[1.0])
+    with pytest.raises(ValueError, match="one value per token id"):
+        TokenHead(
+            gguf_sha256="0" * 64,
+            weights=[0.0],
+            bias=0.0,
+            threshold=0.5,
+            focus_short=[1.0, 2.0],
+            focus_long=[1.0, 2.0],
+        )
+
+
+def test_a_focus_head_is_written_as_three_tables_and_reads_back(tmp_path: Path) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF not really a model")
+    head = _focus_head(file_sha256(gguf))
+    path = tmp_path / "router_table.json"
+    head.write(path)
+    assert path.with_suffix(".f32").stat().st_size == 3 * 3 * 4
+    loaded = load_token_head(gguf, path)
+    assert loaded is not None and loaded.reads_focus
+    assert list(loaded.weights) == [0.0, 2.0, 4.0]
+    assert list(loaded.focus_short or ()) == [1.0, 0.0, 0.0]
+    assert list(loaded.focus_long or ()) == [-3.0, 0.0, 5.0]
+
+
+def test_with_head_tokens_supplies_what_the_head_reads() -> None:
+    """Routing ids always; focus ids and the long flag only for a head that reads them;
+    nothing when the tokeniser cannot answer yet (the model not loaded)."""
+    request = _chat(("user", "who signed this letter?"))
+    features = extract_features(request)
+
+    def ids(text: str) -> list[int]:
+        return [len(word) for word in text.split()]
+
+    plain = with_head_tokens(features, request, ids, _head([0.0] * 10))
+    assert plain.ask_tokens == (3, 6, 4, 7) and plain.focus_tokens is None
+    focused = with_head_tokens(features, request, ids, _focus_head())
+    assert focused.ask_tokens == (3, 6, 4, 7)
+    assert (focused.focus_tokens, focused.focus_long) == ((3, 6, 4, 7), False)
+    assert with_head_tokens(features, request, lambda _: None, _focus_head()) is features

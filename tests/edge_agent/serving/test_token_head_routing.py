@@ -1,9 +1,10 @@
 """An edge over the bundled model routes ``auto`` requests on features and token head.
 
 The real bundled GGUF, loaded by a real runner: the pipeline's router gets the shipped
-token head (its SHA-256 matches), the runner's tokeniser supplies the routing text's ids,
-and the decision's score is the blend of both. Before the model loads, and for a router
-without a head (another weights file), the features decide alone.
+token head (its SHA-256 matches), the runner's tokeniser supplies the routing text's and
+the focus text's ids, and the decision's score is the blend of both. Before the model
+loads, and for a router without a head (another weights file), the features decide
+alone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.router import Router, extract_features
 from edge_agent.router.model import BUNDLED_MODEL_FILE
-from edge_agent.router.table import blend, routing_text
+from edge_agent.router.table import blend, focus_text, routing_text
 from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from shared.messages import ChatMessage, GenerateRequest
@@ -54,10 +55,14 @@ async def test_auto_requests_carry_the_local_tokenisers_ids_and_are_scored_blend
         assert ids  # the runner's vocabulary, no BOS
         features = pipeline._with_ask_tokens(REQUEST, extract_features(REQUEST))
         assert features.ask_tokens == tuple(ids)
+        focus, long = focus_text(REQUEST)
+        focus_ids = local.tokenize(focus)
+        assert router.token_head.reads_focus and focus_ids
+        assert (features.focus_tokens, features.focus_long) == (tuple(focus_ids), long)
         decision = router.decide(features, requested="auto", cloud_available=True)
         p_features = router.score(extract_features(REQUEST))
-        expected = blend(p_features, router.token_head.log_odds(ids), features.elaboration)
-        assert decision.p_cloud == expected
+        head = router.token_head.log_odds(ids, focus_ids, long)
+        assert decision.p_cloud == blend(p_features, head, features.elaboration)
 
 
 async def test_features_alone_before_the_model_loads_and_with_other_weights() -> None:
