@@ -5,12 +5,13 @@ never a query string (URLs end up in access logs). Refusals happen before the up
 as a 401 with an OpenAI-shaped error body, so that any HTTP client can read why
 (``signaling.auth``).
 
-Once upgraded, the connection leaves aiohttp for ``signaling.ws_peer`` (aiohttp's
-per-connection state alone was over the memory budget of 10,000 idle peers), and every
-frame is binary msgpack (``shared.codec``), handed to the ``Broker`` by
-``signaling.peer_hub``. A peer that sends anything else is closed with 1008 (policy
-violation); that closes its connection only. A connection lives no longer than its
-token: at expiry it is closed with 4001, and the peer comes back with a renewed token.
+Once upgraded, the connection leaves aiohttp for ``signaling.ws_peer``
+(``signaling.ws_upgrade``; aiohttp's per-connection state alone was over the memory
+budget of 10,000 idle peers), and every frame is binary msgpack (``shared.codec``),
+handed to the ``Broker`` by ``signaling.peer_hub``. A peer that sends anything else is
+closed with 1008 (policy violation); that closes its connection only. A connection
+lives no longer than its token: at expiry it is closed with 4001, and the peer comes
+back with a renewed token.
 A second connection claiming a connected peer id takes it over at once if it presents
 the holder's resume secret (``X-Tandem-Resume``, from the holder's ``Welcome``:
 ``signaling.resume``), else only if the holder no longer answers a ping.
@@ -34,7 +35,8 @@ from signaling.keys import (
     SETTINGS_KEY,
 )
 from signaling.resume import new_secret, presented_digest
-from signaling.ws_peer import PeerSocket, check_upgrade, take_over
+from signaling.ws_peer import PeerSocket
+from signaling.ws_upgrade import check_upgrade, take_over
 
 __all__ = [
     "BROKER_KEY",

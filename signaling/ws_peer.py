@@ -1,13 +1,14 @@
 """One peer's WebSocket after the upgrade: a small ``asyncio.Protocol``, not aiohttp's.
 
 aiohttp routes and authenticates the upgrade request (``signaling.handlers``); then
-``take_over`` answers it with 101 itself, moves the socket to a ``PeerSocket`` and tells
-aiohttp the connection is gone, so that aiohttp's request, parser, queues, tasks and
-coroutine frames (~14 KB a connection, measured) are freed. What stays per idle peer is
-the transport and this object (``__slots__``, ~2-3 KB with the socket): no task, no
-timer, no buffer. Pings are answered as they are parsed, without waking any task;
-heartbeats, token expiry and TURN refreshes run on one app-wide sweep
-(``signaling.peer_hub``). A task exists only while a peer's messages are being handled.
+``signaling.ws_upgrade.take_over`` answers it with 101 itself, moves the socket to a
+``PeerSocket`` and tells aiohttp the connection is gone, so that aiohttp's request,
+parser, queues, tasks and coroutine frames (~14 KB a connection, measured) are freed.
+What stays per idle peer is the transport and this object (``__slots__``, ~2.4 KB with
+the socket): no task, no timer, no buffer. Pings are answered as they are parsed,
+without waking any task; heartbeats, token expiry and TURN refreshes run on one
+app-wide sweep (``signaling.peer_hub``). A task exists only while a peer's messages are
+being handled.
 
 The protocol is RFC 6455 as a server (``signaling.ws_frames``): client frames must be
 masked, fragmented messages are reassembled (control frames may come between the
@@ -20,13 +21,9 @@ connection.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
 import logging
 from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from shared.codec import encode
 from shared.messages import Message, Role
@@ -39,7 +36,6 @@ from signaling.ws_frames import (
     OP_PONG,
     OP_TEXT,
     FrameError,
-    accept_key,
     build_frame,
     close_payload,
     parse_close,
@@ -49,7 +45,7 @@ from signaling.ws_frames import (
 if TYPE_CHECKING:
     from signaling.peer_hub import PeerHub
 
-__all__ = ["CLOSE_TIMEOUT_S", "PeerSocket", "check_upgrade", "take_over"]
+__all__ = ["CLOSE_TIMEOUT_S", "PeerSocket"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,57 +56,6 @@ _OPEN, _CLOSING, _CLOSED = 0, 1, 2
 # Reading pauses while this many bytes of a peer's messages wait to be handled.
 _INBOX_HIGH_BYTES = 1 << 18
 _PING = build_frame(OP_PING, b"")
-
-
-def check_upgrade(request: web.Request) -> str:
-    """The client's ``Sec-WebSocket-Key``; ``HTTPBadRequest`` if this is no WebSocket
-    version 13 upgrade (RFC 6455 §4.2.1)."""
-    headers = request.headers
-    if "websocket" not in headers.get("Upgrade", "").lower():
-        raise web.HTTPBadRequest(text="not a WebSocket upgrade: Upgrade: websocket missing")
-    connection = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
-    if "upgrade" not in connection:
-        raise web.HTTPBadRequest(text="not a WebSocket upgrade: Connection: upgrade missing")
-    if headers.get("Sec-WebSocket-Version", "") != "13":
-        raise web.HTTPBadRequest(
-            text="unsupported Sec-WebSocket-Version (13 only)",
-            headers={"Sec-WebSocket-Version": "13"},
-        )
-    key = headers.get("Sec-WebSocket-Key", "")
-    try:
-        valid = len(base64.b64decode(key, validate=True)) == 16
-    except binascii.Error:
-        valid = False
-    if not valid:
-        raise web.HTTPBadRequest(text=f"invalid Sec-WebSocket-Key {key[:32]!r}")
-    return key
-
-
-def take_over(request: web.Request, key: str, peer: PeerSocket) -> None:
-    """Answer the upgrade (101) and move the connection from aiohttp to ``peer``.
-
-    aiohttp's handler for this request is told its connection was lost: it forgets the
-    connection (its server no longer lists it) and, when the handler returns, writes
-    nothing more and closes nothing. ``ConnectionResetError`` if the client has gone."""
-    transport, protocol = request.transport, request.protocol
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("the client went away before the upgrade")
-    assert isinstance(transport, asyncio.Transport)
-    # Bytes that came right behind the request (a client must wait for our 101 before
-    # sending frames, but a pipelining one might not).
-    tail: bytes = getattr(protocol, "_message_tail", b"")
-    transport.set_protocol(peer)
-    peer.connection_made(transport)
-    transport.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-    )
-    protocol.transport = None  # so that aiohttp closes nothing when it lets go
-    protocol.connection_lost(None)
-    if not transport.is_reading():
-        transport.resume_reading()
-    if tail:
-        peer.data_received(tail)
 
 
 class PeerSocket(asyncio.Protocol):
