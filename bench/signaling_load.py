@@ -5,9 +5,11 @@ CPU are its own), then:
 
 1. **Idle peers.** ``--peers`` light WebSocket clients (a few KB each, raw asyncio
    protocols: no aiohttp session per peer) authenticate with tokens minted by
-   signaling's own token code, get their ``Welcome`` and then only heartbeat: the
-   server pings every ``--heartbeat-s``, each client pings every ``--client-ping-s``
-   (the real peers' defaults: 20 s and 15 s). Reported: the server's RSS against its
+   signaling's own token code, get their ``Welcome`` and then only heartbeat: each
+   client pings every ``--client-ping-s``, and the server pings a peer it has not heard
+   from for ``--heartbeat-s`` (the real peers' defaults: 15 s and 20 s, so the server
+   never needs to; a ``--client-ping-s`` above ``--heartbeat-s`` measures the server
+   pinging every peer instead). Reported: the server's RSS against its
    own RSS with no peer (the baseline, same run), per peer; and its CPU, in % of one
    core, over ``--idle-window-s`` of heartbeats only.
 2. **Brokering.** With the idle peers still connected, ``--workers`` simulated workers
@@ -322,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=10.0, help="offering time")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--edges", type=int, default=50)
-    parser.add_argument("--heartbeat-s", type=float, default=20.0, help="server ping interval")
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=20.0, help="server pings a peer silent this long"
+    )
     parser.add_argument("--client-ping-s", type=float, default=15.0, help="peer ping interval")
     parser.add_argument("--idle-window-s", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=200, help="connects in flight")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -118,6 +119,24 @@ def _fail(message: str) -> int:
     return _EXIT_USAGE
 
 
+def _raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one; the limit now in force.
+
+    Every connected peer holds a socket, and the usual soft limit (1024, also systemd's
+    default for services) would refuse peers long before memory runs short: 10,000 idle
+    peers take ~80 MB. The hard limit (systemd's default: 524288) is the operator's."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open files limit above %d: %s", soft, exc)
+            return soft
+        return wanted
+    return soft
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
     configure_logging(settings.log_level, settings.log_format, os.environ)
@@ -141,6 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
             "to scrape it",
             settings.host,
         )
+    open_files = _raise_open_files_limit()  # after every check that may refuse to start
+    logger.info("open files limit %d: about as many peers can connect", open_files)
     web.run_app(
         app,
         host=settings.host,

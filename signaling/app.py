@@ -21,8 +21,9 @@ from aiohttp import web
 from signaling.auth_limit import FailureLimiter
 from signaling.broker import Broker
 from signaling.handlers import healthz, metrics, signal
-from signaling.keys import BROKER_KEY, CLOCK_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
+from signaling.keys import BROKER_KEY, CLOCK_KEY, HUB_KEY, LIMITER_KEY, METRICS_KEY, SETTINGS_KEY
 from signaling.metrics import SignalingMetrics
+from signaling.peer_hub import PeerHub
 from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry
 from signaling.registry.memory import MemoryRegistry
@@ -51,6 +52,7 @@ async def _close_peers(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for handlers to finish; closing the sockets
     # here is what lets Ctrl-C exit promptly instead of after the shutdown timeout.
     await app[BROKER_KEY].aclose()
+    await app[HUB_KEY].aclose()
 
 
 async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
@@ -159,6 +161,7 @@ def create_app(
     app[METRICS_KEY] = app_metrics
     app[CLOCK_KEY] = clock
     app[LIMITER_KEY] = limiter
+    app[HUB_KEY] = PeerHub(settings=settings, broker=broker, metrics=app_metrics, clock=clock)
     app[METRICS_LISTENER_KEY] = MetricsListener()
     app.router.add_get("/v1/signal", signal)
     app.router.add_get("/healthz", healthz)

@@ -183,7 +183,8 @@ class SignalingSettings(TandemSettings):
     heartbeat_s: float = Field(
         default=20.0,
         gt=0,
-        description="WebSocket ping interval; a peer that misses a pong is dropped.",
+        description="A peer silent this long is pinged, and dropped if nothing comes back "
+        "within half of it (peers pinging more often are never pinged).",
     )
     offer_timeout_s: float = Field(
         default=30.0,

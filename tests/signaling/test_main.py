@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -155,3 +156,46 @@ async def test_serve_runs_until_interrupted() -> None:
     log = stderr.decode()
     assert f"signaling listening on ws://{base}/v1/signal" in log
     assert SECRET not in log
+
+
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open files line")
+
+
+async def test_serve_lifts_its_open_files_limit_to_the_hard_one() -> None:
+    """One socket per peer: a soft limit of 1024 (systemd's default) would cap the
+    peers near a thousand, far below what memory allows."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip("needs a finite hard limit above 256")
+    port = free_port()
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "signaling", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=clean_env(TANDEM_SECRET=SECRET),
+        stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=low_soft_limit,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def answers() -> bool:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(answers, timeout_s=60, what="signaling-server serve answers")
+        assert _open_files_limits(proc.pid) == (hard, hard)
+    finally:
+        proc.terminate()
+        await proc.wait()
