@@ -373,7 +373,7 @@ async def run_tls(args: argparse.Namespace) -> dict[str, Any]:
 
             variants["ws"] = await idle_rss(secret, args, log("ws"), (), None)
             for nbytes in args.tls_read_buffer_bytes:
-                tls = ("--tls-cert", str(cert.cert), "--tls-key", str(cert.key))
+                tls: tuple[str, ...] = ("--tls-cert", str(cert.cert), "--tls-key", str(cert.key))
                 tls += ("--tls-read-buffer-bytes", str(nbytes))
                 name = f"wss_{nbytes}"
                 variants[name] = await idle_rss(secret, args, log(name), tls, ca_file)
