@@ -126,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[16384, 32768, BASELINE],
     )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
+    parser.add_argument("--quick", action="store_true", help="16 MB per size (tests)")
     parser.add_argument("--send", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.send is not None:
         send(int(args.send[0]), Path(args.send[1]), int(args.send[2]))
         return 0
+    if args.quick:
+        args.megabytes = min(args.megabytes, 16)
     report = asyncio.run(run(args.sizes, args.megabytes))
     print(f"{args.megabytes} MB into an asyncio TLS server, per read buffer size:")
     for r in report["results"]:

@@ -62,7 +62,7 @@ def set_tls_read_buffer(nbytes: int) -> int | None:
     Why: asyncio gives each TLS connection a zero-filled (so resident) read buffer of
     ``asyncio.sslproto.SSLProtocol.max_size`` bytes, 256 KiB, and keeps it as long as
     the connection lives. Signaling holds thousands of idle peers, each of which sends
-    a ping now and then: 256 KiB of them was ~92 % of a wss:// peer's ~280 KB (10,000
+    a ping now and then: 256 KiB of them was ~94 % of a wss:// peer's ~280 KB (10,000
     peers: 2.8 GB against ~85 MB over ws://). A TLS record holds at most 16 KiB of
     plaintext, so 32 KiB loses nothing but a few system calls on bulk relay traffic
     (docs/signaling.md has the figures).
