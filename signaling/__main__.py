@@ -143,6 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
     ssl_context = server_ssl_context(settings)
     if ssl_context is not None:
         set_tls_read_buffer(settings.tls_read_buffer_bytes)  # this process only
+    elif "tls_read_buffer_bytes" in settings.model_fields_set:
+        logger.warning("--tls-read-buffer-bytes has no effect without --tls-cert")
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     scheme = "wss" if ssl_context is not None else "ws"

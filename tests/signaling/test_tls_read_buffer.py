@@ -182,7 +182,7 @@ def test_the_buffer_has_a_lower_bound(
 @pytest.mark.parametrize("tls", [True, False], ids=["wss", "ws"])
 def test_serve_sets_it_with_tls_only(tmp_path: Path, tls: bool) -> None:
     """The real command: with --tls-cert it sets the buffer (and says so); without TLS
-    the process's asyncio is left alone."""
+    the process's asyncio is left alone, and the setting is said to do nothing."""
     port = free_port()
     argv = [sys.executable, "-m", "signaling", "serve", "--port", str(port)]
     argv += ["--tls-read-buffer-bytes", "20480"]
@@ -206,6 +206,7 @@ def test_serve_sets_it_with_tls_only(tmp_path: Path, tls: bool) -> None:
         assert proc.poll() is None, log.read_text()
         text = log.read_text()
         assert ("TLS read buffer: 20480 bytes per connection" in text) is tls, text
+        assert ("--tls-read-buffer-bytes has no effect without --tls-cert" in text) is not tls
     finally:
         proc.terminate()
         proc.wait(30)
