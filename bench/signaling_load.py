@@ -21,7 +21,7 @@ CPU are its own), then:
 ``--tls`` measures idle peers only, over ``wss://`` (a certificate from a throwaway CA in
 a temporary directory): signaling's RSS per idle peer for each ``--tls-read-buffer-bytes``
 (default: the product's default and asyncio's own, 256 KiB), against plain ``ws://``
-peers measured first in the same run (the baseline).
+peers measured first in the same run (the baseline); the code is in ``bench.signaling_load_tls``.
 
 The machine this runs on is usually shared: read the ratios and the per-peer figures;
 the CPU % and latencies move with whatever else runs. ``--quick`` runs a small version
@@ -47,7 +47,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ from shared.codec import decode, encode
 from shared.messages import Answer, Offer, Register, Role, SignalError, Welcome
 from shared.tokens import mint_token
 from signaling.settings import SignalingSettings
-from tests.support.tls import CertAuthority
 
 TARGETS = {"rss_mb_at_10k": 200.0, "idle_cpu_percent": 5.0, "offers_per_s": 500, "p99_ms": 50.0}
 SDP = "v=0\r\n" + "a=candidate:1 1 udp 2130706431 192.0.2.1 50000 typ host\r\n" * 20
@@ -325,76 +323,6 @@ def stop_server(server: Server) -> None:
         server.proc.kill()
 
 
-async def idle_rss(
-    secret: str, args: argparse.Namespace, log: Path, extra: tuple[str, ...], ca_file: Path | None
-) -> dict[str, Any]:
-    """Signaling's RSS with no peer, then with ``--peers`` idle ones (after the connect
-    burst and ``--idle-window-s`` of heartbeats)."""
-    server = start_server(secret, args.heartbeat_s, log, extra, ca_file)
-    try:
-        await asyncio.sleep(1.0)  # let start-up settle before the baseline
-        rss0 = server.rss_kb()
-        holder = spawn_holder(server, secret, args)
-        assert holder.stdin is not None and holder.stdout is not None
-        held = json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")
-        if "connect_s" not in held:
-            raise RuntimeError("the idle peers' process failed")
-        await asyncio.sleep(min(args.heartbeat_s, 5.0) + args.idle_window_s)
-        rss1 = server.rss_kb()
-        holder.stdin.close()
-        alive = int(json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")["alive"])
-        holder.wait(60)
-    finally:
-        stop_server(server)
-    per_peer_kb = (rss1 - rss0) / max(args.peers, 1)
-    return {
-        "peers_alive": alive,
-        "connect_s": held["connect_s"],
-        "rss_baseline_mb": round(rss0 / 1024, 1),
-        "rss_with_peers_mb": round(rss1 / 1024, 1),
-        "rss_per_peer_kb": round(per_peer_kb, 2),
-        "rss_at_10k_peers_mb": round((rss0 + 10_000 * per_peer_kb) / 1024, 1),
-    }
-
-
-async def run_tls(args: argparse.Namespace) -> dict[str, Any]:
-    """Idle peers over ws:// (the baseline), then over wss:// per read buffer size."""
-    secret = secrets.token_urlsafe(32)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
-    variants: dict[str, dict[str, Any]] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="tandem-bench-tls-") as tmp:
-            cert = CertAuthority.make(Path(tmp), "bench CA").issue(("127.0.0.1",))
-            ca_file = Path(tmp) / "ca.pem"
-
-            def log(name: str) -> Path:
-                return Path(f"{args.log}.{name}") if args.log else Path(os.devnull)
-
-            variants["ws"] = await idle_rss(secret, args, log("ws"), (), None)
-            for nbytes in args.tls_read_buffer_bytes:
-                tls: tuple[str, ...] = ("--tls-cert", str(cert.cert), "--tls-key", str(cert.key))
-                tls += ("--tls-read-buffer-bytes", str(nbytes))
-                name = f"wss_{nbytes}"
-                variants[name] = await idle_rss(secret, args, log(name), tls, ca_file)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    base = variants["ws"]["rss_per_peer_kb"]
-    for report in variants.values():
-        report["ratio_to_ws"] = round(report["rss_per_peer_kb"] / base, 2) if base > 0 else None
-    load = os.getloadavg()
-    return {
-        "peers": args.peers,
-        "product_default_tls_read_buffer_bytes": SignalingSettings().tls_read_buffer_bytes,
-        "variants": variants,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_1m": round(load[0], 2),
-            "python": platform.python_version(),
-        },
-    }
-
-
 async def hold_idle(
     port: int, n: int, ping_s: float, concurrency: int, ca_file: Path | None
 ) -> None:
@@ -460,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         args.heartbeat_s, args.client_ping_s, args.idle_window_s = 2.0, 1.5, 1.0
         args.workers, args.edges = 2, 4
     if args.tls:
-        return _report_tls(asyncio.run(run_tls(args)), args.json)
+        from bench.signaling_load_tls import report_tls, run_tls  # it imports this module
+
+        return report_tls(asyncio.run(run_tls(args)), args.json)
     report = asyncio.run(run(args))
     print(
         f"idle peers: {report['peers']} ({report['peers_alive_after_idle']} alive), "
@@ -478,20 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
-
-
-def _report_tls(report: dict[str, Any], json_path: Path | None) -> int:
-    print(f"idle peers: {report['peers']} per variant (ws:// first: the baseline)")
-    for name, v in report["variants"].items():
-        print(
-            f"  {name:>12}: {v['peers_alive']} alive, RSS {v['rss_baseline_mb']} -> "
-            f"{v['rss_with_peers_mb']} MB: {v['rss_per_peer_kb']} KB/peer "
-            f"(x{v['ratio_to_ws']} of ws), {v['rss_at_10k_peers_mb']} MB at 10k"
-        )
-    print(f"machine: {report['machine']['cpus']} CPUs, load {report['machine']['loadavg_1m']}")
-    if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
