@@ -18,11 +18,17 @@ CPU are its own), then:
    latency p50/p99, against the WebSocket ping→pong round trip to the same server
    measured beside it (the baseline: what any message costs, brokering aside).
 
+``--tls`` measures idle peers only, over ``wss://`` (a certificate from a throwaway CA in
+a temporary directory): signaling's RSS per idle peer for each ``--tls-read-buffer-bytes``
+(default: the product's default and asyncio's own, 256 KiB), against plain ``ws://``
+peers measured first in the same run (the baseline); the code is in ``bench.signaling_load_tls``.
+
 The machine this runs on is usually shared: read the ratios and the per-peer figures;
 the CPU % and latencies move with whatever else runs. ``--quick`` runs a small version
 (for tests). ``--json PATH`` writes every figure.
 
     python -m bench.signaling_load --peers 10000 --offer-rate 500 --json out.json
+    python -m bench.signaling_load --tls --peers 10000 --tls-read-buffer-bytes 16384,32768,262144
 
 The light peers are in ``bench.light_peers``.
 """
@@ -37,6 +43,7 @@ import os
 import platform
 import resource
 import secrets
+import ssl
 import statistics
 import subprocess
 import sys
@@ -48,11 +55,12 @@ from typing import Any
 
 import aiohttp
 
-from bench.light_peers import client_pings, connect_idle
+from bench.light_peers import client_pings, connect_idle, light_tls_context
 from devstack.stack import free_port
 from shared.codec import decode, encode
 from shared.messages import Answer, Offer, Register, Role, SignalError, Welcome
 from shared.tokens import mint_token
+from signaling.settings import SignalingSettings
 
 TARGETS = {"rss_mb_at_10k": 200.0, "idle_cpu_percent": 5.0, "offers_per_s": 500, "p99_ms": 50.0}
 SDP = "v=0\r\n" + "a=candidate:1 1 udp 2130706431 192.0.2.1 50000 typ host\r\n" * 20
@@ -62,10 +70,12 @@ SDP = "v=0\r\n" + "a=candidate:1 1 udp 2130706431 192.0.2.1 50000 typ host\r\n" 
 class Server:
     proc: subprocess.Popen[bytes]
     port: int
+    ca_file: Path | None = None  # set: the server speaks TLS
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/signal"
+        scheme = "ws" if self.ca_file is None else "wss"
+        return f"{scheme}://127.0.0.1:{self.port}/v1/signal"
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -79,11 +89,20 @@ class Server:
         return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(secret: str, heartbeat_s: float, log: Path) -> Server:
+def start_server(
+    secret: str,
+    heartbeat_s: float,
+    log: Path,
+    extra: tuple[str, ...] = (),
+    ca_file: Path | None = None,
+) -> Server:
     port = free_port()
     env = {**os.environ, "TANDEM_SECRET": secret, "TANDEM_LOG_LEVEL": "WARNING"}
     args = ["--port", str(port), "--heartbeat-s", str(heartbeat_s)]
-    args += ["--max-pending-offers-per-edge", "64"]
+    args += ["--max-pending-offers-per-edge", "64", *extra]
+    scheme, context = "http", None
+    if ca_file is not None:
+        scheme, context = "https", ssl.create_default_context(cafile=str(ca_file))
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "signaling", "serve", *args],
@@ -97,8 +116,9 @@ def start_server(secret: str, heartbeat_s: float, log: Path) -> Server:
         if proc.poll() is not None:
             raise RuntimeError(f"signaling exited: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return Server(proc, port)
+            url = f"{scheme}://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=2, context=context):
+                return Server(proc, port, ca_file)
         except OSError:
             time.sleep(0.1)
     proc.kill()
@@ -216,6 +236,8 @@ def spawn_holder(server: Server, secret: str, args: argparse.Namespace) -> subpr
     argv = [sys.executable, "-m", "bench.signaling_load", "--hold-idle", str(server.port)]
     argv += ["--peers", str(args.peers), "--client-ping-s", str(args.client_ping_s)]
     argv += ["--concurrency", str(args.concurrency)]
+    if server.ca_file is not None:
+        argv += ["--hold-ca", str(server.ca_file)]
     return subprocess.Popen(
         argv,
         env={**os.environ, "BENCH_SECRET": secret},
@@ -258,11 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         alive = int(json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")["alive"])
         holder.wait(60)
     finally:
-        server.proc.terminate()
-        try:
-            server.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
+        stop_server(server)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     per_peer_kb = (rss1 - rss0) / max(args.peers, 1)
     p50, p99 = _pct(brokering.latencies_ms, 0.5), _pct(brokering.latencies_ms, 0.99)
@@ -297,12 +315,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def hold_idle(port: int, n: int, ping_s: float, concurrency: int) -> None:
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+async def hold_idle(
+    port: int, n: int, ping_s: float, concurrency: int, ca_file: Path | None
+) -> None:
     """The idle peers' process: connect, report, ping until stdin closes, report."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    context = light_tls_context(ca_file) if ca_file is not None else None
     t0 = time.perf_counter()
-    peers = await connect_idle(port, os.environ["BENCH_SECRET"], n, concurrency)
+    peers = await connect_idle(port, os.environ["BENCH_SECRET"], n, concurrency, context)
     print(json.dumps({"connect_s": round(time.perf_counter() - t0, 2)}), flush=True)
     pinger = asyncio.create_task(client_pings(peers, ping_s))
     await asyncio.to_thread(sys.stdin.read)
@@ -333,15 +362,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--log", default=None, help="signaling's log file")
     parser.add_argument("--quick", action="store_true", help="a small, fast run (tests)")
+    parser.add_argument(
+        "--tls", action="store_true", help="idle peers over wss:// vs ws:// (memory only)"
+    )
+    parser.add_argument(
+        "--tls-read-buffer-bytes",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[SignalingSettings().tls_read_buffer_bytes, 256 * 1024],
+        metavar="N[,N...]",
+        help="with --tls: signaling's --tls-read-buffer-bytes to measure "
+        "[default: the product's default, and asyncio's 262144]",
+    )
     parser.add_argument("--hold-idle", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--hold-ca", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.hold_idle is not None:
-        asyncio.run(hold_idle(args.hold_idle, args.peers, args.client_ping_s, args.concurrency))
+        asyncio.run(
+            hold_idle(
+                args.hold_idle, args.peers, args.client_ping_s, args.concurrency, args.hold_ca
+            )
+        )
         return 0
     if args.quick:
         args.peers, args.offer_rate, args.duration_s = min(args.peers, 200), 50.0, 1.0
         args.heartbeat_s, args.client_ping_s, args.idle_window_s = 2.0, 1.5, 1.0
         args.workers, args.edges = 2, 4
+    if args.tls:
+        from bench.signaling_load_tls import report_tls, run_tls  # it imports this module
+
+        return report_tls(asyncio.run(run_tls(args)), args.json)
     report = asyncio.run(run(args))
     print(
         f"idle peers: {report['peers']} ({report['peers_alive_after_idle']} alive), "

@@ -32,7 +32,7 @@ from signaling.app import create_app
 from signaling.install import SPEC
 from signaling.service import notifications
 from signaling.settings import SignalingSettings
-from signaling.tls import is_loopback, server_ssl_context
+from signaling.tls import is_loopback, server_ssl_context, set_tls_read_buffer
 
 __all__ = ["build_parser", "main"]
 
@@ -141,6 +141,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(SignalingSettings, args)
     configure_logging(settings.log_level, settings.log_format, os.environ)
     ssl_context = server_ssl_context(settings)
+    if ssl_context is not None:
+        set_tls_read_buffer(settings.tls_read_buffer_bytes)  # this process only
+    elif "tls_read_buffer_bytes" in settings.model_fields_set:
+        logger.warning("--tls-read-buffer-bytes has no effect without --tls-cert")
     app = create_app(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     scheme = "wss" if ssl_context is not None else "ws"

@@ -58,6 +58,14 @@ class SignalingSettings(TandemSettings):
         description="Oldest TLS version accepted with --tls-cert. Every Tandem peer speaks "
         "1.3; 1.2 (for an old monitoring client) allows only ECDHE with AEAD ciphers.",
     )
+    tls_read_buffer_bytes: int = Field(
+        default=32 * 1024,
+        ge=16 * 1024,
+        le=16 * 1024 * 1024,
+        description="With --tls-cert: bytes each TLS connection reads into, held for its "
+        "whole life (asyncio's default, 256 KiB, makes an idle wss:// peer cost ~280 KB; "
+        "32 KiB, ~55 KB). At least 16384 (a TLS record's plaintext).",
+    )
     relay_buffer_bytes: int = Field(
         default=1024 * 1024,
         ge=16 * 1024,

@@ -8,12 +8,20 @@ default, 1.2 on request with forward-secret AEAD suites only.
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import ipaddress
+import logging
 import ssl
 
 from signaling.settings import SignalingSettings
 
-__all__ = ["is_loopback", "server_ssl_context"]
+__all__ = ["MIN_TLS_READ_BUFFER_BYTES", "is_loopback", "server_ssl_context", "set_tls_read_buffer"]
+
+logger = logging.getLogger("signaling")
+
+MIN_TLS_READ_BUFFER_BYTES = 16 * 1024
+"""A TLS record carries at most 16 KiB of plaintext: a read buffer this large takes a
+whole record's worth in one ``recv``; smaller would only cost more system calls."""
 
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
@@ -46,3 +54,37 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def set_tls_read_buffer(nbytes: int) -> int | None:
+    """Make every TLS connection this process accepts from now on read into ``nbytes``.
+
+    Why: asyncio gives each TLS connection a zero-filled (so resident) read buffer of
+    ``asyncio.sslproto.SSLProtocol.max_size`` bytes, 256 KiB, and keeps it as long as
+    the connection lives. Signaling holds thousands of idle peers, each of which sends
+    a ping now and then: 256 KiB of them was ~94 % of a wss:// peer's ~280 KB (10,000
+    peers: 2.8 GB against ~85 MB over ws://). A TLS record holds at most 16 KiB of
+    plaintext, so 32 KiB loses nothing but a few system calls on bulk relay traffic
+    (docs/signaling.md has the figures).
+
+    ``max_size`` is a class attribute, public but undocumented (the same in CPython 3.11,
+    3.12 and 3.13): setting it changes the whole process, which is why only
+    ``signaling-server serve`` calls this, and only with ``--tls-cert``. Returns the
+    previous value (tests put it back), or ``None`` if this Python has no such attribute
+    (then nothing changes, and a warning says so)."""
+    if nbytes < MIN_TLS_READ_BUFFER_BYTES:
+        raise ValueError(
+            f"the TLS read buffer must be at least {MIN_TLS_READ_BUFFER_BYTES} bytes "
+            "(one TLS record)"
+        )
+    protocol = asyncio.sslproto.SSLProtocol
+    previous = getattr(protocol, "max_size", None)
+    if not isinstance(previous, int):
+        logger.warning(
+            "this Python's asyncio has no SSLProtocol.max_size: --tls-read-buffer-bytes "
+            "has no effect (each TLS peer keeps asyncio's own read buffer)"
+        )
+        return None
+    protocol.max_size = nbytes
+    logger.info("TLS read buffer: %d bytes per connection (asyncio's was %d)", nbytes, previous)
+    return previous

@@ -54,3 +54,26 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert report["offers_answered"] == report["offers_sent"] > 0  # every offer brokered
     assert set(report["latency_ms"]) == {"p50", "p99"}
     assert "RSS" in done.stdout and "p99" in done.stdout
+
+
+def test_quick_tls_run_measures_wss_peers_against_ws(tmp_path: Path) -> None:
+    """``--tls``: idle peers over ws:// (the baseline) then wss:// at each buffer size,
+    every one of them connected over TLS to a real ``signaling-server serve``."""
+    out = tmp_path / "tls.json"
+    argv = ["-m", "bench.signaling_load", "--tls", "--quick", "--peers", "30"]
+    done = subprocess.run(
+        [sys.executable, *argv, "--tls-read-buffer-bytes", "16384,262144", "--json", str(out)],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert list(report["variants"]) == ["ws", "wss_16384", "wss_262144"]
+    for variant in report["variants"].values():
+        assert variant["peers_alive"] == 30
+        assert {"rss_per_peer_kb", "ratio_to_ws", "rss_at_10k_peers_mb"} <= variant.keys()
+    assert report["product_default_tls_read_buffer_bytes"] == 32768
+    assert "KB/peer" in done.stdout and "wss_16384" in done.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from link import RelayLink, SignalingClient
 from shared.messages import Message, Register, RelayOpen, Role
@@ -21,7 +22,12 @@ class RelayWorker:
 
 
 def relay_worker(
-    url: str, *, peer_id: str = "worker-1", max_frame_bytes: int = 4096, capacity: int = 4
+    url: str,
+    *,
+    peer_id: str = "worker-1",
+    max_frame_bytes: int = 4096,
+    capacity: int = 4,
+    ca_file: Path | None = None,
 ) -> RelayWorker:
     """A worker client for signaling at ``url`` (not started), serving model ``m``."""
     worker: RelayWorker
@@ -38,6 +44,7 @@ def relay_worker(
         token(Role.WORKER, peer_id),
         on_message=on_message,
         hello=lambda: (Register(models=("m",), capacity=capacity),),
+        ca_file=ca_file,
     )
     worker = RelayWorker(client)
     return worker
