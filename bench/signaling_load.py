@@ -246,6 +246,22 @@ def spawn_holder(server: Server, secret: str, args: argparse.Namespace) -> subpr
     )
 
 
+async def hold_idle_peers(
+    server: Server, secret: str, args: argparse.Namespace
+) -> tuple[int, subprocess.Popen[bytes], dict[str, Any]]:
+    """The server's RSS (KB) before any peer, then ``--peers`` idle peers connected: the
+    baseline, their holder process, and what it reported (``connect_s``). The peers live
+    in their own process, so that their pings never delay the measuring clients here."""
+    await asyncio.sleep(1.0)  # let start-up settle before the baseline
+    rss0 = server.rss_kb()
+    holder = spawn_holder(server, secret, args)
+    assert holder.stdout is not None
+    held = json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")
+    if "connect_s" not in held:
+        raise RuntimeError("the idle peers' process failed")
+    return rss0, holder, held
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -253,15 +269,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     log = Path(args.log or os.devnull)
     server = start_server(secret, args.heartbeat_s, log)
     try:
-        await asyncio.sleep(1.0)  # let start-up settle before the baseline
-        rss0 = server.rss_kb()
-        # The idle peers live in their own process, so that their pings never delay
-        # the brokering clients' clocks in this one.
-        holder = spawn_holder(server, secret, args)
+        rss0, holder, held = await hold_idle_peers(server, secret, args)
         assert holder.stdin is not None and holder.stdout is not None
-        held = json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")
-        if "connect_s" not in held:
-            raise RuntimeError("the idle peers' process failed")
         connect_s = held["connect_s"]
         await asyncio.sleep(min(args.heartbeat_s, 5.0))  # past the connect burst
         cpu0, w0 = server.cpu_s(), time.perf_counter()

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.signaling_load import spawn_holder, start_server, stop_server
+from bench.signaling_load import hold_idle_peers, start_server, stop_server
 from signaling.settings import SignalingSettings
 from tests.support.tls import CertAuthority
 
@@ -33,13 +33,8 @@ async def idle_rss(
     burst and ``--idle-window-s`` of heartbeats)."""
     server = start_server(secret, args.heartbeat_s, log, extra, ca_file)
     try:
-        await asyncio.sleep(1.0)  # let start-up settle before the baseline
-        rss0 = server.rss_kb()
-        holder = spawn_holder(server, secret, args)
+        rss0, holder, held = await hold_idle_peers(server, secret, args)
         assert holder.stdin is not None and holder.stdout is not None
-        held = json.loads(await asyncio.to_thread(holder.stdout.readline) or b"{}")
-        if "connect_s" not in held:
-            raise RuntimeError("the idle peers' process failed")
         await asyncio.sleep(min(args.heartbeat_s, 5.0) + args.idle_window_s)
         rss1 = server.rss_kb()
         holder.stdin.close()
