@@ -57,8 +57,8 @@ Ollama."""
 CHAT_CAPABILITIES: tuple[str, ...] = ("completion", "tools")
 """What every chat model name does, local or cloud (``embedding`` is added when the chat
 model's own file serves them). ``tools`` matters: Ollama itself refuses tool calls to a
-model that does not list it, and clients (Open WebUI, the ``ollama`` CLI) read it to
-decide whether to offer them; ``/api/chat`` honours ``tools`` on every chat name."""
+model that does not list it, so clients written against Ollama read it to decide
+whether to offer them; ``/api/chat`` honours ``tools`` on every chat name."""
 
 
 class OllamaModelDetails(BaseModel):
