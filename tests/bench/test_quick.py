@@ -4,19 +4,15 @@ a ratio's value (the machine is shared; the figures live in bench/README.md)."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.bench import ROOT, run_quick
 from tests.support.model import model_path
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CASES = {
     "edge_overhead": (
@@ -114,16 +110,7 @@ CASES = {
 def test_benchmark_runs_quick_and_writes_its_fields(name: str, tmp_path: Path) -> None:
     model_path()  # a clear failure if the bundled model is missing
     extra, fields = CASES[name]
-    out = tmp_path / f"{name}.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    figures, _ = run_quick(name, tmp_path, *extra)
     assert figures["benchmark"] == name
     for field in fields:
         value = figures[field]

@@ -3,11 +3,9 @@ every figure the docs quote (no figure is asserted: machines here are shared).""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.bench import run_quick
 
 FIELDS = {
     "peers",
@@ -28,52 +26,30 @@ FIELDS = {
 
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.signaling_load",
-            "--quick",
-            "--peers",
-            "50",
-            "--json",
-            str(out),
-        ],
-        env={**os.environ},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report, stdout = run_quick("signaling_load", tmp_path, "--peers", "50")
     assert report.keys() >= FIELDS
     assert report["peers"] == 50
     assert report["peers_alive_after_idle"] == 50  # every idle peer authenticated and stayed
     assert report["offers_answered"] == report["offers_sent"] > 0  # every offer brokered
     assert set(report["latency_ms"]) == {"p50", "p99"}
-    assert "RSS" in done.stdout and "p99" in done.stdout
+    assert "RSS" in stdout and "p99" in stdout
 
 
 def test_quick_tls_run_measures_wss_peers_against_ws(tmp_path: Path) -> None:
     """``--tls``: idle peers over ws:// (the baseline) then wss:// at each buffer size,
     every one of them connected over TLS to a real ``signaling-server serve``."""
-    out = tmp_path / "tls.json"
-    argv = ["-m", "bench.signaling_load", "--tls", "--quick", "--peers", "30"]
-    done = subprocess.run(
-        [sys.executable, *argv, "--tls-read-buffer-bytes", "16384,262144", "--json", str(out)],
-        env={**os.environ},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    report, stdout = run_quick(
+        "signaling_load",
+        tmp_path,
+        "--tls",
+        "--peers",
+        "30",
+        "--tls-read-buffer-bytes",
+        "16384,262144",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert list(report["variants"]) == ["ws", "wss_16384", "wss_262144"]
     for variant in report["variants"].values():
         assert variant["peers_alive"] == 30
         assert {"rss_per_peer_kb", "ratio_to_ws", "rss_at_10k_peers_mb"} <= variant.keys()
     assert report["product_default_tls_read_buffer_bytes"] == 32768
-    assert "KB/peer" in done.stdout and "wss_16384" in done.stdout
+    assert "KB/peer" in stdout and "wss_16384" in stdout
