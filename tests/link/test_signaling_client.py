@@ -143,42 +143,37 @@ async def test_after_a_network_change_the_client_resumes_its_id_at_once() -> Non
             await client.aclose()
 
 
+@asynccontextmanager
+async def backed_off_client() -> AsyncIterator[tuple[SignalingClient, int]]:
+    """A client whose first attempt failed (signaling not listening on the port yet),
+    now waiting out an hour-long backoff: only a cut-short backoff can connect it."""
+    port = free_port()
+    client = SignalingClient(
+        f"ws://127.0.0.1:{port}/v1/signal",
+        token(Role.EDGE, "edge-1"),
+        reconnect_min_s=3600,
+        reconnect_max_s=3600,
+    )
+    client.start()
+    try:
+        await eventually(lambda: client.last_error is not None, what="a failed first attempt")
+        yield client, port
+    finally:
+        await client.aclose()
+
+
 async def test_a_network_change_cuts_a_backoff_short() -> None:
     """Signaling was unreachable (the old network), so the client waits out a long
     backoff; a network change means it may be reachable now: it tries at once."""
-    port = free_port()
-    client = SignalingClient(
-        f"ws://127.0.0.1:{port}/v1/signal",
-        token(Role.EDGE, "edge-1"),
-        reconnect_min_s=3600,
-        reconnect_max_s=3600,
-    )
-    client.start()
-    try:
-        await eventually(lambda: client.last_error is not None, what="a failed first attempt")
-        async with signaling_on(port):
-            await client.reconnect()
-            await client.wait_connected(30)
-    finally:
-        await client.aclose()
+    async with backed_off_client() as (client, port), signaling_on(port):
+        await client.reconnect()
+        await client.wait_connected(30)
 
 
 async def test_a_new_address_cuts_a_backoff_short_and_leaves_a_connection_alone() -> None:
-    port = free_port()
-    client = SignalingClient(
-        f"ws://127.0.0.1:{port}/v1/signal",
-        token(Role.EDGE, "edge-1"),
-        reconnect_min_s=3600,
-        reconnect_max_s=3600,
-    )
-    client.start()
-    try:
-        await eventually(lambda: client.last_error is not None, what="a failed first attempt")
-        async with signaling_on(port):
-            client.retry_now()  # waiting out an hour-long backoff: try now instead
-            await client.wait_connected(30)
-            welcomed_as = client.peer_id
-            client.retry_now()  # connected: nothing to do
-            assert client.connected and client.peer_id == welcomed_as
-    finally:
-        await client.aclose()
+    async with backed_off_client() as (client, port), signaling_on(port):
+        client.retry_now()  # waiting out an hour-long backoff: try now instead
+        await client.wait_connected(30)
+        welcomed_as = client.peer_id
+        client.retry_now()  # connected: nothing to do
+        assert client.connected and client.peer_id == welcomed_as
