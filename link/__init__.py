@@ -21,12 +21,8 @@ from link.datachannel import DataChannelLink
 from link.framed import DEFAULT_QUEUED_FRAMES
 from link.ice import IcePolicy, parse_addresses, quiet_webrtc_logs
 from link.relay_link import RelayLink
-from link.signaling_client import (
-    SignalingClient,
-    SignalingRefused,
-    SignalingState,
-    SignalingUnavailable,
-)
+from link.signaling_client import SignalingClient, SignalingState
+from link.signaling_replies import SignalingRefused, SignalingUnavailable
 
 if TYPE_CHECKING:
     from link.rtc import RtcAnswer, RtcOffer, accept_offer, create_offer, rtc_configuration

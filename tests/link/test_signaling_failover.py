@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from cloud_worker.settings import WorkerSettings
 from edge_agent.settings import EdgeSettings
 from link import SignalingClient
-from link.signaling_client import signaling_urls
+from link.signaling_backoff import signaling_urls
 from shared.close_codes import CloseCode
 from shared.messages import Role
 from shared.settings import add_settings_arguments, settings_from_args

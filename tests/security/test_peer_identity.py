@@ -41,7 +41,7 @@ async def test_a_second_device_with_the_same_peer_id_is_refused_while_the_first_
         try:
             first.start()
             await first.wait_connected(30)
-            with caplog.at_level(logging.ERROR, logger="link.signaling_client"):
+            with caplog.at_level(logging.ERROR, logger="link.signaling_backoff"):
                 second.start()
                 refused = 'tandem_signaling_closes_total{reason="peer_id_in_use"}'
 
