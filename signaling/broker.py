@@ -1,17 +1,14 @@
 """Who is connected, and the offer/answer exchange between edges and workers.
 
-The broker owns the table of live peers, the offers waiting for an answer and the
-relayed sessions; it speaks to peers only through ``PeerConnection`` (send a message,
-close), so it knows nothing of WebSockets. ``handlers`` authenticates and decodes, then
-hands each message here.
+The broker owns the table of live peers (``takeover.Connections``), the offers waiting
+for an answer and the relayed sessions; it speaks to peers only through
+``PeerConnection`` (send a message, close), so it knows nothing of WebSockets.
+``handlers`` authenticates and decodes, then hands each message here.
 
 Peers are keyed by ``(role, peer_id)``: a host may run an edge and a worker under one
-name. A peer id belongs to one live connection: a second connection claiming it takes
-over at once if it presents the first one's resume secret (the same peer process,
-reconnected after a network change: ``signaling.resume``), else only if the first no
-longer answers a ping (a peer that reconnected before its old socket was noticed dead);
-otherwise the newcomer is refused, so that two devices sharing one token do not knock
-each other off in turns.
+name. A peer id belongs to one live connection; when a second connection claiming it
+may take over (its resume secret, or a holder that no longer answers a ping) is decided
+by ``signaling.takeover``, which holds the table of live connections for the broker.
 
 Each offer costs the chosen worker a peer connection (and a TURN allocation), so one edge
 may have at most ``max_pending_offers_per_edge`` offers waiting for answers at once
@@ -23,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
 
-from shared.close_codes import CloseCode
 from shared.messages import (
     Answer,
     ErrorCode,
@@ -46,37 +41,13 @@ from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry, WorkerInfo
 from signaling.relay_pipe import RelayPipe
 from signaling.relay_table import RelaySession, RelayTable
+from signaling.takeover import Connections, PeerConnection
 
-__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "Broker", "PeerConnection"]
+__all__ = ["CLOSE_GOING_AWAY", "Broker"]
 
 logger = logging.getLogger(__name__)
 
-CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-
-
-class PeerConnection(Protocol):
-    """One authenticated peer's connection to signaling, whatever carries its frames."""
-
-    peer_id: str
-    role: Role
-
-    async def send(self, message: Message) -> bool:
-        """Send one message; ``False`` if the peer is gone (never raises for that)."""
-        ...
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close the connection with a WebSocket close code and a short reason."""
-        ...
-
-    async def alive(self, timeout_s: float) -> bool:
-        """Whether the peer answers a ping within ``timeout_s`` (never raises)."""
-        ...
-
-    def resumed_by(self, presented: bytes | None) -> bool:
-        """Whether ``presented`` is the digest of this connection's resume secret
-        (constant time; ``False`` for ``None``, and where the secret is not known here)."""
-        ...
 
 
 class Broker:
@@ -93,12 +64,7 @@ class Broker:
         max_model_name_chars: int = 256,
         max_pending_offers_per_edge: int = 4,
     ) -> None:
-        self._takeover_probe_s = takeover_probe_s
         self._max_model_name_chars = max_model_name_chars
-        self._probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
-        # Peer ids whose holder is being forgotten for a newcomer (``_replace`` awaits):
-        # no third connection may slip in meanwhile.
-        self._handing_over: set[tuple[Role, str]] = set()
         # ``is None``, not ``or``: a RelayTable has a length, so an empty one (every table,
         # at construction) is falsy, and ``or`` silently replaced the configured table
         # (--relay-max-sessions-per-edge, --relay-bytes-per-s, ...) with this default.
@@ -112,74 +78,20 @@ class Broker:
         # knows what was answered or expired) whenever the edge offers again.
         self._offers_of: dict[str, set[str]] = {}
         self._metrics = metrics
-        self._conns: dict[tuple[Role, str], PeerConnection] = {}
-        # Closing a replaced connection waits for its close handshake, which a dead peer
-        # never sends; those closes run here so the new connection is not held up.
-        self._closing: set[asyncio.Task[None]] = set()
+        self._peers = Connections(forget=self._forget, takeover_probe_s=takeover_probe_s)
 
     def count(self, role: Role) -> int:
         """How many peers of ``role`` are connected now."""
-        return sum(1 for r, _ in self._conns if r is role)
+        return self._peers.count(role)
 
     def is_current(self, conn: PeerConnection) -> bool:
         """Whether ``conn`` is the live connection of its peer (not replaced, not gone)."""
-        return self._conns.get((conn.role, conn.peer_id)) is conn
+        return self._peers.is_current(conn)
 
     async def attach(self, conn: PeerConnection, resume: bytes | None = None) -> bool:
-        """Make ``conn`` reachable; ``False`` (and nothing changed) if its peer id is held
-        by a connection that still answers, or is being probed for another newcomer.
-
-        ``resume``: the digest of the resume secret ``conn`` presented. If it is the
-        holder's, the holder is closed (4010) and replaced at once, with no probe. Else a
-        holder that does not answer within ``takeover_probe_s`` is closed and replaced.
-        """
-        key = (conn.role, conn.peer_id)
-        if key in self._handing_over:
-            return False  # its holder is being replaced by another newcomer right now
-        old = self._conns.get(key)
-        if old is not None and old.resumed_by(resume):
-            logger.info(
-                "%s %s resumed on a new connection: closing its older one at once",
-                conn.role.value,
-                conn.peer_id,
-            )
-            await self._replace(old, CloseCode.RESUMED, "resumed on a newer connection")
-        elif old is not None:
-            if key in self._probing:
-                return False
-            self._probing.add(key)
-            try:
-                alive = await old.alive(self._takeover_probe_s)
-            finally:
-                self._probing.discard(key)
-            current = self._conns.get(key)
-            if key in self._handing_over or (current is not None and (current is not old or alive)):
-                return False
-            if current is not None:
-                logger.info(
-                    "%s %s reconnected; its older connection is silent: closing it",
-                    conn.role.value,
-                    conn.peer_id,
-                )
-                await self._replace(current, CLOSE_NORMAL, "replaced by a newer connection")
-        self._conns[key] = conn
-        logger.debug("%s %s attached", conn.role.value, conn.peer_id)
-        return True
-
-    async def _replace(self, old: PeerConnection, code: int, reason: str) -> None:
-        """Forget ``old`` now and close it in the background: closing waits for a close
-        handshake that a dead peer never sends, and the newcomer must not wait for it.
-        Until ``old`` is forgotten, other newcomers for its id are refused; the caller
-        attaches its own at once after (nothing awaited in between)."""
-        key = (old.role, old.peer_id)
-        self._handing_over.add(key)
-        try:
-            await self._forget(old)
-        finally:
-            self._handing_over.discard(key)
-        task = asyncio.create_task(old.close(code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        """Make ``conn`` reachable; ``False`` (and nothing changed) if its peer id is
+        held, and may not be taken over (``Connections.attach``)."""
+        return await self._peers.attach(conn, resume)
 
     async def detach(self, conn: PeerConnection) -> None:
         """Forget ``conn`` after its connection ended; a no-op if it was replaced."""
@@ -188,20 +100,20 @@ class Broker:
             logger.debug("%s %s detached", conn.role.value, conn.peer_id)
 
     async def _forget(self, conn: PeerConnection) -> None:
-        del self._conns[(conn.role, conn.peer_id)]
+        self._peers.remove(conn)
         if conn.role is Role.WORKER:
             await self._registry.remove(conn.peer_id)
         await self._end_sessions_of(conn.role, conn.peer_id)
 
     async def _peer(self, role: Role, peer_id: str) -> PeerConnection | None:
         """The connection to send ``peer_id`` messages through, if it is connected."""
-        return self._conns.get((role, peer_id))
+        return self._peers.get(role, peer_id)
 
     def _matchable(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
         """The registered workers an offer may be sent to from here."""
         # Only workers connected to this server; a shared registry may also list one
         # whose removal is in flight.
-        return [w for w in workers if (Role.WORKER, w.peer_id) in self._conns]
+        return [w for w in workers if (Role.WORKER, w.peer_id) in self._peers]
 
     def _paces(self, sender: PeerConnection) -> bool:
         """Whether relayed frames from ``sender`` are paced here (where it is read)."""
@@ -491,14 +403,13 @@ class Broker:
         Each connection's handler then detaches it as usual, so a shared registry is
         cleaned up too.
         """
-        for task in self._closing:
-            task.cancel()
+        self._peers.cancel_closing()
         for relay in self._relays.all():
             for pipe in relay.pipes.values():
                 await pipe.aclose()
-        conns = list(self._conns.values())
+        conns = self._peers.all()
         await asyncio.gather(
-            *self._closing,
+            *self._peers.closing,
             *(conn.close(CLOSE_GOING_AWAY, "server shutting down") for conn in conns),
             return_exceptions=True,
         )

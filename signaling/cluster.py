@@ -105,7 +105,7 @@ class Cluster(ABC):
 
 
 class RemotePeer:
-    """A ``broker.PeerConnection`` for a peer whose socket is on another instance."""
+    """A ``takeover.PeerConnection`` for a peer whose socket is on another instance."""
 
     def __init__(self, cluster: Cluster, instance: str, role: Role, peer_id: str) -> None:
         self.cluster = cluster

@@ -34,11 +34,12 @@ from shared.messages import (
     RelayOpen,
     Role,
 )
-from signaling.broker import CLOSE_NORMAL, Broker, PeerConnection
+from signaling.broker import Broker
 from signaling.cluster import Cluster, RemotePeer
 from signaling.registry.base import WorkerInfo
 from signaling.relay_pipe import RelayPipe
 from signaling.remote_sessions import RemoteSessions
+from signaling.takeover import CLOSE_NORMAL, PeerConnection
 
 __all__ = ["ClusterBroker"]
 
@@ -69,7 +70,7 @@ class ClusterBroker(Broker):
 
     async def attach(self, conn: PeerConnection, resume: bytes | None = None) -> bool:
         key = (conn.role, conn.peer_id)
-        if key not in self._conns:
+        if key not in self._peers:
             holder = await self.cluster.holder(*key)
             if holder is not None and holder != self.cluster.instance_id:
                 if await self._held_elsewhere(holder, conn, resume):
@@ -89,16 +90,16 @@ class ClusterBroker(Broker):
         probe for another newcomer is under way: this one is refused). A resume digest
         goes ahead regardless: the holder's instance settles it without a ping."""
         key = (conn.role, conn.peer_id)
-        timeout_s = self._takeover_probe_s
+        timeout_s = self._peers.takeover_probe_s
         if resume is not None:
             return await self.cluster.probe(holder, *key, timeout_s, resume)
-        if key in self._probing:
+        if key in self._peers.probing:
             return True
-        self._probing.add(key)
+        self._peers.probing.add(key)
         try:
             return await self.cluster.probe(holder, *key, timeout_s)
         finally:
-            self._probing.discard(key)
+            self._peers.probing.discard(key)
 
     async def _forget(self, conn: PeerConnection) -> None:
         await super()._forget(conn)
@@ -115,7 +116,7 @@ class ClusterBroker(Broker):
             await self.cluster.gone(origin, Role.WORKER, conn.peer_id)
 
     async def _peer(self, role: Role, peer_id: str) -> PeerConnection | None:
-        conn = self._conns.get((role, peer_id))
+        conn = self._peers.get(role, peer_id)
         if conn is not None:
             return conn
         holder = await self.cluster.holder(role, peer_id)
@@ -164,7 +165,7 @@ class ClusterBroker(Broker):
     # -- what other instances send ---------------------------------------------------
 
     async def cluster_deliver(self, origin: str, role: Role, peer_id: str, msg: Message) -> None:
-        conn = self._conns.get((role, peer_id))
+        conn = self._peers.get(role, peer_id)
         if conn is None:
             await self.cluster.gone(origin, role, peer_id)  # it left: let origin clean up
             return
@@ -215,13 +216,12 @@ class ClusterBroker(Broker):
         await self._dispatch(RemotePeer(self.cluster, origin, role, peer_id), msg)
 
     async def cluster_gone(self, origin: str, role: Role, peer_id: str) -> None:
-        if (role, peer_id) in self._conns:
+        if (role, peer_id) in self._peers:
             return  # it has reconnected here since: nothing of its is stale
         await self._end_sessions_of(role, peer_id)
 
     async def cluster_probe(self, role: Role, peer_id: str, resume: bytes | None = None) -> bool:
-        key = (role, peer_id)
-        conn = self._conns.get(key)
+        conn = self._peers.get(role, peer_id)
         if conn is None:
             return False
         if conn.resumed_by(resume):
@@ -231,9 +231,9 @@ class ClusterBroker(Broker):
                 peer_id,
             )
             self._resumed_away.add(conn)
-            await self._replace(conn, CloseCode.RESUMED, "resumed on a newer connection")
+            await self._peers.replace(conn, CloseCode.RESUMED, "resumed on a newer connection")
             return False
-        if await conn.alive(self._takeover_probe_s):
+        if await conn.alive(self._peers.takeover_probe_s):
             return True
         if self.is_current(conn):
             logger.info(
@@ -241,11 +241,11 @@ class ClusterBroker(Broker):
                 role.value,
                 peer_id,
             )
-            await self._replace(conn, CLOSE_NORMAL, "replaced by a newer connection")
+            await self._peers.replace(conn, CLOSE_NORMAL, "replaced by a newer connection")
             return False
         # Replaced while the ping was out: if by its own process resuming (here or
         # elsewhere), the id is held again and this newcomer must not take it.
-        return conn in self._resumed_away or self._conns.get(key) is not None
+        return conn in self._resumed_away or self._peers.get(role, peer_id) is not None
 
     async def cluster_sweep(self) -> None:
         """End the relayed sessions and pending offers whose worker's instance died
@@ -253,7 +253,7 @@ class ClusterBroker(Broker):
         self._remote.prune(asyncio.get_running_loop().time())
         waited_on = {r.worker_id for r in self._relays.all()} | self._offers.workers()
         for worker_id in waited_on:
-            if (Role.WORKER, worker_id) in self._conns:
+            if (Role.WORKER, worker_id) in self._peers:
                 continue
             if await self.cluster.holder(Role.WORKER, worker_id) is None:
                 await self._end_sessions_of(Role.WORKER, worker_id)

@@ -59,7 +59,7 @@ _PING = build_frame(OP_PING, b"")
 
 
 class PeerSocket(asyncio.Protocol):
-    """One peer's WebSocket, server side; a ``broker.PeerConnection``."""
+    """One peer's WebSocket, server side; a ``takeover.PeerConnection``."""
 
     __slots__ = (
         "__weakref__",  # the cluster broker keeps weak sets of connections
@@ -310,7 +310,7 @@ class PeerSocket(asyncio.Protocol):
         logger.info("closing %s %s: %s", self.role.value, self.peer_id, reason)
         self.start_close(code, reason)
 
-    # -- broker.PeerConnection -------------------------------------------------------
+    # -- takeover.PeerConnection -----------------------------------------------------
 
     @property
     def down(self) -> bool:
