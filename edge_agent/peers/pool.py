@@ -26,7 +26,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any
 
 from edge_agent.errors import EdgeError, NoPeerAvailable, PathFailed
@@ -34,8 +33,14 @@ from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers.config import PoolConfig
 from edge_agent.peers.netwatch import AddressWatch
 from edge_agent.peers.peer import Peer, PeerState
-from edge_agent.peers.upgrade import Upgrade, backoff, better_path_to_try, is_upgrade
-from edge_agent.transport import Connected, connect_relay, connect_webrtc, connect_worker
+from edge_agent.peers.upgrade import (
+    Upgrade,
+    backoff,
+    better_path_to_try,
+    is_upgrade,
+    try_upgrade,
+)
+from edge_agent.transport import Connected, connect_relay, connect_worker
 from link import SignalingClient
 
 __all__ = ["PeerPool", "PoolConfig", "Upgrade"]
@@ -290,7 +295,7 @@ class PeerPool:
                     wait_s = cfg.upgrade_interval_s
                     continue
                 assert better is not None
-                upgraded = await self._try_upgrade(peer, better)
+                upgraded = await try_upgrade(self._signaling, cfg, peer, better)
                 if upgraded is None:
                     wait_s = backoff(wait_s, cfg.upgrade_interval_s)
                     continue
@@ -314,42 +319,6 @@ class PeerPool:
         if peer.state is not PeerState.OPEN or not self._network_changed.is_set():
             return peer.state
         return None
-
-    async def _try_upgrade(self, peer: Peer, better: Upgrade) -> Connected | None:
-        """One WebRTC attempt beside the live link ``peer``; ``None`` if it failed, or was
-        given up because ``peer`` closed or drains meanwhile (the caller handles that).
-        Nobody waits on it, so it gets ``upgrade_timeout_s``: TURN over TCP needs more
-        than a user-facing deadline allows."""
-        cfg = self._config
-        attempt = asyncio.ensure_future(
-            connect_webrtc(
-                self._signaling,
-                model=cfg.model,
-                timeout_s=max(cfg.upgrade_timeout_s, cfg.ice_deadline_s),
-                max_frame_bytes=cfg.max_frame_bytes,
-                max_queued_frames=cfg.max_queued_frames,
-                policy=replace(cfg.policy, direct_only=better is Upgrade.DIRECT),
-            )
-        )
-        left = asyncio.ensure_future(peer.wait_left_open())
-        try:
-            await asyncio.wait({attempt, left}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            left.cancel()
-            if not attempt.done():
-                attempt.cancel()  # connect_webrtc closes its half-open connection
-            await asyncio.gather(attempt, left, return_exceptions=True)
-        if attempt.cancelled():
-            log.debug("upgrade attempt given up: the %s link left", peer.path.value)
-            return None
-        exc = attempt.exception()
-        if isinstance(exc, EdgeError):
-            log.info("no %s path yet: %s", better.value, exc)
-            return None
-        if exc is not None:  # a bug: keep the link we have, try again later
-            log.error("upgrade attempt failed unexpectedly", exc_info=exc)
-            return None
-        return attempt.result()
 
     async def _keep_standby(self) -> None:
         """Keep a second link open, to another worker than the primary's."""
