@@ -108,7 +108,7 @@ def create_app(settings: WorkerSettings, *, backend: Backend | None = None) -> w
         metrics,
         send=send,
         ice_servers=lambda: signaling.ice_servers,
-        accept_relay=lambda request, model: signaling.accept_relay(
+        accept_relay=lambda request, model: signaling.relays.accept(
             request,
             model=model,
             max_frame_bytes=settings.max_frame_bytes,

@@ -43,9 +43,6 @@ from pathlib import Path
 
 import aiohttp
 
-from link.framed import DEFAULT_QUEUED_FRAMES
-from link.relay_crypto import RelayCipher
-from link.relay_link import RelayLink
 from link.signaling_backoff import Backoff, signaling_urls
 from link.signaling_relays import SignalingRelays
 from link.signaling_replies import SignalingUnavailable, settle
@@ -58,8 +55,6 @@ from shared.messages import (
     IceServer,
     Message,
     Offer,
-    RelayAccept,
-    RelayOpen,
     Welcome,
 )
 
@@ -114,7 +109,9 @@ class SignalingClient:
         self._state = SignalingState.CLOSED
         self._changed = asyncio.Event()  # set, then replaced, on every state change
         self._pending: dict[str, asyncio.Future[Answer]] = {}
-        self._relays = SignalingRelays(self.send)
+        self.relays = SignalingRelays(self.send)
+        """Relayed sessions on this connection: ``relays.open`` (an edge asks for one),
+        ``relays.accept`` (a worker takes one), ``relays.link``."""
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._last_error: str | None = None
@@ -197,64 +194,6 @@ class SignalingClient:
             raise SignalingUnavailable("no answer to the offer in time") from exc
         finally:
             self._pending.pop(offer.session_id, None)
-
-    def relay_link(
-        self,
-        session_id: str,
-        *,
-        max_frame_bytes: int,
-        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
-        cipher: RelayCipher | None = None,
-        label: str = "",
-    ) -> RelayLink:
-        """A link for relayed session ``session_id`` (``SignalingRelays.link``)."""
-        return self._relays.link(
-            session_id,
-            max_frame_bytes=max_frame_bytes,
-            max_queued_frames=max_queued_frames,
-            cipher=cipher,
-            label=label,
-        )
-
-    async def accept_relay(
-        self,
-        request: RelayOpen,
-        *,
-        model: str,
-        max_frame_bytes: int,
-        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
-        label: str = "",
-    ) -> RelayLink:
-        """The worker's side of ``open_relay`` (``SignalingRelays.accept``):
-        ``RelayKeyRefused`` if the edge sent no usable key."""
-        return await self._relays.accept(
-            request,
-            model=model,
-            max_frame_bytes=max_frame_bytes,
-            max_queued_frames=max_queued_frames,
-            label=label,
-        )
-
-    async def open_relay(
-        self,
-        session_id: str,
-        *,
-        model: str,
-        timeout_s: float,
-        max_frame_bytes: int,
-        max_queued_frames: int = DEFAULT_QUEUED_FRAMES,
-        avoid: tuple[str, ...] = (),
-    ) -> tuple[RelayLink, RelayAccept]:
-        """Ask signaling for a relayed session to a worker (none of ``avoid``); the link
-        once one accepts (``SignalingRelays.open``)."""
-        return await self._relays.open(
-            session_id,
-            model=model,
-            timeout_s=timeout_s,
-            max_frame_bytes=max_frame_bytes,
-            max_queued_frames=max_queued_frames,
-            avoid=avoid,
-        )
 
     def _new_session(self) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s)
@@ -366,7 +305,7 @@ class SignalingClient:
         return welcomed
 
     async def _dispatch(self, message: Message) -> None:
-        if self._relays.deliver(message) or settle(self._pending, Answer, message):
+        if self.relays.deliver(message) or settle(self._pending, Answer, message):
             return
         if self._on_message is not None:
             try:
@@ -376,7 +315,7 @@ class SignalingClient:
 
     def _disconnected(self) -> None:
         self._ws = None
-        self._relays.connection_lost()  # the relay path is this connection
+        self.relays.connection_lost()  # the relay path is this connection
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(SignalingUnavailable("signaling connection lost"))

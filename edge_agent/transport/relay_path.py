@@ -32,7 +32,7 @@ async def connect_relay(
     except SignalingUnavailable as exc:
         raise NoPeerAvailable(str(exc)) from exc
     try:
-        link, accept = await signaling.open_relay(
+        link, accept = await signaling.relays.open(
             session_id,
             model=model,
             timeout_s=timeout_s,

@@ -47,7 +47,7 @@ async def relayed() -> AsyncIterator[Pair]:
             await worker.wait_connected(30)
             await edge.wait_connected(30)
             await wait_for_workers(url, 1)  # the worker's Register reached signaling
-            edge_link, accept = await edge.open_relay(
+            edge_link, accept = await edge.relays.open(
                 "sess-1", model="", timeout_s=5, max_frame_bytes=4096
             )
             assert accept.peer_id == "worker-1" and accept.model == "m"
@@ -81,7 +81,7 @@ async def test_closing_one_end_closes_the_other(relayed: Pair) -> None:
 
 async def test_signaling_refuses_frames_for_a_session_it_did_not_broker(relayed: Pair) -> None:
     # A peer may only send on sessions signaling opened for it.
-    stranger = relayed.edge_client.relay_link("not-brokered", max_frame_bytes=4096)
+    stranger = relayed.edge_client.relays.link("not-brokered", max_frame_bytes=4096)
     await relayed.edge_client.send(RelayData(session_id="not-brokered", data=b"\x00"))
     with pytest.raises(LinkClosed):
         await asyncio.wait_for(stranger.recv(), 30)
@@ -97,6 +97,6 @@ async def test_no_worker_means_a_refusal() -> None:
         try:
             await edge.wait_connected(30)
             with pytest.raises(SignalingRefused):
-                await edge.open_relay("s", model="", timeout_s=5, max_frame_bytes=4096)
+                await edge.relays.open("s", model="", timeout_s=5, max_frame_bytes=4096)
         finally:
             await edge.aclose()

@@ -114,7 +114,7 @@ async def test_one_edge_cannot_flood_a_worker_with_offers() -> None:
 
         relays = [
             asyncio.create_task(
-                edge.open_relay(f"relay-{i}", model="", timeout_s=60, max_frame_bytes=16_384)
+                edge.relays.open(f"relay-{i}", model="", timeout_s=60, max_frame_bytes=16_384)
             )
             for i in range(6)
         ]

@@ -68,7 +68,9 @@ async def peers(port: int, *, edge_port: int, worker_port: int) -> AsyncIterator
 
 
 async def open_session(peers: Peers, session_id: str) -> tuple[RelayLink, RelayLink]:
-    edge, _ = await peers.edge.open_relay(session_id, model="m", timeout_s=30, max_frame_bytes=4096)
+    edge, _ = await peers.edge.relays.open(
+        session_id, model="m", timeout_s=30, max_frame_bytes=4096
+    )
     return edge, await asyncio.wait_for(peers.accepted.get(), 30)
 
 
@@ -184,7 +186,7 @@ async def test_a_worker_that_sends_no_key_is_refused() -> None:
         try:
             await edge.wait_connected(30)
             opening = asyncio.ensure_future(
-                edge.open_relay("new-1", model="m", timeout_s=30, max_frame_bytes=4096)
+                edge.relays.open("new-1", model="m", timeout_s=30, max_frame_bytes=4096)
             )
             request = await old.recv_until(RelayOpen)
             assert isinstance(request, RelayOpen) and len(request.key) == 32

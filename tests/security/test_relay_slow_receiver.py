@@ -61,7 +61,7 @@ async def test_a_receiver_that_stops_reading_loses_only_its_own_session() -> Non
                 await silent.send(RelayOpen(session_id="slow", model="m", key=key))
                 assert isinstance(await silent.recv_until(RelayAccept), RelayAccept)
                 to_silent = await asyncio.wait_for(accepted.get(), 30)
-                busy, _ = await busy_edge.open_relay(
+                busy, _ = await busy_edge.relays.open(
                     "busy", model="m", timeout_s=30, max_frame_bytes=16384
                 )
                 to_busy = await asyncio.wait_for(accepted.get(), 30)

@@ -143,7 +143,7 @@ async def test_bulk_relay_data_over_wss_with_the_smallest_buffer(
             await relaying.client.wait_connected(30)
             await edge.wait_connected(30)
             await wait_registered(port, ca_file)
-            edge_link, _ = await edge.open_relay(
+            edge_link, _ = await edge.relays.open(
                 "bulk", model="", timeout_s=30, max_frame_bytes=16384
             )
             worker_link = await asyncio.wait_for(relaying.accepted.get(), 30)

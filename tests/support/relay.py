@@ -34,7 +34,7 @@ def relay_worker(
 
     async def on_message(message: Message) -> None:
         if isinstance(message, RelayOpen):
-            link = await worker.client.accept_relay(
+            link = await worker.client.relays.accept(
                 message, model="m", max_frame_bytes=max_frame_bytes
             )
             worker.accepted.put_nowait(link)
