@@ -10,6 +10,11 @@ tokens:
 - ``table``: the model's *input* token-embedding table (``token_embd`` in the GGUF), read
   with the ``gguf`` package: a tokenizer pass and a table look-up, no transformer.
 - ``split``: the same table, the ask read apart from the rest (``embed_items``).
+- ``hidden``: the transformer's last hidden state at the text's last token (its last
+  ``HIDDEN_TOKENS`` tokens), what a causal model's own state says about the text as a
+  whole; ``hidden_split`` reads the focus text and the routing text that way, as
+  ``split`` does with the table. Measured for what it would buy: like ``model`` it costs
+  a prefill, far past the router's budget (docs/router.md, round 5).
 
 What is embedded is the conversation's last ask with a little of its history as
 context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end of
@@ -50,6 +55,7 @@ __all__ = [
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 ASK_TOKENS = 128
 CONTEXT_TOKENS = 24
+HIDDEN_TOKENS = 256
 
 
 def _key(text: str) -> str:
@@ -89,7 +95,8 @@ class EmbeddingCache:
 
     def _embed(self, text: str) -> np.ndarray:
         if self._embedder is None:
-            self._embedder = model_embedder() if self.kind == "model" else table_embedder()
+            embedders = {"model": model_embedder, "hidden": hidden_embedder}
+            self._embedder = embedders.get(self.kind, table_embedder)()
         return np.asarray(self._embedder(text), dtype=np.float32)
 
 
@@ -119,6 +126,29 @@ def model_embedder() -> Any:
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False) or [llm.token_bos()]
         tokens = tokens[-(ASK_TOKENS + CONTEXT_TOKENS) :]
         return np.asarray(llm.embed(llm.detokenize(tokens).decode("utf-8", "ignore") or " "))
+
+    return embed
+
+
+def hidden_embedder() -> Any:
+    from llama_cpp import LLAMA_POOLING_TYPE_NONE, Llama
+
+    llm = Llama(
+        model_path=_model_path(),
+        embedding=True,
+        n_ctx=1024,
+        n_batch=1024,
+        n_ubatch=1024,
+        n_threads=1,
+        pooling_type=LLAMA_POOLING_TYPE_NONE,
+        verbose=False,
+    )
+
+    def embed(text: str) -> np.ndarray:
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False) or [llm.token_bos()]
+        text = llm.detokenize(tokens[-HIDDEN_TOKENS:]).decode("utf-8", "ignore") or " "
+        states = np.asarray(llm.embed(text), dtype=np.float32).reshape(-1, llm.n_embd())
+        return np.asarray(states[-1])
 
     return embed
 
@@ -154,10 +184,10 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     token table read twice: the focus text's mean (``table.focus_text``) in the first
     block for a short message or the second for a long one (zeros in the other), then
     the routing text's mean; all linear, so it folds as ``table`` does
-    (``router_lab.tokenhead``)."""
-    if kind != "split":
+    (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
+    if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
-    cache = EmbeddingCache("table")
+    cache = EmbeddingCache("table" if kind == "split" else "hidden")
     routing = cache.get([routing_text(i.request) for i in items])
     focus = [focus_text(i.request) for i in items]
     means = cache.get([text for text, _ in focus])
@@ -169,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m router_lab.embed", description="Fill the embedding cache."
     )
-    parser.add_argument("kind", choices=["model", "table"])
+    parser.add_argument("kind", choices=["model", "table", "hidden", "hidden_split"])
     parser.add_argument("datasets", type=Path, nargs="+")
     args = parser.parse_args(argv)
     items = [i for path in args.datasets for i in read_dataset(path)]

@@ -20,7 +20,9 @@ boosted trees), ``table`` / ``model`` (a logistic head on the bundled model's me
 input-token / transformer embeddings, ``router_lab.embed``), ``split`` (the token table
 with the ask read apart from pasted material, ``table.focus_text``), or
 ``features+table`` / ``features+split`` / ``features+model`` (the two scores' log-odds
-averaged).
+averaged). ``hidden`` / ``hidden_split`` are the transformer's last hidden state instead
+of a mean, and more than one head may be blended: ``features+split+hidden_split`` (the
+round-5 measurement; a prefill per prompt, so lab only).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.router.features import extract_features
+from edge_agent.router.features import PromptFeatures, extract_features
+from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
 from edge_agent.router.policy import Route
-from edge_agent.router.table import TOKEN_HEAD_FILE, blend
+from edge_agent.router.table import TOKEN_HEAD_FILE
 from router_lab.dataset import LabelledPrompt, read_dataset
 from router_lab.evaluate import Figures, figures
 from router_lab.train import choose_threshold, fit, rows_of, train
@@ -80,8 +83,9 @@ EMBED_L2 = 30.0
 
 METRICS = ("accuracy", "cloud_recall", "local_kept")
 
-EMBEDDINGS = ("table", "split", "model")
-"""``router_lab.embed``'s kinds: ``split`` reads the ask apart from pasted material."""
+EMBEDDINGS = ("table", "split", "model", "hidden", "hidden_split")
+"""``router_lab.embed``'s kinds: ``split`` reads the ask apart from pasted material,
+``hidden*`` are the transformer's last hidden states (a prefill each: lab only)."""
 
 SHIPPABLE = ("features", "features+table", "features+split")
 
@@ -116,19 +120,26 @@ def embedding_scorer(kind: str, *, l2: float = EMBED_L2) -> Scorer:
     return score
 
 
-def blended_scorer(first: Scorer, second: Scorer) -> Scorer:
-    """The mean of two scorers' log-odds, with the elaboration rule on top (as the edge
-    blends, ``policy.Router``)."""
+def blended_scorer(first: Scorer, *heads: Scorer) -> Scorer:
+    """The mean of the scorers' log-odds, with the elaboration rule on top (as the edge
+    blends two, ``policy.Router``: the features' and the token head's)."""
 
     def score(training: Sequence[LabelledPrompt], test: Sequence[LabelledPrompt]) -> list[float]:
         a = first(training, test)
-        b = second(training, test)
+        others = [head(training, test) for head in heads]
         return [
-            blend(x, _logit(y), extract_features(i.request).elaboration)
-            for x, y, i in zip(a, b, test, strict=True)
+            _blend_many([a[n], *(o[n] for o in others)], extract_features(i.request))
+            for n, i in enumerate(test)
         ]
 
     return score
+
+
+def _blend_many(ps: Sequence[float], features: PromptFeatures) -> float:
+    """The mean log-odds of several scores, floored for an elaborating follow-up: with
+    two, exactly ``table.blend``."""
+    p = sigmoid(sum(_logit(x) for x in ps) / len(ps))
+    return max(p, ELABORATION_FLOOR) if features.elaboration else p
 
 
 def _logit(p: float) -> float:
@@ -141,9 +152,9 @@ def scorer_named(name: str) -> Scorer:
         return features_scorer
     if name in EMBEDDINGS:
         return embedding_scorer(name)
-    first, _, second = name.partition("+")
-    if first == "features" and second in EMBEDDINGS:
-        return blended_scorer(features_scorer, embedding_scorer(second))
+    first, *heads = name.split("+")
+    if first == "features" and heads and all(h in EMBEDDINGS for h in heads):
+        return blended_scorer(features_scorer, *(embedding_scorer(h) for h in heads))
     raise ValueError(f"unknown scorer {name!r}")
 
 
