@@ -109,45 +109,39 @@ def _model_path() -> str:
     return str(path)
 
 
-def model_embedder() -> Any:
-    from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+def _embedder(pooling: str, last_tokens: int, n_ctx: int) -> tuple[Any, Any]:
+    """The bundled model as an embedder (``pooling``: llama.cpp's ``MEAN`` or ``NONE``),
+    and a function that keeps a text's last ``last_tokens`` tokens."""
+    import llama_cpp
 
-    llm = Llama(
+    llm = llama_cpp.Llama(
         model_path=_model_path(),
         embedding=True,
-        n_ctx=512,
-        n_batch=512,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        n_ubatch=n_ctx,
         n_threads=1,
-        pooling_type=LLAMA_POOLING_TYPE_MEAN,
+        pooling_type=getattr(llama_cpp, f"LLAMA_POOLING_TYPE_{pooling}"),
         verbose=False,
     )
 
-    def embed(text: str) -> np.ndarray:
+    def tail(text: str) -> str:
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False) or [llm.token_bos()]
-        tokens = tokens[-(ASK_TOKENS + CONTEXT_TOKENS) :]
-        return np.asarray(llm.embed(llm.detokenize(tokens).decode("utf-8", "ignore") or " "))
+        return llm.detokenize(tokens[-last_tokens:]).decode("utf-8", "ignore") or " "
 
-    return embed
+    return llm, tail
+
+
+def model_embedder() -> Any:
+    llm, tail = _embedder("MEAN", ASK_TOKENS + CONTEXT_TOKENS, n_ctx=512)
+    return lambda text: np.asarray(llm.embed(tail(text)))
 
 
 def hidden_embedder() -> Any:
-    from llama_cpp import LLAMA_POOLING_TYPE_NONE, Llama
-
-    llm = Llama(
-        model_path=_model_path(),
-        embedding=True,
-        n_ctx=1024,
-        n_batch=1024,
-        n_ubatch=1024,
-        n_threads=1,
-        pooling_type=LLAMA_POOLING_TYPE_NONE,
-        verbose=False,
-    )
+    llm, tail = _embedder("NONE", HIDDEN_TOKENS, n_ctx=1024)
 
     def embed(text: str) -> np.ndarray:
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False) or [llm.token_bos()]
-        text = llm.detokenize(tokens[-HIDDEN_TOKENS:]).decode("utf-8", "ignore") or " "
-        states = np.asarray(llm.embed(text), dtype=np.float32).reshape(-1, llm.n_embd())
+        states = np.asarray(llm.embed(tail(text)), dtype=np.float32).reshape(-1, llm.n_embd())
         return np.asarray(states[-1])
 
     return embed
