@@ -191,7 +191,11 @@ async def test_a_stream_the_engine_breaks_is_a_failure_never_an_empty_answer(
     # Each attempt ends on the worker as failed (the engine broke it) or, on a slow machine
     # where the edge gave up on an attempt first, cancelled; it is counted as its last frame
     # is handed to the channel, which can be just after the edge answered: wait for all 3.
-    await eventually(lambda: delta("failed") + delta("cancelled") >= 3, what="3 attempts ended")
+    # The bound is generous: on one busy core the engine is still refusing the third
+    # 3,000-word prompt well after the edge answered.
+    await eventually(
+        lambda: delta("failed") + delta("cancelled") >= 3, timeout_s=180, what="3 attempts ended"
+    )
     assert delta("failed") + delta("cancelled") == 3
     assert delta("failed") >= 1, "the engine's broken stream was never seen as a failure"
     assert delta("completed") == 0, "a broken stream was passed off as a finished answer"
