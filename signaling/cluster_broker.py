@@ -93,13 +93,8 @@ class ClusterBroker(Broker):
         timeout_s = self._peers.takeover_probe_s
         if resume is not None:
             return await self.cluster.probe(holder, *key, timeout_s, resume)
-        if key in self._peers.probing:
-            return True
-        self._peers.probing.add(key)
-        try:
-            return await self.cluster.probe(holder, *key, timeout_s)
-        finally:
-            self._peers.probing.discard(key)
+        held = await self._peers.probed(key, lambda: self.cluster.probe(holder, *key, timeout_s))
+        return True if held is None else held
 
     async def _forget(self, conn: PeerConnection) -> None:
         await super()._forget(conn)

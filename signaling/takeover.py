@@ -69,7 +69,7 @@ class Connections:
         the connection (and may await other clean-up)."""
         self._forget = forget
         self.takeover_probe_s = takeover_probe_s
-        self.probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
+        self._probing: set[tuple[Role, str]] = set()  # peer ids whose holder is being pinged
         # Peer ids whose holder is being forgotten for a newcomer (``replace`` awaits):
         # no third connection may slip in meanwhile.
         self._handing_over: set[tuple[Role, str]] = set()
@@ -119,13 +119,9 @@ class Connections:
             )
             await self.replace(old, CloseCode.RESUMED, "resumed on a newer connection")
         elif old is not None:
-            if key in self.probing:
+            alive = await self.probed(key, lambda: old.alive(self.takeover_probe_s))
+            if alive is None:
                 return False
-            self.probing.add(key)
-            try:
-                alive = await old.alive(self.takeover_probe_s)
-            finally:
-                self.probing.discard(key)
             current = self._conns.get(key)
             if key in self._handing_over or (current is not None and (current is not old or alive)):
                 return False
@@ -139,6 +135,20 @@ class Connections:
         self._conns[key] = conn
         logger.debug("%s %s attached", conn.role.value, conn.peer_id)
         return True
+
+    async def probed(
+        self, key: tuple[Role, str], ping: Callable[[], Awaitable[bool]]
+    ) -> bool | None:
+        """``ping``'s answer (does ``key``'s holder still answer?), or ``None`` without
+        pinging if a probe of that holder for another newcomer is already under way:
+        one probe per id at a time, whether the holder is here or on another instance."""
+        if key in self._probing:
+            return None
+        self._probing.add(key)
+        try:
+            return await ping()
+        finally:
+            self._probing.discard(key)
 
     async def replace(self, old: PeerConnection, code: int, reason: str) -> None:
         """Forget ``old`` now and close it in the background: closing waits for a close
