@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import asyncio.sslproto
 import contextlib
 import json
 import resource
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signaling.tls import set_tls_read_buffer
 from tests.support.tls import CertAuthority
 
 BASELINE = 256 * 1024  # asyncio's SSLProtocol.max_size
@@ -63,7 +63,7 @@ class Sink(asyncio.Protocol):
 
 
 async def measure(size: int, megabytes: int, context: ssl.SSLContext, ca: Path) -> dict[str, Any]:
-    asyncio.sslproto.SSLProtocol.max_size = size
+    set_tls_read_buffer(size)  # what `serve --tls-read-buffer-bytes` does, bounds and all
     loop = asyncio.get_running_loop()
     done: asyncio.Future[tuple[int, float, float]] = loop.create_future()
     server = await loop.create_server(lambda: Sink(done), "127.0.0.1", 0, ssl=context)
