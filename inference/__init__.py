@@ -7,17 +7,26 @@ none of them (import-linter keeps it so).
 """
 
 from inference.confidence import ConfidenceProbe, TokenConfidence
-from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
+from inference.errors import (
+    ContextTooLong,
+    HandedOn,
+    InferenceError,
+    ModelLoadError,
+    RunnerOverloaded,
+)
 from inference.llama import LlamaRunner, RunnerConfig
 from inference.models import BUNDLED_MODEL_FILE, bundled_model_path, model_name, resolve_model
+from inference.prompt_state import PrefillCheck
 
 __all__ = [
     "BUNDLED_MODEL_FILE",
     "ConfidenceProbe",
     "ContextTooLong",
+    "HandedOn",
     "InferenceError",
     "LlamaRunner",
     "ModelLoadError",
+    "PrefillCheck",
     "RunnerConfig",
     "RunnerOverloaded",
     "TokenConfidence",

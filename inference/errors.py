@@ -5,14 +5,15 @@
     InferenceError(TandemError)
     ├── ModelLoadError      the GGUF file is missing or llama.cpp refused it
     ├── ContextTooLong      prompt does not fit the model's context window
-    └── RunnerOverloaded    the bounded wait queue is full
+    ├── RunnerOverloaded    the bounded wait queue is full
+    └── HandedOn            a prefill check sent the request elsewhere, before any token
 """
 
 from __future__ import annotations
 
 from shared.errors import TandemError
 
-__all__ = ["ContextTooLong", "InferenceError", "ModelLoadError", "RunnerOverloaded"]
+__all__ = ["ContextTooLong", "HandedOn", "InferenceError", "ModelLoadError", "RunnerOverloaded"]
 
 
 class InferenceError(TandemError):
@@ -36,3 +37,7 @@ class ContextTooLong(InferenceError):
 
 class RunnerOverloaded(InferenceError):
     """More requests are waiting than the configured queue allows."""
+
+
+class HandedOn(InferenceError):
+    """The request's ``PrefillCheck`` said to serve it elsewhere: nothing was generated."""

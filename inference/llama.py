@@ -32,10 +32,17 @@ if TYPE_CHECKING:  # numpy itself comes with llama_cpp, imported by ``load``
 
 from inference.confidence import ConfidenceProbe, token_confidence
 from inference.constraints import grammar_for, sampler_kwargs, token_logprob
-from inference.errors import ContextTooLong, InferenceError, ModelLoadError, RunnerOverloaded
+from inference.errors import (
+    ContextTooLong,
+    HandedOn,
+    InferenceError,
+    ModelLoadError,
+    RunnerOverloaded,
+)
 from inference.handoff import Handoff
 from inference.kvcache import KvCache
 from inference.models import model_name
+from inference.prompt_state import PrefillCheck, prefill_state
 from inference.stops import StopScanner
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
@@ -100,6 +107,12 @@ class LlamaRunner:
     @property
     def n_ctx(self) -> int:
         return self.config.n_ctx
+
+    @property
+    def n_embd(self) -> int | None:
+        """The width of the model's hidden state (``prompt_state``); ``None`` before load."""
+        llm = self._llm
+        return None if llm is None else int(llm.n_embd())
 
     @property
     def kv_restored_tokens(self) -> int:
@@ -170,14 +183,21 @@ class LlamaRunner:
         log.info("model %s loaded", self.name)
 
     async def stream(
-        self, request: GenerateRequest, *, probe: ConfidenceProbe | None = None
+        self,
+        request: GenerateRequest,
+        *,
+        probe: ConfidenceProbe | None = None,
+        check: PrefillCheck | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Generate for ``request``: zero or more ``TokenChunk`` then one ``StreamEnd``.
 
         ``probe``, if given, receives the confidence of the first ``probe.n_tokens``
-        generated tokens, each before the chunk that carries it is yielded. Raises
-        ``ModelLoadError`` before the model is loaded, ``RunnerOverloaded`` when the wait
-        queue is full, ``ContextTooLong`` if the prompt does not fit.
+        generated tokens, each before the chunk that carries it is yielded. ``check``, if
+        given, is called on the runner's thread with the prompt's last hidden state once
+        the prompt is evaluated (``prompt_state``); if it returns false, nothing is
+        generated and the stream raises ``HandedOn``. Raises ``ModelLoadError`` before the
+        model is loaded, ``RunnerOverloaded`` when the wait queue is full,
+        ``ContextTooLong`` if the prompt does not fit.
         """
         if not self.ready:
             raise ModelLoadError("the model is still loading")
@@ -197,7 +217,9 @@ class LlamaRunner:
             self._slot.release()
 
         try:
-            future = loop.run_in_executor(self._executor, self._generate, request, handoff, probe)
+            future = loop.run_in_executor(
+                self._executor, self._generate, request, handoff, probe, check
+            )
         except BaseException:
             done(None)
             raise
@@ -248,10 +270,14 @@ class LlamaRunner:
         return tokens
 
     def _generate(
-        self, request: GenerateRequest, handoff: Handoff[_Item], probe: ConfidenceProbe | None
+        self,
+        request: GenerateRequest,
+        handoff: Handoff[_Item],
+        probe: ConfidenceProbe | None,
+        check: PrefillCheck | None,
     ) -> None:
         try:
-            finished = self._generate_unsafe(request, handoff, probe)
+            finished = self._generate_unsafe(request, handoff, probe, check)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             handoff.put_final(exc)
             return
@@ -261,7 +287,11 @@ class LlamaRunner:
             handoff.put_final(ModelLoadError("the model was unloaded while generating"))
 
     def _generate_unsafe(
-        self, request: GenerateRequest, handoff: Handoff[_Item], probe: ConfidenceProbe | None
+        self,
+        request: GenerateRequest,
+        handoff: Handoff[_Item],
+        probe: ConfidenceProbe | None,
+        check: PrefillCheck | None,
     ) -> bool:
         """Generate, handing events over; False if cancelled before the end."""
         import llama_cpp
@@ -303,6 +333,8 @@ class LlamaRunner:
         eog = False
         if self._kv is not None:  # another conversation's turn may sit in the context
             self._kv.restore(llm, tokens)
+        if check is not None and not check(prefill_state(llm, tokens)):
+            raise HandedOn(f"request {rid}: handed on after the prompt's prefill")
         for token in llm.generate(
             tokens,
             temp=params.temperature,
@@ -345,6 +377,23 @@ class LlamaRunner:
             )
         )
         return True
+
+    async def prompt_state(self, request: GenerateRequest) -> npt.NDArray[np.float32]:
+        """The hidden state a ``check`` would see for ``request``, without generating
+        (the router's lab fits its second look on these)."""
+        if not self.ready:
+            raise ModelLoadError("the model is still loading")
+        async with self._slot:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._prompt_state, request)
+
+    def _prompt_state(self, request: GenerateRequest) -> npt.NDArray[np.float32]:
+        tokens = self._prompt_tokens(request)
+        if not tokens:
+            raise InferenceError("the prompt has no tokens for this model")
+        if len(tokens) >= self.config.n_ctx:
+            raise ContextTooLong(len(tokens), self.config.n_ctx)
+        return prefill_state(self._llm, tokens)
 
     def _last_logits(self) -> npt.NDArray[np.float32]:
         """The logits the last token was sampled from, read in place (no copy): the

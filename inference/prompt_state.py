@@ -1,0 +1,58 @@
+"""The prompt's last hidden state, read from the prefill a local answer does anyway.
+
+A causal model's final (normed) hidden state at the prompt's last position is what it
+has understood of the whole conversation just before it answers. The edge's router
+reads it for a second look at prompts it was not sure of (``edge_agent.router.second``):
+the prefill is work a local answer needs anyway, so the look costs nothing when the
+answer stays local and one prefill when it escalates.
+
+llama.cpp returns hidden states only for tokens marked as outputs, and a context with
+embeddings on marks every token of a batch (computing their logits over the whole
+vocabulary too); so all but the last token are evaluated with embeddings off, and the
+last one with them on. ``Llama.generate`` then finds the whole prompt evaluated and
+samples from the last token's logits directly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["PrefillCheck", "prefill_state"]
+
+
+class PrefillCheck(Protocol):
+    """Asked once per request, after the prefill and before any token is sent."""
+
+    def __call__(self, state: npt.NDArray[np.float32]) -> bool:
+        """True: answer here; False: hand the request on (``inference.HandedOn``)."""
+
+
+def prefill_state(llm: Any, tokens: list[int]) -> npt.NDArray[np.float32]:
+    """Evaluate ``tokens`` in ``llm`` (reusing whatever prefix its context holds) and
+    return a copy of the hidden state at the last one."""
+    import llama_cpp
+    import numpy as np
+
+    held = int(llm.n_tokens)
+    prefix = 0
+    for have, want in zip(llm.input_ids[:held].tolist(), tokens[:-1], strict=False):
+        if have != want:
+            break
+        prefix += 1
+    llm.n_tokens = prefix
+    if prefix < len(tokens) - 1:
+        llm.eval(tokens[prefix:-1])
+    ctx = llm._ctx.ctx
+    llama_cpp.llama_set_embeddings(ctx, True)
+    try:
+        llm.eval(tokens[-1:])
+        row = llama_cpp.llama_get_embeddings_ith(ctx, -1)
+        if not row:
+            raise RuntimeError("llama.cpp returned no hidden state for the prompt")
+        return np.ctypeslib.as_array(row, shape=(llm.n_embd(),)).astype(np.float32)
+    finally:
+        llama_cpp.llama_set_embeddings(ctx, False)
