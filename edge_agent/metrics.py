@@ -56,6 +56,14 @@ class EdgeMetrics:
             buckets=TTFT_BUCKETS_S,
             registry=self.registry,
         )
+        self.second_look = Histogram(
+            "tandem_edge_second_look_seconds",
+            "Seconds from a request's arrival to the router's second look (after the local "
+            "prefill), by the route it chose: for cloud, the delay the look added.",
+            ["route"],
+            buckets=TTFT_BUCKETS_S,
+            registry=self.registry,
+        )
         self.cloud_channels = Gauge(
             "tandem_edge_cloud_channels",
             "Open links to cloud workers, by path (direct|turn-udp|turn-tcp|relay|unknown).",

@@ -88,6 +88,18 @@ class EdgeSettings(PeerSettings):
         description="auto route: requests constrained to JSON (response_format, Ollama "
         "format, tools) go to the cloud (reason structured-output).",
     )
+    router_second_look: bool = Field(
+        default=True,
+        description="auto route: a prompt the router is not sure of starts locally, and the "
+        "local model's reading of it after the prefill decides whether it escalates (reason "
+        "second-look); only for a local GGUF the router has a prompt head for.",
+    )
+    router_second_look_max_prompt_tokens: int = Field(
+        default=1024,
+        ge=0,
+        description="auto route: longer prompts (estimated) get no second look, so that an "
+        "escalation never waits for a long local prefill.",
+    )
     router_model: Path | None = Field(
         default=None,
         description="Learned router weights (JSON from python -m router_lab.train); "

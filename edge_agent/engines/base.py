@@ -4,8 +4,9 @@ Every engine speaks the protocol's own event types (``TokenChunk``s then one
 ``StreamEnd``), so a response is built the same way whether it was served here or by a
 worker across the world. An engine that wraps others (failover) adds an event of its
 own, so that who serves a stream is part of the stream and not a side channel:
-``Failover`` when the stream moves after a failure. Failures are raised as
-``EdgeError`` subclasses.
+``Failover`` when the stream moves after a failure, ``Decided`` when the route is
+settled inside the stream (the router's second look, after the local prefill). Failures
+are raised as ``EdgeError`` subclasses.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from edge_agent.router import Route
+from edge_agent.router import Decision, Route
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk
 
-__all__ = ["Engine", "EngineEvent", "Failover", "LinkedWorker"]
+__all__ = ["Decided", "Engine", "EngineEvent", "Failover", "LinkedWorker"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,16 @@ class Failover:
     cause: str
 
 
-EngineEvent = TokenChunk | StreamEnd | Failover
+@dataclass(frozen=True)
+class Decided:
+    """The route, settled after the stream began (before its first token): the plan
+    left it to the router's second look. The serving pipeline accounts it as the plan's
+    decision and never hands it to the HTTP layer."""
+
+    decision: Decision
+
+
+EngineEvent = TokenChunk | StreamEnd | Failover | Decided
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,14 @@ from edge_agent.errors import (
 )
 from edge_agent.router import Route
 from inference import ContextTooLong as InferenceContextTooLong
-from inference import InferenceError, LlamaRunner, ModelLoadError, RunnerOverloaded
+from inference import (
+    HandedOn,
+    InferenceError,
+    LlamaRunner,
+    ModelLoadError,
+    PrefillCheck,
+    RunnerOverloaded,
+)
 from shared.messages import GenerateRequest
 
 __all__ = ["LocalEngine"]
@@ -70,12 +77,17 @@ class LocalEngine(Engine):
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"could not load {self._runner.config.model_path}: {exc}") from exc
 
-    async def stream(self, request: GenerateRequest) -> AsyncGenerator[EngineEvent, None]:
-        """``Engine.stream``."""
+    async def stream(
+        self, request: GenerateRequest, *, check: PrefillCheck | None = None
+    ) -> AsyncGenerator[EngineEvent, None]:
+        """``Engine.stream``; with ``check``, the runner's ``PrefillCheck`` (a false
+        answer raises ``inference.HandedOn``, not a failure: the caller serves elsewhere)."""
         try:
-            async with aclosing(self._runner.stream(request)) as events:
+            async with aclosing(self._runner.stream(request, check=check)) as events:
                 async for event in events:
                     yield event
+        except HandedOn:
+            raise
         except ModelLoadError as exc:
             raise ModelNotLoaded(str(exc)) from exc
         except RunnerOverloaded as exc:

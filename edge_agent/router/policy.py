@@ -6,7 +6,9 @@ the day's cloud budget spent, the local model still loading, a prompt the local 
 cannot hold, the local queue too long, a prompt or requested answer past the configured
 limits. Then difficulty: the learned ``Router`` scores the prompt with boosted trees
 (``model.py``), blended with the local model's token-embedding head when the request
-carries its token ids (``table.py``), and sends it to the cloud at or above a threshold.
+carries its token ids (``table.py``), and sends it to the cloud at or above a threshold;
+with a prompt head for the local GGUF, a score short of sure takes a second look after
+the local prefill instead (``second.py``).
 (A confidence cascade, starting band prompts locally and escalating on low confidence,
 was removed on 2026-12-06: the small model's confidence did not predict a wrong answer,
 docs/router.md.)
@@ -30,6 +32,7 @@ from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import RouterModel, load_model
+from edge_agent.router.second import PromptHead, SecondLook, logit
 from edge_agent.router.structured import wants_cloud_for_structure
 from edge_agent.router.table import TokenHead, blend
 from edge_agent.router.vector import FEATURE_NAMES
@@ -79,6 +82,8 @@ class Reason(StrEnum):
     SIMPLE = "simple"
     STRUCTURED_OUTPUT = "structured-output"
     """The answer must match a JSON schema or be a tool call (``structured.py``)."""
+    SECOND_LOOK = "second-look"
+    """The local model's own reading of the prompt, after its prefill (``second.py``)."""
 
 
 _REASON_OF_FEATURE: Mapping[str, Reason] = MappingProxyType(
@@ -127,13 +132,15 @@ class Decision:
 
     ``fallback`` is where the request goes if ``route`` fails before its first token
     (``None``: nowhere, the client gets the error: a forced route means what it says).
-    ``p_cloud`` is the learned score, when one was computed.
+    ``p_cloud`` is the learned score, when one was computed. ``second_look``: the route
+    is local for now, and the prompt state after the local prefill finishes deciding.
     """
 
     route: Route
     reason: Reason
     p_cloud: float | None = None
     fallback: Route | None = None
+    second_look: SecondLook | None = None
 
 
 @dataclass(frozen=True)
@@ -158,9 +165,15 @@ class RouterConfig:
     threshold the weights were trained with."""
     structured_to_cloud: bool = True
     """Send requests constrained to JSON (schemas, tool calls) to the cloud (``structured.py``)."""
+    second_look: bool = True
+    """Take the second look (``second.py``) where the local GGUF has a prompt head."""
+    second_look_max_prompt_tokens: int = 1024
+    """Longer (estimated) prompts get no second look: an escalation after it waits for
+    the prefill, seconds for a page on a small device (docs/router.md, round 6)."""
 
     def __post_init__(self) -> None:
-        if min(self.auto_local_max_prompt_tokens, self.auto_local_max_tokens) < 0:
+        limits = (self.auto_local_max_prompt_tokens, self.auto_local_max_tokens)
+        if min(*limits, self.second_look_max_prompt_tokens) < 0:
             raise ValueError("router thresholds must be >= 0")
         if self.local_n_ctx < 1:
             raise ValueError("local_n_ctx must be >= 1")
@@ -179,6 +192,8 @@ class RouterConfig:
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
             structured_to_cloud=settings.structured_to_cloud,
+            second_look=settings.router_second_look,
+            second_look_max_prompt_tokens=settings.router_second_look_max_prompt_tokens,
         )
 
 
@@ -250,17 +265,20 @@ class _PolicyRouter(ABC):
             return Decision(Route.CLOUD, Reason.LONG_PROMPT)
         if features.max_tokens is not None and features.max_tokens > config.auto_local_max_tokens:
             return Decision(Route.CLOUD, Reason.LONG_OUTPUT)
-        return self._judge(features)
+        look = local_busy == 0 and features.prompt_tokens <= config.second_look_max_prompt_tokens
+        return self._judge(features, look=look)
 
     @abstractmethod
-    def _judge(self, features: PromptFeatures) -> Decision:
-        """Local or cloud by difficulty alone (every policy has passed)."""
+    def _judge(self, features: PromptFeatures, *, look: bool) -> Decision:
+        """Local or cloud by difficulty alone (every policy has passed). ``look``: a second
+        look may be taken (the local model is idle, so it would not wait behind another
+        request, and the prompt is short enough for its prefill to be worth waiting for)."""
 
 
 class HeuristicRouter(_PolicyRouter):
     """The hand-written baseline: the first content flag that fires sends to the cloud."""
 
-    def _judge(self, features: PromptFeatures) -> Decision:
+    def _judge(self, features: PromptFeatures, *, look: bool) -> Decision:
         if features.has_code:
             return Decision(Route.CLOUD, Reason.CODE)
         if features.has_math:
@@ -292,6 +310,8 @@ class Router(_PolicyRouter):
         """The threshold of the blended score (the head's, unless the setting overrides)."""
         self.head_for: Path | None = None
         """The GGUF whose token head ``load_token_head`` should look for, if any."""
+        self.prompt_head: PromptHead | None = None
+        """The second look's head (``attach_prompt_head``); ``None``: no second look."""
         self.attach_token_head(token_head)
 
     @classmethod
@@ -315,11 +335,15 @@ class Router(_PolicyRouter):
             self.blend_threshold = self.threshold
         self.token_head = head
 
+    def attach_prompt_head(self, head: PromptHead | None) -> None:
+        """Take second looks with ``head`` from now on (``None``, or the setting off: none)."""
+        self.prompt_head = head if self.config.second_look else None
+
     def score(self, features: PromptFeatures) -> float:
         """The learned probability that ``features`` needs the cloud model."""
         return self.model.probability(self.model.vector(features))
 
-    def _judge(self, features: PromptFeatures) -> Decision:
+    def _judge(self, features: PromptFeatures, *, look: bool) -> Decision:
         x = self.model.vector(features)
         p = self.model.probability(x)
         threshold = self.threshold
@@ -327,8 +351,14 @@ class Router(_PolicyRouter):
             head = self.token_head.log_odds(
                 features.ask_tokens, features.focus_tokens, features.focus_long
             )
-            p = blend(p, head, features.elaboration)
+            p_features, p = p, blend(p, head, features.elaboration)
             threshold = self.blend_threshold
+            second = self.prompt_head
+            if second is not None and p >= second.sure:
+                threshold = min(threshold, p)  # sure of the cloud: no look needed
+            elif look and second is not None:
+                pending = SecondLook(second, logit(p_features), head, features.elaboration)
+                return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p, second_look=pending)
         if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)

@@ -27,9 +27,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from edge_agent.engines.base import Engine, EngineEvent, Failover
+from edge_agent.engines.base import Decided, Engine, EngineEvent, Failover
 from edge_agent.engines.failover import FailoverEngine
 from edge_agent.engines.local import LocalEngine
+from edge_agent.engines.second_look import SecondLookEngine
 from edge_agent.errors import GenerationFailed, NoPeerAvailable, PromptTooLong, RequestTimeout
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.router import (
@@ -43,6 +44,7 @@ from edge_agent.router import (
     extract_features,
 )
 from edge_agent.router.features import PromptFeatures
+from edge_agent.router.second import load_prompt_head
 from edge_agent.router.table import load_token_head, with_head_tokens
 from edge_agent.serving.budget import CloudBudget
 from edge_agent.serving.clock import SYSTEM_CLOCK, Clock
@@ -118,6 +120,9 @@ class ServingPipeline:
             return
         if router.head_for is not None:
             router.attach_token_head(await asyncio.to_thread(load_token_head, router.head_for))
+            if router.token_head is not None and router.config.second_look:
+                head = await asyncio.to_thread(load_prompt_head, router.head_for)
+                router.attach_prompt_head(head)
 
     @property
     def budget(self) -> CloudBudget:
@@ -159,7 +164,8 @@ class ServingPipeline:
         started = self._clock.monotonic()
         plan = self._plan(request, requested)
         log.debug("request %s: plan %s", request.request_id, plan)
-        _decided(plan, report, self._metrics)
+        if plan.second_look is None:  # else the engine's ``Decided`` event says
+            _decided(plan, report, self._metrics)
         engine = self._engine_for(plan)
         deadline = asyncio.get_running_loop().time() + self._limits.request_timeout_s
         served = Served(
@@ -219,6 +225,9 @@ class ServingPipeline:
 
     def _engine_for(self, plan: Decision) -> Engine:
         if plan.route is Route.LOCAL:
+            if plan.second_look is not None and self.cloud is not None:
+                cloud = self._failover(self.cloud, fallback=Route.LOCAL)
+                return SecondLookEngine(self.local, cloud, plan.second_look)
             return self.local
         if self.cloud is None:
             raise NoPeerAvailable(
@@ -325,7 +334,7 @@ class Served:
     async def aclose(self) -> None:
         await self._events.aclose()
 
-    async def _pull(self) -> EngineEvent:
+    async def _pull(self) -> ServedEvent:
         """The engine's next event, accounted; the deadline bounds the wait."""
         timeout = asyncio.timeout_at(self._deadline)
         try:
@@ -337,10 +346,20 @@ class Served:
             if not timeout.expired():
                 raise
             raise RequestTimeout(_timed_out(self._timeout_s, started=self._opened)) from None
+        if isinstance(event, Decided):
+            self._settle(event.decision)
+            return await self._pull()
         self._observe(event)
         return event
 
-    def _observe(self, event: EngineEvent) -> None:
+    def _settle(self, decision: Decision) -> None:
+        """The route the second look settled, accounted as the plan's decision."""
+        self._serving = decision.route
+        _decided(decision, self._report, self._metrics)
+        outcome = decision.route.value
+        self._metrics.second_look.labels(outcome).observe(self._clock.monotonic() - self.started)
+
+    def _observe(self, event: ServedEvent) -> None:
         if isinstance(event, Failover):
             self._serving = event.to
             self._report.failovers.append(event)

@@ -99,8 +99,9 @@ def test_most_certain_reason_first() -> None:
 
 def test_reasons_are_a_small_kebab_set() -> None:
     values = {r.value for r in Reason}
-    # 18 until the cascade (confident, low-confidence) was removed; 17 with local-loading
-    assert len(values) == 17
+    # 18 until the cascade (confident, low-confidence) was removed; 17 with local-loading;
+    # 18 with second-look
+    assert len(values) == 18
     assert all(v == v.lower() and " " not in v and "_" not in v for v in values)
 
 

@@ -1,0 +1,147 @@
+"""The router's second look: when the first look defers, and how the look scores.
+
+Heads here are built by hand (a zero weight vector and a chosen bias) so that each test
+states the decision it expects; the shipped head's quality is the lab's to measure
+(``python -m router_lab.second``, docs/router.md). The first look is the real one:
+the bundled weights and token head over a real runner's token ids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from edge_agent.metrics import EdgeMetrics
+from edge_agent.router import Reason, Route, Router, extract_features
+from edge_agent.router.features import PromptFeatures
+from edge_agent.router.model import ELABORATION_FLOOR
+from edge_agent.router.second import PromptHead, SecondLook, load_prompt_head
+from edge_agent.router.table import file_sha256
+from edge_agent.serving import ServingPipeline
+from edge_agent.settings import EdgeSettings
+from shared.messages import ChatMessage, GenerateRequest
+from tests.edge_agent.api.harness import N_CTX, loaded_engine
+
+module_loop = pytest.mark.asyncio(loop_scope="module")
+
+REQUEST = GenerateRequest(
+    request_id="r", messages=(ChatMessage(role="user", content="How do magnets work?"),)
+)
+
+
+def _head(
+    *, bias: float = 0.0, sure: float = 1.0, threshold: float = 0.5, dim: int = 576
+) -> PromptHead:
+    return PromptHead("0" * 64, np.zeros(dim), bias, sure=sure, threshold=threshold)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def pipeline() -> AsyncIterator[ServingPipeline]:
+    async with loaded_engine() as local:
+        pipeline = ServingPipeline.from_settings(
+            EdgeSettings(n_ctx=N_CTX), local=local, cloud=None, metrics=EdgeMetrics()
+        )
+        await pipeline.load_token_head()
+        yield pipeline
+
+
+def _router(pipeline: ServingPipeline) -> Router:
+    router = pipeline._router
+    assert isinstance(router, Router) and router.token_head is not None
+    return router
+
+
+def _features(pipeline: ServingPipeline) -> PromptFeatures:
+    return pipeline._with_ask_tokens(REQUEST, extract_features(REQUEST))
+
+
+@module_loop
+async def test_the_bundled_head_is_for_the_bundled_gguf_and_no_other(
+    pipeline: ServingPipeline, tmp_path: Path
+) -> None:
+    router = _router(pipeline)
+    head = router.prompt_head
+    assert head is not None  # attached with the token head, for this GGUF
+    assert head.gguf_sha256 == file_sha256(pipeline.local.model_path)
+    assert head.weights.shape == (576,) and 0 < head.threshold < 1 and 0 < head.sure <= 1
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF" + bytes(64))
+    assert load_prompt_head(other) is None
+
+
+@module_loop
+async def test_a_first_look_short_of_sure_defers_to_the_second(pipeline: ServingPipeline) -> None:
+    router = _router(pipeline)
+    features = _features(pipeline)
+    shipped = router.prompt_head
+    try:
+        router.attach_prompt_head(_head(sure=1.0))
+        plan = router.decide(features, requested="auto", cloud_available=True)
+        assert plan.route is Route.LOCAL and plan.reason is Reason.SIMPLE
+        assert plan.second_look is not None and plan.p_cloud is not None
+
+        router.attach_prompt_head(_head(sure=plan.p_cloud))  # sure of the cloud now
+        sure = router.decide(features, requested="auto", cloud_available=True)
+        assert sure.route is Route.CLOUD and sure.second_look is None
+
+        router.attach_prompt_head(_head(sure=1.0))
+        busy = router.decide(features, requested="auto", cloud_available=True, local_busy=1)
+        assert busy.second_look is None  # it would wait behind another request: first look
+
+        forced = router.decide(features, requested="local", cloud_available=True)
+        assert forced.second_look is None
+        no_cloud = router.decide(features, requested="auto", cloud_available=False)
+        assert no_cloud.second_look is None
+    finally:
+        router.attach_prompt_head(shipped)
+
+
+@module_loop
+@pytest.mark.parametrize(
+    "settings",
+    [{"router_second_look": False}, {"router_second_look_max_prompt_tokens": 3}],
+    ids=["off", "prompt-longer-than-the-limit"],
+)
+async def test_the_settings_turn_the_second_look_off(settings: dict[str, object]) -> None:
+    async with loaded_engine() as local:
+        pipeline = ServingPipeline.from_settings(
+            EdgeSettings(n_ctx=N_CTX, **settings),  # type: ignore[arg-type]
+            local=local,
+            cloud=None,
+            metrics=EdgeMetrics(),
+        )
+        await pipeline.load_token_head()
+        router = _router(pipeline)
+        router.attach_prompt_head(_head())
+        features = _features(pipeline)
+        assert features.prompt_tokens > 3
+        plan = router.decide(features, requested="auto", cloud_available=True)
+        assert plan.second_look is None and plan.route is Route.LOCAL
+
+
+def test_the_look_blends_three_log_odds_and_keeps_the_elaboration_floor() -> None:
+    state = np.linspace(-1, 1, 576, dtype=np.float32)
+    head = PromptHead("0" * 64, np.full(576, 0.01), -0.5, sure=0.7, threshold=0.4)
+    look = SecondLook(head, features_log_odds=1.2, token_log_odds=-0.3, elaboration=False)
+    z = (1.2 - 0.3 + float(np.dot(head.weights, state)) - 0.5) / 3
+    assert look.score(state) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert look.escalates(0.4) and not look.escalates(0.39)
+    floored = replace(look, elaboration=True, features_log_odds=-9.0)
+    assert floored.score(state) == ELABORATION_FLOOR
+
+
+def test_a_head_refuses_a_state_of_another_width_and_bad_thresholds() -> None:
+    with pytest.raises(ValueError, match="dimensions"):
+        _head().log_odds(np.zeros(960, dtype=np.float32))
+    with pytest.raises(ValueError, match="thresholds"):
+        _head(threshold=1.0)
+    head = _head(bias=0.25)
+    back = PromptHead.from_json(head.to_json())
+    assert np.array_equal(back.weights, head.weights)
+    assert (back.bias, back.sure, back.threshold) == (0.25, head.sure, head.threshold)
