@@ -16,7 +16,13 @@ tokens:
   ``split`` does with the table. Measured for what it would buy: like ``model`` it costs
   a prefill, far past the router's budget (docs/router.md, round 5).
 
-What is embedded is the conversation's last ask with a little of its history as
+- ``prompt``: the bundled model's last hidden state at the end of the whole templated
+  conversation, read through the edge's own runner (``LlamaRunner.prompt_state``): what
+  the router's second look reads after a local answer's prefill
+  (``edge_agent.router.second``). A prompt past the runner's context has none (a row of
+  NaN: the policy sends it to the cloud before any look).
+
+What is embedded (but for ``prompt``) is the conversation's last ask with a little of its history as
 context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end of
 the turn before it (``CONTEXT_TOKENS``), so an easy follow-up after hard turns reads as
 the follow-up it is.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +45,7 @@ import numpy as np
 
 from edge_agent.router.table import ASK_CHARS, CONTEXT_CHARS, focus_text, routing_text
 from router_lab.dataset import LabelledPrompt, read_dataset
+from shared.messages import GenerateRequest
 
 __all__ = [
     "ASK_CHARS",
@@ -95,7 +103,11 @@ class EmbeddingCache:
 
     def _embed(self, text: str) -> np.ndarray:
         if self._embedder is None:
-            embedders = {"model": model_embedder, "hidden": hidden_embedder}
+            embedders = {
+                "model": model_embedder,
+                "hidden": hidden_embedder,
+                "prompt": prompt_embedder,
+            }
             self._embedder = embedders.get(self.kind, table_embedder)()
         return np.asarray(self._embedder(text), dtype=np.float32)
 
@@ -147,6 +159,39 @@ def hidden_embedder() -> Any:
     return embed
 
 
+PROMPT_N_CTX = 2048
+"""The runner's context for ``prompt`` states: the edge's default ``--n-ctx``."""
+
+
+def prompt_key(request: GenerateRequest) -> str:
+    """The text a ``prompt`` state is cached under: the request's conversation."""
+    if request.messages is None:
+        return json.dumps({"prompt": request.prompt}, ensure_ascii=False)
+    turns = [m.model_dump(exclude_none=True) for m in request.messages]
+    return json.dumps({"messages": turns}, ensure_ascii=False, sort_keys=True)
+
+
+def prompt_embedder() -> Any:
+    """The edge's ``LlamaRunner`` on the bundled model, one thread, as it serves."""
+    import asyncio
+
+    from inference import ContextTooLong, LlamaRunner, RunnerConfig
+
+    runner = LlamaRunner(RunnerConfig(Path(_model_path()), n_ctx=PROMPT_N_CTX, n_threads=1))
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(runner.load())
+
+    def embed(key: str) -> np.ndarray:
+        body = json.loads(key)
+        request = GenerateRequest.model_validate({"request_id": "lab", **body})
+        try:
+            return np.asarray(loop.run_until_complete(runner.prompt_state(request)))
+        except ContextTooLong:
+            return np.full(runner.n_embd or 0, np.nan, np.float32)
+
+    return embed
+
+
 def token_table() -> tuple[Any, np.ndarray]:
     """The bundled model's tokenizer (vocab-only llama.cpp) and its input embedding table."""
     from gguf import GGUFReader
@@ -179,6 +224,8 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     block for a short message or the second for a long one (zeros in the other), then
     the routing text's mean; all linear, so it folds as ``table`` does
     (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
+    if kind == "prompt":
+        return EmbeddingCache(kind).get([prompt_key(i.request) for i in items])
     if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
     cache = EmbeddingCache("table" if kind == "split" else "hidden")
@@ -193,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m router_lab.embed", description="Fill the embedding cache."
     )
-    parser.add_argument("kind", choices=["model", "table", "hidden", "hidden_split"])
+    parser.add_argument("kind", choices=["model", "table", "hidden", "hidden_split", "prompt"])
     parser.add_argument("datasets", type=Path, nargs="+")
     args = parser.parse_args(argv)
     items = [i for path in args.datasets for i in read_dataset(path)]

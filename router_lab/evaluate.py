@@ -4,7 +4,11 @@ Prints accuracy, recall on ``cloud`` items (hard prompts escalated), the share o
 ``local`` items kept local, the confusion table and the decision time (feature
 extraction plus decision, p50/p99). ``--json FILE`` writes the same figures. Decisions
 are taken as for an ``auto`` request with a reachable cloud and an idle local model, so
-only the prompt decides.
+only the prompt decides. With the bundled weights the router takes its second look as
+an edge does (``edge_agent.router.second``): the bundled model's runner prefills each
+prompt the first look was not sure of, and the look decides; the figures then say how
+many prompts took it, how many it escalated, and the prefill's time (p50/p99): the delay
+an escalation after the look adds, on this machine.
 """
 
 from __future__ import annotations
@@ -20,12 +24,22 @@ from typing import Any
 
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
-from edge_agent.router.policy import HeuristicRouter, Route, Router, RouterConfig
+from edge_agent.router.policy import Decision, HeuristicRouter, Route, Router, RouterConfig
+from edge_agent.router.second import load_prompt_head
 from edge_agent.router.table import load_token_head, with_head_tokens
 from inference.models import bundled_model_path
 from router_lab.dataset import LabelledPrompt, read_dataset
 
-__all__ = ["Figures", "figures", "main", "percentile", "route_all"]
+__all__ = [
+    "Figures",
+    "Looks",
+    "decide_all",
+    "figures",
+    "finish_looks",
+    "main",
+    "percentile",
+    "route_all",
+]
 
 AnyRouter = Router | HeuristicRouter
 
@@ -58,8 +72,17 @@ def route_all(
     router: AnyRouter, items: Sequence[LabelledPrompt], tokenizer: Any = None
 ) -> tuple[list[Route], list[float]]:
     """Each item's route and decision time in ms (features, with ``tokenizer`` the token
-    ids the router's head reads, and decision: as served)."""
-    routes: list[Route] = []
+    ids the router's head reads, and decision: as served). A decision left to the second
+    look counts as its first look's route: ``decide_all`` finishes it."""
+    decisions, times_ms = decide_all(router, items, tokenizer)
+    return [d.route for d in decisions], times_ms
+
+
+def decide_all(
+    router: AnyRouter, items: Sequence[LabelledPrompt], tokenizer: Any = None
+) -> tuple[list[Decision], list[float]]:
+    """``route_all``'s decisions themselves (a second look still pending in some)."""
+    decisions: list[Decision] = []
     times_ms: list[float] = []
     for item in items:
         start = time.perf_counter_ns()
@@ -74,8 +97,62 @@ def route_all(
             )
         decision = router.decide(features, requested="auto", cloud_available=True)
         times_ms.append((time.perf_counter_ns() - start) / 1e6)
-        routes.append(decision.route)
-    return routes, times_ms
+        decisions.append(decision)
+    return decisions, times_ms
+
+
+@dataclass(frozen=True)
+class Looks:
+    """The second looks taken: how many, how many escalated, and the prefill's time."""
+
+    taken: int
+    escalated: int
+    prefill_p50_ms: float
+    prefill_p99_ms: float
+
+
+def finish_looks(
+    decisions: Sequence[Decision], items: Sequence[LabelledPrompt]
+) -> tuple[list[Route], Looks]:
+    """Each decision's final route, a pending second look taken as the edge takes it:
+    the bundled model's runner (one thread) prefills the prompt and hands over its state."""
+    import asyncio
+
+    from inference import ContextTooLong, LlamaRunner, RunnerConfig
+
+    routes = [d.route for d in decisions]
+    pending = [n for n, d in enumerate(decisions) if d.second_look is not None]
+    if not pending:
+        return routes, Looks(0, 0, 0.0, 0.0)
+    path = bundled_model_path()
+    assert path is not None  # a prompt head is only attached for the bundled GGUF
+    runner = LlamaRunner(RunnerConfig(path, n_ctx=2048, n_threads=1))
+    escalated = 0
+    times_ms: list[float] = []
+
+    async def look() -> None:
+        nonlocal escalated
+        await runner.load()
+        try:
+            for n in pending:
+                pending_look = decisions[n].second_look
+                assert pending_look is not None
+                start = time.perf_counter_ns()
+                try:
+                    state = await runner.prompt_state(items[n].request)
+                except ContextTooLong:
+                    routes[n] = Route.CLOUD  # the edge's policy would have sent it there
+                    continue
+                times_ms.append((time.perf_counter_ns() - start) / 1e6)
+                if pending_look.escalates(pending_look.score(state)):
+                    routes[n] = Route.CLOUD
+                    escalated += 1
+        finally:
+            await runner.aclose()
+
+    asyncio.run(look())
+    p50, p99 = percentile(times_ms, 50), percentile(times_ms, 99)
+    return routes, Looks(len(pending), escalated, p50, p99)
 
 
 def figures(
@@ -141,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         help="without the token-embedding head (as an edge whose local model is not the "
         "bundled GGUF); by default the bundled weights route as an edge over the bundled model",
     )
+    parser.add_argument(
+        "--no-second-look",
+        action="store_true",
+        help="the first look alone (as an edge with --no-router-second-look)",
+    )
     args = parser.parse_args(argv)
     tokenizer = None
     try:
@@ -158,15 +240,24 @@ def main(argv: list[str] | None = None) -> int:
             from router_lab.embed import token_table
 
             tokenizer = token_table()[0]
+            if not args.no_second_look and isinstance(router, Router):
+                router.attach_prompt_head(load_prompt_head(bundled_model_path()))
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     route_all(router, items[:20], tokenizer)  # warm up regex caches and the interpreter
-    routes, times_ms = route_all(router, items, tokenizer)
+    decisions, times_ms = decide_all(router, items, tokenizer)
+    routes, looks = finish_looks(decisions, items)
     result = figures([i.label for i in items], routes, times_ms)
     sys.stdout.write(render(result, title=f"{args.router} router on {args.dataset}") + "\n")
+    if looks.taken:
+        sys.stdout.write(
+            f"  second look    taken for {looks.taken}, escalated {looks.escalated}; prefill "
+            f"p50 {looks.prefill_p50_ms:.0f} ms   p99 {looks.prefill_p99_ms:.0f} ms\n"
+        )
     if args.json is not None:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+        body = {**asdict(result), "second_look": asdict(looks)}
+        args.json.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -1,0 +1,56 @@
+"""The lab's second look computes what the edge computes, from the same state."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from edge_agent.router import extract_features
+from edge_agent.router.model import ELABORATION_FLOOR
+from edge_agent.router.second import PromptHead, SecondLook, logit
+from router_lab.embed import prompt_key
+from router_lab.head import fit_head
+from router_lab.second import two_looks, unstandardised
+from shared.messages import GenerateRequest
+from tests.router_lab.test_dataset import DEV
+
+
+def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three() -> None:
+    items = DEV[:6]
+    groups = {"w": items}
+    features = {"w": [0.9, 0.6, 0.2, 0.05, 0.5, 0.8]}
+    split = {"w": [0.8, 0.7, 0.3, 0.1, 0.5, 0.9]}
+    prompt = {"w": [0.1, 0.9, 0.9, 0.2, 0.5, 0.1]}
+    first, final, looked = two_looks(groups, features, split, prompt, sure=0.7)
+    for n, item in enumerate(items):
+        elaboration = extract_features(item.request).elaboration
+        one = 1 / (1 + math.exp(-(logit(features["w"][n]) + logit(split["w"][n])) / 2))
+        one = max(one, ELABORATION_FLOOR) if elaboration else one
+        assert first["w"][n] == pytest.approx(one)
+        assert looked["w"][n] == (one < 0.7)
+        if one >= 0.7:
+            assert final["w"][n] == 1.0
+        else:  # as the edge's SecondLook scores it, given the head's log-odds
+            head = PromptHead("0" * 64, np.zeros(1), logit(prompt["w"][n]), 0.7, 0.5)
+            look = SecondLook(head, logit(features["w"][n]), logit(split["w"][n]), elaboration)
+            assert final["w"][n] == pytest.approx(look.score(np.zeros(1, dtype=np.float32)))
+
+
+def test_the_shipped_weights_read_raw_states_as_the_fitted_head_reads_standardised_ones() -> None:
+    rng = np.random.default_rng(3)
+    xs = rng.normal(2.0, 5.0, size=(200, 8))
+    labels = (xs[:, 0] - xs[:, 3] + rng.normal(0, 2, 200) > 0).astype(int)
+    head = fit_head(xs, labels, l2=1.0)
+    weights, bias = unstandardised(head)
+    np.testing.assert_allclose(xs @ weights + bias, head.log_odds(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_a_prompt_key_is_the_conversation_and_reads_back_as_it() -> None:
+    for item in DEV[:20]:
+        back = GenerateRequest.model_validate(
+            {"request_id": "x", **json.loads(prompt_key(item.request))}
+        )
+        assert back.messages == item.request.messages and back.prompt == item.request.prompt
