@@ -90,6 +90,18 @@ CASES = {
             "ratio_ttft_last_turn_edge_kv_vs_cold",
         ],
     ),
+    "second_look": (
+        [],
+        [
+            "ttft_ms_plain_p50",
+            "ttft_ms_look_p50",
+            "added_ttft_ms_p50",
+            "prefill_ms_p50",
+            "look_score_us",
+            "ratio_ttft_look_vs_plain",
+            "ratio_prefill_vs_plain_ttft",
+        ],
+    ),
     "footprint": (
         ["--idle-s", "1"],
         [

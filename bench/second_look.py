@@ -1,0 +1,121 @@
+"""What the router's second look costs, against a plain local answer, same run.
+
+The second look (``edge_agent.router.second``) reads the prompt state the local
+prefill computes anyway. Two costs follow, both measured here on the bundled model in
+the edge's own runner, interleaved round by round:
+
+- kept local: time to the first token with the look (``ttft_ms_look``) against the
+  same prompt answered with no look (``ttft_ms_plain``, the baseline), and their paired
+  difference (``added_ttft_ms``): the look splits the prefill into two decodes and
+  scores a 576-wide head;
+- escalated: the delay before the request leaves for the cloud, one prefill
+  (``prefill_ms``), against the same baseline.
+
+Prompts are the dev set's that may take a look (``--limit`` of them, within the
+default ``--router-second-look-max-prompt-tokens``), each made distinct per variant and
+round by a first system line, so that no variant reuses another's cached prefix.
+Pin it to one core for the edge's budget: ``taskset -c 0 python -m bench.second_look``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import bench_args, finish, median, model_or_exit, percentile, rounds_of
+from edge_agent.router import RouterConfig, extract_features
+from edge_agent.router.second import SecondLook, load_prompt_head
+from inference import LlamaRunner, RunnerConfig
+from router_lab.dataset import read_dataset
+from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
+
+DEV = Path(__file__).resolve().parent.parent / "data" / "router_dev.jsonl"
+
+
+def _variant(request: GenerateRequest, tag: str) -> GenerateRequest:
+    assert request.messages is not None
+    first = ChatMessage(role="system", content=f"Session {tag}.")
+    return request.model_copy(
+        update={
+            "request_id": tag,
+            "messages": (first, *request.messages),
+            "params": SamplingParams(max_tokens=1, temperature=0),
+        }
+    )
+
+
+async def _ttft(runner: LlamaRunner, request: GenerateRequest, look: SecondLook | None) -> float:
+    # Scored as the edge scores it, and always kept: this is the cost of a look that keeps.
+    check = None if look is None else (lambda state: look.score(state) <= 1.0)
+    start = time.perf_counter()
+    async for event in runner.stream(request, check=check):
+        if isinstance(event, TokenChunk) and event.n_tokens:
+            break
+    return (time.perf_counter() - start) * 1000
+
+
+async def run(rounds: int, limit: int) -> dict[str, float]:
+    path = model_or_exit()
+    head = load_prompt_head(path)
+    if head is None:
+        raise SystemExit("no prompt head for the bundled model")
+    look = SecondLook(head, features_log_odds=0.0, token_log_odds=0.0, elaboration=False)
+    limit_tokens = RouterConfig().second_look_max_prompt_tokens
+    items = [
+        i
+        for i in read_dataset(DEV)
+        if i.request.messages is not None
+        and extract_features(i.request).prompt_tokens <= limit_tokens
+    ][:limit]
+    runner = LlamaRunner(RunnerConfig(path, n_ctx=2048, n_threads=1))
+    await runner.load()
+    plain: list[float] = []
+    looked: list[float] = []
+    prefill: list[float] = []
+    try:
+        for n in range(rounds):
+            for k, item in enumerate(items):
+                tag = f"{n}-{k}"
+                plain.append(await _ttft(runner, _variant(item.request, f"p{tag}"), None))
+                looked.append(await _ttft(runner, _variant(item.request, f"l{tag}"), look))
+                start = time.perf_counter()
+                await runner.prompt_state(_variant(item.request, f"s{tag}"))
+                prefill.append((time.perf_counter() - start) * 1000)
+        added = [b - a for a, b in zip(plain, looked, strict=True)]  # the same prompt, paired
+        state = np.ones(head.weights.shape, dtype=np.float32)
+        start = time.perf_counter()
+        for _ in range(1000):
+            look.score(state)
+        score_us = (time.perf_counter() - start) * 1000
+    finally:
+        await runner.aclose()
+    return {
+        "prompts": len(items),
+        "rounds": rounds,
+        "ttft_ms_plain_p50": median(plain),
+        "ttft_ms_plain_p99": percentile(plain, 99),
+        "ttft_ms_look_p50": median(looked),
+        "ttft_ms_look_p99": percentile(looked, 99),
+        "prefill_ms_p50": median(prefill),
+        "prefill_ms_p99": percentile(prefill, 99),
+        "added_ttft_ms_p50": median(added),
+        "added_ttft_ms_p99": percentile(added, 99),
+        "look_score_us": score_us,
+        "ratio_ttft_look_vs_plain": median(looked) / median(plain),
+        "ratio_prefill_vs_plain_ttft": median(prefill) / median(plain),
+    }
+
+
+def main() -> None:
+    parser = bench_args(__doc__ or "", rounds=3, quick_rounds=1)
+    parser.add_argument("--limit", type=int, default=40, help="dev-set prompts per round")
+    args = parser.parse_args()
+    limit = 3 if args.quick else args.limit
+    finish("second_look", asyncio.run(run(rounds_of(args), limit)), args.json)
+
+
+if __name__ == "__main__":
+    main()
