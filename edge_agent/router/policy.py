@@ -354,9 +354,9 @@ class Router(_PolicyRouter):
             p_features, p = p, blend(p, head, features.elaboration)
             threshold = self.blend_threshold
             second = self.prompt_head
-            if second is not None and p >= second.sure:
-                threshold = min(threshold, p)  # sure of the cloud: no look needed
-            elif look and second is not None:
+            if second is not None and p >= second.sure:  # sure of the cloud: no look
+                return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
+            if second is not None and look:
                 pending = SecondLook(second, logit(p_features), head, features.elaboration)
                 return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p, second_look=pending)
         if p >= threshold:

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
-from edge_agent.router.table import file_sha256
+from edge_agent.router.table import fitted_for
 
 __all__ = ["PROMPT_HEAD_FILE", "PromptHead", "SecondLook", "load_prompt_head"]
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PROMPT_HEAD_FILE = "router_prompt_head.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its weights are an array
 class PromptHead:
     """A logistic head on one GGUF's prompt state, and the two thresholds around it."""
 
@@ -131,14 +131,6 @@ def load_prompt_head(model_path: Path | None, path: Path | None = None) -> Promp
     except (OSError, ValueError, KeyError) as exc:
         log.warning("router: no second look: cannot read its head %s (%s)", source, exc)
         return None
-    ours = file_sha256(model_path)
-    if ours != head.gguf_sha256:
-        log.info(
-            "router: the second look's head was fitted for GGUF sha256 %s, the local model "
-            "%s is %s; no second look",
-            head.gguf_sha256[:12],
-            model_path.name,
-            ours[:12],
-        )
+    if not fitted_for(model_path, head.gguf_sha256, "the second look's head", "no second look"):
         return None
     return head

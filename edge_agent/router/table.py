@@ -50,6 +50,7 @@ __all__ = [
     "TokenHead",
     "blend",
     "file_sha256",
+    "fitted_for",
     "focus_text",
     "load_token_head",
     "routing_text",
@@ -284,14 +285,26 @@ def load_token_head(model_path: Path | None, path: Path | None = None) -> TokenH
         meta_text = path.read_text(encoding="utf-8")
         blob = path.with_suffix(".f32").read_bytes()
     head = _read(meta_text, blob)
-    ours = file_sha256(model_path)
-    if ours != head.gguf_sha256:
-        log.info(
-            "router: the token-embedding head was fitted for GGUF sha256 %s, the local model "
-            "%s is %s; routing on prompt features only",
-            head.gguf_sha256[:12],
-            model_path.name,
-            ours[:12],
-        )
+    if not fitted_for(
+        model_path, head.gguf_sha256, "the token-embedding head", "routing on prompt features only"
+    ):
         return None
     return head
+
+
+def fitted_for(model_path: Path, fitted_sha256: str, what: str, instead: str) -> bool:
+    """Whether ``what`` (a head fitted for the GGUF ``fitted_sha256``) reads the local
+    model at ``model_path``; if not, a log line says so and what the router does
+    ``instead``."""
+    ours = file_sha256(model_path)
+    if ours == fitted_sha256:
+        return True
+    log.info(
+        "router: %s was fitted for GGUF sha256 %s, the local model %s is %s; %s",
+        what,
+        fitted_sha256[:12],
+        model_path.name,
+        ours[:12],
+        instead,
+    )
+    return False
