@@ -62,7 +62,7 @@ async def run(rounds: int, limit: int) -> dict[str, float]:
     head = load_prompt_head(path)
     if head is None:
         raise SystemExit("no prompt head for the bundled model")
-    look = SecondLook(head, features_log_odds=0.0, token_log_odds=0.0, elaboration=False)
+    look = SecondLook(head, features_log_odds=0.0, token_log_odds=0.0)
     limit_tokens = RouterConfig().second_look_max_prompt_tokens
     items = [
         i

@@ -9,7 +9,8 @@ other writers, three ways, and prints each as ``router_lab.lowo`` does:
   prefill);
 - ``two looks``: the edge with its second look (``edge_agent.router.second``): a first
   look at or above ``--sure`` goes to the cloud at once, any other prompt is scored by
-  the mean log-odds of the features, the token head and the prompt head.
+  the mean log-odds of the features, the token head and the prompt head (neither with
+  the elaboration floor: the state reads the conversation).
 
 ``--write PATH`` fits the prompt head on every writer and writes it with the two looks'
 threshold, chosen on their out-of-writer scores by the same rule as the shipped weights.
@@ -122,10 +123,9 @@ def two_looks(
         first[writer], final[writer], looked[writer] = [], [], []
         for f, s, p, item in rows:
             elaboration = extract_features(item.request).elaboration
-            one = _blend([f, s], elaboration)
-            look = one < sure
-            first[writer].append(one)
-            final[writer].append(_blend([f, s, p], elaboration) if look else 1.0)
+            look = _blend([f, s], False) < sure  # no elaboration floor where a look follows
+            first[writer].append(_blend([f, s], elaboration))
+            final[writer].append(_blend([f, s, p], False) if look else 1.0)
             looked[writer].append(look)
     return first, final, looked
 

@@ -351,14 +351,17 @@ class Router(_PolicyRouter):
             head = self.token_head.log_odds(
                 features.ask_tokens, features.focus_tokens, features.focus_long
             )
-            p_features, p = p, blend(p, head, features.elaboration)
-            threshold = self.blend_threshold
             second = self.prompt_head
-            if second is not None and p >= second.sure:  # sure of the cloud: no look
-                return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
             if second is not None and look:
-                pending = SecondLook(second, logit(p_features), head, features.elaboration)
-                return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p, second_look=pending)
+                # The model's own reading of the whole conversation replaces the
+                # elaboration rule here: an easy follow-up after a long answer is easy.
+                first = blend(p, head, elaboration=False)
+                if first >= second.sure:
+                    return Decision(Route.CLOUD, self._explain(features, x), p_cloud=first)
+                pending = SecondLook(second, logit(p), head)
+                return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=first, second_look=pending)
+            p = blend(p, head, features.elaboration)
+            threshold = self.blend_threshold
         if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)

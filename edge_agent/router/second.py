@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
+from edge_agent.router.model import sigmoid
 from edge_agent.router.table import fitted_for
 
 __all__ = ["PROMPT_HEAD_FILE", "PromptHead", "SecondLook", "load_prompt_head"]
@@ -95,19 +95,22 @@ class PromptHead:
 
 @dataclass(frozen=True)
 class SecondLook:
-    """A first look that was not sure, waiting for the prompt state to finish deciding."""
+    """A first look that was not sure, waiting for the prompt state to finish deciding.
+
+    No elaboration floor here, nor in the first look's ``sure`` test when a look may
+    follow: the state reads the whole conversation, so it can tell an easy follow-up
+    after a long answer from a real elaboration, which the hand-made rule cannot
+    (leave-one-writer-out, docs/router.md round 6: the contrast writer's kept 0.52 →
+    0.58, the means unchanged within noise)."""
 
     head: PromptHead
     features_log_odds: float
     token_log_odds: float
-    elaboration: bool
-    """An elaborating follow-up: the blend is floored as the first look's is."""
 
     def score(self, state: npt.NDArray[np.float32]) -> float:
         """The blended probability that the prompt needs the cloud."""
         z = (self.features_log_odds + self.token_log_odds + self.head.log_odds(state)) / 3
-        p = sigmoid(z)
-        return max(p, ELABORATION_FLOOR) if self.elaboration else p
+        return sigmoid(z)
 
     def escalates(self, p: float) -> bool:
         return p >= self.head.threshold

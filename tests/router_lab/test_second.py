@@ -27,15 +27,14 @@ def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three() -> None:
     first, final, looked = two_looks(groups, features, split, prompt, sure=0.7)
     for n, item in enumerate(items):
         elaboration = extract_features(item.request).elaboration
-        one = 1 / (1 + math.exp(-(logit(features["w"][n]) + logit(split["w"][n])) / 2))
-        one = max(one, ELABORATION_FLOOR) if elaboration else one
-        assert first["w"][n] == pytest.approx(one)
-        assert looked["w"][n] == (one < 0.7)
-        if one >= 0.7:
+        raw = 1 / (1 + math.exp(-(logit(features["w"][n]) + logit(split["w"][n])) / 2))
+        assert first["w"][n] == pytest.approx(max(raw, ELABORATION_FLOOR) if elaboration else raw)
+        assert looked["w"][n] == (raw < 0.7)  # the floor does not decide whether to look
+        if raw >= 0.7:
             assert final["w"][n] == 1.0
         else:  # as the edge's SecondLook scores it, given the head's log-odds
             head = PromptHead("0" * 64, np.zeros(1), logit(prompt["w"][n]), 0.7, 0.5)
-            look = SecondLook(head, logit(features["w"][n]), logit(split["w"][n]), elaboration)
+            look = SecondLook(head, logit(features["w"][n]), logit(split["w"][n]))
             assert final["w"][n] == pytest.approx(look.score(np.zeros(1, dtype=np.float32)))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from edge_agent.router import Reason, Route, Router, extract_features
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import ELABORATION_FLOOR
 from edge_agent.router.second import PromptHead, SecondLook, load_prompt_head
-from edge_agent.router.table import file_sha256
+from edge_agent.router.table import blend, file_sha256
 from edge_agent.serving import ServingPipeline
 from edge_agent.settings import EdgeSettings
 from shared.messages import ChatMessage, GenerateRequest
@@ -102,6 +101,43 @@ async def test_a_first_look_short_of_sure_defers_to_the_second(pipeline: Serving
         router.attach_prompt_head(shipped)
 
 
+FOLLOW_UP = GenerateRequest(
+    request_id="f",
+    messages=(
+        ChatMessage(role="user", content="Explain how a transformer model works, in detail."),
+        ChatMessage(role="assistant", content="A transformer is a neural network. " * 40),
+        ChatMessage(role="user", content="why is that?"),
+    ),
+)
+
+
+@module_loop
+async def test_an_elaborating_follow_up_is_left_to_the_look_not_floored(
+    pipeline: ServingPipeline,
+) -> None:
+    """The elaboration rule floors the first look at 0.9; where a look follows, the
+    model's reading of the conversation decides instead (docs/router.md, round 6)."""
+    router = _router(pipeline)
+    features = pipeline._with_ask_tokens(FOLLOW_UP, extract_features(FOLLOW_UP))
+    assert features.elaboration
+    shipped = router.prompt_head
+    try:
+        router.attach_prompt_head(_head(sure=0.95))
+        assert router.token_head is not None and features.ask_tokens is not None
+        head = router.token_head.log_odds(
+            features.ask_tokens, features.focus_tokens, features.focus_long
+        )
+        unfloored = blend(router.score(features), head, elaboration=False)
+        assert unfloored < 0.95  # else the first look is sure and no look follows
+        plan = router.decide(features, requested="auto", cloud_available=True)
+        assert plan.second_look is not None and plan.p_cloud == unfloored
+        busy = router.decide(features, requested="auto", cloud_available=True, local_busy=1)
+        assert busy.route is Route.CLOUD  # no look: the rule holds
+        assert busy.p_cloud == max(unfloored, ELABORATION_FLOOR)
+    finally:
+        router.attach_prompt_head(shipped)
+
+
 @module_loop
 @pytest.mark.parametrize(
     "settings",
@@ -125,15 +161,13 @@ async def test_the_settings_turn_the_second_look_off(settings: dict[str, object]
         assert plan.second_look is None and plan.route is Route.LOCAL
 
 
-def test_the_look_blends_three_log_odds_and_keeps_the_elaboration_floor() -> None:
+def test_the_look_blends_three_log_odds() -> None:
     state = np.linspace(-1, 1, 576, dtype=np.float32)
     head = PromptHead("0" * 64, np.full(576, 0.01), -0.5, sure=0.7, threshold=0.4)
-    look = SecondLook(head, features_log_odds=1.2, token_log_odds=-0.3, elaboration=False)
+    look = SecondLook(head, features_log_odds=1.2, token_log_odds=-0.3)
     z = (1.2 - 0.3 + float(np.dot(head.weights, state)) - 0.5) / 3
     assert look.score(state) == pytest.approx(1 / (1 + math.exp(-z)))
     assert look.escalates(0.4) and not look.escalates(0.39)
-    floored = replace(look, elaboration=True, features_log_odds=-9.0)
-    assert floored.score(state) == ELABORATION_FLOOR
 
 
 def test_a_head_refuses_a_state_of_another_width_and_bad_thresholds() -> None:
