@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -37,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.router.features import PromptFeatures, extract_features
-from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
+from edge_agent.router.features import extract_features
+from edge_agent.router.model import ELABORATION_FLOOR, logit, sigmoid
 from edge_agent.router.policy import Route
 from edge_agent.router.table import TOKEN_HEAD_FILE
 from router_lab.dataset import LabelledPrompt, read_dataset
@@ -128,23 +127,18 @@ def blended_scorer(first: Scorer, *heads: Scorer) -> Scorer:
         a = first(training, test)
         others = [head(training, test) for head in heads]
         return [
-            _blend_many([a[n], *(o[n] for o in others)], extract_features(i.request))
+            blend_many([a[n], *(o[n] for o in others)], extract_features(i.request).elaboration)
             for n, i in enumerate(test)
         ]
 
     return score
 
 
-def _blend_many(ps: Sequence[float], features: PromptFeatures) -> float:
+def blend_many(ps: Sequence[float], elaboration: bool) -> float:
     """The mean log-odds of several scores, floored for an elaborating follow-up: with
     two, exactly ``table.blend``."""
-    p = sigmoid(sum(_logit(x) for x in ps) / len(ps))
-    return max(p, ELABORATION_FLOOR) if features.elaboration else p
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    return math.log(p / (1 - p))
+    p = sigmoid(sum(logit(x) for x in ps) / len(ps))
+    return max(p, ELABORATION_FLOOR) if elaboration else p
 
 
 def scorer_named(name: str) -> Scorer:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.router.features import extract_features
-from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
 from edge_agent.router.policy import Route
 from edge_agent.router.second import PROMPT_HEAD_FILE, PromptHead
 from edge_agent.router.table import file_sha256
@@ -41,6 +39,7 @@ from router_lab.head import LogisticHead, fit_head
 from router_lab.lowo import (
     EMBED_L2,
     LowoResult,
+    blend_many,
     embedding_scorer,
     features_scorer,
     group_by_writer,
@@ -95,16 +94,6 @@ def prompt_scores(groups: Groups, *, l2: float = EMBED_L2) -> dict[str, list[flo
     return scores
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    return math.log(p / (1 - p))
-
-
-def _blend(ps: Sequence[float], elaboration: bool) -> float:
-    p = sigmoid(sum(_logit(x) for x in ps) / len(ps))
-    return max(p, ELABORATION_FLOOR) if elaboration else p
-
-
 def two_looks(
     groups: Groups,
     features: dict[str, list[float]],
@@ -123,9 +112,9 @@ def two_looks(
         first[writer], final[writer], looked[writer] = [], [], []
         for f, s, p, item in rows:
             elaboration = extract_features(item.request).elaboration
-            look = _blend([f, s], False) < sure  # no elaboration floor where a look follows
-            first[writer].append(_blend([f, s], elaboration))
-            final[writer].append(_blend([f, s, p], False) if look else 1.0)
+            look = blend_many([f, s], False) < sure  # no elaboration floor where a look follows
+            first[writer].append(blend_many([f, s], elaboration))
+            final[writer].append(blend_many([f, s, p], False) if look else 1.0)
             looked[writer].append(look)
     return first, final, looked
 

@@ -40,6 +40,7 @@ __all__ = [
     "RouterModel",
     "floor_elaboration",
     "load_model",
+    "logit",
     "sigmoid",
 ]
 
@@ -188,6 +189,13 @@ def load_model(path: Path | None = None) -> RouterModel:
 def floor_elaboration(p: float, x: Sequence[float]) -> float:
     """``p``, raised to ``ELABORATION_FLOOR`` for an elaborating follow-up."""
     return max(p, ELABORATION_FLOOR) if x[_ELABORATION] > 0 else p
+
+
+def logit(p: float) -> float:
+    """The log-odds of ``p``, clamped to (1e-9, 1 - 1e-9) so that a certain score stays
+    finite: ``sigmoid``'s inverse, for averaging scores in log-odds."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
 
 
 def sigmoid(z: float) -> float:

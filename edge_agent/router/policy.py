@@ -31,8 +31,8 @@ from types import MappingProxyType
 from typing import Literal
 
 from edge_agent.router.features import PromptFeatures
-from edge_agent.router.model import RouterModel, load_model
-from edge_agent.router.second import PromptHead, SecondLook, logit
+from edge_agent.router.model import RouterModel, load_model, logit
+from edge_agent.router.second import PromptHead, SecondLook
 from edge_agent.router.structured import wants_cloud_for_structure
 from edge_agent.router.table import TokenHead, blend
 from edge_agent.router.vector import FEATURE_NAMES

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -114,11 +113,6 @@ class SecondLook:
 
     def escalates(self, p: float) -> bool:
         return p >= self.head.threshold
-
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    return math.log(p / (1 - p))
 
 
 def load_prompt_head(model_path: Path | None, path: Path | None = None) -> PromptHead | None:

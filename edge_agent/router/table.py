@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import sys
 from array import array
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.router.features import PromptFeatures
-from edge_agent.router.model import ELABORATION_FLOOR, sigmoid
+from edge_agent.router.model import ELABORATION_FLOOR, logit, sigmoid
 from shared.messages import GenerateRequest
 
 __all__ = [
@@ -151,9 +150,7 @@ def blend(p_features: float, head_log_odds: float, elaboration: bool) -> float:
     """The blended score: the mean of the features' and the head's log-odds, raised to
     ``ELABORATION_FLOOR`` for an elaborating follow-up (the rule holds whatever the
     head reads)."""
-    p = min(max(p_features, 1e-9), 1 - 1e-9)
-    z = (math.log(p / (1 - p)) + head_log_odds) / 2
-    q = sigmoid(z)
+    q = sigmoid((logit(p_features) + head_log_odds) / 2)
     return max(q, ELABORATION_FLOOR) if elaboration else q
 
 

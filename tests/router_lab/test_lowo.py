@@ -152,16 +152,16 @@ def test_several_heads_blend_as_the_edge_blends_two() -> None:
 
     from edge_agent.router.features import extract_features
     from edge_agent.router.table import blend
-    from router_lab.lowo import _blend_many, scorer_named
+    from router_lab.lowo import blend_many, scorer_named
 
     for item in DEV[:40]:
         features = extract_features(item.request)
         for p, q in ((0.2, 0.7), (0.9, 0.05), (1e-12, 0.5)):
             logit_q = math.log(q / (1 - q))
-            assert _blend_many([p, q], features) == pytest.approx(
+            assert blend_many([p, q], features.elaboration) == pytest.approx(
                 blend(p, logit_q, features.elaboration), abs=1e-12
             )
-        three = _blend_many([0.5, 0.5, 0.9], features)
+        three = blend_many([0.5, 0.5, 0.9], features.elaboration)
         mean = 1 / (1 + math.exp(-math.log(9) / 3))
         assert three == pytest.approx(max(mean, 0.9) if features.elaboration else mean)
     assert callable(scorer_named("features+split+hidden_split"))

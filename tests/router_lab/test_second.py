@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge_agent.router import extract_features
-from edge_agent.router.model import ELABORATION_FLOOR
-from edge_agent.router.second import PromptHead, SecondLook, logit
+from edge_agent.router.model import ELABORATION_FLOOR, logit
+from edge_agent.router.second import PromptHead, SecondLook
 from router_lab.embed import prompt_key
 from router_lab.head import fit_head
 from router_lab.second import two_looks, unstandardised
