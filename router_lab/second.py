@@ -39,6 +39,7 @@ from router_lab.head import LogisticHead, fit_head
 from router_lab.lowo import (
     EMBED_L2,
     LowoResult,
+    Scorer,
     blend_many,
     embedding_scorer,
     features_scorer,
@@ -52,6 +53,7 @@ __all__ = [
     "SURE",
     "TARGET_RECALL",
     "fit_prompt_head",
+    "prompt_scorer",
     "prompt_scores",
     "two_looks",
     "unstandardised",
@@ -81,17 +83,23 @@ def _fit(items: Sequence[LabelledPrompt], l2: float) -> LogisticHead:
     return fit_head(xs[ok], labels[ok], l2=l2)
 
 
-def prompt_scores(groups: Groups, *, l2: float = EMBED_L2) -> dict[str, list[float]]:
-    """Each writer's prompts scored by a prompt head fitted on the other writers; a
-    prompt with no state scores 1 (the policy sends it to the cloud before any look)."""
-    scores = {}
-    for writer, held in groups.items():
-        head = _fit([i for w, items in groups.items() if w != writer for i in items], l2)
-        xs, ok = _states(held)
-        p = np.ones(len(held))
+def prompt_scorer(l2: float = EMBED_L2) -> Scorer:
+    """A prompt head fitted on ``training``; a test prompt with no state scores 1 (the
+    policy sends it to the cloud before any look)."""
+
+    def score(training: Sequence[LabelledPrompt], test: Sequence[LabelledPrompt]) -> list[float]:
+        head = _fit(training, l2)
+        xs, ok = _states(test)
+        p = np.ones(len(test))
         p[ok] = head.probability(xs[ok])
-        scores[writer] = [float(v) for v in p]
-    return scores
+        return [float(v) for v in p]
+
+    return score
+
+
+def prompt_scores(groups: Groups, *, l2: float = EMBED_L2) -> dict[str, list[float]]:
+    """Each writer's prompts scored by a prompt head fitted on the other writers."""
+    return out_of_writer_scores(groups, prompt_scorer(l2))
 
 
 def two_looks(
@@ -141,7 +149,7 @@ def fit_prompt_head(
 
 
 def _escalated_after_look(
-    result: LowoResult, looked: dict[str, list[bool]], groups: Groups
+    result: LowoResult, looked: dict[str, list[bool]]
 ) -> tuple[int, int, int]:
     """Prompts that took the look, those it escalated, and all prompts."""
     n_look = n_up = n = 0
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     summary("first look (features+split)", first)
     summary("prompt state", prompt)
     result = summary(f"two looks (sure {args.sure:g})", final)
-    n_look, n_up, n = _escalated_after_look(result, looked, groups)
+    n_look, n_up, n = _escalated_after_look(result, looked)
     sys.stdout.write(
         f"second look taken for {n_look} of {n} prompts; {n_up} of them escalated after "
         "the local prefill\n"
