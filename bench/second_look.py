@@ -33,9 +33,10 @@ import numpy as np
 from bench.common import bench_args, finish, median, model_or_exit, percentile, rounds_of
 from edge_agent.router import RouterConfig, extract_features
 from edge_agent.router.second import SecondLook, load_prompt_head
-from inference import LlamaRunner, RunnerConfig
+from inference import LlamaRunner
 from inference.prompt_state import prefill_state
 from router_lab.dataset import read_dataset
+from router_lab.embed import PROMPT_N_CTX, prompt_runner
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
 
 DEV = Path(__file__).resolve().parent.parent / "data" / "router_dev.jsonl"
@@ -67,7 +68,7 @@ def look_ms_500(path: Path, look: SecondLook, rounds: int) -> list[float]:
     """The look's own work on a 500-token prompt, ``rounds`` times (see the module)."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=1, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=PROMPT_N_CTX, n_threads=1, verbose=False)
     try:
         text = " ".join(str(i.request.messages) for i in read_dataset(DEV)[:40])
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=True)[:500]
@@ -95,7 +96,7 @@ async def run(rounds: int, limit: int) -> dict[str, float]:
         if i.request.messages is not None
         and extract_features(i.request).prompt_tokens <= limit_tokens
     ][:limit]
-    runner = LlamaRunner(RunnerConfig(path, n_ctx=2048, n_threads=1))
+    runner = prompt_runner()
     await runner.load()
     plain: list[float] = []
     looked: list[float] = []

@@ -39,11 +39,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from inference import LlamaRunner
+
 from edge_agent.router.table import ASK_CHARS, CONTEXT_CHARS, focus_text, routing_text
+from edge_agent.settings import EdgeSettings
 from router_lab.dataset import LabelledPrompt, read_dataset
 from shared.messages import GenerateRequest
 
@@ -159,7 +163,7 @@ def hidden_embedder() -> Any:
     return embed
 
 
-PROMPT_N_CTX = 2048
+PROMPT_N_CTX: int = EdgeSettings.model_fields["n_ctx"].default
 """The runner's context for ``prompt`` states: the edge's default ``--n-ctx``."""
 
 
@@ -171,13 +175,21 @@ def prompt_key(request: GenerateRequest) -> str:
     return json.dumps({"messages": turns}, ensure_ascii=False, sort_keys=True)
 
 
+def prompt_runner() -> LlamaRunner:
+    """The edge's ``LlamaRunner`` on the bundled model, one thread, at the edge's default
+    context: what reads ``prompt`` states here and in ``evaluate`` (not loaded yet)."""
+    from inference import LlamaRunner, RunnerConfig
+
+    return LlamaRunner(RunnerConfig(Path(_model_path()), n_ctx=PROMPT_N_CTX, n_threads=1))
+
+
 def prompt_embedder() -> Any:
-    """The edge's ``LlamaRunner`` on the bundled model, one thread, as it serves."""
+    """``prompt_runner``'s prompt states, keyed by ``prompt_key``."""
     import asyncio
 
-    from inference import ContextTooLong, LlamaRunner, RunnerConfig
+    from inference import ContextTooLong
 
-    runner = LlamaRunner(RunnerConfig(Path(_model_path()), n_ctx=PROMPT_N_CTX, n_threads=1))
+    runner = prompt_runner()
     loop = asyncio.new_event_loop()
     loop.run_until_complete(runner.load())
 

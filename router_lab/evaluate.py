@@ -118,15 +118,14 @@ def finish_looks(
     the bundled model's runner (one thread) prefills the prompt and hands over its state."""
     import asyncio
 
-    from inference import ContextTooLong, LlamaRunner, RunnerConfig
+    from inference import ContextTooLong
+    from router_lab.embed import prompt_runner
 
     routes = [d.route for d in decisions]
     pending = [n for n, d in enumerate(decisions) if d.second_look is not None]
     if not pending:
         return routes, Looks(0, 0, 0.0, 0.0)
-    path = bundled_model_path()
-    assert path is not None  # a prompt head is only attached for the bundled GGUF
-    runner = LlamaRunner(RunnerConfig(path, n_ctx=2048, n_threads=1))
+    runner = prompt_runner()  # a prompt head is only attached for the bundled GGUF
     escalated = 0
     times_ms: list[float] = []
 
