@@ -250,6 +250,7 @@ class LlamaRunner:
             handoff.cancel()
 
     def _prompt_tokens(self, request: GenerateRequest) -> list[int]:
+        """The tokens the model reads for ``request``; never none."""
         llm = self._llm
         if request.messages is not None:
             if self._chat_format is None:
@@ -267,6 +268,8 @@ class LlamaRunner:
             tokens += llm.tokenize(
                 request.continuation.encode("utf-8"), add_bos=False, special=False
             )
+        if not tokens:  # "" or "\x04" with a tokenizer that adds no BOS: llama.cpp asserts
+            raise InferenceError("the prompt has no tokens for this model")
         return tokens
 
     def _generate(
@@ -302,8 +305,6 @@ class LlamaRunner:
         llm = self._llm
         params = request.params
         tokens = self._prompt_tokens(request)
-        if not tokens:  # "" or "\x04" with a tokenizer that adds no BOS: llama.cpp asserts
-            raise InferenceError("the prompt has no tokens for this model")
         n_ctx = self.config.n_ctx
         if params.num_ctx is not None:
             if params.num_ctx > n_ctx:
@@ -389,8 +390,6 @@ class LlamaRunner:
 
     def _prompt_state(self, request: GenerateRequest) -> npt.NDArray[np.float32]:
         tokens = self._prompt_tokens(request)
-        if not tokens:
-            raise InferenceError("the prompt has no tokens for this model")
         if len(tokens) >= self.config.n_ctx:
             raise ContextTooLong(len(tokens), self.config.n_ctx)
         return prefill_state(self._llm, tokens)
