@@ -15,17 +15,16 @@ tokens:
   whole; ``hidden_split`` reads the focus text and the routing text that way, as
   ``split`` does with the table. Measured for what it would buy: like ``model`` it costs
   a prefill, far past the router's budget (docs/router.md, round 5).
-
 - ``prompt``: the bundled model's last hidden state at the end of the whole templated
   conversation, read through the edge's own runner (``LlamaRunner.prompt_state``): what
   the router's second look reads after a local answer's prefill
   (``edge_agent.router.second``). A prompt past the runner's context has none (a row of
   NaN: the policy sends it to the cloud before any look).
 
-What is embedded (but for ``prompt``) is the conversation's last ask with a little of its history as
-context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end of
-the turn before it (``CONTEXT_TOKENS``), so an easy follow-up after hard turns reads as
-the follow-up it is.
+What the other kinds embed is the conversation's last ask with a little of its history
+as context: the last user message (its last ``ASK_TOKENS`` tokens) preceded by the end
+of the turn before it (``CONTEXT_TOKENS``), so an easy follow-up after hard turns reads
+as the follow-up it is.
 
 The cache (``router_lab/.cache/``, gitignored) is keyed by the text's SHA-256, so
 relabelling or adding files reuses what was computed.

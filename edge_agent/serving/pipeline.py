@@ -111,10 +111,12 @@ class ServingPipeline:
 
     async def load_token_head(self) -> None:
         """Attach the router's token-embedding head for the local GGUF, if the router
-        has one for it (``Router.head_for``). The SHA-256 that checks the GGUF reads the
-        whole file, so it runs on a thread, once the model has loaded (an edge's start-up
-        does not wait for it); until then ``auto`` requests are routed on features alone,
-        as they are anyway before the model can tokenise."""
+        has one for it (``Router.head_for``), and with it the second look's prompt head
+        (unless ``--no-router-second-look``). The SHA-256 that checks the GGUF reads the
+        whole file (once: both heads check the same cached hash), so it runs on a thread,
+        once the model has loaded (an edge's start-up does not wait for it); until then
+        ``auto`` requests are routed on features alone, as they are anyway before the
+        model can tokenise."""
         router = self._router
         if not isinstance(router, Router) or router.token_head is not None:
             return
