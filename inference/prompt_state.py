@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from inference.kvcache import common_prefix
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -37,12 +39,7 @@ def prefill_state(llm: Any, tokens: list[int]) -> npt.NDArray[np.float32]:
     import llama_cpp
     import numpy as np
 
-    held = int(llm.n_tokens)
-    prefix = 0
-    for have, want in zip(llm.input_ids[:held].tolist(), tokens[:-1], strict=False):
-        if have != want:
-            break
-        prefix += 1
+    prefix = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens[:-1])
     llm.n_tokens = prefix
     if prefix < len(tokens) - 1:
         llm.eval(tokens[prefix:-1])
