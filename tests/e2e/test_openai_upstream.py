@@ -63,6 +63,16 @@ def worker_streams(stack: Stack, result: str) -> float:
     return scrape(metrics, "tandem_worker_streams_total", result=result)
 
 
+def answered(url: str) -> dict[str, Any] | None:
+    """``health``, or ``None`` while nothing listens at ``url`` yet."""
+    try:
+        return health(url)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            return None
+        raise
+
+
 def health(url: str) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -253,7 +263,14 @@ async def test_engine_down_at_start_the_edge_answers_locally_until_it_is_up(
             wait_for_cloud=False,
         ) as stack,
     ):
-        assert health(stack.worker_health_url)["status"] == "loading"  # waits for its engine
+        # The stack waited for the edge only: the worker's port may not listen yet.
+        worker = await eventually(
+            lambda: answered(stack.worker_health_url),
+            timeout_s=120,
+            what="the worker's health endpoint answered",
+        )
+        assert worker is not None  # eventually returns only a truthy answer
+        assert worker["status"] == "loading"  # waits for its engine
         hard = {
             "model": "auto",
             "max_tokens": 6,
