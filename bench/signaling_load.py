@@ -1,7 +1,7 @@
 """How far one signaling process goes: idle peers held, and offer→answer brokering.
 
 Starts ``signaling-server serve`` in a subprocess (its own process, so that its RSS and
-CPU are its own), then:
+CPU are its own: ``bench.signaling_server``), then:
 
 1. **Idle peers.** ``--peers`` light WebSocket clients (a few KB each, raw asyncio
    protocols: no aiohttp session per peer) authenticate with tokens minted by
@@ -30,7 +30,8 @@ the CPU % and latencies move with whatever else runs. ``--quick`` runs a small v
     python -m bench.signaling_load --peers 10000 --offer-rate 500 --json out.json
     python -m bench.signaling_load --tls --peers 10000 --tls-read-buffer-bytes 16384,32768,262144
 
-The light peers are in ``bench.light_peers``.
+The light peers are in ``bench.light_peers``, the server's process in
+``bench.signaling_server``.
 """
 
 from __future__ import annotations
@@ -43,12 +44,10 @@ import os
 import platform
 import resource
 import secrets
-import ssl
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ from typing import Any
 import aiohttp
 
 from bench.light_peers import client_pings, connect_idle, light_tls_context
-from devstack.stack import free_port
+from bench.signaling_server import Server, start_server, stop_server
 from shared.codec import decode, encode
 from shared.messages import Answer, Offer, Register, Role, SignalError, Welcome
 from shared.tokens import mint_token
@@ -64,65 +63,6 @@ from signaling.settings import SignalingSettings
 
 TARGETS = {"rss_mb_at_10k": 200.0, "idle_cpu_percent": 5.0, "offers_per_s": 500, "p99_ms": 50.0}
 SDP = "v=0\r\n" + "a=candidate:1 1 udp 2130706431 192.0.2.1 50000 typ host\r\n" * 20
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    ca_file: Path | None = None  # set: the server speaks TLS
-
-    @property
-    def ws_url(self) -> str:
-        scheme = "ws" if self.ca_file is None else "wss"
-        return f"{scheme}://127.0.0.1:{self.port}/v1/signal"
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(
-    secret: str,
-    heartbeat_s: float,
-    log: Path,
-    extra: tuple[str, ...] = (),
-    ca_file: Path | None = None,
-) -> Server:
-    port = free_port()
-    env = {**os.environ, "TANDEM_SECRET": secret, "TANDEM_LOG_LEVEL": "WARNING"}
-    args = ["--port", str(port), "--heartbeat-s", str(heartbeat_s)]
-    args += ["--max-pending-offers-per-edge", "64", *extra]
-    scheme, context = "http", None
-    if ca_file is not None:
-        scheme, context = "https", ssl.create_default_context(cafile=str(ca_file))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "signaling", "serve", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"signaling exited: {log.read_text()[-2000:]}")
-        try:
-            url = f"{scheme}://127.0.0.1:{port}/healthz"
-            with urllib.request.urlopen(url, timeout=2, context=context):
-                return Server(proc, port, ca_file)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("signaling did not start")
 
 
 @dataclass
@@ -322,14 +262,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "note": "shared machine: CPU and latency figures include other tenants' load",
         },
     }
-
-
-def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
 
 
 async def hold_idle(

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.signaling_load import hold_idle_peers, start_server, stop_server
+from bench.signaling_load import hold_idle_peers
+from bench.signaling_server import start_server, stop_server
 from signaling.settings import SignalingSettings
 from tests.support.tls import CertAuthority
 

@@ -14,6 +14,10 @@ Each offer costs the chosen worker a peer connection (and a TURN allocation), so
 may have at most ``max_pending_offers_per_edge`` offers waiting for answers at once
 (more: ``SignalError`` ``overloaded``); relayed sessions have their own cap per edge
 (``RelayTable``).
+
+The relayed sessions' messages (relaying through signaling, the last resort) are handled
+by ``Broker``'s base class, ``signaling.relay_broker.RelayBroker``; this module is the
+rest: peers, dispatch, registration, offers and answers.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from signaling.matchmaking import choose_worker
 from signaling.metrics import SignalingMetrics
 from signaling.pending_offers import OfferTable
 from signaling.registry.base import Registry, WorkerInfo
-from signaling.relay_pipe import RelayPipe
-from signaling.relay_table import RelaySession, RelayTable
+from signaling.relay_broker import RelayBroker, refuse
+from signaling.relay_table import RelayTable
 from signaling.takeover import Connections, PeerConnection
 
 __all__ = ["CLOSE_GOING_AWAY", "Broker"]
@@ -50,7 +54,7 @@ logger = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 
 
-class Broker:
+class Broker(RelayBroker):
     """Routes signaling messages between the connected edges and workers."""
 
     def __init__(
@@ -115,21 +119,9 @@ class Broker:
         # whose removal is in flight.
         return [w for w in workers if (Role.WORKER, w.peer_id) in self._peers]
 
-    def _paces(self, sender: PeerConnection) -> bool:
-        """Whether relayed frames from ``sender`` are paced here (where it is read)."""
-        return True
-
     async def _end_sessions_of(self, role: Role, peer_id: str) -> None:
         """End the relayed sessions and pending offers of a peer that went away."""
-        for relay in self._relays.of_peer(role, peer_id):
-            close = RelayClose(session_id=relay.session_id, reason=f"{role.value} went away")
-            if relay.pipes:
-                self._end_relay(relay, closer=role, close=close)
-                continue
-            self._relays.close(relay.session_id)
-            other = await self._peer(*relay.other(role))
-            if other is not None:
-                await other.send(close)
+        await self._end_relays_of(role, peer_id)
         if role is Role.EDGE:
             self._offers.drop_edge(peer_id)
             self._offers_of.pop(peer_id, None)
@@ -154,7 +146,7 @@ class Broker:
     async def _dispatch(self, conn: PeerConnection, message: Message) -> None:
         problem = self._bad_model_name(message)
         if problem is not None:
-            await _refuse(conn, problem, getattr(message, "session_id", None))
+            await refuse(conn, problem, getattr(message, "session_id", None))
             return
         if conn.role is Role.WORKER and isinstance(message, Register):
             await self._register(conn, message)
@@ -173,7 +165,7 @@ class Broker:
         elif isinstance(message, RelayClose):
             await self._relay_close(conn, message)
         else:
-            await _refuse(conn, f"{conn.role.value} peers may not send {message.type_tag}")
+            await refuse(conn, f"{conn.role.value} peers may not send {message.type_tag}")
 
     def _bad_model_name(self, message: Message) -> str | None:
         """Why ``message`` names a model too long to match or echo back, if it does."""
@@ -205,12 +197,12 @@ class Broker:
     async def _load_report(self, worker: PeerConnection, message: LoadReport) -> None:
         updated = await self._registry.update_load(worker.peer_id, message.active, message.draining)
         if updated is None:
-            await _refuse(worker, "send register before load_report")
+            await refuse(worker, "send register before load_report")
 
     async def _offer(self, edge: PeerConnection, offer: Offer) -> None:
         existing = self._offers.get(offer.session_id)
         if existing is not None and existing.edge_id != edge.peer_id:
-            await _refuse(edge, "session_id is already in use", offer.session_id)
+            await refuse(edge, "session_id is already in use", offer.session_id)
             return
         pending = self._pending_offers(edge.peer_id)
         if offer.session_id not in pending and len(pending) >= self._max_pending:
@@ -277,7 +269,7 @@ class Broker:
     async def _answer(self, worker: PeerConnection, answer: Answer) -> None:
         pending = self._offers.get(answer.session_id)
         if pending is None or pending.worker_id != worker.peer_id:
-            await _refuse(
+            await refuse(
                 worker, "no pending session with this id for this worker", answer.session_id
             )
             return
@@ -290,112 +282,6 @@ class Broker:
                 pending.session_id,
                 pending.edge_id,
             )
-
-    async def _relay_open(self, edge: PeerConnection, request: RelayOpen) -> None:
-        if self._relays.get(request.session_id) is not None or self._offers.get(request.session_id):
-            await _refuse(edge, "session_id is already in use", request.session_id)
-            return
-        if not self._relays.can_open(edge.peer_id):
-            limit = self._relays.max_per_edge
-            why = (
-                "relaying through signaling is off here (--relay-max-sessions-per-edge 0)"
-                if limit == 0
-                else f"this edge already holds {limit} relayed sessions (at most {limit}: "
-                "--relay-max-sessions-per-edge)"
-            )
-            await edge.send(
-                SignalError(code=ErrorCode.OVERLOADED, message=why, session_id=request.session_id)
-            )
-            return
-        worker = await self._worker_for(request.model, request.avoid)
-        if worker is not None:
-            self._relays.open(
-                request.session_id,
-                edge_id=edge.peer_id,
-                worker_id=worker.peer_id,
-                now=asyncio.get_running_loop().time(),
-            )
-            forwarded = request.model_copy(update={"peer_id": edge.peer_id})
-            if await worker.send(forwarded):
-                self._metrics.offers.labels(result="relay").inc()
-                return
-            self._relays.close(request.session_id)
-        await self._no_worker(edge, request.model, request.session_id)
-
-    async def _relay_accept(self, worker: PeerConnection, accept: RelayAccept) -> None:
-        relay = self._relays.get(accept.session_id)
-        if relay is None or relay.worker_id != worker.peer_id or relay.accepted:
-            await _refuse(
-                worker, "no relay request with this id for this worker", accept.session_id
-            )
-            return
-        edge = await self._peer(Role.EDGE, relay.edge_id)
-        if edge is None:
-            self._relays.close(accept.session_id)
-            await worker.send(RelayClose(session_id=accept.session_id, reason="edge went away"))
-            return
-        relay.accepted = True
-        limit = self._relays.buffer_bytes
-        relay.pipes = {
-            role: RelayPipe(conn.send, limit_bytes=limit, name=f"relay-{role.value}-{conn.peer_id}")
-            for role, conn in ((Role.EDGE, edge), (Role.WORKER, worker))
-        }
-        # Through the edge's pipe, so that it arrives before the worker's first frame
-        # and a slow edge never holds up this worker's connection.
-        relay.pipes[Role.EDGE].put(accept.model_copy(update={"peer_id": worker.peer_id}))
-
-    async def _relay_data(self, sender: PeerConnection, data: RelayData) -> None:
-        relay = self._relays.get(data.session_id)
-        if relay is None or not relay.accepted or not relay.member(sender.role, sender.peer_id):
-            # Not a session we brokered for this peer (or it just ended): refuse it.
-            await sender.send(
-                RelayClose(session_id=data.session_id, reason="no such relayed session")
-            )
-            return
-        if self._paces(sender):
-            async with relay.lock:  # pace this session only; other peers are not held up
-                wait = relay.bucket.delay(len(data.data), asyncio.get_running_loop().time())
-                if wait > 0:
-                    await asyncio.sleep(wait)
-        if self._relays.get(data.session_id) is not relay:
-            return  # it ended while this frame waited for its pace
-        receiver, _ = relay.other(sender.role)
-        if relay.pipes[receiver].put(data):  # queued: this loop never waits on the receiver
-            return
-        self._metrics.relay_overflows.inc()
-        logger.info(
-            "relayed session %s dropped: its %s read too slowly (over %d bytes waiting)",
-            relay.session_id,
-            receiver.value,
-            self._relays.buffer_bytes,
-        )
-        # Only this session ends; both members hear why (the slow one when it reads on).
-        close = RelayClose(
-            session_id=relay.session_id,
-            reason=f"relay buffer full: the {receiver.value} reads too slowly",
-        )
-        self._relays.close(relay.session_id)
-        relay.pipes[receiver].abort(close)
-        relay.pipes[sender.role].finish(close)
-
-    async def _relay_close(self, sender: PeerConnection, close: RelayClose) -> None:
-        relay = self._relays.get(close.session_id)
-        if relay is None or not relay.member(sender.role, sender.peer_id):
-            return
-        if relay.pipes:
-            self._end_relay(relay, closer=sender.role, close=close)
-            return
-        self._relays.close(close.session_id)
-        other = await self._peer(*relay.other(sender.role))
-        if other is not None:
-            await other.send(close)
-
-    def _end_relay(self, relay: RelaySession, *, closer: Role, close: RelayClose) -> None:
-        """End an accepted session: nothing more to ``closer``; the other member gets
-        what is already queued for it, then ``close``."""
-        self._relays.close(relay.session_id)
-        relay.pipes[closer].abort()
-        relay.pipes[relay.other(closer)[0]].finish(close)
 
     async def aclose(self) -> None:
         """Close every connection (1001 going away) so that shutdown does not wait on peers.
@@ -413,7 +299,3 @@ class Broker:
             *(conn.close(CLOSE_GOING_AWAY, "server shutting down") for conn in conns),
             return_exceptions=True,
         )
-
-
-async def _refuse(conn: PeerConnection, message: str, session_id: str | None = None) -> None:
-    await conn.send(SignalError(code=ErrorCode.BAD_REQUEST, message=message, session_id=session_id))

@@ -1,5 +1,5 @@
-"""An edge's peer pool beside a real signaling app, and real worker apps to join it,
-all in this event loop on loopback."""
+"""An edge's peer pool beside a real signaling app, real worker apps to join it, and the
+edge's real local engine, all in this event loop on loopback."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from pydantic import SecretStr
 
 from cloud_worker.app import create_app as create_worker
 from cloud_worker.settings import WorkerSettings
+from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.peers import PeerPool, PoolConfig
+from inference import LlamaRunner, RunnerConfig
 from link import IcePolicy, SignalingClient
 from shared.messages import Role
 from signaling.app import create_app as create_signaling
 from signaling.settings import SignalingSettings
 from tests.support.apps import SECRET, serving, token
+from tests.support.model import model_path
 from tests.support.wait import eventually
 
 # WebRTC first (no relay-first) unless a test asks: most tests here are about one path.
@@ -72,6 +75,28 @@ def worker_app(
         **more,
     )
     return create_worker(settings)
+
+
+@asynccontextmanager
+async def linked_worker(
+    pool: PeerPool, signaling_url: str, peer_id: str, **settings: Any
+) -> AsyncIterator[None]:
+    """A real worker (``worker_app`` with ``settings``) serving on loopback, entered once
+    ``pool``'s live peer is it; on exit it stops (drains as ``settings`` say)."""
+    async with serving(worker_app(signaling_url, peer_id, **settings)):
+        await wait_for_worker(pool, peer_id)
+        yield
+
+
+@asynccontextmanager
+async def local_engine(*, n_ctx: int) -> AsyncIterator[LocalEngine]:
+    """The bundled model loaded into a real local engine (the edge's own), closed after."""
+    local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=n_ctx)))
+    await local.load()
+    try:
+        yield local
+    finally:
+        await local.aclose()
 
 
 async def wait_for_worker(pool: PeerPool, worker_id: str, timeout_s: float = 30) -> None:

@@ -23,7 +23,6 @@ from edge_agent.engines.remote import RemoteEngine
 from edge_agent.errors import NoPeerAvailable
 from edge_agent.peers import PeerPool
 from edge_agent.router import Route
-from inference import LlamaRunner, RunnerConfig
 from shared.messages import (
     ChatMessage,
     GenerateRequest,
@@ -32,8 +31,7 @@ from shared.messages import (
     TokenChunk,
 )
 from tests.support.apps import serving
-from tests.support.edge import edge_pool, wait_for_worker, wait_for_workers, worker_app
-from tests.support.model import model_path
+from tests.support.edge import edge_pool, linked_worker, local_engine, wait_for_workers, worker_app
 
 REQUEST = GenerateRequest(
     request_id="story",
@@ -64,13 +62,8 @@ class Edge:
 @asynccontextmanager
 async def edge_beside_signaling() -> AsyncIterator[Edge]:
     """An edge pool beside signaling, and a real local engine."""
-    async with edge_pool() as side:
-        local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
-        await local.load()
-        try:
-            yield Edge(side.url, side.pool, local)
-        finally:
-            await local.aclose()
+    async with edge_pool() as side, local_engine(n_ctx=1024) as local:
+        yield Edge(side.url, side.pool, local)
 
 
 def assert_seamless(run: Run) -> None:
@@ -119,10 +112,9 @@ async def run_interrupted_on_worker_a(edge: Edge, *, standby: str | None = None)
     async with AsyncExitStack() as stack:
         worker_a = AsyncExitStack()
         await worker_a.enter_async_context(
-            serving(worker_app(edge.url, "worker-a", drain_grace_s=0, n_ctx=1024))
+            linked_worker(edge.pool, edge.url, "worker-a", drain_grace_s=0, n_ctx=1024)
         )
         stack.push_async_callback(worker_a.aclose)
-        await wait_for_worker(edge.pool, "worker-a")
         if standby is not None:
             await stack.enter_async_context(serving(worker_app(edge.url, standby, n_ctx=1024)))
             await wait_for_workers(edge.url, 2)

@@ -25,11 +25,8 @@ from edge_agent.router.second import PromptHead
 from edge_agent.serving import ServingPipeline
 from edge_agent.serving.report import ServingReport
 from edge_agent.settings import EdgeSettings
-from inference import LlamaRunner, RunnerConfig
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
-from tests.support.apps import serving
-from tests.support.edge import edge_pool, wait_for_worker, worker_app
-from tests.support.model import model_path
+from tests.support.edge import edge_pool, linked_worker, local_engine
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -64,26 +61,23 @@ class Side:
 
 @asynccontextmanager
 async def edge_with_a_worker(bias: float) -> AsyncIterator[Side]:
-    async with edge_pool() as side:
-        local = LocalEngine(LlamaRunner(RunnerConfig(model_path=model_path(), n_ctx=1024)))
-        await local.load()
-        try:
-            async with serving(worker_app(side.url, "worker-a", n_ctx=1024)):
-                await wait_for_worker(side.pool, "worker-a")
-                metrics = EdgeMetrics()
-                pipeline = ServingPipeline.from_settings(
-                    EdgeSettings(n_ctx=1024),
-                    local=local,
-                    cloud=RemoteEngine(side.pool, model=""),
-                    metrics=metrics,
-                )
-                await pipeline.load_token_head()
-                router = pipeline._router
-                assert isinstance(router, Router) and router.token_head is not None
-                router.attach_prompt_head(_head(bias))
-                yield Side(pipeline, local, metrics)
-        finally:
-            await local.aclose()
+    async with (
+        edge_pool() as side,
+        local_engine(n_ctx=1024) as local,
+        linked_worker(side.pool, side.url, "worker-a", n_ctx=1024),
+    ):
+        metrics = EdgeMetrics()
+        pipeline = ServingPipeline.from_settings(
+            EdgeSettings(n_ctx=1024),
+            local=local,
+            cloud=RemoteEngine(side.pool, model=""),
+            metrics=metrics,
+        )
+        await pipeline.load_token_head()
+        router = pipeline._router
+        assert isinstance(router, Router) and router.token_head is not None
+        router.attach_prompt_head(_head(bias))
+        yield Side(pipeline, local, metrics)
 
 
 async def _serve(side: Side) -> tuple[str, StreamEnd, ServingReport]:
