@@ -31,7 +31,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -355,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
     if args.write_weights is not None:
+        from router_lab.ship import write_token_head, write_weights  # ship reads LowoResult
+
         if args.scorer not in SHIPPABLE:
             print(f"lowo: --write-weights ships one of {', '.join(SHIPPABLE)}", file=sys.stderr)
             return 2
@@ -372,53 +374,6 @@ def main(argv: list[str] | None = None) -> int:
             kind = args.scorer.partition("+")[2]
             write_token_head(args.write_weights.with_name(TOKEN_HEAD_FILE), groups, result, kind)
     return 0
-
-
-def _lowo_metadata(result: LowoResult) -> dict[str, object]:
-    return {
-        "writers": len(result.folds),
-        "mean": {k: round(v, 4) for k, v in result.mean.items()},
-        "worst": {k: round(v, 4) for k, v in result.worst.items()},
-    }
-
-
-def write_token_head(
-    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult, kind: str = "table"
-) -> None:
-    """The token-embedding head fitted on every writer, folded for the bundled GGUF, at
-    the blended scores' shipped threshold (``edge_agent.router.table``)."""
-    from router_lab.tokenhead import fit_token_head
-
-    head = fit_token_head(
-        [i for items in groups.values() for i in items],
-        threshold=result.shipped_threshold,
-        l2=EMBED_L2,
-        kind=kind,
-        metadata={
-            "scorer": result.scorer,
-            "threshold_rule": f"leave-one-writer-out, {result.rule}",
-            "lowo": _lowo_metadata(result),
-        },
-    )
-    head.write(out)
-    sys.stdout.write(f"token head written to {out} (threshold {head.threshold:.4f})\n")
-
-
-def write_weights(
-    out: Path, groups: dict[str, list[LabelledPrompt]], result: LowoResult, paths: list[str]
-) -> None:
-    """The features recipe fitted on every writer, at ``result``'s shipped threshold."""
-    model = fit(rows_of([i for items in groups.values() for i in items]))
-    metadata = {
-        "trained_on": paths,
-        "rows": sum(len(items) for items in groups.values()),
-        "trees": True,
-        "threshold_rule": f"leave-one-writer-out, {result.rule}",
-        "lowo": _lowo_metadata(result),
-    }
-    model = replace(model, threshold=result.shipped_threshold, metadata=metadata)
-    out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
-    sys.stdout.write(f"weights written to {out} (threshold {model.threshold:.4f})\n")
 
 
 if __name__ == "__main__":
