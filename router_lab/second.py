@@ -48,6 +48,7 @@ from router_lab.lowo import (
     render,
     summarise,
 )
+from router_lab.ship import lowo_metadata
 
 __all__ = [
     "SURE",
@@ -212,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 "trained_on": [str(p) for p in paths],
                 "threshold_rule": f"leave-one-writer-out, recall {args.target_recall:g}",
                 "lowo": {
-                    "writers": len(result.folds),
-                    "mean": {k: round(v, 4) for k, v in result.mean.items()},
-                    "worst": {k: round(v, 4) for k, v in result.worst.items()},
+                    **lowo_metadata(result),
                     "second_look": {"taken": n_look, "escalated": n_up, "prompts": n},
                 },
             },
