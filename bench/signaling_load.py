@@ -54,6 +54,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import percentile
 from bench.light_peers import client_pings, connect_idle, light_tls_context
 from bench.signaling_server import Server, start_server, stop_server
 from shared.codec import decode, encode
@@ -164,13 +165,6 @@ async def broker_offers(
     return result, rtts
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def spawn_holder(server: Server, secret: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     """The process holding the idle peers (``--hold-idle``); the secret goes by env."""
     argv = [sys.executable, "-m", "bench.signaling_load", "--hold-idle", str(server.port)]
@@ -232,7 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_server(server)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     per_peer_kb = (rss1 - rss0) / max(args.peers, 1)
-    p50, p99 = _pct(brokering.latencies_ms, 0.5), _pct(brokering.latencies_ms, 0.99)
+    p50, p99 = percentile(brokering.latencies_ms, 50), percentile(brokering.latencies_ms, 99)
     rtt50 = statistics.median(rtts) if rtts else float("nan")
     load = os.getloadavg()
     return {
