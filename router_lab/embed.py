@@ -67,6 +67,9 @@ CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 ASK_TOKENS = 128
 CONTEXT_TOKENS = 24
 HIDDEN_TOKENS = 256
+LAYER_ROWS = 31
+"""Rows per conversation in the ``layers`` cache: the bundled model's 30 blocks, then its
+final normed state (``router_lab.layers``)."""
 
 
 def _key(text: str) -> str:
@@ -110,6 +113,7 @@ class EmbeddingCache:
                 "model": model_embedder,
                 "hidden": hidden_embedder,
                 "prompt": prompt_embedder,
+                "layers": layers_embedder,
             }
             self._embedder = embedders.get(self.kind, table_embedder)()
         return np.asarray(self._embedder(text), dtype=np.float32)
@@ -203,6 +207,15 @@ def prompt_embedder() -> Any:
     return embed
 
 
+def layers_embedder() -> Any:
+    """Every block's output and the final state at a conversation's last token, keyed by
+    ``prompt_key`` (``router_lab.layers``, which checks its reading first)."""
+    from router_lab.layers import checked_reader
+
+    reader = checked_reader()
+    return lambda key: reader.states(key).ravel()
+
+
 def token_table() -> tuple[Any, np.ndarray]:
     """The bundled model's tokenizer (vocab-only llama.cpp) and its input embedding table."""
     from gguf import GGUFReader
@@ -237,6 +250,11 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
     if kind == "prompt":
         return EmbeddingCache(kind).get([prompt_key(i.request) for i in items])
+    if kind.startswith("layer"):  # block N's output at the last token (router_lab.layers)
+        rows = EmbeddingCache("layers").get([prompt_key(i.request) for i in items])
+        width = rows.shape[1] // LAYER_ROWS
+        block = int(kind.removeprefix("layer"))
+        return rows[:, block * width : (block + 1) * width]
     if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
     cache = EmbeddingCache("table" if kind == "split" else "hidden")

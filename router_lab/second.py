@@ -72,25 +72,29 @@ TARGET_RECALL = 0.965
 Groups = dict[str, list[LabelledPrompt]]
 
 
-def _states(items: Sequence[LabelledPrompt]) -> tuple[np.ndarray, np.ndarray]:
-    """Prompt states and which rows have one (a prompt past the context has none)."""
-    xs = embed_items("prompt", items)
+def _states(
+    items: Sequence[LabelledPrompt], state: str = "prompt"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt states and which rows have one (a prompt past the context has none).
+    ``state``: ``prompt`` (what the edge reads) or ``layerN`` (block N's output, lab
+    only: ``router_lab.layers``)."""
+    xs = embed_items(state, items)
     return xs, ~np.isnan(xs).any(axis=1)
 
 
-def _fit(items: Sequence[LabelledPrompt], l2: float) -> LogisticHead:
-    xs, ok = _states(items)
+def _fit(items: Sequence[LabelledPrompt], l2: float, state: str = "prompt") -> LogisticHead:
+    xs, ok = _states(items, state)
     labels = np.array([int(i.label is Route.CLOUD) for i in items])
     return fit_head(xs[ok], labels[ok], l2=l2)
 
 
-def prompt_scorer(l2: float = EMBED_L2) -> Scorer:
+def prompt_scorer(l2: float = EMBED_L2, state: str = "prompt") -> Scorer:
     """A prompt head fitted on ``training``; a test prompt with no state scores 1 (the
     policy sends it to the cloud before any look)."""
 
     def score(training: Sequence[LabelledPrompt], test: Sequence[LabelledPrompt]) -> list[float]:
-        head = _fit(training, l2)
-        xs, ok = _states(test)
+        head = _fit(training, l2, state)
+        xs, ok = _states(test, state)
         p = np.ones(len(test))
         p[ok] = head.probability(xs[ok])
         return [float(v) for v in p]
@@ -98,9 +102,11 @@ def prompt_scorer(l2: float = EMBED_L2) -> Scorer:
     return score
 
 
-def prompt_scores(groups: Groups, *, l2: float = EMBED_L2) -> dict[str, list[float]]:
+def prompt_scores(
+    groups: Groups, *, l2: float = EMBED_L2, state: str = "prompt"
+) -> dict[str, list[float]]:
     """Each writer's prompts scored by a prompt head fitted on the other writers."""
-    return out_of_writer_scores(groups, prompt_scorer(l2))
+    return out_of_writer_scores(groups, prompt_scorer(l2, state))
 
 
 def two_looks(
@@ -173,9 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=EMBED_L2)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--state",
+        default="prompt",
+        help="the second look's input: prompt (the edge's) or layerN, block N's output "
+        "(lab only, cached by python -m router_lab.layers)",
+    )
+    parser.add_argument(
         "--write", type=Path, help=f"write the prompt head (its {PROMPT_HEAD_FILE})"
     )
     args = parser.parse_args(argv)
+    if args.write is not None and args.state != "prompt":
+        parser.error("--write ships a head for the edge, which reads only the prompt state")
     paths = args.datasets or sorted(Path("data").glob("*.jsonl"))
     groups = group_by_writer(paths)
     if len(groups) < 2:
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     features = out_of_writer_scores(groups, features_scorer)
     split = out_of_writer_scores(groups, embedding_scorer("split"))
-    prompt = prompt_scores(groups, l2=args.l2)
+    prompt = prompt_scores(groups, l2=args.l2, state=args.state)
     first, final, looked = two_looks(groups, features, split, prompt, sure=args.sure)
 
     def summary(name: str, scores: dict[str, list[float]]) -> LowoResult:
@@ -194,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     summary("first look (features+split)", first)
-    summary("prompt state", prompt)
+    summary(f"{args.state} state", prompt)
     result = summary(f"two looks (sure {args.sure:g})", final)
     n_look, n_up, n = _escalated_after_look(result, looked)
     sys.stdout.write(
