@@ -1,0 +1,225 @@
+"""``python -m router_lab.checked``: the labelled data's checkable prompts, labelled by outcome.
+
+People label "what's 7 times 8?" ``local``: a small model *should* manage it. The
+bundled 135M model mostly does not (``router_lab.outcomes``: arithmetic 2 of 20 right,
+unit conversions 0 of 20), and writers disagree about such asks (one calls short
+arithmetic easy, the next hard), so their labels teach the router a convention rather
+than what the local model can do. Where a prompt in ``data/*.jsonl`` has an answer that
+can be checked, the answer key (``data/outcomes/answer_key.jsonl``: a number with a
+tolerance, yes or no, or short strings one of which the answer must contain) says what
+is right; ``run`` answers each keyed prompt with the bundled model through the edge's
+own runner (greedy, ``MAX_TOKENS`` tokens, one thread, the edge's default context) and
+records whether the answer states it (``data/outcomes/checked.jsonl``); ``apply``
+relabels those prompts in ``data/*.jsonl`` by the outcome (``local`` when right,
+``cloud`` when wrong), keeping the writer's label as ``human_label`` where the two
+differ, so every change stays visible and can be undone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["apply", "numbers_in", "read_jsonl", "stated_yes_no", "states_answer"]
+
+MAX_TOKENS = 48
+KEY = Path("data/outcomes/answer_key.jsonl")
+OUTCOMES = Path("data/outcomes/checked.jsonl")
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
+# The first yes or no of an answer, in the data's languages (one word each, space-separated).
+_YES = "yes ja oui sí si sì sim да так evet ya tak ναι כן نعم có ha हाँ हां ndiyo igen kyllä はい 是 네 예"  # noqa: RUF001, E501
+_NO = "no nein non não нет ні hayır tidak nie όχι לא لا không nahi नहीं hapana nem ei いいえ 不是 不 아니 아니요"  # noqa: RUF001, E501
+_SCRIPTS_WITHOUT_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _ascii_digits(text: str) -> str:
+    """Any script's decimal digits (Arabic-Indic, Devanagari, full-width) as ASCII."""
+    return "".join(
+        str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text
+    )
+
+
+def _value(token: str) -> float:
+    """``1,000`` and ``1.000.000`` group thousands, ``2,54`` and ``2.54`` are decimals:
+    a mark followed by exactly three digits, repeated, groups thousands; a single mark
+    is a decimal point (``1.000`` reads as one, the English way)."""
+    marks = re.findall(r"[.,]", token)
+    if len(marks) > 1 and re.fullmatch(r"-?\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*(?:[.,]\d+)?", token):
+        grouping = marks[0]
+        whole, _, fraction = token.replace(grouping, "").partition("," if grouping == "." else ".")
+        return float(f"{whole}.{fraction}" if fraction else whole)
+    if len(marks) == 1 and re.fullmatch(r"-?\d{1,3},\d{3}", token):
+        return float(token.replace(",", ""))
+    if len(marks) > 1:  # not a number people write; read its digits
+        return float(re.sub(r"[.,]", "", token))
+    return float(token.replace(",", "."))
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers ``text`` states, in order."""
+    return [_value(t) for t in _NUMBER.findall(_ascii_digits(text))]
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    return abs(a - b) <= max(tolerance * abs(b), 1e-9)
+
+
+def stated_yes_no(answer: str) -> str | None:
+    """The yes or no ``answer``'s first sentence states, in any of the data's languages
+    (later sentences explain, and "no" turns up in "no divisors other than 1")."""
+    text = re.split(r"[.!?。\uff01\uff1f\n]", answer.strip().lower(), maxsplit=1)[0]
+    found: list[tuple[int, str]] = []
+    for words, verdict in ((_YES, "yes"), (_NO, "no")):
+        for word in words.split():
+            if _SCRIPTS_WITHOUT_SPACES.search(word):
+                at = text.find(word)
+            else:
+                match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)
+                at = match.start() if match else -1
+            if at >= 0:
+                found.append((at, verdict))
+    return min(found)[1] if found else None
+
+
+def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
+    """Whether ``answer`` states what ``key`` says is right. A number: the first number
+    in the answer that the question does not itself state (an answer that restates
+    "17 x 4 = 68" states 68), within the key's relative tolerance. yes/no: the first one
+    stated. Text: any of the accepted strings, ignoring case."""
+    kind = key["kind"]
+    if kind == "number":
+        expected, tolerance = float(key["value"]), float(key.get("tolerance", 0.0))
+        given = [n for n in numbers_in(question) if not _close(n, expected, tolerance)]
+        stated = [n for n in numbers_in(answer) if not any(_close(n, g, 0.0) for g in given)]
+        return bool(stated) and _close(stated[0], expected, tolerance)
+    if kind == "yesno":
+        return stated_yes_no(answer) == str(key["value"])
+    if kind == "text":
+        text = answer.lower()
+        return any(str(s).lower() in text for s in key["accept"])
+    raise ValueError(f"not a checkable kind: {kind!r}")
+
+
+def _checkable(key: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {k["id"]: k for k in key if k["kind"] in ("number", "yesno", "text")}
+
+
+async def _answer(rows: list[dict[str, Any]]) -> list[str]:
+    from router_lab.embed import prompt_runner
+    from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
+
+    runner = prompt_runner()
+    await runner.load()
+    answers: list[str] = []
+    try:
+        for n, row in enumerate(rows, start=1):
+            request = GenerateRequest(
+                request_id=row["id"],
+                messages=tuple(ChatMessage(**m) for m in row["messages"]),
+                params=SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0),
+            )
+            chunks = [e.text async for e in runner.stream(request) if isinstance(e, TokenChunk)]
+            answers.append("".join(chunks))
+            if n % 25 == 0:
+                print(f"{n}/{len(rows)} answered", file=sys.stderr, flush=True)
+    finally:
+        await runner.aclose()
+    return answers
+
+
+def run(
+    data: list[Path], key_path: Path, out: Path, *, reuse: bool = False
+) -> list[dict[str, Any]]:
+    """Answer every keyed prompt of ``data`` locally (or, with ``reuse``, take the answers
+    ``out`` already holds: a corrected key needs no model), check each against the key,
+    and write and return the outcomes."""
+    key = _checkable(read_jsonl(key_path))
+    rows = [r for path in data for r in read_jsonl(path) if r["id"] in key]
+    if reuse:
+        held = {o["id"]: o["local_answer"] for o in read_jsonl(out)}
+        answers = [held[r["id"]] for r in rows]
+    else:
+        answers = asyncio.run(_answer(rows))
+    outcomes = [
+        {"id": row["id"], "category": row.get("category", ""), "local_answer": answer}
+        for row, answer in zip(rows, answers, strict=True)
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not reuse:  # the answers first: they took the model minutes
+        out.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes), "utf-8")
+    for outcome, row in zip(outcomes, rows, strict=True):
+        question = row["messages"][-1]["content"]
+        outcome["right"] = states_answer(outcome["local_answer"], key[row["id"]], question)
+    out.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes), "utf-8")
+    return outcomes
+
+
+def apply(data: list[Path], outcomes: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
+    """Relabel ``data``'s checked prompts by outcome, in place; count (category, writer's
+    label, outcome label)."""
+    label_of = {o["id"]: "local" if o["right"] else "cloud" for o in outcomes}
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for path in data:
+        rows = read_jsonl(path)
+        for row in rows:
+            if row["id"] not in label_of:
+                continue
+            human = row.get("human_label", row["label"])
+            row["label"] = label_of[row["id"]]
+            row.pop("human_label", None)
+            if human != row["label"]:
+                row["human_label"] = human
+            counts[(row.get("category", ""), human, row["label"])] += 1
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        path.write_text(text, encoding="utf-8")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m router_lab.checked", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "answer the keyed prompts locally and write the outcomes"),
+        ("apply", "relabel the keyed prompts in the data files by the written outcomes"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("data", type=Path, nargs="*", help="default: data/*.jsonl")
+        command.add_argument("--key", type=Path, default=KEY)
+        command.add_argument("--outcomes", type=Path, default=OUTCOMES)
+    sub.choices["run"].add_argument(
+        "--reuse-answers",
+        action="store_true",
+        help="check the answers the outcomes file holds against the key again (no model)",
+    )
+    args = parser.parse_args(argv)
+    data = args.data or sorted(Path("data").glob("*.jsonl"))
+    if args.command == "run":
+        outcomes = run(data, args.key, args.outcomes, reuse=args.reuse_answers)
+        right = Counter(o["category"] for o in outcomes if o["right"])
+        total = Counter(o["category"] for o in outcomes)
+        for category in sorted(total):
+            print(f"{category}: {right[category]}/{total[category]} right locally")
+        print(f"-> {args.outcomes}")
+        return 0
+    counts = apply(data, read_jsonl(args.outcomes))
+    for (category, human, label), n in sorted(counts.items()):
+        print(f"{category}: written {human}, outcome {label}: {n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

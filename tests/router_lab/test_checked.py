@@ -1,0 +1,83 @@
+"""Outcome labels for the data's checkable prompts: what an answer states, and relabelling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from router_lab.checked import apply, numbers_in, read_jsonl, run, stated_yes_no, states_answer
+
+DATA = Path(__file__).parents[2] / "data"
+
+
+def test_numbers_in_any_script_and_either_decimal_mark() -> None:
+    assert numbers_in("1 inch = 2,54 cm") == [1.0, 2.54]
+    assert numbers_in("It is 1,200 grams, or 1.2 kg") == [1200.0, 1.2]
+    assert numbers_in("٥ + ٣ = ٨") == [5.0, 3.0, 8.0]  # noqa: RUF001
+    assert numbers_in("３時間") == [3.0]
+    assert numbers_in("no numbers") == []
+
+
+def test_a_number_is_the_first_one_the_question_does_not_state() -> None:
+    exact = {"kind": "number", "value": 68, "tolerance": 0}
+    assert states_answer("17 x 4 = 68.", exact, "What is 17 times 4?")
+    assert not states_answer("17 x 4 = 58, so 68.", exact, "What is 17 times 4?")
+    assert not states_answer("about seventy", exact, "What is 17 times 4?")
+    rough = {"kind": "number", "value": 37.78, "tolerance": 0.02}
+    assert states_answer("100°F is about 37.8°C.", rough, "100 degrees F in celsius?")
+    assert not states_answer("100°F is 212°C.", rough, "100 degrees F in celsius?")
+    # the answer may be one of the question's own numbers ("double 25" is not 25)
+    same = {"kind": "number", "value": 5, "tolerance": 0}
+    assert states_answer("10 divided by 2 is 5.", same, "what is 10 / 2, is it 5?")
+
+
+def test_yes_or_no_is_the_first_one_stated_in_the_answers_language() -> None:
+    assert stated_yes_no("Yes, it is.") == "yes"
+    assert stated_yes_no("No. Well, yes.") == "no"
+    assert stated_yes_no("Nein, das stimmt nicht.") == "no"
+    assert stated_yes_no("はい、そうです。") == "yes"
+    assert stated_yes_no("Nothing to say") is None  # "no" inside a word is not "no"
+    assert stated_yes_no("391 is a prime. It has no divisors but 1 and itself.") is None
+    assert states_answer("Oui, bien sûr.", {"kind": "yesno", "value": "yes"}, "")
+    assert states_answer("The capital is PARIS.", {"kind": "text", "accept": ["Paris"]}, "")
+
+
+def test_apply_relabels_by_outcome_and_keeps_the_writers_label(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "messages": [{"role": "user", "content": "7 x 8?"}], "label": "local"},
+        {"id": "b", "messages": [{"role": "user", "content": "2 + 2?"}], "label": "local"},
+        {"id": "c", "messages": [{"role": "user", "content": "hi"}], "label": "local"},
+    ]
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    outcomes = [{"id": "a", "right": False}, {"id": "b", "right": True}]
+    counts = apply([path], outcomes)
+    after = {r["id"]: r for r in read_jsonl(path)}
+    assert after["a"]["label"] == "cloud" and after["a"]["human_label"] == "local"
+    assert after["b"]["label"] == "local" and "human_label" not in after["b"]
+    assert after["c"] == rows[2]
+    assert sum(counts.values()) == 2
+    apply([path], [{"id": "a", "right": True}])  # applying again starts from the writer's
+    assert read_jsonl(path)[0] == rows[0]
+
+
+def test_a_corrected_key_rechecks_the_answers_on_record_without_a_model(tmp_path: Path) -> None:
+    data, key, out = tmp_path / "set.jsonl", tmp_path / "key.jsonl", tmp_path / "out.jsonl"
+    ask = {"id": "a", "messages": [{"role": "user", "content": "3 ft in cm?"}], "label": "local"}
+    data.write_text(json.dumps(ask) + "\n", encoding="utf-8")
+    out.write_text(json.dumps({"id": "a", "local_answer": "3 ft is 91 cm."}) + "\n")
+    for value, right in ((90, False), (91.44, True)):
+        rule = {"id": "a", "kind": "number", "value": value, "tolerance": 0.01}
+        key.write_text(json.dumps(rule) + "\n", encoding="utf-8")
+        [outcome] = run([data], key, out, reuse=True)
+        assert outcome["right"] is right and read_jsonl(out) == [outcome]
+
+
+def test_every_relabelled_row_in_the_data_has_its_outcome_on_record() -> None:
+    outcomes = {o["id"]: o for o in read_jsonl(DATA / "outcomes" / "checked.jsonl")}
+    relabelled = [
+        r for p in sorted(DATA.glob("*.jsonl")) for r in read_jsonl(p) if "human_label" in r
+    ]
+    assert relabelled, "no prompt in data/ is labelled by outcome"
+    for row in relabelled:
+        assert row["label"] == ("local" if outcomes[row["id"]]["right"] else "cloud")
