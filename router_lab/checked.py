@@ -2,9 +2,8 @@
 
 People label "what's 7 times 8?" ``local``: a small model *should* manage it. The
 bundled 135M model mostly does not (``router_lab.outcomes``: arithmetic 2 of 20 right,
-unit conversions 0 of 20), and writers disagree about such asks (one calls short
-arithmetic easy, the next hard), so their labels teach the router a convention rather
-than what the local model can do. Where a prompt in ``data/*.jsonl`` has an answer that
+unit conversions 0 of 20), so such labels teach the router a convention rather than
+what the local model can do. Where a prompt in ``data/*.jsonl`` has an answer that
 can be checked, the answer key (``data/outcomes/answer_key.jsonl``: a number with a
 tolerance, yes or no, or short strings one of which the answer must contain) says what
 is right; ``run`` answers each keyed prompt with the bundled model through the edge's
