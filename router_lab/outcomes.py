@@ -262,12 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         right = sum(r["label"] == "local" for r in rows)
         print(f"{len(rows)} prompts, {right} answered right locally -> {args.out}")
         return 0
-    rows = [
-        json.loads(line)
-        for line in args.file.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    result = report(rows)
+    from router_lab.checked import read_jsonl
+
+    result = report(read_jsonl(args.file))
     print(json.dumps(result, indent=1))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ from edge_agent.router.features import PromptFeatures
 from edge_agent.router.markers import bundled_lexicon
 from edge_agent.router.model import load_model
 from edge_agent.router.vector import FEATURE_NAMES
+from router_lab.checked import read_jsonl
 from router_lab.dataset import parse_dataset
 from router_lab.train import (
     choose_threshold,
@@ -74,8 +75,7 @@ def test_cross_validation_on_the_dev_set_meets_the_targets() -> None:
     """On the dev set's labels as its writer wrote them: 160 prompts are enough to learn
     what is easy, not which facts and sums the local model happens to get right (the
     outcome labels ``router_lab.checked`` put on 21 of them)."""
-    written = [json.loads(line) for line in DEV_PATH.read_text(encoding="utf-8").splitlines()]
-    rows = [{**r, "label": r.get("human_label", r["label"])} for r in written]
+    rows = [{**r, "label": r.get("human_label", r["label"])} for r in read_jsonl(DEV_PATH)]
     assert len(rows) > sum("human_label" in r for r in rows) > 0
     dev = rows_of(parse_dataset("\n".join(json.dumps(r) for r in rows)))
     cv = cross_validate(dev, [], k=5, inner_k=4, seed=3, target_recall=0.97)
