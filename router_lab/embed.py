@@ -178,6 +178,11 @@ def prompt_key(request: GenerateRequest) -> str:
     return json.dumps({"messages": turns}, ensure_ascii=False, sort_keys=True)
 
 
+def request_of(key: str) -> GenerateRequest:
+    """The request a ``prompt_key`` was made from."""
+    return GenerateRequest.model_validate({"request_id": "lab", **json.loads(key)})
+
+
 def prompt_runner() -> LlamaRunner:
     """The edge's ``LlamaRunner`` on the bundled model, one thread, at the edge's default
     context: what reads ``prompt`` states here and in ``evaluate`` (not loaded yet)."""
@@ -197,10 +202,8 @@ def prompt_embedder() -> Any:
     loop.run_until_complete(runner.load())
 
     def embed(key: str) -> np.ndarray:
-        body = json.loads(key)
-        request = GenerateRequest.model_validate({"request_id": "lab", **body})
         try:
-            return np.asarray(loop.run_until_complete(runner.prompt_state(request)))
+            return np.asarray(loop.run_until_complete(runner.prompt_state(request_of(key))))
         except ContextTooLong:
             return np.full(runner.n_embd or 0, np.nan, np.float32)
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from router_lab.dataset import read_dataset
-from router_lab.embed import LAYER_ROWS, EmbeddingCache, prompt_key, prompt_runner
+from router_lab.embed import LAYER_ROWS, EmbeddingCache, prompt_key, prompt_runner, request_of
 
 if TYPE_CHECKING:
     from inference import LlamaRunner
@@ -85,8 +85,10 @@ class LayerReader:
     def _on_tensor(self, pointer: int, ask: bool, _user: Any) -> bool:
         tensor = ctypes.cast(pointer, ctypes.POINTER(_Tensor)).contents
         index = self._wanted.get(tensor.name)
-        if index is None or ask:
-            return index is not None or not ask
+        if index is None:
+            return not ask  # not wanted: asked, decline; told, carry on
+        if ask:
+            return True
         if tensor.type != _F32:
             raise RuntimeError(f"{tensor.name!r} is not f32; the ggml_tensor mirror is stale")
         width, count = tensor.ne[0], tensor.ne[1]
@@ -100,10 +102,7 @@ class LayerReader:
         """``n_layer + 1`` rows for the conversation ``key`` (``embed.prompt_key``): each
         block's output at the last token, then the final normed state; NaN past the
         context."""
-        from shared.messages import GenerateRequest
-
-        request = GenerateRequest.model_validate({"request_id": "lab", **json.loads(key)})
-        tokens = self.runner._prompt_tokens(request)
+        tokens = self.runner._prompt_tokens(request_of(key))
         llm = self.runner._llm
         if len(tokens) >= self.runner.config.n_ctx:
             return np.full((self.n_layer + 1, llm.n_embd()), np.nan, np.float32)
@@ -117,11 +116,8 @@ class LayerReader:
 def capture_check(reader: LayerReader, key: str) -> float:
     """The largest difference between the captured final state and the one the runner
     reads itself (``LlamaRunner.prompt_state``): 0 when the mirror reads what it should."""
-    from shared.messages import GenerateRequest
-
     captured = reader.states(key)[-1]
-    request = GenerateRequest.model_validate({"request_id": "lab", **json.loads(key)})
-    own = asyncio.run(reader.runner.prompt_state(request))
+    own = asyncio.run(reader.runner.prompt_state(request_of(key)))
     return float(np.abs(captured - np.asarray(own)).max())
 
 
