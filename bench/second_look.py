@@ -4,17 +4,21 @@ The second look (``edge_agent.router.second``) reads the prompt state the local
 prefill computes anyway. Two costs follow, both measured here on the bundled model in
 the edge's own runner, interleaved round by round:
 
-- kept local: time to the first token with the look (``ttft_ms_look``) against the
+- kept local: time to the first token with the look (``ttft_ms_look``, read as the
+  edge reads it: by the tap where it is built) against the
   same prompt answered with no look (``ttft_ms_plain``, the baseline), and their paired
-  difference (``added_ttft_ms``): the look splits the prefill into two decodes and
-  scores a 576-wide head;
+  difference (``added_ttft_ms``): the tap reads one row during the prefill (without
+  it, the look splits the prefill into two decodes) and scores a 576-wide head;
 - escalated: the delay before the request leaves for the cloud, one prefill
   (``prefill_ms``), against the same baseline;
-- the look's own work for a 500-token prompt, the issue's yardstick (``look_ms_500``):
-  the prompt's last token decoded on its own with hidden states on, plus the head. In a
-  plain prefill that token rides in the same batch as the others, so this bounds what
-  the look adds from above; paired TTFT differences of seconds-long prefills are too
-  noisy on a shared machine to give a p99 of a few milliseconds.
+- the look's own work for a 500-token prompt, the issue's yardstick, two ways. As the
+  runner reads the state where the C tap is built (``look_ms_500``): the prefill's
+  last batch (its last ``TAIL`` tokens) evaluated with the tap armed, plus the head,
+  less the same batch evaluated plainly, back to back in alternating order (paired).
+  As it reads it without the tap, the baseline (``look_ms_500_decode``): the prompt's
+  last token decoded on its own with hidden states on, plus the head. Paired TTFT differences of
+  seconds-long prefills are too noisy on a shared machine to give a p99 of a few
+  milliseconds, hence these.
 
 Prompts are the dev set's that may take a look (``--limit`` of them, within the
 default ``--router-second-look-max-prompt-tokens``), each made distinct per variant and
@@ -35,6 +39,7 @@ from edge_agent.router import RouterConfig, extract_features
 from edge_agent.router.second import SecondLook, load_prompt_head
 from inference import LlamaRunner
 from inference.prompt_state import prefill_state
+from inference.state_tap import StateTap
 from router_lab.dataset import read_dataset
 from router_lab.embed import PROMPT_N_CTX, prompt_runner
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
@@ -64,23 +69,45 @@ async def _ttft(runner: LlamaRunner, request: GenerateRequest, look: SecondLook 
     return (time.perf_counter() - start) * 1000
 
 
-def look_ms_500(path: Path, look: SecondLook, rounds: int) -> list[float]:
-    """The look's own work on a 500-token prompt, ``rounds`` times (see the module)."""
+TAIL = 8
+"""Tokens of the 500 a tapped or plain prefill evaluates in the timed batch."""
+
+
+def look_ms_500(path: Path, look: SecondLook, rounds: int) -> tuple[list[float], list[float]]:
+    """The look's own work on a 500-token prompt, ``rounds`` times, both ways (see the
+    module): the extra decode, and what the tap adds to the prefill's last batch."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=PROMPT_N_CTX, n_threads=1, verbose=False)
+    def load() -> llama_cpp.Llama:
+        return llama_cpp.Llama(model_path=str(path), n_ctx=PROMPT_N_CTX, n_threads=1, verbose=False)
+
+    plain, tapped = load(), load()
     try:
+        tap = StateTap(tapped)
         text = " ".join(str(i.request.messages) for i in read_dataset(DEV)[:40])
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True)[:500]
-        prefill_state(llm, tokens)  # the first 499 stay in the context from here on
-        times = []
+        tokens = plain.tokenize(text.encode("utf-8"), add_bos=True)[:500]
+        for llm in (plain, tapped):
+            llm.eval(tokens)  # the first 492 stay in the context from here on
+        decoded: list[float] = []
+        added: list[float] = []
         for _ in range(rounds):
             start = time.perf_counter()
-            look.score(prefill_state(llm, tokens))  # re-decodes the last token only
-            times.append((time.perf_counter() - start) * 1000)
-        return times
+            look.score(prefill_state(plain, tokens))  # re-decodes the last token only
+            decoded.append((time.perf_counter() - start) * 1000)
+            plain.n_tokens = tapped.n_tokens = len(tokens) - TAIL
+            timed: dict[str, float] = {}
+            for way in ("plain", "tapped") if len(added) % 2 else ("tapped", "plain"):
+                start = time.perf_counter()
+                if way == "plain":
+                    plain.eval(tokens[-TAIL:])  # the prefill's last batch, no look
+                else:
+                    look.score(prefill_state(tapped, tokens, tap))  # the same batch, tapped
+                timed[way] = time.perf_counter() - start
+            added.append((timed["tapped"] - timed["plain"]) * 1000)
+        return decoded, added
     finally:
-        llm.close()
+        plain.close()
+        tapped.close()
 
 
 async def run(rounds: int, limit: int) -> dict[str, float]:
@@ -118,7 +145,7 @@ async def run(rounds: int, limit: int) -> dict[str, float]:
         score_us = (time.perf_counter() - start) * 1000
     finally:
         await runner.aclose()
-    own = look_ms_500(path, look, 20 * rounds)
+    decoded, tapped = look_ms_500(path, look, 20 * rounds)
     return {
         "prompts": len(items),
         "rounds": rounds,
@@ -131,8 +158,10 @@ async def run(rounds: int, limit: int) -> dict[str, float]:
         "added_ttft_ms_p50": median(added),
         "added_ttft_ms_p99": percentile(added, 99),
         "look_score_us": score_us,
-        "look_ms_500_p50": median(own),
-        "look_ms_500_p99": percentile(own, 99),
+        "look_ms_500_p50": median(tapped),
+        "look_ms_500_p99": percentile(tapped, 99),
+        "look_ms_500_decode_p50": median(decoded),
+        "look_ms_500_decode_p99": percentile(decoded, 99),
         "ratio_ttft_look_vs_plain": median(looked) / median(plain),
         "ratio_prefill_vs_plain_ttft": median(prefill) / median(plain),
     }

@@ -43,6 +43,7 @@ from inference.handoff import Handoff
 from inference.kvcache import KvCache
 from inference.models import model_name
 from inference.prompt_state import PrefillCheck, prefill_state
+from inference.state_tap import FINAL_STATE, StateTap, tap_available
 from inference.stops import StopScanner
 from shared.messages import GenerateRequest, StreamEnd, TokenChunk, TokenLogprob
 
@@ -68,6 +69,10 @@ class RunnerConfig:
     """Token chunks allowed to wait for a slow reader; then the generating thread waits."""
     kv_cache_bytes: int = 0
     """Keep recent conversations' KV cells up to this many bytes (``KvCache``); 0: off."""
+    state_tap: bool = True
+    """Read the prompt state a ``PrefillCheck`` sees during the prefill itself, by a C
+    eval callback (``inference.state_tap``), where it was built and the model runs on
+    the CPU; otherwise by one extra decode of the last token."""
 
     def __post_init__(self) -> None:
         if self.max_queued_chunks < 1:
@@ -90,6 +95,7 @@ class LlamaRunner:
         self._active: set[Handoff[_Item]] = set()
         self._closed = False
         self._kv = KvCache(config.kv_cache_bytes) if config.kv_cache_bytes else None
+        self._tap: StateTap | None = None
         self.generated_tokens = 0
         """Tokens generated since load, for any request, finished or cancelled: what the
         model really did (a cancelled stream's tokens reach no ``StreamEnd``)."""
@@ -179,8 +185,25 @@ class LlamaRunner:
             self._chat_format = Jinja2ChatFormatter(
                 template=template, eos_token=special, bos_token=bos
             )
+        self._tap = self._install_tap(llm)
         self._llm = llm
         log.info("model %s loaded", self.name)
+
+    def _install_tap(self, llm: Any) -> StateTap | None:
+        if not self.config.state_tap or self.config.n_gpu_layers:
+            return None  # offloaded tensors are not the host's to read
+        if not tap_available():
+            log.warning(
+                "inference._tap was not built (no C compiler at install): the router's "
+                "second look reads the prompt state with one extra decode"
+            )
+            return None
+        return StateTap(llm, FINAL_STATE)
+
+    @property
+    def state_read(self) -> str:
+        """How a ``PrefillCheck``'s state is read: ``tap`` (in the prefill) or ``decode``."""
+        return "tap" if self._tap is not None else "decode"
 
     async def stream(
         self,
@@ -334,7 +357,7 @@ class LlamaRunner:
         eog = False
         if self._kv is not None:  # another conversation's turn may sit in the context
             self._kv.restore(llm, tokens)
-        if check is not None and not check(prefill_state(llm, tokens)):
+        if check is not None and not check(prefill_state(llm, tokens, self._tap)):
             raise HandedOn(f"request {rid}: handed on after the prompt's prefill")
         for token in llm.generate(
             tokens,
@@ -392,7 +415,7 @@ class LlamaRunner:
         tokens = self._prompt_tokens(request)
         if len(tokens) >= self.config.n_ctx:
             raise ContextTooLong(len(tokens), self.config.n_ctx)
-        return prefill_state(self._llm, tokens)
+        return prefill_state(self._llm, tokens, self._tap)
 
     def _last_logits(self) -> npt.NDArray[np.float32]:
         """The logits the last token was sampled from, read in place (no copy): the

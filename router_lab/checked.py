@@ -5,9 +5,10 @@ bundled 135M model mostly does not (``router_lab.outcomes``: arithmetic 2 of 20 
 unit conversions 0 of 20), so such labels teach the router a convention rather than
 what the local model can do. Where a prompt in ``data/*.jsonl`` has an answer that
 can be checked, the answer key (``data/outcomes/answer_key.jsonl``: a number with a
-tolerance, yes or no, or short strings one of which the answer must contain) says what
-is right; ``run`` answers each keyed prompt with the bundled model through the edge's
-own runner (greedy, ``MAX_TOKENS`` tokens, one thread, the edge's default context) and
+tolerance, yes or no, short strings one of which the answer must contain, or, for an
+extraction, values all of which it must contain) says what is right; ``run`` answers
+each keyed prompt with the bundled model through the edge's own runner (greedy,
+``MAX_TOKENS`` tokens unless the key asks for more, one thread, the edge's default context) and
 records whether the answer states it (``data/outcomes/checked.jsonl``); ``apply``
 relabels those prompts in ``data/*.jsonl`` by the outcome (``local`` when right,
 ``cloud`` when wrong), keeping the writer's label as ``human_label`` where the two
@@ -30,6 +31,7 @@ from typing import Any
 __all__ = ["apply", "numbers_in", "read_jsonl", "stated_yes_no", "states_answer"]
 
 MAX_TOKENS = 48
+CHECKABLE = ("number", "yesno", "text", "all")
 KEY = Path("data/outcomes/answer_key.jsonl")
 OUTCOMES = Path("data/outcomes/checked.jsonl")
 
@@ -110,14 +112,22 @@ def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
     if kind == "text":
         text = answer.lower()
         return any(str(s).lower() in text for s in key["accept"])
+    if kind == "all":
+        text = answer.lower()
+        return all(str(s).lower() in text for s in key["accept_all"])
     raise ValueError(f"not a checkable kind: {kind!r}")
 
 
 def _checkable(key: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k["id"]: k for k in key if k["kind"] in ("number", "yesno", "text")}
+    return {k["id"]: k for k in key if k["kind"] in CHECKABLE}
 
 
-async def _answer(rows: list[dict[str, Any]]) -> list[str]:
+def budget(key: dict[str, Any]) -> int:
+    """The tokens an answer may take: a JSON extraction needs more than a number does."""
+    return int(key.get("max_tokens", MAX_TOKENS))
+
+
+async def _answer(rows: list[dict[str, Any]], budgets: list[int]) -> list[str]:
     from router_lab.embed import prompt_runner
     from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
 
@@ -125,11 +135,11 @@ async def _answer(rows: list[dict[str, Any]]) -> list[str]:
     await runner.load()
     answers: list[str] = []
     try:
-        for n, row in enumerate(rows, start=1):
+        for n, (row, max_tokens) in enumerate(zip(rows, budgets, strict=True), start=1):
             request = GenerateRequest(
                 request_id=row["id"],
                 messages=tuple(ChatMessage(**m) for m in row["messages"]),
-                params=SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0),
+                params=SamplingParams(max_tokens=max_tokens, temperature=0.0),
             )
             chunks = [e.text async for e in runner.stream(request) if isinstance(e, TokenChunk)]
             answers.append("".join(chunks))
@@ -143,22 +153,36 @@ async def _answer(rows: list[dict[str, Any]]) -> list[str]:
 def run(
     data: list[Path], key_path: Path, out: Path, *, reuse: bool = False
 ) -> list[dict[str, Any]]:
-    """Answer every keyed prompt of ``data`` locally (or, with ``reuse``, take the answers
-    ``out`` already holds: a corrected key needs no model), check each against the key,
-    and write and return the outcomes."""
+    """Answer every keyed prompt of ``data`` locally, check each against the key, and
+    write and return the outcomes. With ``reuse``, an answer ``out`` already holds for
+    the same token budget is taken as it is (a corrected or extended key needs the model
+    only for what is new)."""
     key = _checkable(read_jsonl(key_path))
     rows = [r for path in data for r in read_jsonl(path) if r["id"] in key]
-    if reuse:
-        held = {o["id"]: o["local_answer"] for o in read_jsonl(out)}
-        answers = [held[r["id"]] for r in rows]
-    else:
-        answers = asyncio.run(_answer(rows))
+    budgets = [budget(key[r["id"]]) for r in rows]
+    held: dict[str, str] = {}
+    if reuse and out.exists():
+        held = {
+            o["id"]: o["local_answer"]
+            for o in read_jsonl(out)
+            if o.get("max_tokens", MAX_TOKENS) == budget(key.get(o["id"], {}))
+        }
+    todo = [i for i, r in enumerate(rows) if r["id"] not in held]
+    fresh: list[str] = []
+    if todo:
+        fresh = asyncio.run(_answer([rows[i] for i in todo], [budgets[i] for i in todo]))
+    held.update({rows[i]["id"]: answer for i, answer in zip(todo, fresh, strict=True)})
     outcomes = [
-        {"id": row["id"], "category": row.get("category", ""), "local_answer": answer}
-        for row, answer in zip(rows, answers, strict=True)
+        {
+            "id": row["id"],
+            "category": row.get("category", ""),
+            "local_answer": held[row["id"]],
+            **({"max_tokens": n} if n != MAX_TOKENS else {}),
+        }
+        for row, n in zip(rows, budgets, strict=True)
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not reuse:  # the answers first: they took the model minutes
+    if todo:  # the answers first: they took the model minutes
         out.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes), "utf-8")
     for outcome, row in zip(outcomes, rows, strict=True):
         question = row["messages"][-1]["content"]
@@ -203,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["run"].add_argument(
         "--reuse-answers",
         action="store_true",
-        help="check the answers the outcomes file holds against the key again (no model)",
+        help="keep the answers the outcomes file holds; answer only the prompts it lacks",
     )
     args = parser.parse_args(argv)
     data = args.data or sorted(Path("data").glob("*.jsonl"))

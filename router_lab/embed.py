@@ -114,6 +114,7 @@ class EmbeddingCache:
                 "hidden": hidden_embedder,
                 "prompt": prompt_embedder,
                 "layers": layers_embedder,
+                "prefill_layers": prefill_layers_embedder,
             }
             self._embedder = embedders.get(self.kind, table_embedder)()
         return np.asarray(self._embedder(text), dtype=np.float32)
@@ -219,6 +220,15 @@ def layers_embedder() -> Any:
     return lambda key: reader.states(key).ravel()
 
 
+def prefill_layers_embedder() -> Any:
+    """``layers_embedder``'s rows read from the prompt's own prefill, as the edge's tap
+    reads them (``inference.state_tap``)."""
+    from router_lab.layers import checked_reader
+
+    reader = checked_reader(prefill=True)
+    return lambda key: reader.states(key).ravel()
+
+
 def token_table() -> tuple[Any, np.ndarray]:
     """The bundled model's tokenizer (vocab-only llama.cpp) and its input embedding table."""
     from gguf import GGUFReader
@@ -253,10 +263,11 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
     if kind == "prompt":
         return EmbeddingCache(kind).get([prompt_key(i.request) for i in items])
-    if kind.startswith("layer"):  # block N's output at the last token (router_lab.layers)
-        rows = EmbeddingCache("layers").get([prompt_key(i.request) for i in items])
+    if kind.startswith(("layer", "prefill")):  # block N's output at the last token
+        cache = EmbeddingCache("layers" if kind.startswith("layer") else "prefill_layers")
+        rows = cache.get([prompt_key(i.request) for i in items])
         width = rows.shape[1] // LAYER_ROWS
-        block = int(kind.removeprefix("layer"))
+        block = int(kind.removeprefix("layer").removeprefix("prefill"))
         return rows[:, block * width : (block + 1) * width]
     if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])

@@ -7,13 +7,11 @@ named ``l_out-i``. This module asks for those and keeps the last token's row of 
 so the lab can measure what a middle layer would buy the second look (docs/router.md,
 round 8) before anything pays for it at run time.
 
-It is lab only, for two reasons. The callback receives a raw ``ggml_tensor *``, read
-here through a ctypes mirror of ``struct ggml_tensor`` from the ggml headers
-llama-cpp-python 0.3 ships (``GGML_MAX_DIMS`` 4, ``GGML_MAX_SRC`` 10, names of 64
-bytes): a llama.cpp that changes the struct breaks it, which ``capture_check`` catches
-by comparing the last layer with the runner's own state. And a Python callback runs for
-every node of every decode once installed, taking the GIL each time, so the edge
-cannot use it while it streams; a middle layer at run time needs a callback in C.
+It is lab only: a Python callback runs for every node of every decode once installed,
+taking the GIL each time, so the edge reads its one tensor with a callback in C
+(``inference.state_tap``) instead. Both read a raw ``ggml_tensor *`` through the same
+ctypes mirror (``state_tap.TensorMirror``), which ``capture_check`` checks here by
+comparing the last layer with the runner's own state.
 
 ``python -m router_lab.layers data/*.jsonl`` fills ``router_lab/.cache/layers.npz``: per
 conversation (``embed.prompt_key``), ``LAYER_ROWS`` rows (each block's output, then the
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from inference.state_tap import TensorMirror
 from router_lab.dataset import read_dataset
 from router_lab.embed import LAYER_ROWS, EmbeddingCache, prompt_key, prompt_runner, request_of
 
@@ -41,36 +40,22 @@ if TYPE_CHECKING:
 __all__ = ["CHECK_KEY", "LayerReader", "capture_check", "checked_reader"]
 
 
-class _Tensor(ctypes.Structure):
-    """``struct ggml_tensor`` (ggml.h), up to the name."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("buffer", ctypes.c_void_p),
-        ("ne", ctypes.c_int64 * 4),
-        ("nb", ctypes.c_size_t * 4),
-        ("op", ctypes.c_int),
-        ("op_params", ctypes.c_int32 * 16),
-        ("flags", ctypes.c_int32),
-        ("src", ctypes.c_void_p * 10),
-        ("view_src", ctypes.c_void_p),
-        ("view_offs", ctypes.c_size_t),
-        ("data", ctypes.c_void_p),
-        ("name", ctypes.c_char * 64),
-    ]
-
-
 _F32 = 0  # GGML_TYPE_F32
 
 
 class LayerReader:
-    """A loaded runner whose context reports ``l_out-i`` (and the final ``result_norm``)."""
+    """A loaded runner whose context reports ``l_out-i`` (and the final ``result_norm``).
 
-    def __init__(self, runner: LlamaRunner) -> None:
+    ``prefill``: read the states as the edge's tap does (``inference.state_tap``), from
+    the prompt's own prefill (its batches of ``n_batch`` tokens), rather than with the
+    last token decoded alone."""
+
+    def __init__(self, runner: LlamaRunner, *, prefill: bool = False) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
         self.runner = runner
+        self.prefill = prefill
         llm = runner._llm
         self.n_layer = int(llama_cpp.llama_model_n_layer(llm._model.model))
         self._wanted = {f"l_out-{i}".encode(): i for i in range(self.n_layer)}
@@ -81,9 +66,10 @@ class LayerReader:
         llm._ctx = _internals.LlamaContext(
             model=llm._model, params=llm.context_params, verbose=False
         )
+        runner._tap = None  # its tap was on the context just replaced: the runner decodes
 
     def _on_tensor(self, pointer: int, ask: bool, _user: Any) -> bool:
-        tensor = ctypes.cast(pointer, ctypes.POINTER(_Tensor)).contents
+        tensor = ctypes.cast(pointer, ctypes.POINTER(TensorMirror)).contents
         index = self._wanted.get(tensor.name)
         if index is None:
             return not ask  # not wanted: asked, decline; told, carry on
@@ -107,9 +93,12 @@ class LayerReader:
         if len(tokens) >= self.runner.config.n_ctx:
             return np.full((self.n_layer + 1, llm.n_embd()), np.nan, np.float32)
         llm.reset()
-        llm.eval(tokens[:-1])  # as the edge's look does: the last token decoded alone
-        self._rows.clear()
-        llm.eval(tokens[-1:])
+        if self.prefill:  # each batch overwrites the rows: the last one holds the last token
+            llm.eval(tokens)
+        else:
+            llm.eval(tokens[:-1])  # the last token decoded alone
+            self._rows.clear()
+            llm.eval(tokens[-1:])
         return np.stack([self._rows[i] for i in range(self.n_layer + 1)])
 
 
@@ -126,13 +115,15 @@ CHECK_KEY = json.dumps(
 )
 
 
-def checked_reader() -> LayerReader:
-    """The bundled model's reader, once its final state matches the runner's own."""
+def checked_reader(*, prefill: bool = False) -> LayerReader:
+    """The bundled model's reader, once its final state matches the runner's own (read
+    apart, then as asked)."""
     runner = prompt_runner()
     asyncio.run(runner.load())
     reader = LayerReader(runner)
     if (gap := capture_check(reader, CHECK_KEY)) > 1e-4:
         raise RuntimeError(f"the captured state differs from the runner's by {gap}")
+    reader.prefill = prefill
     return reader
 
 
@@ -143,9 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         "(then: python -m router_lab.second --state layerN).",
     )
     parser.add_argument("datasets", type=Path, nargs="+")
+    parser.add_argument(
+        "--prefill",
+        action="store_true",
+        help="read the states from the prompt's own prefill, as the edge's tap does "
+        "(cache 'prefill_layers'; then: --state prefillN)",
+    )
     args = parser.parse_args(argv)
     items = [i for path in args.datasets for i in read_dataset(path)]
-    rows = EmbeddingCache("layers").get([prompt_key(i.request) for i in items])
+    cache = EmbeddingCache("prefill_layers" if args.prefill else "layers")
+    rows = cache.get([prompt_key(i.request) for i in items])
     print(f"layers: {rows.shape[0]} prompts, {LAYER_ROWS} rows of {rows.shape[1] // LAYER_ROWS}")
     return 0
 

@@ -42,6 +42,13 @@ def test_yes_or_no_is_the_first_one_stated_in_the_answers_language() -> None:
     assert states_answer("The capital is PARIS.", {"kind": "text", "accept": ["Paris"]}, "")
 
 
+def test_an_extraction_must_state_every_value_the_key_names() -> None:
+    key = {"kind": "all", "accept_all": ["2024-05-03", "Amara Osei", "director"]}
+    whole = '[{"name": "Dr. Amara Osei", "role": "lab director", "date": "2024-05-03"}]'
+    assert states_answer(whole, key, "")
+    assert not states_answer(whole.replace("2024-05-03", "2024-03-05"), key, "")
+
+
 def test_apply_relabels_by_outcome_and_keeps_the_writers_label(tmp_path: Path) -> None:
     rows = [
         {"id": "a", "messages": [{"role": "user", "content": "7 x 8?"}], "label": "local"},
@@ -71,6 +78,26 @@ def test_a_corrected_key_rechecks_the_answers_on_record_without_a_model(tmp_path
         key.write_text(json.dumps(rule) + "\n", encoding="utf-8")
         [outcome] = run([data], key, out, reuse=True)
         assert outcome["right"] is right and read_jsonl(out) == [outcome]
+
+
+def test_an_extended_key_answers_only_the_prompts_without_an_answer(tmp_path: Path) -> None:
+    data, key, out = tmp_path / "set.jsonl", tmp_path / "key.jsonl", tmp_path / "out.jsonl"
+    asks = [
+        {"id": "a", "messages": [{"role": "user", "content": "3 ft in cm?"}], "label": "local"},
+        {"id": "b", "messages": [{"role": "user", "content": "What is 2 + 2?"}], "label": "local"},
+    ]
+    data.write_text("".join(json.dumps(a) + "\n" for a in asks), encoding="utf-8")
+    on_record = "three feet make 91.44 cm"  # no model answers in these exact words
+    out.write_text(json.dumps({"id": "a", "local_answer": on_record}) + "\n")
+    rules = [
+        {"id": "a", "kind": "number", "value": 91.44, "tolerance": 0.01},
+        {"id": "b", "kind": "number", "value": 4, "tolerance": 0, "max_tokens": 8},
+    ]
+    key.write_text("".join(json.dumps(r) + "\n" for r in rules), encoding="utf-8")
+    a, b = run([data], key, out, reuse=True)
+    assert a["local_answer"] == on_record and a["right"]
+    assert b["local_answer"].strip() and b["max_tokens"] == 8  # answered by the model now
+    assert read_jsonl(out) == [a, b]
 
 
 def test_every_relabelled_row_in_the_data_has_its_outcome_on_record() -> None:

@@ -1,0 +1,158 @@
+"""The prompt's hidden state, read during its own prefill by a C eval callback.
+
+llama.cpp hands out hidden states only for tokens marked as outputs, and a context with
+embeddings on marks every token of a batch; so reading the state at the prompt's last
+token through its public API costs one extra single-token decode
+(``inference.prompt_state``: about 15 ms for a 500-token prompt on one core here). Its
+scheduler can also call a function on each tensor of the graph as it is computed
+(``llama_context_params.cb_eval``). ``StateTap`` installs one, written in C
+(``inference/_tap.c``: a Python one would take the GIL at every node of every decode),
+that copies the last row of one named tensor while armed: ``result_norm``, the final
+normed state the runner would read anyway, or ``l_out-N``, block N's output. The prefill
+a local answer does anyway then carries the look for nothing.
+
+The callback knows ``struct ggml_tensor`` only through the byte offsets of the ctypes
+mirror below (the ggml headers llama-cpp-python 0.3 ships: ``GGML_MAX_DIMS`` 4,
+``GGML_MAX_SRC`` 10, names of 64 bytes). A llama.cpp that changes the struct would
+break it, which the tap refuses to hide: it checks the tensor's type, width and row
+stride on every read, and ``tests/inference/test_state_tap.py`` compares its reading
+with the runner's own state.
+
+``inference._tap`` is an optional part of the build (``setup.py``). Without a C compiler
+there is no tap and the look falls back to the extra decode (final state only).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FINAL_STATE", "StateTap", "TapError", "TensorMirror", "tap_available"]
+
+log = logging.getLogger(__name__)
+
+FINAL_STATE = "result_norm"
+"""llama.cpp's name for the final normed hidden state (the output rows only)."""
+
+
+class TapError(RuntimeError):
+    """The tap read nothing, or a tensor not shaped as the mirror expects."""
+
+
+class TensorMirror(ctypes.Structure):
+    """``struct ggml_tensor`` (ggml.h), up to the name."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("buffer", ctypes.c_void_p),
+        ("ne", ctypes.c_int64 * 4),
+        ("nb", ctypes.c_size_t * 4),
+        ("op", ctypes.c_int),
+        ("op_params", ctypes.c_int32 * 16),
+        ("flags", ctypes.c_int32),
+        ("src", ctypes.c_void_p * 10),
+        ("view_src", ctypes.c_void_p),
+        ("view_offs", ctypes.c_size_t),
+        ("data", ctypes.c_void_p),
+        ("name", ctypes.c_char * 64),
+    ]
+
+
+class _TapState(ctypes.Structure):
+    """``struct tandem_tap`` (inference/_tap.c): keep the two in step."""
+
+    _fields_ = [
+        ("name", ctypes.c_char * 64),
+        ("armed", ctypes.c_int64),
+        ("captured", ctypes.c_int64),
+        ("error", ctypes.c_int64),
+        ("width", ctypes.c_int64),
+        ("off_type", ctypes.c_int64),
+        ("off_ne", ctypes.c_int64),
+        ("off_nb", ctypes.c_int64),
+        ("off_data", ctypes.c_int64),
+        ("off_name", ctypes.c_int64),
+        ("dest", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+_ERRORS = {1: "is not f32", 2: "is not n_embd wide", 3: "has rows that are not contiguous"}
+
+
+def _library() -> ctypes.CDLL | None:
+    try:
+        from inference import _tap  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return ctypes.CDLL(_tap.__file__)
+
+
+def tap_available() -> bool:
+    """Whether the C callback was built (``setup.py``; it needs a C compiler)."""
+    return _library() is not None
+
+
+class StateTap:
+    """One named tensor's last row, read by a C eval callback on a llama-cpp-python
+    ``Llama`` while ``armed``; the context is recreated with the callback installed."""
+
+    def __init__(self, llm: Any, tensor: str = FINAL_STATE) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        library = _library()
+        if library is None:
+            raise TapError("inference._tap is not built (it needs a C compiler at install)")
+        name = tensor.encode()
+        if not 0 < len(name) < 64:
+            raise ValueError(f"not a tensor name: {tensor!r}")
+        self.tensor = tensor
+        self.width = int(llm.n_embd())
+        self._row = np.zeros(self.width, dtype=np.float32)
+        self._state = _TapState(
+            name=name,
+            width=self.width,
+            off_type=TensorMirror.type.offset,
+            off_ne=TensorMirror.ne.offset,
+            off_nb=TensorMirror.nb.offset,
+            off_data=TensorMirror.data.offset,
+            off_name=TensorMirror.name.offset,
+            dest=self._row.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        )
+        # the function pointer and the state must outlive the context: held on self
+        address = ctypes.cast(library.tandem_tap_eval, ctypes.c_void_p).value
+        if address is None:
+            raise TapError("inference._tap has no tandem_tap_eval")
+        self._callback = llama_cpp.ggml_backend_sched_eval_callback(address)
+        llm.context_params.cb_eval = self._callback
+        llm.context_params.cb_eval_user_data = ctypes.cast(
+            ctypes.pointer(self._state), ctypes.c_void_p
+        )
+        old = llm._ctx
+        llm._ctx = _internals.LlamaContext(
+            model=llm._model, params=llm.context_params, verbose=False
+        )
+        old.close()
+        llm._stack.callback(llm._ctx.close)  # freed before the model is (last in, first out)
+        llm.n_tokens = 0  # the new context holds nothing yet
+
+    def read(self, llm: Any, tokens: list[int]) -> npt.NDArray[np.float32]:
+        """Evaluate ``tokens`` in ``llm`` (at least the last one) with the tap armed, and
+        return a copy of the tensor's row at the last."""
+        self._state.captured = 0
+        self._state.error = 0
+        self._state.armed = 1
+        try:
+            llm.eval(tokens)
+        finally:
+            self._state.armed = 0
+        if self._state.error:
+            problem = _ERRORS.get(self._state.error, "is not what the ggml_tensor mirror expects")
+            raise TapError(f"llama.cpp's {self.tensor!r} {problem}; the mirror is stale")
+        if not self._state.captured:
+            raise TapError(f"llama.cpp computed no tensor named {self.tensor!r}")
+        return self._row.copy()
