@@ -16,7 +16,7 @@ SKY_STAMP := $(SKY_VENV)/.installed
 
 .PHONY: setup run test lint unit e2e clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py inference/_tap.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "Installing Tandem and its dependencies (building llama-cpp-python takes ~7 min the first time)..."

@@ -11,12 +11,14 @@
  * does anyway. It runs for every node of every decode once installed, so it
  * is C: a Python callback would take the GIL at each node.
  *
+ * It is built as an extension module (setup.py) only to be compiled and
+ * installed beside the package; it needs no Python header and has no
+ * PyInit: inference/state_tap.py loads it with ctypes.
+ *
  * It knows struct ggml_tensor only through the byte offsets Python gives it
  * (from the ctypes mirror that inference/state_tap.py checks against the
  * runner's own state), so no ggml header is needed to build it.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,12 +64,3 @@ bool tandem_tap_eval(void *tensor, bool ask, void *user)
     }
     return true;
 }
-
-static struct PyModuleDef tap_module = {
-    PyModuleDef_HEAD_INIT, "_tap",
-    "tandem_tap_eval, llama.cpp's eval callback for the router's state tap "
-    "(loaded with ctypes from this file).",
-    -1, NULL,
-};
-
-PyMODINIT_FUNC PyInit__tap(void) { return PyModule_Create(&tap_module); }

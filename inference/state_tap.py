@@ -25,7 +25,9 @@ there is no tap and the look falls back to the extra decode (final state only).
 from __future__ import annotations
 
 import ctypes
+import importlib.machinery
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,11 +86,12 @@ _ERRORS = {1: "is not f32", 2: "is not n_embd wide", 3: "has rows that are not c
 
 
 def _library() -> ctypes.CDLL | None:
-    try:
-        from inference import _tap  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return ctypes.CDLL(_tap.__file__)
+    # a shared library built as an extension module (no Python header, no PyInit)
+    here = Path(__file__).resolve().parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if (path := here / f"_tap{suffix}").is_file():
+            return ctypes.CDLL(str(path))
+    return None
 
 
 def tap_available() -> bool:
