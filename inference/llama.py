@@ -200,6 +200,16 @@ class LlamaRunner:
             return None
         return StateTap(llm, FINAL_STATE)
 
+    def read_state_from(self, tensor: str) -> bool:
+        """Have ``PrefillCheck``s see ``tensor``'s last row (``l_out-N``: block N's output;
+        ``result_norm``: the final state). False where it cannot be read: without the tap
+        only the final state can. Call it before any check runs (the router does, when
+        it attaches its head)."""
+        if self._tap is not None:
+            self._tap.retarget(tensor)
+            return True
+        return tensor == FINAL_STATE
+
     @property
     def state_read(self) -> str:
         """How a ``PrefillCheck``'s state is read: ``tap`` (in the prefill) or ``decode``."""

@@ -82,6 +82,7 @@ class _TapState(ctypes.Structure):
     ]
 
 
+_NAME_BYTES = 64  # GGML_MAX_NAME, with its NUL
 _ERRORS = {1: "is not f32", 2: "is not n_embd wide", 3: "has rows that are not contiguous"}
 
 
@@ -110,14 +111,9 @@ class StateTap:
         library = _library()
         if library is None:
             raise TapError("inference._tap is not built (it needs a C compiler at install)")
-        name = tensor.encode()
-        if not 0 < len(name) < 64:
-            raise ValueError(f"not a tensor name: {tensor!r}")
-        self.tensor = tensor
         self.width = int(llm.n_embd())
         self._row = np.zeros(self.width, dtype=np.float32)
         self._state = _TapState(
-            name=name,
             width=self.width,
             off_type=TensorMirror.type.offset,
             off_ne=TensorMirror.ne.offset,
@@ -142,6 +138,16 @@ class StateTap:
         old.close()
         llm._stack.callback(llm._ctx.close)  # freed before the model is (last in, first out)
         llm.n_tokens = 0  # the new context holds nothing yet
+        self.tensor = ""
+        self.retarget(tensor)
+
+    def retarget(self, tensor: str) -> None:
+        """Read ``tensor`` from the next prefill on (between reads: not while one runs)."""
+        name = tensor.encode()
+        if not 0 < len(name) < _NAME_BYTES:
+            raise ValueError(f"not a tensor name: {tensor!r}")
+        self._state.name = name
+        self.tensor = tensor
 
     def read(self, llm: Any, tokens: list[int]) -> npt.NDArray[np.float32]:
         """Evaluate ``tokens`` in ``llm`` (at least the last one) with the tap armed, and

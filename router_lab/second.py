@@ -33,8 +33,9 @@ from edge_agent.router.features import extract_features
 from edge_agent.router.policy import Route
 from edge_agent.router.second import PROMPT_HEAD_FILE, PromptHead
 from edge_agent.router.table import file_sha256
+from inference.state_tap import FINAL_STATE
 from router_lab.dataset import LabelledPrompt
-from router_lab.embed import _model_path, embed_items
+from router_lab.embed import LAYER_ROWS, _model_path, embed_items
 from router_lab.head import LogisticHead, fit_head
 from router_lab.lowo import (
     EMBED_L2,
@@ -140,11 +141,30 @@ def unstandardised(head: LogisticHead) -> tuple[np.ndarray, float]:
     return weights, head.bias - float(np.dot(weights, head.means))
 
 
+def tensor_of(state: str) -> str:
+    """llama.cpp's name for the tensor a ``state`` kind reads (``inference.state_tap``):
+    ``prompt`` and block ``LAYER_ROWS - 1`` are the final state, block N's output is
+    ``l_out-N``."""
+    if state == "prompt":
+        return FINAL_STATE
+    block = int(state.removeprefix("layer").removeprefix("prefill"))
+    if not 0 <= block < LAYER_ROWS:
+        raise ValueError(f"no block {block} in the bundled model")
+    return FINAL_STATE if block == LAYER_ROWS - 1 else f"l_out-{block}"
+
+
 def fit_prompt_head(
-    groups: Groups, *, threshold: float, sure: float, l2: float, metadata: dict[str, object]
+    groups: Groups,
+    *,
+    threshold: float,
+    sure: float,
+    l2: float,
+    metadata: dict[str, object],
+    state: str = "prompt",
 ) -> PromptHead:
-    """The head on every writer's prompt states, unstandardised for the edge."""
-    weights, bias = unstandardised(_fit([i for items in groups.values() for i in items], l2))
+    """The head on every writer's ``state``, unstandardised for the edge."""
+    items = [i for items in groups.values() for i in items]
+    weights, bias = unstandardised(_fit(items, l2, state))
     return PromptHead(
         gguf_sha256=file_sha256(Path(_model_path())),
         weights=weights,
@@ -152,6 +172,7 @@ def fit_prompt_head(
         sure=sure,
         threshold=threshold,
         metadata=metadata,
+        tensor=tensor_of(state),
     )
 
 
@@ -181,15 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state",
         default="prompt",
-        help="the second look's input: prompt (the edge's) or layerN, block N's output "
-        "(lab only, cached by python -m router_lab.layers)",
+        help="the second look's input: prompt (the final state) or layerN, block N's "
+        "output (cached by python -m router_lab.layers; prefillN: read from the prompt's "
+        "own prefill, as the edge's tap does, --prefill)",
     )
     parser.add_argument(
         "--write", type=Path, help=f"write the prompt head (its {PROMPT_HEAD_FILE})"
     )
     args = parser.parse_args(argv)
-    if args.write is not None and args.state != "prompt":
-        parser.error("--write ships a head for the edge, which reads only the prompt state")
+    try:
+        tensor_of(args.state)
+    except ValueError as exc:
+        parser.error(f"--state {args.state}: {exc}")
     paths = args.datasets or sorted(Path("data").glob("*.jsonl"))
     groups = group_by_writer(paths)
     if len(groups) < 2:
@@ -223,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             threshold=result.shipped_threshold,
             sure=args.sure,
             l2=args.l2,
+            state=args.state,
             metadata={
                 "trained_on": [str(p) for p in paths],
+                "state": args.state,
                 "threshold_rule": f"leave-one-writer-out, recall {args.target_recall:g}",
                 "lowo": {
                     **lowo_metadata(result),
@@ -233,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         args.write.write_text(head.to_json() + "\n", encoding="utf-8")
-        sys.stdout.write(f"prompt head written to {args.write} (threshold {head.threshold:.4f})\n")
+        sys.stdout.write(
+            f"prompt head on {head.tensor} written to {args.write} "
+            f"(threshold {head.threshold:.4f})\n"
+        )
     return 0
 
 

@@ -68,6 +68,10 @@ class LocalEngine(Engine):
         """``text``'s token ids in the local vocabulary; ``None`` before the model loads."""
         return self._runner.tokenize(text)
 
+    def read_state_from(self, tensor: str) -> bool:
+        """Whether the prompt state a check sees can be ``tensor``'s (and now is)."""
+        return self._runner.read_state_from(tensor)
+
     async def load(self) -> None:
         """Load the model (seconds); ``ready`` turns true when done."""
         try:

@@ -52,6 +52,9 @@ class PromptHead:
     threshold: float
     """Blended score (first look's two and this head's) at or above which it escalates."""
     metadata: dict[str, Any] | None = None
+    tensor: str = "result_norm"
+    """The state it reads, by llama.cpp's name: ``result_norm``, the final normed state,
+    or ``l_out-N``, block N's output (``inference.state_tap``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0 or not 0.0 < self.sure <= 1.0:
@@ -76,6 +79,7 @@ class PromptHead:
             sure=float(data["sure"]),
             threshold=float(data["threshold"]),
             metadata=data.get("metadata"),
+            tensor=str(data.get("tensor", "result_norm")),
         )
 
     def to_json(self) -> str:
@@ -85,6 +89,7 @@ class PromptHead:
                 "bias": self.bias,
                 "sure": self.sure,
                 "threshold": self.threshold,
+                "tensor": self.tensor,
                 "metadata": self.metadata,
                 "weights": [round(float(w), 7) for w in self.weights],
             },

@@ -124,6 +124,13 @@ class ServingPipeline:
             router.attach_token_head(await asyncio.to_thread(load_token_head, router.head_for))
             if router.token_head is not None and router.config.second_look:
                 head = await asyncio.to_thread(load_prompt_head, router.head_for)
+                if head is not None and not self.local.read_state_from(head.tensor):
+                    log.warning(
+                        "router: no second look: its head reads %s, which this build cannot "
+                        "(inference._tap was not built: reinstall with a C compiler)",
+                        head.tensor,
+                    )
+                    head = None
                 router.attach_prompt_head(head)
 
     @property

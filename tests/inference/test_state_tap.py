@@ -97,3 +97,30 @@ async def test_a_tensor_llama_cpp_does_not_compute_is_a_clear_error() -> None:
         assert row.shape == (llm.n_embd(),) and np.isfinite(row).all()
     finally:
         await runner.aclose()
+
+
+async def test_a_check_can_read_a_middle_block_where_the_tap_is_built(
+    runners: tuple[LlamaRunner, LlamaRunner],
+) -> None:
+    tapped, decoded = runners
+    assert not decoded.read_state_from("l_out-20")  # no tap: the final state only
+    assert decoded.read_state_from("result_norm")
+    final = await tapped.prompt_state(SHORT)
+    assert tapped.read_state_from("l_out-20")
+    try:
+        middle = await tapped.prompt_state(SHORT)
+        seen: list[np.ndarray] = []
+
+        def keep(state: np.ndarray) -> bool:
+            seen.append(state.copy())
+            return True
+
+        chunks = tapped.stream(SHORT, check=keep)
+        answer = "".join([e.text async for e in chunks if isinstance(e, TokenChunk)])
+    finally:
+        assert tapped.read_state_from("result_norm")
+    assert np.array_equal(seen[0], middle)  # what a check sees is block 20's row
+    cosine = middle @ final / np.linalg.norm(middle) / np.linalg.norm(final)
+    assert cosine < 0.99  # not the final state under another name
+    plain = [e.text async for e in decoded.stream(SHORT) if isinstance(e, TokenChunk)]
+    assert answer == "".join(plain)  # and the answer is unchanged

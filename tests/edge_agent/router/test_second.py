@@ -8,6 +8,7 @@ the bundled weights and token head over a real runner's token ids.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -179,3 +180,21 @@ def test_a_head_refuses_a_state_of_another_width_and_bad_thresholds() -> None:
     back = PromptHead.from_json(head.to_json())
     assert np.array_equal(back.weights, head.weights)
     assert (back.bias, back.sure, back.threshold) == (0.25, head.sure, head.threshold)
+
+
+def test_a_head_names_the_state_it_reads_and_older_heads_read_the_final_one() -> None:
+    head = PromptHead("0" * 64, np.zeros(576), 0.0, sure=1.0, threshold=0.5, tensor="l_out-20")
+    assert PromptHead.from_json(head.to_json()).tensor == "l_out-20"
+    older = {k: v for k, v in json.loads(_head().to_json()).items() if k != "tensor"}
+    assert PromptHead.from_json(json.dumps(older)).tensor == "result_norm"
+
+
+@module_loop
+async def test_the_runner_reads_the_state_the_bundled_head_names(
+    pipeline: ServingPipeline,
+) -> None:
+    head = _router(pipeline).prompt_head
+    assert head is not None
+    runner = pipeline.local._runner
+    assert runner.state_read == "tap"
+    assert runner._tap is not None and runner._tap.tensor == head.tensor
