@@ -24,7 +24,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +127,20 @@ def budget(key: dict[str, Any]) -> int:
     return int(key.get("max_tokens", MAX_TOKENS))
 
 
-async def _answer(rows: list[dict[str, Any]], budgets: list[int]) -> list[str]:
+PAST_CONTEXT = "(past the local context: not answered)"
+"""The recorded answer to a prompt longer than the edge's local context, which the edge
+sends to the cloud before any local answer (and which no key accepts)."""
+
+
+async def _answer(
+    rows: list[dict[str, Any]], budgets: list[int], save: Callable[[str, str], None]
+) -> None:
+    from inference import ContextTooLong
     from router_lab.embed import prompt_runner
     from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
 
     runner = prompt_runner()
     await runner.load()
-    answers: list[str] = []
     try:
         for n, (row, max_tokens) in enumerate(zip(rows, budgets, strict=True), start=1):
             request = GenerateRequest(
@@ -141,13 +148,24 @@ async def _answer(rows: list[dict[str, Any]], budgets: list[int]) -> list[str]:
                 messages=tuple(ChatMessage(**m) for m in row["messages"]),
                 params=SamplingParams(max_tokens=max_tokens, temperature=0.0),
             )
-            chunks = [e.text async for e in runner.stream(request) if isinstance(e, TokenChunk)]
-            answers.append("".join(chunks))
+            try:
+                stream = runner.stream(request)
+                chunks = [e.text async for e in stream if isinstance(e, TokenChunk)]
+            except ContextTooLong:
+                chunks = [PAST_CONTEXT]
+            save(row["id"], "".join(chunks))
             if n % 25 == 0:
                 print(f"{n}/{len(rows)} answered", file=sys.stderr, flush=True)
     finally:
         await runner.aclose()
-    return answers
+
+
+def _write(out: Path, outcomes: Iterable[dict[str, Any]]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
 
 
 def run(
@@ -156,38 +174,39 @@ def run(
     """Answer every keyed prompt of ``data`` locally, check each against the key, and
     write and return the outcomes. With ``reuse``, an answer ``out`` already holds for
     the same token budget is taken as it is (a corrected or extended key needs the model
-    only for what is new)."""
+    only for what is new, and an interrupted run goes on where it stopped: the answers
+    are saved as they come)."""
     key = _checkable(read_jsonl(key_path))
     rows = [r for path in data for r in read_jsonl(path) if r["id"] in key]
-    budgets = [budget(key[r["id"]]) for r in rows]
-    held: dict[str, str] = {}
+    budgets = {r["id"]: budget(key[r["id"]]) for r in rows}
+    held: dict[str, dict[str, Any]] = {}
     if reuse and out.exists():
         held = {
-            o["id"]: o["local_answer"]
+            o["id"]: o
             for o in read_jsonl(out)
-            if o.get("max_tokens", MAX_TOKENS) == budget(key.get(o["id"], {}))
+            if o["id"] in budgets and o.get("max_tokens", MAX_TOKENS) == budgets[o["id"]]
         }
-    todo = [i for i, r in enumerate(rows) if r["id"] not in held]
-    fresh: list[str] = []
+
+    def save(row_id: str, answer: str) -> None:
+        n = budgets[row_id]
+        held[row_id] = {"id": row_id, "local_answer": answer}
+        if n != MAX_TOKENS:
+            held[row_id]["max_tokens"] = n
+        if len(held) % 25 == 0:  # the answers take the model minutes: keep them as they come
+            _write(out, held.values())
+
+    todo = [r for r in rows if r["id"] not in held]
     if todo:
-        fresh = asyncio.run(_answer([rows[i] for i in todo], [budgets[i] for i in todo]))
-    held.update({rows[i]["id"]: answer for i, answer in zip(todo, fresh, strict=True)})
-    outcomes = [
-        {
-            "id": row["id"],
-            "category": row.get("category", ""),
-            "local_answer": held[row["id"]],
-            **({"max_tokens": n} if n != MAX_TOKENS else {}),
-        }
-        for row, n in zip(rows, budgets, strict=True)
-    ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if todo:  # the answers first: they took the model minutes
-        out.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes), "utf-8")
-    for outcome, row in zip(outcomes, rows, strict=True):
+        asyncio.run(_answer(todo, [budgets[r["id"]] for r in todo], save))
+    outcomes = []
+    for row in rows:
+        record = held[row["id"]]
+        outcome = {"id": row["id"], "category": row.get("category", ""), **record}
+        outcome.pop("right", None)
         question = row["messages"][-1]["content"]
         outcome["right"] = states_answer(outcome["local_answer"], key[row["id"]], question)
-    out.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes), "utf-8")
+        outcomes.append(outcome)
+    _write(out, outcomes)
     return outcomes
 
 
