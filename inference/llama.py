@@ -198,7 +198,12 @@ class LlamaRunner:
                 "second look reads the prompt state with one extra decode"
             )
             return None
-        return StateTap(llm, FINAL_STATE)
+        tap = StateTap(llm, FINAL_STATE)
+        if (problem := tap.self_check(llm)) is not None:
+            # unarmed, the callback reads nothing: leaving it installed is harmless
+            log.warning("the state tap is off (%s): the second look decodes once more", problem)
+            return None
+        return tap
 
     def read_state_from(self, tensor: str) -> bool:
         """Have ``PrefillCheck``s see ``tensor``'s last row (``l_out-N``: block N's output;

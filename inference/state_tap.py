@@ -138,7 +138,7 @@ class StateTap:
         old.close()
         llm._stack.callback(llm._ctx.close)  # freed before the model is (last in, first out)
         llm.n_tokens = 0  # the new context holds nothing yet
-        self.tensor = ""
+        self.tensor = FINAL_STATE
         self.retarget(tensor)
 
     def retarget(self, tensor: str) -> None:
@@ -165,3 +165,28 @@ class StateTap:
         if not self._state.captured:
             raise TapError(f"llama.cpp computed no tensor named {self.tensor!r}")
         return self._row.copy()
+
+    def self_check(self, llm: Any) -> str | None:
+        """Why this tap cannot be trusted with ``llm`` (``None``: it can): its final state
+        for a short prompt against the one the extra decode reads. A llama.cpp whose
+        ``ggml_tensor`` moved under the mirror fails here, at load, rather than in a
+        request. Leaves ``llm``'s context empty and the tap on the final state."""
+        from inference.prompt_state import prefill_state
+
+        tensor = self.tensor
+        self.retarget(FINAL_STATE)
+        tokens = llm.tokenize(b"Which state does the router read?", add_bos=True)
+        try:
+            llm.n_tokens = 0
+            tapped = self.read(llm, tokens)
+            llm.n_tokens = 0
+            decoded = prefill_state(llm, tokens)
+        except TapError as exc:
+            return str(exc)
+        finally:
+            llm.n_tokens = 0
+            self.retarget(tensor)
+        gap = float(np.abs(tapped - decoded).max())
+        if not gap <= 1e-3 * float(np.abs(decoded).max()):
+            return f"its final state differs from the decoded one by {gap:g}"
+        return None

@@ -124,3 +124,19 @@ async def test_a_check_can_read_a_middle_block_where_the_tap_is_built(
     assert cosine < 0.99  # not the final state under another name
     plain = [e.text async for e in decoded.stream(SHORT) if isinstance(e, TokenChunk)]
     assert answer == "".join(plain)  # and the answer is unchanged
+
+
+async def test_a_tap_that_reads_the_wrong_place_is_caught_before_any_request() -> None:
+    """A llama.cpp whose ``ggml_tensor`` moved under the mirror, here by shifting one
+    offset: the runner's load-time check refuses the tap rather than fail requests."""
+    assert MODEL is not None
+    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
+    await runner.load()
+    try:
+        llm = runner._llm
+        tap = StateTap(llm)
+        assert tap.self_check(llm) is None
+        tap._state.off_ne += 8  # ne[1] read as the width
+        assert "is not n_embd wide" in (tap.self_check(llm) or "")
+    finally:
+        await runner.aclose()
