@@ -39,6 +39,7 @@ _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 # The first yes or no of an answer, in the data's languages (one word each, space-separated).
 _YES = "yes ja oui sí si sì sim да так evet ya tak ναι כן نعم có ha हाँ हां ndiyo igen kyllä はい 是 네 예"  # noqa: RUF001, E501
 _NO = "no nein non não нет ні hayır tidak nie όχι לא لا không nahi नहीं hapana nem ei いいえ 不是 不 아니 아니요"  # noqa: RUF001, E501
+_POWER = re.compile(r"\d+\s*\^\s*\d+")  # "2^100" is the question's expression, never an answer
 _SCRIPTS_WITHOUT_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -98,14 +99,20 @@ def stated_yes_no(answer: str) -> str | None:
 
 def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
     """Whether ``answer`` states what ``key`` says is right. A number: the first number
-    in the answer that the question does not itself state (an answer that restates
-    "17 x 4 = 68" states 68), within the key's relative tolerance. yes/no: the first one
+    in the answer that is not the question's own (all of them, or, where the answer is
+    one of the question's numbers, each as often as the question states it:
+    ``_past_the_echo``), powers such as "2^100" aside, within the key's relative
+    tolerance. yes/no: the first one
     stated. Text: any of the accepted strings, ignoring case."""
     kind = key["kind"]
     if kind == "number":
         expected, tolerance = float(key["value"]), float(key.get("tolerance", 0.0))
-        given = [n for n in numbers_in(question) if not _close(n, expected, tolerance)]
-        stated = [n for n in numbers_in(answer) if not any(_close(n, g, 0.0) for g in given)]
+        given = numbers_in(_POWER.sub(" ", question))
+        stated = numbers_in(_POWER.sub(" ", answer))
+        if any(_close(g, expected, tolerance) for g in given):
+            stated = _past_the_echo(stated, given)
+        else:  # none of the question's numbers is the answer: skip them wherever they are
+            stated = [n for n in stated if not any(_close(n, g, 0.0) for g in given)]
         return bool(stated) and _close(stated[0], expected, tolerance)
     if kind == "yesno":
         return stated_yes_no(answer) == str(key["value"])
@@ -116,6 +123,21 @@ def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
         text = answer.lower()
         return all(str(s).lower() in text for s in key["accept_all"])
     raise ValueError(f"not a checkable kind: {kind!r}")
+
+
+def _past_the_echo(stated: list[float], given: list[float]) -> list[float]:
+    """The answer's numbers less one occurrence of each the question states: "17 x 4 =
+    68" states 68, and "2^100 mod 7 is 7" states 7 although 7 is in the question. An
+    answer that only confirms ("10 / 2 is 5" to "is 10 / 2 5?") keeps its last number."""
+    left = list(given)
+    rest = []
+    for n in stated:
+        echo = next((i for i, g in enumerate(left) if _close(n, g, 0.0)), None)
+        if echo is None:
+            rest.append(n)
+        else:
+            del left[echo]
+    return rest or stated[-1:]
 
 
 def _checkable(key: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

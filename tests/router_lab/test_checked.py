@@ -29,6 +29,16 @@ def test_a_number_is_the_first_one_the_question_does_not_state() -> None:
     # the answer may be one of the question's own numbers ("double 25" is not 25)
     same = {"kind": "number", "value": 5, "tolerance": 0}
     assert states_answer("10 divided by 2 is 5.", same, "what is 10 / 2, is it 5?")
+    # an echo of the question states nothing, even where the answer is one of its numbers
+    echoed = {"kind": "number", "value": 2, "tolerance": 0}
+    question = "¿Cuál es el resto de dividir 2^100 entre 7?"
+    assert not states_answer("El resto de dividir 2^100 entre 7 es 7.", echoed, question)
+    assert not states_answer("To find 2^100 mod 7, use a^b mod m.", echoed, "2^100 mod 7?")
+    q = "remainder when 2^100 is divided by 7?"
+    assert not states_answer("2^100 is 1 modulo 7, as 2^3 is", echoed, q)
+    twelve = {"kind": "number", "value": 12, "tolerance": 0}
+    assert not states_answer("144 divided by 12 equals 1.44.", twelve, "144 divided by 12?")
+    assert states_answer("2^100 mod 7 = 2.", echoed, "2^100 mod 7?")
 
 
 def test_yes_or_no_is_the_first_one_stated_in_the_answers_language() -> None:
