@@ -16,9 +16,10 @@ the edge's own runner, interleaved round by round:
   last batch (its last ``TAIL`` tokens) evaluated with the tap armed, plus the head,
   less the same batch evaluated plainly, back to back in alternating order (paired).
   As it reads it without the tap, the baseline (``look_ms_500_decode``): the prompt's
-  last token decoded on its own with hidden states on, plus the head. Paired TTFT differences of
-  seconds-long prefills are too noisy on a shared machine to give a p99 of a few
-  milliseconds, hence these.
+  last token decoded on its own with hidden states on, plus the head (that way reads
+  only the final state, whatever the head's tensor: a timing, not a decision). Paired
+  TTFT differences of seconds-long prefills are too noisy on a shared machine to give
+  a p99 of a few milliseconds, hence these.
 
 Prompts are the dev set's that may take a look (``--limit`` of them, within the
 default ``--router-second-look-max-prompt-tokens``), each made distinct per variant and
@@ -83,7 +84,7 @@ def look_ms_500(path: Path, look: SecondLook, rounds: int) -> tuple[list[float],
 
     plain, tapped = load(), load()
     try:
-        tap = StateTap(tapped)
+        tap = StateTap(tapped, look.head.tensor)
         text = " ".join(str(i.request.messages) for i in read_dataset(DEV)[:40])
         tokens = plain.tokenize(text.encode("utf-8"), add_bos=True)[:500]
         for llm in (plain, tapped):
@@ -125,6 +126,8 @@ async def run(rounds: int, limit: int) -> dict[str, float]:
     ][:limit]
     runner = prompt_runner()
     await runner.load()
+    if not runner.read_state_from(head.tensor):
+        raise SystemExit(f"the prompt head reads {head.tensor}, which needs inference._tap")
     plain: list[float] = []
     looked: list[float] = []
     prefill: list[float] = []

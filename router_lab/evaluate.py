@@ -132,6 +132,10 @@ def finish_looks(
     async def look() -> None:
         nonlocal escalated
         await runner.load()
+        tensor = next(d.second_look.head.tensor for d in decisions if d.second_look is not None)
+        if not runner.read_state_from(tensor):  # as the edge's pipeline does
+            await runner.aclose()
+            raise SystemExit(f"the prompt head reads {tensor}, which needs inference._tap")
         try:
             for n in pending:
                 pending_look = decisions[n].second_look

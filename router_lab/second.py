@@ -52,6 +52,8 @@ from router_lab.lowo import (
 from router_lab.ship import lowo_metadata
 
 __all__ = [
+    "LOOK_WEIGHT",
+    "STATE",
     "SURE",
     "TARGET_RECALL",
     "fit_prompt_head",
@@ -67,6 +69,13 @@ measured in docs/router.md: the means move by less than 0.005; 0.8 looks at 55 %
 the labelled prompts)."""
 
 TARGET_RECALL = 0.965
+STATE = "prefill20"
+"""The state the shipped head reads: block 20's output as the edge's tap reads it in the
+prefill (``python -m router_lab.layers --prefill data/*.jsonl`` caches it)."""
+LOOK_WEIGHT = 3
+"""The prompt head's share of the look's blend (the first look's two scores count one
+each). Round 9, 17 writers, leave-one-writer-out: 3 scored at least as well as 1 and 2
+for blocks 16, 20, 24 and the final state alike (docs/router.md)."""
 """Pooled cloud recall the two looks' threshold is chosen for (0.96 and 0.965 measured:
 0.965 is the one whose mean recall reaches 0.97)."""
 
@@ -117,9 +126,11 @@ def two_looks(
     prompt: dict[str, list[float]],
     *,
     sure: float = SURE,
+    weight: int = LOOK_WEIGHT,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[bool]]]:
     """The first look's scores, the two looks' scores, and which prompts took the second
-    look, per writer (as ``policy.Router`` and ``second.SecondLook`` compute them)."""
+    look, per writer (as ``policy.Router`` and ``second.SecondLook`` compute them, the
+    prompt head counted ``weight`` times)."""
     first: dict[str, list[float]] = {}
     final: dict[str, list[float]] = {}
     looked: dict[str, list[bool]] = {}
@@ -130,7 +141,7 @@ def two_looks(
             elaboration = extract_features(item.request).elaboration
             look = blend_many([f, s], False) < sure  # no elaboration floor where a look follows
             first[writer].append(blend_many([f, s], elaboration))
-            final[writer].append(blend_many([f, s, p], False) if look else 1.0)
+            final[writer].append(blend_many([f, s] + [p] * weight, False) if look else 1.0)
             looked[writer].append(look)
     return first, final, looked
 
@@ -161,6 +172,7 @@ def fit_prompt_head(
     l2: float,
     metadata: dict[str, object],
     state: str = "prompt",
+    weight: float = LOOK_WEIGHT,
 ) -> PromptHead:
     """The head on every writer's ``state``, unstandardised for the edge."""
     items = [i for items in groups.values() for i in items]
@@ -173,6 +185,7 @@ def fit_prompt_head(
         threshold=threshold,
         metadata=metadata,
         tensor=tensor_of(state),
+        weight=weight,
     )
 
 
@@ -196,13 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("datasets", type=Path, nargs="*", help="default: data/*.jsonl")
     parser.add_argument("--sure", type=float, default=SURE)
+    parser.add_argument(
+        "--look-weight",
+        type=int,
+        default=LOOK_WEIGHT,
+        help="the prompt head's share of the look's blend (the first look's two count one)",
+    )
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--l2", type=float, default=EMBED_L2)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--state",
-        default="prompt",
-        help="the second look's input: prompt (the final state) or layerN, block N's "
+        default=STATE,
+        help=f"the second look's input (default {STATE}): prompt (the final state) or "
+        "layerN, block N's "
         "output (cached by python -m router_lab.layers; prefillN: read from the prompt's "
         "own prefill, as the edge's tap does, --prefill)",
     )
@@ -222,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     features = out_of_writer_scores(groups, features_scorer)
     split = out_of_writer_scores(groups, embedding_scorer("split"))
     prompt = prompt_scores(groups, l2=args.l2, state=args.state)
-    first, final, looked = two_looks(groups, features, split, prompt, sure=args.sure)
+    first, final, looked = two_looks(
+        groups, features, split, prompt, sure=args.sure, weight=args.look_weight
+    )
 
     def summary(name: str, scores: dict[str, list[float]]) -> LowoResult:
         result = summarise(
@@ -248,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             sure=args.sure,
             l2=args.l2,
             state=args.state,
+            weight=args.look_weight,
             metadata={
                 "trained_on": [str(p) for p in paths],
                 "state": args.state,

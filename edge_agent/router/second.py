@@ -5,7 +5,8 @@ in well under a millisecond. Where that score is not sure of the cloud (below
 ``PromptHead.sure``), the prompt starts locally and the runner hands the router the
 model's last hidden state at the end of the templated conversation, once the prefill is
 done and before any token is sent (``inference.prompt_state``). A logistic head on that
-state joins the first look's two scores (the mean of the three log-odds) and the blend
+state joins the first look's two scores (the mean of the three log-odds, the head's
+weighted by ``PromptHead.weight``) and the blend
 decides: below ``PromptHead.threshold`` the local answer goes on; at or above it, the
 request goes to the cloud having cost one local prefill.
 
@@ -55,10 +56,14 @@ class PromptHead:
     tensor: str = "result_norm"
     """The state it reads, by llama.cpp's name: ``result_norm``, the final normed state,
     or ``l_out-N``, block N's output (``inference.state_tap``)."""
+    weight: float = 1.0
+    """This head's share of the blend against the first look's two scores (one each)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0 or not 0.0 < self.sure <= 1.0:
             raise ValueError("the prompt head's thresholds must be within (0, 1)")
+        if not self.weight > 0.0:
+            raise ValueError("the prompt head's weight must be positive")
 
     def log_odds(self, state: npt.NDArray[np.float32]) -> float:
         """This head's log-odds of "cloud" for a prompt state."""
@@ -80,6 +85,7 @@ class PromptHead:
             threshold=float(data["threshold"]),
             metadata=data.get("metadata"),
             tensor=str(data.get("tensor", "result_norm")),
+            weight=float(data.get("weight", 1.0)),
         )
 
     def to_json(self) -> str:
@@ -90,6 +96,7 @@ class PromptHead:
                 "sure": self.sure,
                 "threshold": self.threshold,
                 "tensor": self.tensor,
+                "weight": self.weight,
                 "metadata": self.metadata,
                 "weights": [round(float(w), 7) for w in self.weights],
             },
@@ -112,9 +119,11 @@ class SecondLook:
     token_log_odds: float
 
     def score(self, state: npt.NDArray[np.float32]) -> float:
-        """The blended probability that the prompt needs the cloud."""
-        z = (self.features_log_odds + self.token_log_odds + self.head.log_odds(state)) / 3
-        return sigmoid(z)
+        """The blended probability that the prompt needs the cloud: the weighted mean of
+        the three log-odds."""
+        w = self.head.weight
+        z = self.features_log_odds + self.token_log_odds + w * self.head.log_odds(state)
+        return sigmoid(z / (2 + w))
 
     def escalates(self, p: float) -> bool:
         return p >= self.head.threshold

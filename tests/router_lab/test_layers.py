@@ -7,6 +7,7 @@ import pytest
 
 from router_lab.layers import CHECK_KEY, checked_reader
 from router_lab.second import main as second_main
+from router_lab.second import tensor_of
 
 
 def test_the_captured_final_state_is_the_runners_own_and_the_blocks_differ() -> None:
@@ -24,7 +25,16 @@ def test_the_captured_final_state_is_the_runners_own_and_the_blocks_differ() -> 
         asyncio.run(reader.runner.aclose())
 
 
-def test_a_lab_only_state_cannot_be_shipped(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_state_names_the_tensor_the_edge_reads() -> None:
+    assert tensor_of("prompt") == tensor_of("prefill30") == "result_norm"
+    assert tensor_of("layer20") == tensor_of("prefill20") == "l_out-20"
+    with pytest.raises(ValueError, match="no block 31"):
+        tensor_of("prefill31")
+
+
+def test_a_block_the_model_lacks_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit):
-        second_main(["--state", "layer20", "--write", "/nonexistent/head.json"])
-    assert "only the prompt state" in capsys.readouterr().err
+        second_main(["--state", "layer99", "--write", "/nonexistent/head.json"])
+    assert "no block 99" in capsys.readouterr().err

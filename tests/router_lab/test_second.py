@@ -18,13 +18,14 @@ from shared.messages import GenerateRequest
 from tests.router_lab.test_dataset import DEV
 
 
-def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three() -> None:
+@pytest.mark.parametrize("weight", [1, 3])
+def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three(weight: int) -> None:
     items = DEV[:6]
     groups = {"w": items}
     features = {"w": [0.9, 0.6, 0.2, 0.05, 0.5, 0.8]}
     split = {"w": [0.8, 0.7, 0.3, 0.1, 0.5, 0.9]}
     prompt = {"w": [0.1, 0.9, 0.9, 0.2, 0.5, 0.1]}
-    first, final, looked = two_looks(groups, features, split, prompt, sure=0.7)
+    first, final, looked = two_looks(groups, features, split, prompt, sure=0.7, weight=weight)
     for n, item in enumerate(items):
         elaboration = extract_features(item.request).elaboration
         raw = 1 / (1 + math.exp(-(logit(features["w"][n]) + logit(split["w"][n])) / 2))
@@ -33,7 +34,8 @@ def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three() -> None:
         if raw >= 0.7:
             assert final["w"][n] == 1.0
         else:  # as the edge's SecondLook scores it, given the head's log-odds
-            head = PromptHead("0" * 64, np.zeros(1), logit(prompt["w"][n]), 0.7, 0.5)
+            bias = logit(prompt["w"][n])
+            head = PromptHead("0" * 64, np.zeros(1), bias, 0.7, 0.5, weight=weight)
             look = SecondLook(head, logit(features["w"][n]), logit(split["w"][n]))
             assert final["w"][n] == pytest.approx(look.score(np.zeros(1, dtype=np.float32)))
 

@@ -162,13 +162,19 @@ async def test_the_settings_turn_the_second_look_off(settings: dict[str, object]
         assert plan.second_look is None and plan.route is Route.LOCAL
 
 
-def test_the_look_blends_three_log_odds() -> None:
+def test_the_look_blends_three_log_odds_the_heads_weighted() -> None:
     state = np.linspace(-1, 1, 576, dtype=np.float32)
     head = PromptHead("0" * 64, np.full(576, 0.01), -0.5, sure=0.7, threshold=0.4)
     look = SecondLook(head, features_log_odds=1.2, token_log_odds=-0.3)
     z = (1.2 - 0.3 + float(np.dot(head.weights, state)) - 0.5) / 3
     assert look.score(state) == pytest.approx(1 / (1 + math.exp(-z)))
     assert look.escalates(0.4) and not look.escalates(0.39)
+    heavy = PromptHead("0" * 64, head.weights, -0.5, sure=0.7, threshold=0.4, weight=3.0)
+    z = (1.2 - 0.3 + 3 * (float(np.dot(head.weights, state)) - 0.5)) / 5
+    assert SecondLook(heavy, 1.2, -0.3).score(state) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert PromptHead.from_json(heavy.to_json()).weight == 3.0
+    with pytest.raises(ValueError, match="weight"):
+        PromptHead("0" * 64, head.weights, 0.0, sure=0.7, threshold=0.4, weight=0.0)
 
 
 def test_a_head_refuses_a_state_of_another_width_and_bad_thresholds() -> None:
