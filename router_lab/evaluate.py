@@ -209,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         "report accuracy, cloud recall, local kept, the confusion table and decision time.",
     )
     parser.add_argument("dataset", type=Path, help="JSONL: id, messages|prompt, label")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures, and each misrouted prompt (id, label, route, "
+        "category), to this file",
+    )
     parser.add_argument(
         "--router", choices=["learned", "heuristic"], default="learned", help="which router"
     )
@@ -259,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {looks.prefill_p50_ms:.0f} ms   p99 {looks.prefill_p99_ms:.0f} ms\n"
         )
     if args.json is not None:
-        body = {**asdict(result), "second_look": asdict(looks)}
+        misrouted = [
+            {"id": i.id, "label": i.label.value, "routed": r.value, "category": i.category}
+            for i, r in zip(items, routes, strict=True)
+            if r is not i.label
+        ]
+        body = {**asdict(result), "second_look": asdict(looks), "misrouted": misrouted}
         args.json.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return 0
 

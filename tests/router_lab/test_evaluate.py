@@ -33,6 +33,9 @@ def test_main_prints_and_writes_the_same_figures(
     assert result["n"] == 160
     assert f"accuracy       {result['accuracy']:.3f}" in printed
     assert sum(sum(row.values()) for row in result["confusion"].values()) == 160
+    wrong = result["confusion"]["local"]["cloud"] + result["confusion"]["cloud"]["local"]
+    assert len(result["misrouted"]) == wrong  # each one named, to read back in the file
+    assert all(m["label"] != m["routed"] for m in result["misrouted"])
 
 
 def test_learned_router_beats_the_heuristic_baseline_on_cloud_recall(tmp_path: Path) -> None:
