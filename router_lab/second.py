@@ -4,16 +4,19 @@
 other writers, three ways, and prints each as ``router_lab.lowo`` does:
 
 - ``first look``: what ships without a second look (features + split token head);
-- ``prompt state``: a logistic head on the local model's prompt state alone
-  (``router_lab.embed`` kind ``prompt``, the state the edge's runner reads after its
-  prefill);
+- ``STATE state``: a logistic head on the local model's state alone: by default block
+  20's output at the last token as the edge's tap reads it in the prefill
+  (``prefill20``: ``python -m router_lab.layers --prefill`` caches it), or ``prompt``,
+  the final state (``router_lab.embed`` kind ``prompt``), or any ``layerN``/``prefillN``;
 - ``two looks``: the edge with its second look (``edge_agent.router.second``): a first
   look at or above ``--sure`` goes to the cloud at once, any other prompt is scored by
-  the mean log-odds of the features, the token head and the prompt head (neither with
-  the elaboration floor: the state reads the conversation).
+  the mean log-odds of the features, the token head and the prompt head, the last
+  counted ``--look-weight`` times (none with the elaboration floor: the state reads the
+  conversation).
 
 ``--write PATH`` fits the prompt head on every writer and writes it with the two looks'
-threshold, chosen on their out-of-writer scores by the same rule as the shipped weights.
+threshold, chosen on their out-of-writer scores by the same rule as the shipped weights,
+the tensor it reads and its weight.
 The figures also say how many prompts take the second look, and how many of those end
 in the cloud (each of them waited for a local prefill first).
 """
