@@ -41,6 +41,9 @@ FINAL_STATE = "result_norm"
 """llama.cpp's name for the final normed hidden state (the output rows only)."""
 
 
+_NAME_BYTES = 64  # GGML_MAX_NAME, with its NUL
+
+
 class TapError(RuntimeError):
     """The tap read nothing, or a tensor not shaped as the mirror expects."""
 
@@ -60,7 +63,7 @@ class TensorMirror(ctypes.Structure):
         ("view_src", ctypes.c_void_p),
         ("view_offs", ctypes.c_size_t),
         ("data", ctypes.c_void_p),
-        ("name", ctypes.c_char * 64),
+        ("name", ctypes.c_char * _NAME_BYTES),
     ]
 
 
@@ -68,7 +71,7 @@ class _TapState(ctypes.Structure):
     """``struct tandem_tap`` (inference/_tap.c): keep the two in step."""
 
     _fields_ = [
-        ("name", ctypes.c_char * 64),
+        ("name", ctypes.c_char * _NAME_BYTES),
         ("armed", ctypes.c_int64),
         ("captured", ctypes.c_int64),
         ("error", ctypes.c_int64),
@@ -82,7 +85,6 @@ class _TapState(ctypes.Structure):
     ]
 
 
-_NAME_BYTES = 64  # GGML_MAX_NAME, with its NUL
 _ERRORS = {1: "is not f32", 2: "is not n_embd wide", 3: "has rows that are not contiguous"}
 
 

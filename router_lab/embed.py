@@ -36,7 +36,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,12 +109,12 @@ class EmbeddingCache:
 
     def _embed(self, text: str) -> np.ndarray:
         if self._embedder is None:
-            embedders = {
+            embedders: dict[str, Callable[[], Any]] = {
                 "model": model_embedder,
                 "hidden": hidden_embedder,
                 "prompt": prompt_embedder,
                 "layers": layers_embedder,
-                "prefill_layers": prefill_layers_embedder,
+                "prefill_layers": lambda: layers_embedder(prefill=True),
             }
             self._embedder = embedders.get(self.kind, table_embedder)()
         return np.asarray(self._embedder(text), dtype=np.float32)
@@ -211,22 +211,25 @@ def prompt_embedder() -> Any:
     return embed
 
 
-def layers_embedder() -> Any:
+def layers_embedder(*, prefill: bool = False) -> Any:
     """Every block's output and the final state at a conversation's last token, keyed by
-    ``prompt_key`` (``router_lab.layers``, which checks its reading first)."""
+    ``prompt_key`` (``router_lab.layers``, which checks its reading first); with
+    ``prefill``, read from the prompt's own prefill as the edge's tap reads them
+    (``inference.state_tap``)."""
     from router_lab.layers import checked_reader
 
-    reader = checked_reader()
+    reader = checked_reader(prefill=prefill)
     return lambda key: reader.states(key).ravel()
 
 
-def prefill_layers_embedder() -> Any:
-    """``layers_embedder``'s rows read from the prompt's own prefill, as the edge's tap
-    reads them (``inference.state_tap``)."""
-    from router_lab.layers import checked_reader
-
-    reader = checked_reader(prefill=True)
-    return lambda key: reader.states(key).ravel()
+def layer_block(kind: str) -> tuple[str, int] | None:
+    """The cache and block a ``layerN`` (last token decoded alone) or ``prefillN`` (read
+    in the prefill) kind reads; ``None`` for any other kind."""
+    for prefix, cache in (("layer", "layers"), ("prefill", "prefill_layers")):
+        number = kind.removeprefix(prefix)
+        if number != kind and number.isdigit():
+            return cache, int(number)
+    return None
 
 
 def token_table() -> tuple[Any, np.ndarray]:
@@ -263,11 +266,10 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
     if kind == "prompt":
         return EmbeddingCache(kind).get([prompt_key(i.request) for i in items])
-    if kind.startswith(("layer", "prefill")):  # block N's output at the last token
-        cache = EmbeddingCache("layers" if kind.startswith("layer") else "prefill_layers")
-        rows = cache.get([prompt_key(i.request) for i in items])
+    if (layer := layer_block(kind)) is not None:  # block N's output at the last token
+        kept, block = layer
+        rows = EmbeddingCache(kept).get([prompt_key(i.request) for i in items])
         width = rows.shape[1] // LAYER_ROWS
-        block = int(kind.removeprefix("layer").removeprefix("prefill"))
         return rows[:, block * width : (block + 1) * width]
     if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])

@@ -38,7 +38,7 @@ from edge_agent.router.second import PROMPT_HEAD_FILE, PromptHead
 from edge_agent.router.table import file_sha256
 from inference.state_tap import FINAL_STATE
 from router_lab.dataset import LabelledPrompt
-from router_lab.embed import LAYER_ROWS, _model_path, embed_items
+from router_lab.embed import LAYER_ROWS, _model_path, embed_items, layer_block
 from router_lab.head import LogisticHead, fit_head
 from router_lab.lowo import (
     EMBED_L2,
@@ -161,8 +161,10 @@ def tensor_of(state: str) -> str:
     ``l_out-N``."""
     if state == "prompt":
         return FINAL_STATE
-    block = int(state.removeprefix("layer").removeprefix("prefill"))
-    if not 0 <= block < LAYER_ROWS:
+    if (layer := layer_block(state)) is None:
+        raise ValueError("not prompt, layerN or prefillN")
+    _, block = layer
+    if not block < LAYER_ROWS:
         raise ValueError(f"no block {block} in the bundled model")
     return FINAL_STATE if block == LAYER_ROWS - 1 else f"l_out-{block}"
 
@@ -224,10 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state",
         default=STATE,
-        help=f"the second look's input (default {STATE}): prompt (the final state) or "
-        "layerN, block N's "
-        "output (cached by python -m router_lab.layers; prefillN: read from the prompt's "
-        "own prefill, as the edge's tap does, --prefill)",
+        help=f"the second look's input (default {STATE}): prompt (the final state), "
+        "layerN (block N's output, cached by python -m router_lab.layers) or prefillN "
+        "(read from the prompt's own prefill as the edge's tap does, cached with --prefill)",
     )
     parser.add_argument(
         "--write", type=Path, help=f"write the prompt head (its {PROMPT_HEAD_FILE})"

@@ -126,8 +126,9 @@ class ServingPipeline:
                 head = await asyncio.to_thread(load_prompt_head, router.head_for)
                 if head is not None and not self.local.read_state_from(head.tensor):
                     log.warning(
-                        "router: no second look: its head reads %s, which this build cannot "
-                        "(inference._tap was not built: reinstall with a C compiler)",
+                        "router: no second look: its head reads %s, and the local runner, "
+                        "without its state tap (why: its warning at load), reads only the "
+                        "final state",
                         head.tensor,
                     )
                     head = None
