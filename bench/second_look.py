@@ -8,7 +8,8 @@ the edge's own runner, interleaved round by round:
   edge reads it: by the tap where it is built) against the
   same prompt answered with no look (``ttft_ms_plain``, the baseline), and their paired
   difference (``added_ttft_ms``): the tap reads one row during the prefill (without
-  it, the look splits the prefill into two decodes) and scores a 576-wide head;
+  it, the look splits the prefill into two decodes) and scores the head (576 wide per
+  block it reads);
 - escalated: the delay before the request leaves for the cloud, one prefill
   (``prefill_ms``), against the same baseline;
 - the look's own work for a 500-token prompt, the issue's yardstick, two ways. As the
@@ -18,7 +19,8 @@ the edge's own runner, interleaved round by round:
   each the best of ``REPEATS`` runs, as is the baseline).
   As it reads it without the tap, the baseline (``look_ms_500_decode``): the prompt's
   last token decoded on its own with hidden states on, plus the head (that way reads
-  only the final state, whatever the head's tensor: a timing, not a decision). Paired
+  only the final state, whatever the head's tensors, so it is scored by the head's
+  first 576 weights: a timing, not a decision). Paired
   TTFT differences of seconds-long prefills are too noisy on a shared machine to give
   a p99 of a few milliseconds, hence these.
 
@@ -34,6 +36,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +46,7 @@ from edge_agent.router import RouterConfig, extract_features
 from edge_agent.router.second import SecondLook, load_prompt_head
 from inference import LlamaRunner
 from inference.prompt_state import prefill_state
-from inference.state_tap import StateTap
+from inference.state_tap import FINAL_STATE, StateTap
 from router_lab.dataset import read_dataset
 from router_lab.embed import PROMPT_N_CTX, prompt_runner
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, TokenChunk
@@ -88,6 +91,9 @@ def look_ms_500(path: Path, look: SecondLook, rounds: int) -> tuple[list[float],
         return llama_cpp.Llama(model_path=str(path), n_ctx=PROMPT_N_CTX, n_threads=1, verbose=False)
 
     plain, tapped = load(), load()
+    # the decode reads the final state alone: round 8's look, one state wide
+    final_head = replace(look.head, weights=look.head.weights[: plain.n_embd()], tensor=FINAL_STATE)
+    decoded_look = replace(look, head=final_head)
     try:
         tap = StateTap(tapped, look.head.tensor)
         text = " ".join(str(i.request.messages) for i in read_dataset(DEV)[:40])
@@ -106,7 +112,7 @@ def look_ms_500(path: Path, look: SecondLook, rounds: int) -> tuple[list[float],
 
         def decode_look() -> None:
             plain.n_tokens = len(tokens)  # the last token is re-decoded alone
-            look.score(prefill_state(plain, tokens))
+            decoded_look.score(prefill_state(plain, tokens))
 
         def plain_batch() -> None:
             plain.n_tokens = len(tokens) - TAIL

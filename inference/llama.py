@@ -207,11 +207,16 @@ class LlamaRunner:
 
     def read_state_from(self, tensor: str) -> bool:
         """Have ``PrefillCheck``s see ``tensor``'s last row (``l_out-N``: block N's output;
-        ``result_norm``: the final state). False where it cannot be read: without the tap
-        only the final state can. Call it before any check runs (the router does, when
-        it attaches its head)."""
+        ``result_norm``: the final state; several joined by commas: their rows side by
+        side). False where it cannot be read: without the tap only the final state can;
+        with it, up to ``state_tap.TAP_MAX`` tensors. Call it before any check runs (the
+        router does, when it attaches its head)."""
         if self._tap is not None:
-            self._tap.retarget(tensor)
+            try:
+                self._tap.retarget(tensor)
+            except ValueError as exc:
+                log.warning("the state tap cannot read %r: %s", tensor, exc)
+                return False
             return True
         return tensor == FINAL_STATE
 

@@ -7,9 +7,10 @@ token through its public API costs one extra single-token decode
 scheduler can also call a function on each tensor of the graph as it is computed
 (``llama_context_params.cb_eval``). ``StateTap`` installs one, written in C
 (``inference/_tap.c``: a Python one would take the GIL at every node of every decode),
-that copies the last row of one named tensor while armed: ``result_norm``, the final
-normed state the runner would read anyway, or ``l_out-N``, block N's output. The prefill
-a local answer does anyway then carries the look for nothing.
+that copies the last row of a few named tensors while armed: ``result_norm``, the final
+normed state the runner would read anyway, or ``l_out-N``, block N's output. Several
+are named joined by commas (``l_out-12,l_out-20,l_out-28``) and read as their rows
+side by side. The prefill a local answer does anyway then carries the look for nothing.
 
 The callback knows ``struct ggml_tensor`` only through the byte offsets of the ctypes
 mirror below (the ggml headers llama-cpp-python 0.3 ships: ``GGML_MAX_DIMS`` 4,
@@ -33,7 +34,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FINAL_STATE", "StateTap", "TapError", "TensorMirror", "tap_available"]
+__all__ = [
+    "FINAL_STATE",
+    "TAP_MAX",
+    "StateTap",
+    "TapError",
+    "TensorMirror",
+    "tap_available",
+    "tensor_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,8 @@ FINAL_STATE = "result_norm"
 
 
 _NAME_BYTES = 64  # GGML_MAX_NAME, with its NUL
+TAP_MAX = 4
+"""The most tensors one tap reads (``TAP_MAX`` in inference/_tap.c)."""
 
 
 class TapError(RuntimeError):
@@ -71,7 +82,8 @@ class _TapState(ctypes.Structure):
     """``struct tandem_tap`` (inference/_tap.c): keep the two in step."""
 
     _fields_ = [
-        ("name", ctypes.c_char * _NAME_BYTES),
+        ("names", (ctypes.c_char * _NAME_BYTES) * TAP_MAX),
+        ("count", ctypes.c_int64),
         ("armed", ctypes.c_int64),
         ("captured", ctypes.c_int64),
         ("error", ctypes.c_int64),
@@ -102,9 +114,21 @@ def tap_available() -> bool:
     return _library() is not None
 
 
+def tensor_names(tensor: str) -> list[str]:
+    """The tensors a ``tensor`` spec names: one name, or several joined by commas."""
+    names = tensor.split(",")
+    if not 0 < len(names) <= TAP_MAX or len(set(names)) != len(names):
+        raise ValueError(f"not 1 to {TAP_MAX} distinct tensor names: {tensor!r}")
+    for name in names:
+        if not 0 < len(name.encode()) < _NAME_BYTES:
+            raise ValueError(f"not a tensor name: {name!r}")
+    return names
+
+
 class StateTap:
-    """One named tensor's last row, read by a C eval callback on a llama-cpp-python
-    ``Llama`` while ``armed``; the context is recreated with the callback installed."""
+    """The last row of a few named tensors (``tensor_names``), read by a C eval callback
+    on a llama-cpp-python ``Llama`` while armed, side by side; the context is recreated
+    with the callback installed."""
 
     def __init__(self, llm: Any, tensor: str = FINAL_STATE) -> None:
         import llama_cpp
@@ -114,7 +138,7 @@ class StateTap:
         if library is None:
             raise TapError("inference._tap is not built (it needs a C compiler at install)")
         self.width = int(llm.n_embd())
-        self._row = np.zeros(self.width, dtype=np.float32)
+        self._rows = np.zeros(TAP_MAX * self.width, dtype=np.float32)
         self._state = _TapState(
             width=self.width,
             off_type=TensorMirror.type.offset,
@@ -122,7 +146,7 @@ class StateTap:
             off_nb=TensorMirror.nb.offset,
             off_data=TensorMirror.data.offset,
             off_name=TensorMirror.name.offset,
-            dest=self._row.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            dest=self._rows.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
         )
         # the function pointer and the state must outlive the context: held on self
         address = ctypes.cast(library.tandem_tap_eval, ctypes.c_void_p).value
@@ -144,16 +168,17 @@ class StateTap:
         self.retarget(tensor)
 
     def retarget(self, tensor: str) -> None:
-        """Read ``tensor`` from the next prefill on (between reads: not while one runs)."""
-        name = tensor.encode()
-        if not 0 < len(name) < _NAME_BYTES:
-            raise ValueError(f"not a tensor name: {tensor!r}")
-        self._state.name = name
+        """Read ``tensor`` (one name, or several joined by commas) from the next prefill
+        on (between reads: not while one runs)."""
+        names = tensor_names(tensor)
+        for i in range(TAP_MAX):
+            self._state.names[i].value = names[i].encode() if i < len(names) else b""
+        self._state.count = len(names)
         self.tensor = tensor
 
     def read(self, llm: Any, tokens: list[int]) -> npt.NDArray[np.float32]:
         """Evaluate ``tokens`` in ``llm`` (at least the last one) with the tap armed, and
-        return a copy of the tensor's row at the last."""
+        return a copy of the tensors' rows at the last, side by side."""
         self._state.captured = 0
         self._state.error = 0
         self._state.armed = 1
@@ -164,9 +189,12 @@ class StateTap:
         if self._state.error:
             problem = _ERRORS.get(self._state.error, "is not what the ggml_tensor mirror expects")
             raise TapError(f"llama.cpp's {self.tensor!r} {problem}; the mirror is stale")
-        if not self._state.captured:
-            raise TapError(f"llama.cpp computed no tensor named {self.tensor!r}")
-        return self._row.copy()
+        count = self._state.count
+        if self._state.captured != (1 << count) - 1:
+            names = tensor_names(self.tensor)
+            missing = [n for i, n in enumerate(names) if not self._state.captured >> i & 1]
+            raise TapError(f"llama.cpp computed no tensor named {', '.join(missing)}")
+        return self._rows[: count * self.width].copy()
 
     def self_check(self, llm: Any) -> str | None:
         """Why this tap cannot be trusted with ``llm`` (``None``: it can): its final state

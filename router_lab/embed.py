@@ -222,13 +222,14 @@ def layers_embedder(*, prefill: bool = False) -> Any:
     return lambda key: reader.states(key).ravel()
 
 
-def layer_block(kind: str) -> tuple[str, int] | None:
-    """The cache and block a ``layerN`` (last token decoded alone) or ``prefillN`` (read
-    in the prefill) kind reads; ``None`` for any other kind."""
+def layer_blocks(kind: str) -> tuple[str, list[int]] | None:
+    """The cache and blocks a ``layerN`` (last token decoded alone) or ``prefillN`` (read
+    in the prefill) kind reads; ``prefillA,B,C`` reads several, side by side. ``None``
+    for any other kind."""
     for prefix, cache in (("layer", "layers"), ("prefill", "prefill_layers")):
-        number = kind.removeprefix(prefix)
-        if number != kind and number.isdigit():
-            return cache, int(number)
+        numbers = kind.removeprefix(prefix)
+        if numbers != kind and all(n.isdigit() for n in numbers.split(",")):
+            return cache, [int(n) for n in numbers.split(",")]
     return None
 
 
@@ -266,11 +267,11 @@ def embed_items(kind: str, items: Sequence[LabelledPrompt]) -> np.ndarray:
     (``router_lab.tokenhead``). ``hidden_split``: the same layout of ``hidden`` states."""
     if kind == "prompt":
         return EmbeddingCache(kind).get([prompt_key(i.request) for i in items])
-    if (layer := layer_block(kind)) is not None:  # block N's output at the last token
-        kept, block = layer
+    if (layer := layer_blocks(kind)) is not None:  # blocks' outputs at the last token
+        kept, blocks = layer
         rows = EmbeddingCache(kept).get([prompt_key(i.request) for i in items])
         width = rows.shape[1] // LAYER_ROWS
-        return rows[:, block * width : (block + 1) * width]
+        return np.hstack([rows[:, b * width : (b + 1) * width] for b in blocks])
     if kind not in ("split", "hidden_split"):
         return EmbeddingCache(kind).get([routing_text(i.request) for i in items])
     cache = EmbeddingCache("table" if kind == "split" else "hidden")

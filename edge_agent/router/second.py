@@ -46,7 +46,7 @@ class PromptHead:
 
     gguf_sha256: str
     weights: npt.NDArray[np.float64]
-    """One per dimension of the model's hidden state (``n_embd``)."""
+    """One per dimension of the state it reads: ``n_embd`` per tensor."""
     bias: float
     sure: float
     """First-look score at or above which the prompt goes to the cloud without a look."""
@@ -55,7 +55,8 @@ class PromptHead:
     metadata: dict[str, Any] | None = None
     tensor: str = "result_norm"
     """The state it reads, by llama.cpp's name: ``result_norm``, the final normed state,
-    or ``l_out-N``, block N's output (``inference.state_tap``)."""
+    or ``l_out-N``, block N's output; several joined by commas are read side by side
+    (``inference.state_tap``)."""
     weight: float = 1.0
     """This head's share of the blend against the first look's two scores (one each)."""
 
@@ -64,6 +65,8 @@ class PromptHead:
             raise ValueError("the prompt head's thresholds must be within (0, 1)")
         if not self.weight > 0.0:
             raise ValueError("the prompt head's weight must be positive")
+        if not all(self.tensor.split(",")):
+            raise ValueError(f"the prompt head's tensor names one it cannot: {self.tensor!r}")
 
     def log_odds(self, state: npt.NDArray[np.float32]) -> float:
         """This head's log-odds of "cloud" for a prompt state."""

@@ -89,7 +89,7 @@ async def test_a_tensor_llama_cpp_does_not_compute_is_a_clear_error() -> None:
     try:
         llm = runner._llm
         tap = StateTap(llm, "l_out-999")
-        with pytest.raises(TapError, match="no tensor named 'l_out-999'"):
+        with pytest.raises(TapError, match="no tensor named l_out-999"):
             tap.read(llm, llm.tokenize(b"hello"))
         middle = StateTap(llm, "l_out-20")  # block 20 of 30: a row of its own
         llm.reset()
@@ -99,11 +99,41 @@ async def test_a_tensor_llama_cpp_does_not_compute_is_a_clear_error() -> None:
         await runner.aclose()
 
 
+async def test_several_blocks_are_read_side_by_side_as_each_alone() -> None:
+    assert MODEL is not None
+    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
+    await runner.load()
+    try:
+        llm = runner._llm
+        tokens = llm.tokenize(b"How many legs does a spider have?")
+        names = ["l_out-12", "l_out-20", "result_norm"]
+        tap = StateTap(llm, ",".join(names))
+        llm.reset()
+        together = tap.read(llm, tokens)
+        width = llm.n_embd()
+        assert together.shape == (3 * width,)
+        for i, name in enumerate(names):
+            tap.retarget(name)
+            llm.reset()
+            alone = tap.read(llm, tokens)
+            np.testing.assert_array_equal(together[i * width : (i + 1) * width], alone)
+        tap.retarget("l_out-20,l_out-999")
+        llm.reset()
+        with pytest.raises(TapError, match=r"no tensor named l_out-999$"):
+            tap.read(llm, tokens)
+        with pytest.raises(ValueError, match="distinct"):
+            tap.retarget(",".join(f"l_out-{i}" for i in range(5)))
+    finally:
+        await runner.aclose()
+
+
 async def test_a_check_can_read_a_middle_block_where_the_tap_is_built(
     runners: tuple[LlamaRunner, LlamaRunner],
 ) -> None:
     tapped, decoded = runners
     assert not decoded.read_state_from("l_out-20")  # no tap: the final state only
+    assert not decoded.read_state_from("l_out-12,l_out-20")
+    assert not tapped.read_state_from("l_out-12,l_out-12")  # not a spec the tap reads
     assert decoded.read_state_from("result_norm")
     final = await tapped.prompt_state(SHORT)
     assert tapped.read_state_from("l_out-20")

@@ -28,8 +28,11 @@ def test_the_captured_final_state_is_the_runners_own_and_the_blocks_differ() -> 
 def test_a_state_names_the_tensor_the_edge_reads() -> None:
     assert tensor_of("prompt") == tensor_of("prefill30") == "result_norm"
     assert tensor_of("layer20") == tensor_of("prefill20") == "l_out-20"
+    assert tensor_of("prefill12,20,30") == "l_out-12,l_out-20,result_norm"
     with pytest.raises(ValueError, match="no block 31"):
         tensor_of("prefill31")
+    with pytest.raises(ValueError, match="distinct"):
+        tensor_of("prefill20,20")
 
 
 def test_a_block_the_model_lacks_is_refused_before_any_work(

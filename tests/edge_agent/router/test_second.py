@@ -69,7 +69,8 @@ async def test_the_bundled_head_is_for_the_bundled_gguf_and_no_other(
     head = router.prompt_head
     assert head is not None  # attached with the token head, for this GGUF
     assert head.gguf_sha256 == file_sha256(pipeline.local.model_path)
-    assert head.weights.shape == (576,) and 0 < head.threshold < 1 and 0 < head.sure <= 1
+    blocks = len(head.tensor.split(","))  # 576 weights per block it reads
+    assert head.weights.shape == (576 * blocks,) and 0 < head.threshold < 1 and 0 < head.sure <= 1
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF" + bytes(64))
     assert load_prompt_head(other) is None

@@ -76,7 +76,9 @@ async def edge_with_a_worker(bias: float) -> AsyncIterator[Side]:
         await pipeline.load_token_head()
         router = pipeline._router
         assert isinstance(router, Router) and router.token_head is not None
-        router.attach_prompt_head(_head(bias))
+        head = _head(bias)
+        assert local.read_state_from(head.tensor)  # as the pipeline does for the bundled head
+        router.attach_prompt_head(head)
         yield Side(pipeline, local, metrics)
 
 
