@@ -9,6 +9,8 @@ a wrong row when asked for a tensor llama.cpp does not compute.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +53,18 @@ async def runners() -> AsyncIterator[tuple[LlamaRunner, LlamaRunner]]:
     await decoded.aclose()
 
 
+@asynccontextmanager
+async def untapped() -> AsyncIterator[Any]:
+    """A loaded runner's ``Llama`` with no tap of the runner's own, for a test's taps."""
+    assert MODEL is not None
+    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
+    await runner.load()
+    try:
+        yield runner._llm
+    finally:
+        await runner.aclose()
+
+
 async def test_the_tap_is_built_here() -> None:
     """Every install path here (``make``, CI) has a C compiler: no tap is a build bug."""
     assert tap_available()
@@ -83,11 +97,7 @@ async def test_answers_are_the_same_with_the_tap_installed(
 
 
 async def test_a_tensor_llama_cpp_does_not_compute_is_a_clear_error() -> None:
-    assert MODEL is not None
-    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
-    await runner.load()
-    try:
-        llm = runner._llm
+    async with untapped() as llm:
         tap = StateTap(llm, "l_out-999")
         with pytest.raises(TapError, match="no tensor named l_out-999"):
             tap.read(llm, llm.tokenize(b"hello"))
@@ -95,16 +105,10 @@ async def test_a_tensor_llama_cpp_does_not_compute_is_a_clear_error() -> None:
         llm.reset()
         row = middle.read(llm, llm.tokenize(b"hello there"))
         assert row.shape == (llm.n_embd(),) and np.isfinite(row).all()
-    finally:
-        await runner.aclose()
 
 
 async def test_several_blocks_are_read_side_by_side_as_each_alone() -> None:
-    assert MODEL is not None
-    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
-    await runner.load()
-    try:
-        llm = runner._llm
+    async with untapped() as llm:
         tokens = llm.tokenize(b"How many legs does a spider have?")
         names = ["l_out-12", "l_out-20", "result_norm"]
         tap = StateTap(llm, ",".join(names))
@@ -123,8 +127,6 @@ async def test_several_blocks_are_read_side_by_side_as_each_alone() -> None:
             tap.read(llm, tokens)
         with pytest.raises(ValueError, match="distinct"):
             tap.retarget(",".join(f"l_out-{i}" for i in range(5)))
-    finally:
-        await runner.aclose()
 
 
 async def test_a_check_can_read_a_middle_block_where_the_tap_is_built(
@@ -159,14 +161,8 @@ async def test_a_check_can_read_a_middle_block_where_the_tap_is_built(
 async def test_a_tap_that_reads_the_wrong_place_is_caught_before_any_request() -> None:
     """A llama.cpp whose ``ggml_tensor`` moved under the mirror, here by shifting one
     offset: the runner's load-time check refuses the tap rather than fail requests."""
-    assert MODEL is not None
-    runner = LlamaRunner(RunnerConfig(MODEL, n_ctx=512, n_threads=1, state_tap=False))
-    await runner.load()
-    try:
-        llm = runner._llm
+    async with untapped() as llm:
         tap = StateTap(llm)
         assert tap.self_check(llm) is None
         tap._state.off_ne += 8  # ne[1] read as the width
         assert "is not n_embd wide" in (tap.self_check(llm) or "")
-    finally:
-        await runner.aclose()
