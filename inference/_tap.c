@@ -8,8 +8,9 @@
  * scheduler can instead call a function on each tensor of the graph as it is
  * computed (llama_context_params.cb_eval). This is that function: it asks for
  * a few named tensors (up to TAP_MAX) and copies each one's last row, during
- * the prefill a local answer does anyway. It runs for every node of every decode once installed, so it
- * is C: a Python callback would take the GIL at each node.
+ * the prefill a local answer does anyway. It runs for every node of every
+ * decode once installed, so it is C: a Python callback would take the GIL at
+ * each node.
  *
  * It is built as an extension module (setup.py) only to be compiled and
  * installed beside the package; it needs no Python header and has no

@@ -37,7 +37,7 @@ from edge_agent.router.features import extract_features
 from edge_agent.router.policy import Route
 from edge_agent.router.second import PROMPT_HEAD_FILE, PromptHead
 from edge_agent.router.table import file_sha256
-from inference.state_tap import FINAL_STATE, TAP_MAX
+from inference.state_tap import FINAL_STATE, tensor_names
 from router_lab.dataset import LabelledPrompt
 from router_lab.embed import LAYER_ROWS, _model_path, embed_items, layer_blocks
 from router_lab.head import LogisticHead, fit_head
@@ -169,14 +169,10 @@ def tensor_of(state: str) -> str:
     if (layer := layer_blocks(state)) is None:
         raise ValueError("not prompt, layerN or prefillN (or prefillA,B,C)")
     _, blocks = layer
-    if len(set(blocks)) != len(blocks) or len(blocks) > TAP_MAX:
-        raise ValueError(f"not 1 to {TAP_MAX} distinct blocks")
-    names = []
-    for block in blocks:
-        if not block < LAYER_ROWS:
-            raise ValueError(f"no block {block} in the bundled model")
-        names.append(FINAL_STATE if block == LAYER_ROWS - 1 else f"l_out-{block}")
-    return ",".join(names)
+    if past := [b for b in blocks if not b < LAYER_ROWS]:
+        raise ValueError(f"no block {past[0]} in the bundled model")
+    names = [FINAL_STATE if b == LAYER_ROWS - 1 else f"l_out-{b}" for b in blocks]
+    return ",".join(tensor_names(",".join(names)))  # as many and as distinct as the tap reads
 
 
 def fit_prompt_head(
