@@ -126,9 +126,8 @@ class ServingPipeline:
                 head = await asyncio.to_thread(load_prompt_head, router.head_for)
                 if head is not None and not self.local.read_state_from(head.tensor):
                     log.warning(
-                        "router: no second look: its head reads %s, and the local runner, "
-                        "without its state tap (why: its warning at load), reads only the "
-                        "final state",
+                        "router: no second look: its head reads %s, which the local runner "
+                        "cannot (why: its warning, at load or just above)",
                         head.tensor,
                     )
                     head = None
