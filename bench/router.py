@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.common import percentile
 from edge_agent.router import HeuristicRouter, Router, RouterConfig
 from router_lab.dataset import read_dataset
-from router_lab.evaluate import percentile, route_all
+from router_lab.evaluate import route_all
 
 
 def main() -> None:

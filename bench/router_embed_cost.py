@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import percentile
 from edge_agent.router import Router, RouterConfig
 from edge_agent.router.features import extract_features
 from edge_agent.router.table import load_token_head, with_head_tokens
 from inference.models import bundled_model_path
 from router_lab.dataset import read_dataset
 from router_lab.embed import model_embedder, token_table
-from router_lab.evaluate import percentile
 from shared.messages import ChatMessage, GenerateRequest
 
 TOKENS = 500

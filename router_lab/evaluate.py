@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile as nearest_rank
 from edge_agent.router.features import extract_features
 from edge_agent.router.model import load_model
 from edge_agent.router.policy import Decision, HeuristicRouter, Route, Router, RouterConfig
@@ -60,12 +61,9 @@ class Figures:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (nearest rank) of ``values``; 0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    """The benchmarks' nearest-rank percentile (``bench.common``), but 0 for no values:
+    the figures are written as JSON, which has no NaN."""
+    return nearest_rank(values, q) if values else 0.0
 
 
 def route_all(

@@ -20,6 +20,7 @@ def test_figures_and_confusion() -> None:
     assert f.confusion == {"local": {"local": 1, "cloud": 1}, "cloud": {"local": 1, "cloud": 1}}
     assert (f.p50_ms, f.p99_ms) == (2.0, 4.0)
     assert percentile([], 99) == 0.0
+    assert percentile([6.0, 5.0, 4.0, 3.0, 2.0, 1.0], 50) == 3.0  # nearest rank, as bench's
 
 
 @pytest.mark.parametrize("router", ["learned", "heuristic"])
