@@ -42,6 +42,7 @@ from edge_agent.router.policy import Route
 from edge_agent.router.table import TOKEN_HEAD_FILE
 from router_lab.dataset import LabelledPrompt, read_dataset
 from router_lab.evaluate import Figures, figures
+from router_lab.origins import as_json, by_origin, checked_ids, render_origins
 from router_lab.train import choose_threshold, fit, rows_of, train
 
 __all__ = [
@@ -351,9 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"lowo: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(result) + "\n")
+    origins = by_origin(result, groups, checked_ids())
+    sys.stdout.write(render(result) + "\n" + render_origins(origins) + "\n")
     if args.json is not None:
-        args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
+        body = {**asdict(result), "by_origin": as_json(origins)}
+        args.json.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     if args.write_weights is not None:
         from router_lab.ship import write_token_head, write_weights  # ship reads LowoResult
 

@@ -53,6 +53,7 @@ from router_lab.lowo import (
     render,
     summarise,
 )
+from router_lab.origins import as_json, by_origin, checked_ids, render_origins
 from router_lab.ship import lowo_metadata
 
 __all__ = [
@@ -272,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         f"second look taken for {n_look} of {n} prompts; {n_up} of them escalated after "
         "the local prefill\n"
     )
+    origins = by_origin(result, groups, checked_ids())
+    sys.stdout.write(render_origins(origins) + "\n")
     if args.json is not None:
-        args.json.write_text(json.dumps(asdict(result), indent=1) + "\n", encoding="utf-8")
+        body = {**asdict(result), "by_origin": as_json(origins)}
+        args.json.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     if args.write is not None:
         head = fit_prompt_head(
             groups,
