@@ -6,7 +6,9 @@ unit conversions 0 of 20), so such labels teach the router a convention rather t
 what the local model can do. Where a prompt in ``data/*.jsonl`` has an answer that
 can be checked, the answer key (``data/outcomes/answer_key.jsonl``: a number with a
 tolerance, yes or no, short strings one of which the answer must contain, or, for an
-extraction, values all of which it must contain) says what is right; ``run`` answers
+extraction, values all of which it must contain; where the question offers the options,
+as in "positive or negative?", the key also names the wrong ones, and the answer must
+state a right one first, its copy of the question aside) says what is right; ``run`` answers
 each keyed prompt with the bundled model through the edge's own runner (greedy,
 ``MAX_TOKENS`` tokens unless the key asks for more, one thread, the edge's default context) and
 records whether the answer states it (``data/outcomes/checked.jsonl``); ``apply``
@@ -103,7 +105,8 @@ def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
     one of the question's numbers, each as often as the question states it:
     ``_past_the_echo``), powers such as "2^100" aside, within the key's relative
     tolerance. yes/no: the first one
-    stated. Text: any of the accepted strings, ignoring case."""
+    stated. Text: any of the accepted strings, ignoring case; with rejected ones too, an
+    accepted one first (``_chooses``)."""
     kind = key["kind"]
     if kind == "number":
         expected, tolerance = float(key["value"]), float(key.get("tolerance", 0.0))
@@ -117,12 +120,55 @@ def states_answer(answer: str, key: dict[str, Any], question: str) -> bool:
     if kind == "yesno":
         return stated_yes_no(answer) == str(key["value"])
     if kind == "text":
+        if key.get("reject"):
+            return _chooses(answer, key["accept"], key["reject"], question)
         text = answer.lower()
         return any(str(s).lower() in text for s in key["accept"])
     if kind == "all":
         text = answer.lower()
         return all(str(s).lower() in text for s in key["accept_all"])
     raise ValueError(f"not a checkable kind: {kind!r}")
+
+
+ECHO_CHARS = 16
+"""A stretch of the question at least this long, copied into an answer, is its echo."""
+
+
+def _chooses(answer: str, accept: list[str], reject: list[str], question: str) -> bool:
+    """Whether ``answer`` picks an accepted option before any rejected one, where the
+    question offers both ("positive or negative?", "'seperate' or 'separate'?"): an
+    answer that merely contains the right word ("positive, but also a bit negative",
+    or the question copied back) has not chosen it. The question's echo is left out
+    first, so an answer that repeats "ポジティブですか、ネガティブですか" picks neither."""
+    text = _without_echo(answer, question).lower()
+
+    def first(options: list[str]) -> int:
+        found = [text.find(str(o).lower()) for o in options]
+        return min((at for at in found if at >= 0), default=-1)
+
+    chosen, refused = first(accept), first(reject)
+    return chosen >= 0 and (refused < 0 or chosen < refused)
+
+
+def _without_echo(answer: str, question: str) -> str:
+    """``answer`` with every stretch of ``ECHO_CHARS`` or more characters that the
+    question also holds (ignoring case) blanked out, wherever and however often the
+    answer repeats it."""
+    text, asked = answer.lower(), question.lower()
+    if len(text) != len(answer):  # a letter whose lower case is two ("İ"): keep the case
+        text, asked = answer, question
+    kept = list(answer)
+    start = 0
+    while start + ECHO_CHARS <= len(text):
+        end = start + ECHO_CHARS
+        if text[start:end] not in asked:
+            start += 1
+            continue
+        while end < len(text) and text[start : end + 1] in asked:
+            end += 1
+        kept[start:end] = " " * (end - start)
+        start = end
+    return "".join(kept)
 
 
 def _past_the_echo(stated: list[float], given: list[float]) -> list[float]:

@@ -52,6 +52,26 @@ def test_yes_or_no_is_the_first_one_stated_in_the_answers_language() -> None:
     assert states_answer("The capital is PARIS.", {"kind": "text", "accept": ["Paris"]}, "")
 
 
+def test_where_the_question_offers_the_options_the_answer_must_pick_a_right_one_first() -> None:
+    key = {"kind": "text", "accept": ["negative"], "reject": ["positive"]}
+    question = "Is this review positive or negative? 'The soup was cold.'"
+    assert states_answer("Negative: the soup was cold.", key, question)
+    mixed = "The review is positive, but also a bit negative."
+    assert not states_answer(mixed, key, question)
+    assert states_answer(mixed, {"kind": "text", "accept": ["negative"]}, question)  # no options
+    assert not states_answer("Is this review positive or negative? I think so.", key, question)
+    assert not states_answer("The review is positive.", key, question)
+    japanese = {"kind": "text", "accept": ["ポジティブ"], "reject": ["ネガティブ"]}
+    asked = "この文はポジティブですか、ネガティブですか？「最高の一日でした！」"  # noqa: RUF001
+    echo = "この文はポジティブですか、ネガティブですか？「最高"  # noqa: RUF001
+    assert not states_answer(echo, japanese, asked)
+    assert not states_answer(f"{echo}。{echo}", japanese, asked)  # however often it repeats
+    assert states_answer("ポジティブです。", japanese, asked)
+    spelling = {"kind": "text", "accept": ["definitely"], "reject": ["definately"]}
+    assert not states_answer('"definately" and "definitely" differ', spelling, "definately or?")
+    assert states_answer("It's definitely, with an i.", spelling, "definately or definitely?")
+
+
 def test_an_extraction_must_state_every_value_the_key_names() -> None:
     key = {"kind": "all", "accept_all": ["2024-05-03", "Amara Osei", "director"]}
     whole = '[{"name": "Dr. Amara Osei", "role": "lab director", "date": "2024-05-03"}]'
