@@ -18,6 +18,7 @@ from tests.support.apps import serving
 from tests.support.edge import (
     LOOPBACK_POOL,
     edge_pool,
+    linked_worker,
     wait_for_worker,
     wait_for_workers,
     worker_app,
@@ -31,14 +32,13 @@ async def test_pool_connects_and_reconnects_to_the_next_worker() -> None:
     async with edge_pool(config) as edge:
         with pytest.raises(NoPeerAvailable):  # no worker yet: a clear "no peer", not a hang
             await edge.pool.acquire(timeout_s=0.5)
-        async with serving(worker_app(edge.url, "worker-a")):
-            await wait_for_worker(edge.pool, "worker-a")
+        async with linked_worker(edge.pool, edge.url, "worker-a"):
             peer = await edge.pool.acquire(timeout_s=1)
             assert peer.path.value == "direct"
             assert peer.model == "SmolLM2-135M-Instruct.Q4_1"
         # worker-a shut down: its link closes and the pool finds the next worker
-        async with serving(worker_app(edge.url, "worker-b")):
-            await wait_for_worker(edge.pool, "worker-b")
+        async with linked_worker(edge.pool, edge.url, "worker-b"):
+            pass  # entered once the pool's live peer is worker-b
         text = edge.metrics.render().decode()
         assert 'tandem_edge_cloud_connects_total{result="direct"} 2.0' in text
 
@@ -49,9 +49,8 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
     # worker-z offers no ICE candidates at all: no WebRTC path can exist.
     async with (
         edge_pool(config) as edge,
-        serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")),
+        linked_worker(edge.pool, edge.url, "worker-z", ice_host_addresses="none"),
     ):
-        await wait_for_worker(edge.pool, "worker-z")
         relayed = await edge.pool.acquire(timeout_s=1)
         assert relayed.path.value == "relay"
         request = GenerateRequest(
@@ -63,8 +62,7 @@ async def test_no_webrtc_path_falls_back_to_the_relay_then_upgrades() -> None:
         end = events[-1]
         assert isinstance(end, StreamEnd) and end.completion_tokens == 5
         # A worker reachable over WebRTC appears: new requests move to it.
-        async with serving(worker_app(edge.url, "worker-b")):
-            await wait_for_worker(edge.pool, "worker-b")
+        async with linked_worker(edge.pool, edge.url, "worker-b"):
             upgraded = await edge.pool.acquire(timeout_s=1)
             assert upgraded.path.value == "direct"
             await asyncio.wait_for(relayed.wait_closed(), 30)  # idle relay retired
@@ -77,9 +75,8 @@ async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves
     async with edge_pool() as edge, AsyncExitStack() as worker_a:
         # worker-a first, so that the pool links to it; worker-b is the standby.
         await worker_a.enter_async_context(
-            serving(worker_app(edge.url, "worker-a", drain_grace_s=0))
+            linked_worker(edge.pool, edge.url, "worker-a", drain_grace_s=0)
         )
-        await wait_for_worker(edge.pool, "worker-a")
         async with serving(worker_app(edge.url, "worker-b")):
             await wait_for_workers(edge.url, 2)
             doomed = await edge.pool.acquire(timeout_s=1)
@@ -102,9 +99,8 @@ async def test_a_draining_worker_hands_back_what_does_not_fit_and_the_pool_moves
 async def test_a_warm_standby_on_another_worker_takes_over_without_a_handshake() -> None:
     async with edge_pool() as edge, AsyncExitStack() as worker_a:
         await worker_a.enter_async_context(
-            serving(worker_app(edge.url, "worker-a", drain_grace_s=0))
+            linked_worker(edge.pool, edge.url, "worker-a", drain_grace_s=0)
         )
-        await wait_for_worker(edge.pool, "worker-a")
         assert edge.pool.standby is None, "one worker: nothing to stand by on"
         async with serving(worker_app(edge.url, "worker-b")):
             await eventually(
@@ -141,9 +137,8 @@ async def test_a_relayed_primary_ends_on_the_direct_worker_with_the_relay_as_sta
     config = replace(LOOPBACK_POOL, ice_deadline_s=3, upgrade_interval_s=0.5)
     async with (
         edge_pool(config) as edge,
-        serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")),
+        linked_worker(edge.pool, edge.url, "worker-z", ice_host_addresses="none"),
     ):
-        await wait_for_worker(edge.pool, "worker-z")
         relayed = await edge.pool.acquire(timeout_s=1)
         assert relayed.path.value == "relay"
         async with serving(worker_app(edge.url, "worker-b")):

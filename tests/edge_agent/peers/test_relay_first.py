@@ -18,7 +18,7 @@ from edge_agent.engines.base import EngineEvent
 from edge_agent.peers import Peer
 from shared.messages import ChatMessage, GenerateRequest, SamplingParams, StreamEnd, TokenChunk
 from tests.support.apps import serving
-from tests.support.edge import LOOPBACK_POOL, edge_pool, wait_for_worker, worker_app
+from tests.support.edge import LOOPBACK_POOL, edge_pool, linked_worker, worker_app
 from tests.support.wait import eventually
 
 RELAY_FIRST = replace(LOOPBACK_POOL, relay_first=True, upgrade_interval_s=0.5, warm_standby=False)
@@ -69,9 +69,8 @@ async def answer(peer: Peer, request: GenerateRequest) -> Received:
 async def test_first_answer_on_the_relay_then_new_requests_move_to_webrtc() -> None:
     async with (
         edge_pool(RELAY_FIRST) as edge,
-        serving(worker_app(edge.url, "worker-z", ice_host_addresses="none")),
+        linked_worker(edge.pool, edge.url, "worker-z", ice_host_addresses="none"),
     ):
-        await wait_for_worker(edge.pool, "worker-z")
         relayed = await edge.pool.acquire(timeout_s=1)
         first = await answer(relayed, counting("first", 300))
         # The first answer came over the relay: no WebRTC path to worker-z exists.
@@ -95,12 +94,14 @@ async def test_first_answer_on_the_relay_then_new_requests_move_to_webrtc() -> N
 
 async def test_twenty_streams_in_flight_finish_on_the_relay_while_the_path_upgrades() -> None:
     async with edge_pool(RELAY_FIRST) as edge:
-        async with serving(
-            worker_app(
-                edge.url, "worker-z", ice_host_addresses="none", max_queue=STREAMS, edge_share=1.0
-            )
+        async with linked_worker(
+            edge.pool,
+            edge.url,
+            "worker-z",
+            ice_host_addresses="none",
+            max_queue=STREAMS,
+            edge_share=1.0,
         ):
-            await wait_for_worker(edge.pool, "worker-z")
             relayed = await edge.pool.acquire(timeout_s=1)
             assert relayed.path.value == "relay"
             received = [Received() for _ in range(STREAMS)]
