@@ -26,10 +26,26 @@ if TYPE_CHECKING:  # numpy itself only where logits are read (not at an edge's s
 from inference.errors import InferenceError
 from shared.messages import OutputFormat, SamplingParams, TokenLogprob
 
-__all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs", "token_logprob"]
+__all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs", "schema_gbnf", "token_logprob"]
 
 GRAMMAR_CACHE_SIZE = 32
 """Distinct schemas whose grammars are kept."""
+
+
+_ANY_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+"""The schema converter's string character, and JSON's: llama-cpp-python's converter
+lets a string hold raw control characters (its stock JSON grammar, and llama.cpp's own
+converter since 2024, do not), and a model that writes a newline into a string then
+answers with JSON that does not parse (llama-cpp-python issue 1259)."""
+
+
+def schema_gbnf(schema_text: str) -> str:
+    """The GBNF grammar of a JSON schema, its strings held to what JSON allows."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar: str = json_schema_to_gbnf(schema_text)
+    return grammar.replace(_ANY_CHAR, _JSON_CHAR)
 
 
 @lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
@@ -40,7 +56,7 @@ def _grammar(schema_text: str | None) -> Any:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
         json.loads(schema_text)
-        return LlamaGrammar.from_json_schema(schema_text, verbose=False)
+        return LlamaGrammar.from_string(schema_gbnf(schema_text), verbose=False)
     except Exception as exc:  # the converter's failures are not a documented set
         raise InferenceError(f"the JSON schema cannot be enforced: {exc}") from exc
 

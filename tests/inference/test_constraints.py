@@ -15,7 +15,14 @@ import pytest_asyncio
 from inference import ContextTooLong, InferenceError, LlamaRunner
 from shared import ChatMessage, GenerateRequest, SamplingParams
 from shared.messages import OutputFormat
-from tests.inference.test_llama import collect, load_runner, module_loop, needs_model, text_of
+from tests.inference.test_llama import (
+    MODEL,
+    collect,
+    load_runner,
+    module_loop,
+    needs_model,
+    text_of,
+)
 
 SCHEMA = {
     "type": "object",
@@ -56,6 +63,32 @@ async def test_schema_constrained_answers_validate(runner: LlamaRunner, seed: in
     )
     assert end.finish_reason == "stop"
     jsonschema.validate(json.loads(text_of(chunks)), SCHEMA)
+
+
+@needs_model
+@module_loop
+async def test_a_schema_string_never_holds_a_raw_control_character(runner: LlamaRunner) -> None:
+    # llama-cpp-python's schema converter lets a string hold any character but '"' and
+    # '\\' (its stock JSON grammar does not): pushed hard towards newlines and tabs, a
+    # model would write them raw into the string, and the answer would not parse.
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(model_path=str(MODEL), vocab_only=True, verbose=False)
+    try:
+        controls = {t for c in (b"\n", b"\t", b"\r") for t in vocab.tokenize(c, add_bos=False)}
+    finally:
+        vocab.close()
+    schema = {
+        "type": "object",
+        "properties": {"note": {"type": "string", "minLength": 3, "maxLength": 6}},
+        "required": ["note"],
+    }
+    bias = tuple((t, 100.0) for t in sorted(controls))
+    output = OutputFormat(schema_text=json.dumps(schema))
+    chunks, end = await collect(runner, ask(output, max_tokens=60, temperature=0, logit_bias=bias))
+    assert end.finish_reason == "stop"
+    answer = json.loads(text_of(chunks))  # a raw control character would not parse
+    jsonschema.validate(answer, schema)
 
 
 @needs_model
