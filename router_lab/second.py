@@ -172,8 +172,9 @@ def tensor_of(state: str) -> str:
     _, blocks = layer
     if past := [b for b in blocks if not b < LAYER_ROWS]:
         raise ValueError(f"no block {past[0]} in the bundled model")
-    names = [FINAL_STATE if b == LAYER_ROWS - 1 else f"l_out-{b}" for b in blocks]
-    return ",".join(tensor_names(",".join(names)))  # as many and as distinct as the tap reads
+    spec = ",".join(FINAL_STATE if b == LAYER_ROWS - 1 else f"l_out-{b}" for b in blocks)
+    tensor_names(spec)  # raises unless as many and as distinct as the tap reads
+    return spec
 
 
 def fit_prompt_head(
