@@ -40,12 +40,19 @@ converter since 2024, do not), and a model that writes a newline into a string t
 answers with JSON that does not parse (llama-cpp-python issue 1259)."""
 
 
+_ANY_DOT = r"dot ::= [^\x0A\x0D]"
+_JSON_DOT = r'dot ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+"""A ``pattern``'s ``.``, and the same held to a JSON string's characters: the converter's
+dot takes anything but CR and LF, so a quote, a backslash or a tab, none of which a JSON
+string may hold raw."""
+
+
 def schema_gbnf(schema_text: str) -> str:
     """The GBNF grammar of a JSON schema, its strings held to what JSON allows."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     grammar: str = json_schema_to_gbnf(schema_text)
-    return grammar.replace(_ANY_CHAR, _JSON_CHAR)
+    return grammar.replace(_ANY_CHAR, _JSON_CHAR).replace(_ANY_DOT, _JSON_DOT)
 
 
 @lru_cache(maxsize=GRAMMAR_CACHE_SIZE)

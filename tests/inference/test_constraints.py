@@ -67,23 +67,30 @@ async def test_schema_constrained_answers_validate(runner: LlamaRunner, seed: in
 
 @needs_model
 @module_loop
-async def test_a_schema_string_never_holds_a_raw_control_character(runner: LlamaRunner) -> None:
+@pytest.mark.parametrize(
+    "note",
+    [
+        {"type": "string", "minLength": 3, "maxLength": 6},
+        {"type": "string", "pattern": "^.{3,6}$"},  # a pattern's "." is its own rule
+    ],
+    ids=["length", "pattern"],
+)
+async def test_a_schema_string_never_holds_a_raw_control_character(
+    runner: LlamaRunner, note: dict[str, object]
+) -> None:
     # llama-cpp-python's schema converter lets a string hold any character but '"' and
-    # '\\' (its stock JSON grammar does not): pushed hard towards newlines and tabs, a
-    # model would write them raw into the string, and the answer would not parse.
+    # '\\', and a pattern's "." anything but CR and LF (its stock JSON grammar does
+    # not): pushed hard towards tabs, newlines and quotes, a model would write them raw
+    # into the string, and the answer would not parse.
     import llama_cpp
 
     vocab = llama_cpp.Llama(model_path=str(MODEL), vocab_only=True, verbose=False)
     try:
-        controls = {t for c in (b"\n", b"\t", b"\r") for t in vocab.tokenize(c, add_bos=False)}
+        pushed = {t for c in (b"\n", b"\t", b"\r", b'"') for t in vocab.tokenize(c, add_bos=False)}
     finally:
         vocab.close()
-    schema = {
-        "type": "object",
-        "properties": {"note": {"type": "string", "minLength": 3, "maxLength": 6}},
-        "required": ["note"],
-    }
-    bias = tuple((t, 100.0) for t in sorted(controls))
+    schema = {"type": "object", "properties": {"note": note}, "required": ["note"]}
+    bias = tuple((t, 100.0) for t in sorted(pushed))
     output = OutputFormat(schema_text=json.dumps(schema))
     chunks, end = await collect(runner, ask(output, max_tokens=60, temperature=0, logit_bias=bias))
     assert end.finish_reason == "stop"
