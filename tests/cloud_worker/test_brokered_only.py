@@ -14,15 +14,13 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.support.apps import serving
-from tests.support.edge import edge_pool, wait_for_worker, worker_app
+from tests.support.edge import edge_pool, linked_worker
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_worker_http_port_opens_no_sessions() -> None:
-    async with edge_pool() as edge, serving(worker_app(edge.url, "worker-b")) as port:
-        await wait_for_worker(edge.pool, "worker-b")
+    async with edge_pool() as edge, linked_worker(edge.pool, edge.url, "worker-b") as port:
         base = f"http://127.0.0.1:{port}"
         offer = {"type": "offer", "sdp": "v=0", "session_id": "s1"}
         async with aiohttp.ClientSession() as http:

@@ -80,12 +80,13 @@ def worker_app(
 @asynccontextmanager
 async def linked_worker(
     pool: PeerPool, signaling_url: str, peer_id: str, **settings: Any
-) -> AsyncIterator[None]:
+) -> AsyncIterator[int]:
     """A real worker (``worker_app`` with ``settings``) serving on loopback, entered once
-    ``pool``'s live peer is it; on exit it stops (drains as ``settings`` say)."""
-    async with serving(worker_app(signaling_url, peer_id, **settings)):
+    ``pool``'s live peer is it, as its HTTP port; on exit it stops (drains as
+    ``settings`` say)."""
+    async with serving(worker_app(signaling_url, peer_id, **settings)) as port:
         await wait_for_worker(pool, peer_id)
-        yield
+        yield port
 
 
 @asynccontextmanager
