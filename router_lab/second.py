@@ -13,7 +13,8 @@ other writers, three ways, and prints each as ``router_lab.lowo`` does:
   look at or above ``--sure`` goes to the cloud at once, any other prompt is scored by
   the mean log-odds of the features, the token head and the prompt head, the last
   counted ``--look-weight`` times (none with the elaboration floor: the state reads the
-  conversation).
+  conversation). Here the features and the token head each score a conversation as the
+  lower of itself and its last ask alone (``router_lab.history``), as the edge does.
 
 ``--write PATH`` fits the prompt head on every writer and writes it with the two looks'
 threshold, chosen on their out-of-writer scores by the same rule as the shipped weights,
@@ -41,6 +42,7 @@ from inference.state_tap import FINAL_STATE, tensor_names
 from router_lab.dataset import LabelledPrompt
 from router_lab.embed import LAYER_ROWS, _model_path, embed_items, layer_blocks
 from router_lab.head import LogisticHead, fit_head
+from router_lab.history import paired_scores
 from router_lab.lowo import (
     EMBED_L2,
     LowoResult,
@@ -136,21 +138,33 @@ def two_looks(
     *,
     sure: float = SURE,
     weight: int = LOOK_WEIGHT,
+    lower: tuple[dict[str, list[float]], dict[str, list[float]]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[bool]]]:
     """The first look's scores, the two looks' scores, and which prompts took the second
     look, per writer (as ``policy.Router`` and ``second.SecondLook`` compute them, the
-    prompt head counted ``weight`` times)."""
+    prompt head counted ``weight`` times). ``lower``: the features' and the split head's
+    scores where a look follows, each the lower of the conversation's and its last
+    ask's alone (``history.paired_scores``); default: ``features`` and ``split``."""
+    look_f, look_s = lower if lower is not None else (features, split)
     first: dict[str, list[float]] = {}
     final: dict[str, list[float]] = {}
     looked: dict[str, list[bool]] = {}
     for writer, items in groups.items():
-        rows = zip(features[writer], split[writer], prompt[writer], items, strict=True)
+        rows = zip(
+            features[writer],
+            split[writer],
+            look_f[writer],
+            look_s[writer],
+            prompt[writer],
+            items,
+            strict=True,
+        )
         first[writer], final[writer], looked[writer] = [], [], []
-        for f, s, p, item in rows:
+        for f, s, lf, ls, p, item in rows:
             elaboration = extract_features(item.request).elaboration
-            look = blend_many([f, s], False) < sure  # no elaboration floor where a look follows
+            look = blend_many([lf, ls], False) < sure  # no elaboration floor where a look follows
             first[writer].append(blend_many([f, s], elaboration))
-            final[writer].append(blend_many([f, s] + [p] * weight, False) if look else 1.0)
+            final[writer].append(blend_many([lf, ls] + [p] * weight, False) if look else 1.0)
             looked[writer].append(look)
     return first, final, looked
 
@@ -252,11 +266,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(groups) < 2:
         print("second: leave-one-writer-out needs at least two writers", file=sys.stderr)
         return 2
-    features = out_of_writer_scores(groups, features_scorer)
-    split = out_of_writer_scores(groups, embedding_scorer("split"))
+    features, features_lower = paired_scores(groups, features_scorer)
+    split, split_lower = paired_scores(groups, embedding_scorer("split"))
     prompt = prompt_scores(groups, l2=args.l2, state=args.state)
     first, final, looked = two_looks(
-        groups, features, split, prompt, sure=args.sure, weight=args.look_weight
+        groups,
+        features,
+        split,
+        prompt,
+        sure=args.sure,
+        weight=args.look_weight,
+        lower=(features_lower, split_lower),
     )
 
     def summary(name: str, scores: dict[str, list[float]]) -> LowoResult:

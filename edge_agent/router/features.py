@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edge_agent.router.history import last_ask_request
 from edge_agent.router.markers import Lexicon, Markers, bundled_lexicon
 from edge_agent.router.terms import term_buckets
 from shared.messages import ChatMessage, GenerateRequest
@@ -142,6 +143,8 @@ class PromptFeatures:
     """The answer is constrained to JSON (a schema, ``json_object`` mode or a tool call):
     the structured-output policy's signal (``structured.py``), not a model feature."""
     other_script_share: float = 0.0
+    """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
+    is weakest in these scripts)."""
     elaboration: bool = False
     """The last user turn asks more about a substantive previous answer (see
     ``_elaboration``)."""
@@ -154,8 +157,9 @@ class PromptFeatures:
     material), supplied with ``ask_tokens`` for a head that reads it."""
     focus_long: bool = False
     """The focus came from a long message (its first and last paragraphs)."""
-    """Share of Cyrillic, Arabic, Devanagari, Hangul and Thai characters (the small model
-    is weakest in these scripts)."""
+    last_ask: PromptFeatures | None = None
+    """For a conversation of more than one user turn, the features of its last ask alone
+    (``history.last_ask_request``): the second look's first half takes the lower score."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -247,6 +251,9 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
         structured=request.output is not None,
         terms=term_buckets(last_words, _focus(low), history_list),
+        last_ask=None
+        if (alone := last_ask_request(request)) is None
+        else extract_features(alone, lex),
     )
 
 

@@ -355,6 +355,10 @@ class Router(_PolicyRouter):
             if second is not None and look:
                 # The model's own reading of the whole conversation replaces the
                 # elaboration rule here: an easy follow-up after a long answer is easy.
+                # And the first look reads a conversation's last ask alone as well,
+                # keeping the lower score: the look still sees the history
+                # (``history.py``).
+                p, head = self._lower_for_last_ask(features, p, head)
                 first = blend(p, head, elaboration=False)
                 if first >= second.sure:
                     return Decision(Route.CLOUD, self._explain(features, x), p_cloud=first)
@@ -365,6 +369,20 @@ class Router(_PolicyRouter):
         if p >= threshold:
             return Decision(Route.CLOUD, self._explain(features, x), p_cloud=p)
         return Decision(Route.LOCAL, Reason.SIMPLE, p_cloud=p)
+
+    def _lower_for_last_ask(
+        self, features: PromptFeatures, p: float, head: float
+    ) -> tuple[float, float]:
+        """The features' probability and the token head's log-odds, each the lower of
+        the conversation's and its last ask's alone (as ``router_lab.second`` fitted)."""
+        alone = features.last_ask
+        if alone is None or alone.ask_tokens is None or self.token_head is None:
+            return p, head
+        p_alone = self.model.probability(self.model.vector(alone))
+        head_alone = self.token_head.log_odds(
+            alone.ask_tokens, alone.focus_tokens, alone.focus_long
+        )
+        return min(p, p_alone), min(head, head_alone)
 
     def _explain(self, features: PromptFeatures, x: tuple[float, ...]) -> Reason:
         """Why an escalated prompt is hard, as a client can act on it.

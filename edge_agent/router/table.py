@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.router.features import PromptFeatures
+from edge_agent.router.history import last_ask_request
 from edge_agent.router.model import ELABORATION_FLOOR, logit, sigmoid
 from shared.messages import GenerateRequest
 
@@ -131,19 +132,30 @@ def with_head_tokens(
     head: TokenHead,
 ) -> PromptFeatures:
     """``features`` with what ``head`` reads, in the local model's token ids: the
-    routing text's and, for a head that reads it, the focus text's. ``tokenize`` (the
-    inference side's) answers ``None`` when it cannot yet (the model not loaded): then
-    ``features`` unchanged, and the features decide alone."""
+    routing text's and, for a head that reads it, the focus text's; the same for the
+    last ask alone (``features.last_ask``). ``tokenize`` (the inference side's) answers
+    ``None`` when it cannot yet (the model not loaded): then ``features`` unchanged, and
+    the features decide alone."""
     ids = tokenize(routing_text(request))
     if ids is None:
         return features
+    last_ask = features.last_ask
+    alone = last_ask_request(request)
+    if last_ask is not None and alone is not None:
+        last_ask = with_head_tokens(last_ask, alone, tokenize, head)
     if not head.reads_focus:
-        return replace(features, ask_tokens=tuple(ids))
+        return replace(features, ask_tokens=tuple(ids), last_ask=last_ask)
     focus, long = focus_text(request)
     focus_ids = tokenize(focus) if focus else []
     if focus_ids is None:
         return features
-    return replace(features, ask_tokens=tuple(ids), focus_tokens=tuple(focus_ids), focus_long=long)
+    return replace(
+        features,
+        ask_tokens=tuple(ids),
+        focus_tokens=tuple(focus_ids),
+        focus_long=long,
+        last_ask=last_ask,
+    )
 
 
 def blend(p_features: float, head_log_odds: float, elaboration: bool) -> float:

@@ -40,6 +40,20 @@ def test_a_sure_first_look_skips_the_second_and_the_rest_blend_three(weight: int
             assert final["w"][n] == pytest.approx(look.score(np.zeros(1, dtype=np.float32)))
 
 
+def test_where_a_look_follows_it_reads_the_lower_scores() -> None:
+    items = DEV[:3]
+    groups = {"w": items}
+    features, split = {"w": [0.9, 0.6, 0.5]}, {"w": [0.9, 0.7, 0.5]}
+    lower = ({"w": [0.2, 0.6, 0.5]}, {"w": [0.3, 0.7, 0.5]})
+    prompt = {"w": [0.5, 0.5, 0.5]}
+    first, final, looked = two_looks(groups, features, split, prompt, sure=0.8, lower=lower)
+    plain, _, _ = two_looks(groups, features, split, prompt, sure=0.8)
+    assert first == plain, "the first look alone reads the whole conversation"
+    assert looked["w"] == [True, True, True]  # 0.9 and 0.9 would be sure; 0.2 and 0.3 not
+    expect = 1 / (1 + math.exp(-(logit(0.2) + logit(0.3) + 3 * logit(0.5)) / 5))
+    assert final["w"][0] == pytest.approx(expect)
+
+
 def test_the_shipped_weights_read_raw_states_as_the_fitted_head_reads_standardised_ones() -> None:
     rng = np.random.default_rng(3)
     xs = rng.normal(2.0, 5.0, size=(200, 8))

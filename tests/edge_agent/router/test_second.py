@@ -20,7 +20,7 @@ import pytest_asyncio
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.router import Reason, Route, Router, extract_features
 from edge_agent.router.features import PromptFeatures
-from edge_agent.router.model import ELABORATION_FLOOR
+from edge_agent.router.model import ELABORATION_FLOOR, logit
 from edge_agent.router.second import PromptHead, SecondLook, load_prompt_head
 from edge_agent.router.table import blend, file_sha256
 from edge_agent.serving import ServingPipeline
@@ -103,6 +103,22 @@ async def test_a_first_look_short_of_sure_defers_to_the_second(pipeline: Serving
         router.attach_prompt_head(shipped)
 
 
+def _scores(router: Router, features: PromptFeatures) -> tuple[float, float]:
+    """The features' probability and the token head's log-odds of ``features``."""
+    assert router.token_head is not None and features.ask_tokens is not None
+    head = router.token_head.log_odds(
+        features.ask_tokens, features.focus_tokens, features.focus_long
+    )
+    return router.score(features), head
+
+
+def _lower(router: Router, features: PromptFeatures) -> tuple[float, float]:
+    """Each of ``_scores``, the lower of the conversation's and its last ask's alone."""
+    assert features.last_ask is not None
+    (p, head), (p_alone, head_alone) = _scores(router, features), _scores(router, features.last_ask)
+    return min(p, p_alone), min(head, head_alone)
+
+
 FOLLOW_UP = GenerateRequest(
     request_id="f",
     messages=(
@@ -125,17 +141,53 @@ async def test_an_elaborating_follow_up_is_left_to_the_look_not_floored(
     shipped = router.prompt_head
     try:
         router.attach_prompt_head(_head(sure=0.95))
-        assert router.token_head is not None and features.ask_tokens is not None
-        head = router.token_head.log_odds(
-            features.ask_tokens, features.focus_tokens, features.focus_long
-        )
-        unfloored = blend(router.score(features), head, elaboration=False)
+        p, head = _scores(router, features)
+        unfloored = blend(p, head, elaboration=False)
         assert unfloored < 0.95  # else the first look is sure and no look follows
         plan = router.decide(features, requested="auto", cloud_available=True)
-        assert plan.second_look is not None and plan.p_cloud == unfloored
+        assert plan.second_look is not None
+        assert plan.p_cloud == blend(*_lower(router, features), elaboration=False)
         busy = router.decide(features, requested="auto", cloud_available=True, local_busy=1)
         assert busy.route is Route.CLOUD  # no look: the rule holds
         assert busy.p_cloud == max(unfloored, ELABORATION_FLOOR)
+    finally:
+        router.attach_prompt_head(shipped)
+
+
+EASY_AFTER_HARD = GenerateRequest(
+    request_id="e",
+    messages=(
+        ChatMessage(role="user", content="Prove that there are infinitely many primes."),
+        ChatMessage(role="assistant", content="Suppose there were finitely many primes. " * 20),
+        ChatMessage(role="user", content="thanks! and what is a prime, in one line?"),
+    ),
+)
+
+
+@module_loop
+async def test_the_look_reads_a_conversations_last_ask_alone_as_well(
+    pipeline: ServingPipeline,
+) -> None:
+    """Where a second look follows, the first look's two scores are each the lower of
+    the conversation's and its last ask's alone (the look itself reads the whole
+    conversation); without a look, the conversation alone is scored, as before."""
+    router = _router(pipeline)
+    features = pipeline._with_ask_tokens(EASY_AFTER_HARD, extract_features(EASY_AFTER_HARD))
+    alone = features.last_ask
+    assert alone is not None and alone.ask_tokens is not None and features.history_hard
+    whole, lower = _scores(router, features), _lower(router, features)
+    assert lower[0] < whole[0] and lower[1] < whole[1], "the easy ask alone reads as easier"
+    shipped = router.prompt_head
+    try:
+        router.attach_prompt_head(_head(sure=1.0))
+        plan = router.decide(features, requested="auto", cloud_available=True)
+        assert plan.second_look is not None
+        assert plan.second_look.features_log_odds == logit(lower[0])
+        assert plan.second_look.token_log_odds == lower[1]
+        assert plan.p_cloud == blend(*lower, elaboration=False)
+        busy = router.decide(features, requested="auto", cloud_available=True, local_busy=1)
+        assert busy.second_look is None
+        assert busy.p_cloud == blend(*whole, elaboration=features.elaboration)
     finally:
         router.attach_prompt_head(shipped)
 

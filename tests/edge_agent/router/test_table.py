@@ -191,3 +191,21 @@ def test_with_head_tokens_supplies_what_the_head_reads() -> None:
     assert focused.ask_tokens == (3, 6, 4, 7)
     assert (focused.focus_tokens, focused.focus_long) == ((3, 6, 4, 7), False)
     assert with_head_tokens(features, request, lambda _: None, _focus_head()) is features
+
+
+def test_with_head_tokens_supplies_the_last_ask_alone_its_own_ids() -> None:
+    request = _chat(
+        ("system", "be brief"),
+        ("user", "write a sonnet"),
+        ("assistant", "..."),
+        ("user", "thanks!"),
+    )
+
+    def ids(text: str) -> list[int]:
+        return [len(word) for word in text.split()]
+
+    features = with_head_tokens(extract_features(request), request, ids, _focus_head())
+    alone = features.last_ask
+    assert alone is not None and features.ask_tokens is not None
+    assert features.ask_tokens == (3, 7)  # "...", then "thanks!": the routing text
+    assert (alone.ask_tokens, alone.focus_tokens) == ((7,), (7,))  # "thanks!" alone
