@@ -119,13 +119,21 @@ def _lower(router: Router, features: PromptFeatures) -> tuple[float, float]:
     return min(p, p_alone), min(head, head_alone)
 
 
-FOLLOW_UP = GenerateRequest(
-    request_id="f",
-    messages=(
-        ChatMessage(role="user", content="Explain how a transformer model works, in detail."),
-        ChatMessage(role="assistant", content="A transformer is a neural network. " * 40),
-        ChatMessage(role="user", content="why is that?"),
-    ),
+def _conversation(ask: str, answer: str, follow_up: str) -> GenerateRequest:
+    return GenerateRequest(
+        request_id="c",
+        messages=(
+            ChatMessage(role="user", content=ask),
+            ChatMessage(role="assistant", content=answer),
+            ChatMessage(role="user", content=follow_up),
+        ),
+    )
+
+
+FOLLOW_UP = _conversation(
+    "Explain how a transformer model works, in detail.",
+    "A transformer is a neural network. " * 40,
+    "why is that?",
 )
 
 
@@ -154,13 +162,10 @@ async def test_an_elaborating_follow_up_is_left_to_the_look_not_floored(
         router.attach_prompt_head(shipped)
 
 
-EASY_AFTER_HARD = GenerateRequest(
-    request_id="e",
-    messages=(
-        ChatMessage(role="user", content="Prove that there are infinitely many primes."),
-        ChatMessage(role="assistant", content="Suppose there were finitely many primes. " * 20),
-        ChatMessage(role="user", content="thanks! and what is a prime, in one line?"),
-    ),
+EASY_AFTER_HARD = _conversation(
+    "Prove that there are infinitely many primes.",
+    "Suppose there were finitely many primes. " * 20,
+    "thanks! and what is a prime, in one line?",
 )
 
 
