@@ -61,7 +61,10 @@ async def test_auto_requests_carry_the_local_tokenisers_ids_and_are_scored_blend
         focus_ids = local.tokenize(focus)
         assert router.token_head.reads_focus and focus_ids
         assert (features.focus_tokens, features.focus_long) == (tuple(focus_ids), long)
-        decision = router.decide(features, requested="auto", cloud_available=True)
+        # A busy local model: no second look, so the first look's blend decides (where a
+        # look follows, a conversation's last ask is read alone too: test_second).
+        decision = router.decide(features, requested="auto", cloud_available=True, local_busy=1)
+        assert decision.second_look is None
         p_features = router.score(extract_features(REQUEST))
         head = router.token_head.log_odds(ids, focus_ids, long)
         assert decision.p_cloud == blend(p_features, head, features.elaboration)
