@@ -176,18 +176,20 @@ def test_a_focus_head_is_written_as_three_tables_and_reads_back(tmp_path: Path) 
     assert list(loaded.focus_long or ()) == [-3.0, 0.0, 5.0]
 
 
+def _word_lengths(text: str) -> list[int]:
+    """A stand-in tokeniser: one id per word, its length."""
+    return [len(word) for word in text.split()]
+
+
 def test_with_head_tokens_supplies_what_the_head_reads() -> None:
     """Routing ids always; focus ids and the long flag only for a head that reads them;
     nothing when the tokeniser cannot answer yet (the model not loaded)."""
     request = _chat(("user", "who signed this letter?"))
     features = extract_features(request)
 
-    def ids(text: str) -> list[int]:
-        return [len(word) for word in text.split()]
-
-    plain = with_head_tokens(features, request, ids, _head([0.0] * 10))
+    plain = with_head_tokens(features, request, _word_lengths, _head([0.0] * 10))
     assert plain.ask_tokens == (3, 6, 4, 7) and plain.focus_tokens is None
-    focused = with_head_tokens(features, request, ids, _focus_head())
+    focused = with_head_tokens(features, request, _word_lengths, _focus_head())
     assert focused.ask_tokens == (3, 6, 4, 7)
     assert (focused.focus_tokens, focused.focus_long) == ((3, 6, 4, 7), False)
     assert with_head_tokens(features, request, lambda _: None, _focus_head()) is features
@@ -200,11 +202,7 @@ def test_with_head_tokens_supplies_the_last_ask_alone_its_own_ids() -> None:
         ("assistant", "..."),
         ("user", "thanks!"),
     )
-
-    def ids(text: str) -> list[int]:
-        return [len(word) for word in text.split()]
-
-    features = with_head_tokens(extract_features(request), request, ids, _focus_head())
+    features = with_head_tokens(extract_features(request), request, _word_lengths, _focus_head())
     alone = features.last_ask
     assert alone is not None and features.ask_tokens is not None
     assert features.ask_tokens == (3, 7)  # "...", then "thanks!": the routing text
