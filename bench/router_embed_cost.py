@@ -79,7 +79,13 @@ def main() -> None:
         return list(tokenizer.tokenize(text.encode("utf-8"), add_bos=False))
 
     def edge() -> None:
-        features = with_head_tokens(extract_features(request), request, local_ids, token_head)
+        features = with_head_tokens(
+            extract_features(request),
+            request,
+            local_ids,
+            token_head,
+            last_ask=edge_router.prompt_head is not None,
+        )
         edge_router.decide(features, requested="auto", cloud_available=True)
 
     def tokenize_only() -> None:

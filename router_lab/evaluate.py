@@ -92,6 +92,7 @@ def decide_all(
                 item.request,
                 lambda text: tokenizer.tokenize(text.encode("utf-8"), add_bos=False),
                 head,
+                last_ask=getattr(router, "prompt_head", None) is not None,
             )
         decision = router.decide(features, requested="auto", cloud_available=True)
         times_ms.append((time.perf_counter_ns() - start) / 1e6)

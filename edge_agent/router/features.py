@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge_agent.router.history import last_ask_request
+from edge_agent.router.history import SYSTEM_ROLES
 from edge_agent.router.markers import Lexicon, Markers, bundled_lexicon
 from edge_agent.router.terms import term_buckets
 from shared.messages import ChatMessage, GenerateRequest
@@ -159,7 +159,9 @@ class PromptFeatures:
     """The focus came from a long message (its first and last paragraphs)."""
     last_ask: PromptFeatures | None = None
     """For a conversation of more than one user turn, the features of its last ask alone
-    (``history.last_ask_request``): the second look's first half takes the lower score."""
+    (``history.last_ask_request``): the second look's first half takes the lower score.
+    Never extracted here: ``table.with_head_tokens`` adds them, with their own token
+    ids, where a second look may follow (nothing else reads them)."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -191,7 +193,7 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         text = "\n".join(_window(m.content) for m in messages if m.role in _FLAG_ROLES)
         last_user = messages[last_index].content if last_index >= 0 else ""
         last_user_tokens = tokens[last_index] if last_index >= 0 else 0
-        has_system = any(m.role in ("system", "developer") for m in messages)
+        has_system = any(m.role in SYSTEM_ROLES for m in messages)
     else:
         text = _window(request.prompt or "")
         last_user = request.prompt or ""
@@ -251,9 +253,6 @@ def extract_features(request: GenerateRequest, lexicon: Lexicon | None = None) -
         other_script_share=len(_OTHER_SCRIPT.findall(text)) / len(text) if text else 0.0,
         structured=request.output is not None,
         terms=term_buckets(last_words, _focus(low), history_list),
-        last_ask=None
-        if (alone := last_ask_request(request)) is None
-        else extract_features(alone, lex),
     )
 
 

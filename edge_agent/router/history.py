@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from shared.messages import GenerateRequest
 
-__all__ = ["last_ask_request"]
+__all__ = ["SYSTEM_ROLES", "last_ask_request"]
 
-_SYSTEM_ROLES = frozenset({"system", "developer"})
+SYSTEM_ROLES = frozenset({"system", "developer"})
+"""The roles of an app's instructions rather than of the conversation."""
 
 
 def last_ask_request(request: GenerateRequest) -> GenerateRequest | None:
@@ -28,5 +29,5 @@ def last_ask_request(request: GenerateRequest) -> GenerateRequest | None:
     if messages is None or sum(m.role == "user" for m in messages) < 2:
         return None
     last = max(i for i, m in enumerate(messages) if m.role == "user")
-    lead = messages[:1] if messages[0].role in _SYSTEM_ROLES else ()
+    lead = messages[:1] if messages[0].role in SYSTEM_ROLES else ()
     return request.model_copy(update={"messages": (*lead, messages[last])})

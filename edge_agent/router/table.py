@@ -38,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_agent.router.features import PromptFeatures
+from edge_agent.router.features import PromptFeatures, extract_features
 from edge_agent.router.history import last_ask_request
 from edge_agent.router.model import ELABORATION_FLOOR, logit, sigmoid
 from shared.messages import GenerateRequest
@@ -130,21 +130,25 @@ def with_head_tokens(
     request: GenerateRequest,
     tokenize: Callable[[str], Sequence[int] | None],
     head: TokenHead,
+    *,
+    last_ask: bool,
 ) -> PromptFeatures:
     """``features`` with what ``head`` reads, in the local model's token ids: the
-    routing text's and, for a head that reads it, the focus text's; the same for the
-    last ask alone (``features.last_ask``). ``tokenize`` (the inference side's) answers
-    ``None`` when it cannot yet (the model not loaded): then ``features`` unchanged, and
-    the features decide alone."""
+    routing text's and, for a head that reads it, the focus text's. With ``last_ask``
+    (a second look may follow: the only reader), a conversation's last ask alone too
+    (``features.last_ask``), extracted here so that no other decision pays for it.
+    ``tokenize`` (the inference side's) answers ``None`` when it cannot yet (the model
+    not loaded): then ``features`` unchanged, and the features decide alone."""
     ids = tokenize(routing_text(request))
     if ids is None:
         return features
-    last_ask = features.last_ask
-    alone = last_ask_request(request)
-    if last_ask is not None and alone is not None:
-        last_ask = with_head_tokens(last_ask, alone, tokenize, head)
+    alone_request = last_ask_request(request) if last_ask else None
+    alone = None
+    if alone_request is not None:
+        alone_features = extract_features(alone_request)
+        alone = with_head_tokens(alone_features, alone_request, tokenize, head, last_ask=False)
     if not head.reads_focus:
-        return replace(features, ask_tokens=tuple(ids), last_ask=last_ask)
+        return replace(features, ask_tokens=tuple(ids), last_ask=alone)
     focus, long = focus_text(request)
     focus_ids = tokenize(focus) if focus else []
     if focus_ids is None:
@@ -154,7 +158,7 @@ def with_head_tokens(
         ask_tokens=tuple(ids),
         focus_tokens=tuple(focus_ids),
         focus_long=long,
-        last_ask=last_ask,
+        last_ask=alone,
     )
 
 

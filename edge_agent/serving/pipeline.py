@@ -230,7 +230,13 @@ class ServingPipeline:
         router = self._router
         if not isinstance(router, Router) or router.token_head is None:
             return features
-        return with_head_tokens(features, request, self.local.tokenize, router.token_head)
+        return with_head_tokens(
+            features,
+            request,
+            self.local.tokenize,
+            router.token_head,
+            last_ask=router.prompt_head is not None,
+        )
 
     def _engine_for(self, plan: Decision) -> Engine:
         if plan.route is Route.LOCAL:

@@ -243,25 +243,3 @@ def test_elaboration_is_a_question_continuing_a_substantive_answer(
 def test_a_single_prompt_never_elaborates() -> None:
     assert not ask("why though?").elaboration
     assert not chat(("user", "why though?")).elaboration
-
-
-def test_a_conversation_carries_its_last_ask_alone() -> None:
-    """History, done right: the last ask is also read on its own, the system turn kept,
-    so that an easy follow-up in a hard conversation can be scored as what it asks."""
-    features = chat(
-        ("system", "You are a terse assistant."),
-        ("user", "Prove that there are infinitely many primes."),
-        ("assistant", "Suppose there were finitely many primes p1..pn. " * 20),
-        ("user", "thanks! what is a prime, in one line?"),
-    )
-    alone = features.last_ask
-    assert features.history_hard and alone is not None
-    assert alone == chat(
-        ("system", "You are a terse assistant."), ("user", "thanks! what is a prime, in one line?")
-    )
-    assert not alone.history_hard and alone.turns == 2 and alone.last_ask is None
-    assert ask("what is a prime?").last_ask is None, "one user turn: nothing to read apart"
-    one_ask = chat(("user", "hi"), ("assistant", "Hello! How can I help?"))
-    assert one_ask.last_ask is None
-    completion = GenerateRequest(request_id="r", prompt="Once upon a time")
-    assert extract_features(completion).last_ask is None

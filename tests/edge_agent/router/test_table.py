@@ -187,23 +187,37 @@ def test_with_head_tokens_supplies_what_the_head_reads() -> None:
     request = _chat(("user", "who signed this letter?"))
     features = extract_features(request)
 
-    plain = with_head_tokens(features, request, _word_lengths, _head([0.0] * 10))
+    plain = with_head_tokens(features, request, _word_lengths, _head([0.0] * 10), last_ask=True)
     assert plain.ask_tokens == (3, 6, 4, 7) and plain.focus_tokens is None
-    focused = with_head_tokens(features, request, _word_lengths, _focus_head())
+    focused = with_head_tokens(features, request, _word_lengths, _focus_head(), last_ask=True)
     assert focused.ask_tokens == (3, 6, 4, 7)
     assert (focused.focus_tokens, focused.focus_long) == ((3, 6, 4, 7), False)
-    assert with_head_tokens(features, request, lambda _: None, _focus_head()) is features
+    assert focused.last_ask is None, "one user turn: nothing to read apart"
+    unready = with_head_tokens(features, request, lambda _: None, _focus_head(), last_ask=True)
+    assert unready is features
 
 
-def test_with_head_tokens_supplies_the_last_ask_alone_its_own_ids() -> None:
+def test_with_head_tokens_reads_a_conversations_last_ask_alone_where_asked() -> None:
+    """History, done right: where a second look may follow, the last ask is also read on
+    its own, the system turn kept, with its own ids, so that an easy follow-up in a hard
+    conversation can be scored as what it asks. Elsewhere nothing reads it: not made."""
     request = _chat(
-        ("system", "be brief"),
-        ("user", "write a sonnet"),
-        ("assistant", "..."),
+        ("system", "You are a terse assistant."),
+        ("user", "Prove that there are infinitely many primes."),
+        ("assistant", "Suppose there were finitely many primes p1..pn. " * 20),
         ("user", "thanks!"),
     )
-    features = with_head_tokens(extract_features(request), request, _word_lengths, _focus_head())
+    plain = extract_features(request)
+    assert plain.last_ask is None, "the features alone never carry it"
+    features = with_head_tokens(plain, request, _word_lengths, _focus_head(), last_ask=True)
     alone = features.last_ask
-    assert alone is not None and features.ask_tokens is not None
-    assert features.ask_tokens == (3, 7)  # "...", then "thanks!": the routing text
+    assert alone is not None and features.history_hard and features.ask_tokens is not None
+    assert features.ask_tokens[-1] == 7  # "thanks!" ends the routing text
     assert (alone.ask_tokens, alone.focus_tokens) == ((7,), (7,))  # "thanks!" alone
+    assert not alone.history_hard and alone.turns == 2 and alone.last_ask is None
+    asked_alone = _chat(("system", "You are a terse assistant."), ("user", "thanks!"))
+    assert alone == with_head_tokens(
+        extract_features(asked_alone), asked_alone, _word_lengths, _focus_head(), last_ask=False
+    )
+    without = with_head_tokens(plain, request, _word_lengths, _focus_head(), last_ask=False)
+    assert without.last_ask is None and without.ask_tokens == features.ask_tokens
