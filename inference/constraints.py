@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # numpy itself only where logits are read (not at an edge's s
     Processor = Callable[[npt.NDArray[np.intc], npt.NDArray[np.single]], npt.NDArray[np.single]]
 
 from inference.errors import InferenceError
+from inference.json_grammar import harden
 from shared.messages import OutputFormat, SamplingParams, TokenLogprob
 
 __all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs", "schema_gbnf", "token_logprob"]
@@ -32,27 +33,12 @@ GRAMMAR_CACHE_SIZE = 32
 """Distinct schemas whose grammars are kept."""
 
 
-_ANY_CHAR = r'char ::= [^"\\] |'
-_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
-"""The schema converter's string character, and JSON's: llama-cpp-python's converter
-lets a string hold raw control characters (its stock JSON grammar, and llama.cpp's own
-converter since 2024, do not), and a model that writes a newline into a string then
-answers with JSON that does not parse (llama-cpp-python issue 1259)."""
-
-
-_ANY_DOT = r"dot ::= [^\x0A\x0D]"
-_JSON_DOT = r'dot ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
-"""A ``pattern``'s ``.``, and the same held to a JSON string's characters: the converter's
-dot takes anything but CR and LF, so a quote, a backslash or a tab, none of which a JSON
-string may hold raw."""
-
-
 def schema_gbnf(schema_text: str) -> str:
-    """The GBNF grammar of a JSON schema, its strings held to what JSON allows."""
+    """The GBNF grammar of a JSON schema, its strings held to what JSON allows
+    (``json_grammar``)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    grammar: str = json_schema_to_gbnf(schema_text)
-    return grammar.replace(_ANY_CHAR, _JSON_CHAR).replace(_ANY_DOT, _JSON_DOT)
+    return harden(json_schema_to_gbnf(schema_text))
 
 
 @lru_cache(maxsize=GRAMMAR_CACHE_SIZE)

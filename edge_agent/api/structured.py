@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.errors import RequestInvalid
+from inference.constraints import schema_gbnf
 from shared.messages import MAX_SCHEMA_CHARS, OutputFormat
 
 __all__ = ["JsonSchemaSpec", "ResponseFormat", "check_schema", "ollama_format", "output_format"]
@@ -120,12 +121,8 @@ def check_schema(schema: object, *, param: str) -> str:
             f"{param} is {len(text)} characters of JSON; at most {MAX_SCHEMA_CHARS} are accepted.",
             param=param,
         )
-    try:
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-    except ImportError:  # pragma: no cover - llama-cpp-python is a run-time dependency
-        return text
     try:  # the converter every llama.cpp engine uses: what it cannot take is refused now
-        json_schema_to_gbnf(text)
+        schema_gbnf(text)  # as the local runner holds it (a class of only escapes: refused)
     except Exception as exc:  # the converter's failures are not a documented set
         raise RequestInvalid(
             f"{param} cannot be enforced as a grammar: {exc}", param=param

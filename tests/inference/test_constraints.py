@@ -72,16 +72,19 @@ async def test_schema_constrained_answers_validate(runner: LlamaRunner, seed: in
     [
         {"type": "string", "minLength": 3, "maxLength": 6},
         {"type": "string", "pattern": "^.{3,6}$"},  # a pattern's "." is its own rule
+        {"type": "string", "pattern": "^[^,]{3,6}$"},  # and its classes their own
+        {"type": "string", "pattern": "^[ -~]{3,6}$"},
     ],
-    ids=["length", "pattern"],
+    ids=["length", "pattern", "negated-class", "range"],
 )
 async def test_a_schema_string_never_holds_a_raw_control_character(
     runner: LlamaRunner, note: dict[str, object]
 ) -> None:
     # llama-cpp-python's schema converter lets a string hold any character but '"' and
-    # '\\', and a pattern's "." anything but CR and LF (its stock JSON grammar does
-    # not): pushed hard towards tabs, newlines and quotes, a model would write them raw
-    # into the string, and the answer would not parse.
+    # '\\', a pattern's "." anything but CR and LF, and a pattern's class whatever it
+    # names (its stock JSON grammar does not): pushed hard towards tabs, newlines and
+    # quotes, a model would write them raw into the string, and the answer would not
+    # parse (``inference.json_grammar``).
     import llama_cpp
 
     vocab = llama_cpp.Llama(model_path=str(MODEL), vocab_only=True, verbose=False)

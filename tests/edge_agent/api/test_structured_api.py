@@ -108,6 +108,20 @@ async def test_openai_streamed_auto_answer(http: ClientSession, agent: Agent) ->
             "/v1/chat/completions",
             {
                 "messages": ASK,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "tabs",
+                        "schema": {"type": "string", "pattern": "^[\\t\\n]+$"},
+                    },
+                },
+            },
+            "response_format.json_schema.schema",  # JSON text must escape all it allows
+        ),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": ASK,
                 "tools": [
                     {
                         "type": "function",
