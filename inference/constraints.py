@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # numpy itself only where logits are read (not at an edge's s
     Processor = Callable[[npt.NDArray[np.intc], npt.NDArray[np.single]], npt.NDArray[np.single]]
 
 from inference.errors import InferenceError
-from inference.json_grammar import harden
+from inference.json_grammar import harden, refuse_raw_literals
 from shared.messages import OutputFormat, SamplingParams, TokenLogprob
 
 __all__ = ["GRAMMAR_CACHE_SIZE", "grammar_for", "sampler_kwargs", "schema_gbnf", "token_logprob"]
@@ -38,6 +38,7 @@ def schema_gbnf(schema_text: str) -> str:
     (``json_grammar``)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+    refuse_raw_literals(json.loads(schema_text))
     return harden(json_schema_to_gbnf(schema_text))
 
 

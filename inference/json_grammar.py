@@ -8,6 +8,11 @@ string early), and a pattern's own classes whatever they say (``[^@]`` takes a q
 ``[ -~]`` a quote and a backslash). Any of those and the answer does not parse, though
 the grammar "held" it.
 
+A pattern's literal characters are another matter: the converter writes ``a"b`` as the
+grammar literal ``a"b``, raw, where the JSON text needs ``a\\"b``. ``refuse_raw_literals``
+refuses such a pattern by name instead (the edge's 400), since a literal cannot be told
+from the string's own quotes once in the grammar.
+
 So ``harden`` rewrites the converter's output: the ``char`` and ``dot`` rules by name as
 JSON's (escapes kept), and every other character class without the forbidden
 characters: a negated class excludes them too, a positive one has them cut out of its
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FORBIDDEN", "harden"]
+__all__ = ["FORBIDDEN", "harden", "refuse_raw_literals"]
 
 FORBIDDEN: frozenset[int] = frozenset({*range(0x20), 0x22, 0x5C, 0x7F})
 """What a JSON string may not hold raw: control characters, ``"`` and ``\\``
@@ -154,3 +159,56 @@ def _emit(cp: int) -> str:
     if cp <= 0xFFFF:
         return f"\\u{cp:04X}"
     return f"\\U{cp:08X}"
+
+
+_REGEX_CONTROL_ESCAPES = frozenset("tnrfvae0")
+
+
+def refuse_raw_literals(schema: object, path: str = "") -> None:
+    """``ValueError`` naming the first ``pattern`` in ``schema`` whose literal text (not
+    its classes, which ``harden`` holds) needs a character JSON must escape: a quote, a
+    backslash or a control character."""
+    if isinstance(schema, dict):
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and _has_raw_literal(pattern):
+            raise ValueError(
+                f"{path + '.' if path else ''}pattern matches a quote, backslash or control "
+                "character outside a character class, which a JSON string must escape; "
+                "the grammar would write it raw"
+            )
+        for key, value in schema.items():
+            refuse_raw_literals(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(schema, list):
+        for n, value in enumerate(schema):
+            refuse_raw_literals(value, f"{path}[{n}]")
+
+
+def _has_raw_literal(pattern: str) -> bool:
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            e = pattern[i + 1]
+            if not in_class and (e in '"\\' or e in _REGEX_CONTROL_ESCAPES):
+                return True
+            if not in_class and e in "xu" and _escape_value(pattern, i) in FORBIDDEN:
+                return True
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        elif not in_class and (c == '"' or ord(c) in FORBIDDEN):
+            return True
+        i += 1
+    return False
+
+
+def _escape_value(pattern: str, i: int) -> int | None:
+    width = 2 if pattern[i + 1] == "x" else 4
+    digits = pattern[i + 2 : i + 2 + width]
+    try:
+        return int(digits, 16) if len(digits) == width else None
+    except ValueError:
+        return None

@@ -10,7 +10,7 @@ import pytest
 
 from inference import InferenceError
 from inference.constraints import grammar_for, schema_gbnf
-from inference.json_grammar import harden
+from inference.json_grammar import harden, refuse_raw_literals
 from shared.messages import OutputFormat
 
 JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
@@ -63,3 +63,17 @@ def test_the_converters_own_output_comes_out_held() -> None:
     assert rules["char"] == rules["dot"] == JSON_CHAR
     assert r'[^,"\\\x7F\x00-\x1F]+' in rules["code"]
     assert "[0-9a-fA-F]" in rules["uuid"]
+
+
+@pytest.mark.parametrize("pattern", ['^a"b$', r"^a\\b$", r"^a\tb$", r"^a\x09b$", "^a\nb$"])
+def test_a_pattern_whose_literal_json_must_escape_is_refused_by_name(pattern: str) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "string", "pattern": pattern}}}
+    with pytest.raises(ValueError, match=r"^properties\.n\.pattern matches a quote"):
+        refuse_raw_literals(schema)
+    with pytest.raises(ValueError, match="must escape"):
+        schema_gbnf(json.dumps(schema))
+
+
+@pytest.mark.parametrize("pattern", [r"^\d{3}-\w+$", '^[^"]+$', r"^[\t a-z]+$", r"^\.\$x$"])
+def test_a_pattern_without_such_literals_passes(pattern: str) -> None:
+    refuse_raw_literals({"anyOf": [{"type": "string", "pattern": pattern}]})
