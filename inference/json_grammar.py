@@ -49,7 +49,9 @@ def harden(grammar: str) -> str:
     lines = []
     for line in grammar.splitlines():
         rule = _RULE.match(line)
-        if rule is not None and rule.group(1) in _RULES:
+        # By name only where the rule is the converter's class (a property named "char"
+        # gets a rule of its own name elsewhere: this holds if that ever changes).
+        if rule is not None and rule.group(1) in _RULES and line[rule.end() :].startswith("[^"):
             lines.append(f"{rule.group(1)} ::= {_RULES[rule.group(1)]}")
         else:
             lines.append(_harden_classes(line))

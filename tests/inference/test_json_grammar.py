@@ -24,6 +24,8 @@ def test_the_string_and_dot_rules_are_replaced_by_name_whatever_their_text() -> 
         'root ::= "\\"" char* dot "\\""',
     ]
     assert grammar.endswith("\n")
+    own = 'char ::= "\\"" [^,]+ "\\"" space'  # a property's rule by that name: its class held
+    assert harden(own) == r'char ::= "\"" [^,"\\\x7F\x00-\x1F]+ "\"" space'
 
 
 def test_a_negated_class_excludes_what_json_must_escape() -> None:
