@@ -193,6 +193,11 @@ def test_with_head_tokens_supplies_what_the_head_reads() -> None:
     assert focused.ask_tokens == (3, 6, 4, 7)
     assert (focused.focus_tokens, focused.focus_long) == ((3, 6, 4, 7), False)
     assert focused.last_ask is None, "one user turn: nothing to read apart"
+    completion = GenerateRequest(request_id="r", prompt="who signed this letter?")
+    as_text = with_head_tokens(
+        extract_features(completion), completion, _word_lengths, _focus_head(), last_ask=True
+    )
+    assert as_text.ask_tokens == (3, 6, 4, 7) and as_text.last_ask is None, "no turns at all"
     unready = with_head_tokens(features, request, lambda _: None, _focus_head(), last_ask=True)
     assert unready is features
 
