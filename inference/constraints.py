@@ -49,7 +49,6 @@ def _grammar(schema_text: str | None) -> Any:
     if schema_text is None:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
-        json.loads(schema_text)
         return LlamaGrammar.from_string(schema_gbnf(schema_text), verbose=False)
     except Exception as exc:  # the converter's failures are not a documented set
         raise InferenceError(f"the JSON schema cannot be enforced: {exc}") from exc

@@ -193,7 +193,7 @@ def _has_raw_literal(pattern: str) -> bool:
             e = pattern[i + 1]
             if not in_class and (e in '"\\' or e in _REGEX_CONTROL_ESCAPES):
                 return True
-            if not in_class and e in "xu" and _escape_value(pattern, i) in FORBIDDEN:
+            if not in_class and e in "xu" and _char(pattern, i)[0] in FORBIDDEN:
                 return True
             i += 2
             continue
@@ -205,12 +205,3 @@ def _has_raw_literal(pattern: str) -> bool:
             return True
         i += 1
     return False
-
-
-def _escape_value(pattern: str, i: int) -> int | None:
-    width = 2 if pattern[i + 1] == "x" else 4
-    digits = pattern[i + 2 : i + 2 + width]
-    try:
-        return int(digits, 16) if len(digits) == width else None
-    except ValueError:
-        return None
