@@ -99,6 +99,7 @@ CASES = {
             "prefill_ms_p50",
             "look_score_us",
             "look_ms_500_p99",
+            "look_cpu_ms_500_p99",
             "ratio_ttft_look_vs_plain",
             "ratio_prefill_vs_plain_ttft",
         ],
