@@ -110,7 +110,17 @@ class EdgeSettings(PeerSettings):
         gt=0,
         lt=1,
         description="auto route: learned score at or above which a prompt goes to the cloud "
-        "(default: the threshold stored with the weights).",
+        "where no second look follows (default: the threshold stored with the weights); "
+        "with a look, --router-second-look-threshold decides.",
+    )
+    router_second_look_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="auto route: the second look's blended score at or above which a prompt "
+        "escalates (default: the threshold stored with the prompt head). Higher keeps more "
+        "prompts local at the price of cloud recall; python -m router_lab.tradeoff shows "
+        "what each gives on people the router has never met.",
     )
     cloud_daily_token_budget: int | None = Field(
         default=None,

@@ -161,8 +161,12 @@ class RouterConfig:
     """More local requests than this (generating or waiting) send ``auto`` ones to the
     cloud; ``None`` never does."""
     cloud_threshold: float | None = None
-    """Learned score at or above which a prompt goes to the cloud; ``None`` = the
-    threshold the weights were trained with."""
+    """Learned score at or above which a prompt goes to the cloud where no second look
+    follows; ``None`` = the threshold the weights were trained with."""
+    second_look_threshold: float | None = None
+    """The second look's blended score at or above which a prompt escalates; ``None`` =
+    the threshold stored with the prompt head. Without it an operator could move only
+    the first look's threshold, which a prompt the look decides never meets."""
     structured_to_cloud: bool = True
     """Send requests constrained to JSON (schemas, tool calls) to the cloud (``structured.py``)."""
     second_look: bool = True
@@ -179,8 +183,10 @@ class RouterConfig:
             raise ValueError("local_n_ctx must be >= 1")
         if self.local_overload_queue is not None and self.local_overload_queue < 0:
             raise ValueError("local_overload_queue must be >= 0")
-        if self.cloud_threshold is not None and not 0.0 < self.cloud_threshold < 1.0:
-            raise ValueError("cloud_threshold must be within (0, 1)")
+        for name in ("cloud_threshold", "second_look_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be within (0, 1)")
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> RouterConfig:
@@ -191,6 +197,7 @@ class RouterConfig:
             local_n_ctx=settings.n_ctx,
             local_overload_queue=settings.local_overload_queue,
             cloud_threshold=settings.router_cloud_threshold,
+            second_look_threshold=settings.router_second_look_threshold,
             structured_to_cloud=settings.structured_to_cloud,
             second_look=settings.router_second_look,
             second_look_max_prompt_tokens=settings.router_second_look_max_prompt_tokens,
@@ -336,7 +343,10 @@ class Router(_PolicyRouter):
         self.token_head = head
 
     def attach_prompt_head(self, head: PromptHead | None) -> None:
-        """Take second looks with ``head`` from now on (``None``, or the setting off: none)."""
+        """Take second looks with ``head`` from now on (``None``, or the setting off: none),
+        at the configured threshold where one is set."""
+        if head is not None and self.config.second_look_threshold is not None:
+            head = replace(head, threshold=self.config.second_look_threshold)
         self.prompt_head = head if self.config.second_look else None
 
     def score(self, features: PromptFeatures) -> float:

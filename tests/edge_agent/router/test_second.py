@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 
 from edge_agent.metrics import EdgeMetrics
-from edge_agent.router import Reason, Route, Router, extract_features
+from edge_agent.router import Reason, Route, Router, RouterConfig, extract_features
 from edge_agent.router.features import PromptFeatures
 from edge_agent.router.model import ELABORATION_FLOOR, logit
 from edge_agent.router.second import PromptHead, SecondLook, load_prompt_head
@@ -218,6 +219,36 @@ async def test_the_settings_turn_the_second_look_off(settings: dict[str, object]
         assert features.prompt_tokens > 3
         plan = router.decide(features, requested="auto", cloud_available=True)
         assert plan.second_look is None and plan.route is Route.LOCAL
+
+
+@module_loop
+async def test_the_looks_threshold_is_a_setting(pipeline: ServingPipeline) -> None:
+    """``--router-second-look-threshold`` moves the look's threshold; the shipped head's
+    stands where it is unset, and ``--router-cloud-threshold`` leaves it alone."""
+    shipped = _router(pipeline).prompt_head
+    assert shipped is not None and shipped.threshold != 0.9
+    async with loaded_engine() as local:
+        for settings, expected in (
+            ({"router_second_look_threshold": 0.9}, 0.9),
+            ({"router_cloud_threshold": 0.9}, shipped.threshold),
+        ):
+            moved = ServingPipeline.from_settings(
+                EdgeSettings(n_ctx=N_CTX, **settings),  # type: ignore[arg-type]
+                local=local,
+                cloud=None,
+                metrics=EdgeMetrics(),
+            )
+            await moved.load_token_head()
+            router = _router(moved)
+            assert router.prompt_head is not None
+            assert router.prompt_head.threshold == expected
+            assert np.array_equal(router.prompt_head.weights, shipped.weights)
+            look = SecondLook(router.prompt_head, 0.0, 0.0)  # as ``decide`` makes it
+            assert look.escalates(expected) and not look.escalates(expected - 1e-6)
+    with pytest.raises(ValueError, match="second_look_threshold"):
+        RouterConfig(second_look_threshold=1.0)
+    with pytest.raises(ValidationError, match="router_second_look_threshold"):
+        EdgeSettings(router_second_look_threshold=0)
 
 
 def test_the_look_blends_three_log_odds_the_heads_weighted() -> None:
