@@ -26,10 +26,8 @@ RECALL_TARGETS = (0.97, 0.965, 0.96, 0.95, 0.94, 0.93, 0.90, 0.85)
 is the one ``second`` ships the look's threshold at)."""
 
 
-def _scores(
-    result: dict[str, object], groups: dict[str, list[LabelledPrompt]]
-) -> dict[str, list[float]]:
-    scores = result.get("scores")
+def _scores(result: object, groups: dict[str, list[LabelledPrompt]]) -> dict[str, list[float]]:
+    scores = result.get("scores") if isinstance(result, dict) else None
     if not isinstance(scores, dict):
         raise ValueError(
             "the result has no per-writer scores (write it with lowo or second --json)"
@@ -40,7 +38,12 @@ def _scores(
             f"the result's writers differ from the data's: missing {missing}, extra {extra}"
         )
     for writer, items in groups.items():
-        if len(scores[writer]) != len(items):
+        values = scores[writer]
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError(f"writer {writer}: the scores are not a list of numbers")
+        if len(values) != len(items):
             raise ValueError(
                 f"writer {writer}: {len(scores[writer])} scores for {len(items)} prompts "
                 "(the data changed after the result was written)"

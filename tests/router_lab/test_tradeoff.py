@@ -95,6 +95,12 @@ def test_bad_arguments_are_refused_by_name(
     assert "recall target" in capsys.readouterr().err
     assert main([str(tmp_path / "none.json"), *map(str, paths)]) == 2
     assert "none.json" in capsys.readouterr().err
-    (tmp_path / "plain.json").write_text("{}")
-    assert main([str(tmp_path / "plain.json"), *map(str, paths)]) == 2
-    assert "no per-writer scores" in capsys.readouterr().err
+    bad = json.loads((tmp_path / "lowo.json").read_text())
+    bad["scores"]["w2"][3] = "high"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    assert main([str(tmp_path / "bad.json"), *map(str, paths)]) == 2
+    assert "writer w2: the scores are not a list of numbers" in capsys.readouterr().err
+    for text in ("{}", "[1, 2]"):
+        (tmp_path / "plain.json").write_text(text)
+        assert main([str(tmp_path / "plain.json"), *map(str, paths)]) == 2
+        assert "no per-writer scores" in capsys.readouterr().err
