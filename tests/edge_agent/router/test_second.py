@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 
+from edge_agent.engines.local import LocalEngine
 from edge_agent.metrics import EdgeMetrics
 from edge_agent.router import Reason, Route, Router, RouterConfig, extract_features
 from edge_agent.router.features import PromptFeatures
@@ -198,6 +199,18 @@ async def test_the_look_reads_a_conversations_last_ask_alone_as_well(
         router.attach_prompt_head(shipped)
 
 
+async def _pipeline_with(local: LocalEngine, settings: Mapping[str, object]) -> ServingPipeline:
+    """A pipeline over ``local`` with these edge settings, its heads loaded."""
+    pipeline = ServingPipeline.from_settings(
+        EdgeSettings(n_ctx=N_CTX, **settings),  # type: ignore[arg-type]
+        local=local,
+        cloud=None,
+        metrics=EdgeMetrics(),
+    )
+    await pipeline.load_token_head()
+    return pipeline
+
+
 @module_loop
 @pytest.mark.parametrize(
     "settings",
@@ -206,13 +219,7 @@ async def test_the_look_reads_a_conversations_last_ask_alone_as_well(
 )
 async def test_the_settings_turn_the_second_look_off(settings: dict[str, object]) -> None:
     async with loaded_engine() as local:
-        pipeline = ServingPipeline.from_settings(
-            EdgeSettings(n_ctx=N_CTX, **settings),  # type: ignore[arg-type]
-            local=local,
-            cloud=None,
-            metrics=EdgeMetrics(),
-        )
-        await pipeline.load_token_head()
+        pipeline = await _pipeline_with(local, settings)
         router = _router(pipeline)
         router.attach_prompt_head(_head())
         features = _features(pipeline)
@@ -232,14 +239,7 @@ async def test_the_looks_threshold_is_a_setting(pipeline: ServingPipeline) -> No
             ({"router_second_look_threshold": 0.9}, 0.9),
             ({"router_cloud_threshold": 0.9}, shipped.threshold),
         ):
-            moved = ServingPipeline.from_settings(
-                EdgeSettings(n_ctx=N_CTX, **settings),  # type: ignore[arg-type]
-                local=local,
-                cloud=None,
-                metrics=EdgeMetrics(),
-            )
-            await moved.load_token_head()
-            router = _router(moved)
+            router = _router(await _pipeline_with(local, settings))
             assert router.prompt_head is not None
             assert router.prompt_head.threshold == expected
             assert np.array_equal(router.prompt_head.weights, shipped.weights)
